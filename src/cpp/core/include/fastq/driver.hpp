@@ -1,0 +1,84 @@
+// The broker driver contract. One implementation per database; every driver passes the
+// same conformance suite (tests/cpp/driver_conformance.cpp).
+//
+// Contract, for every driver:
+//  * enqueue() inserts all jobs in one round trip (one statement or one transaction).
+//  * claim() takes up to `limit` runnable jobs (state queued, run_at <= now, queue in the
+//    list) in one statement, highest priority first, then oldest run_at, then id. Each is
+//    stamped running, attempts+1, a lease expiry and a lease token (one token per claim).
+//  * complete() writes a batch of outcomes in one statement, each fenced by its lease
+//    token: a row whose token changed (rescued, re-claimed) is left alone. It returns how
+//    many rows were written; the rest were fenced off.
+//  * renew() pushes out the lease expiry of each running job still holding its token.
+//  * release() returns claimed-but-unstarted jobs to the queue without spending an attempt.
+//  * rescue_expired() returns running jobs whose lease expired to the queue (the worker
+//    that held them is presumed dead); the attempt it spent stays counted.
+//  * A driver object is used by one thread at a time. connect_another() opens a sibling
+//    on the same database for another thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastq/types.hpp"
+
+namespace fastq {
+
+// Raised by drivers for database errors. `transient` marks errors worth retrying after a
+// reconnect (connection lost, server shutting down, lock timeout).
+class DriverError : public std::runtime_error {
+ public:
+  DriverError(const std::string& what, bool transient)
+      : std::runtime_error(what), transient_(transient) {}
+  bool transient() const noexcept { return transient_; }
+
+ private:
+  bool transient_;
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  virtual std::string name() const = 0;  // "memory", "sqlite", "postgres"
+  virtual std::unique_ptr<Driver> connect_another() const = 0;
+
+  virtual void enqueue(std::span<const NewJob> jobs) = 0;
+  virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
+  virtual std::size_t complete(std::span<const Completion> completions) = 0;
+  virtual std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) = 0;
+  virtual std::size_t release(std::span<const JobRef> jobs) = 0;
+  virtual std::size_t rescue_expired() = 0;
+
+  // Runnable jobs left in these queues (state queued and due now).
+  virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
+  virtual std::optional<JobRecord> get(const std::string& id) = 0;
+
+  // Wake-ups. A driver that can push notifications of new work exposes a file descriptor
+  // that becomes readable when one arrives (PostgreSQL LISTEN); the worker waits on it
+  // and calls drain_notifications(). Returns -1 when the driver cannot notify.
+  virtual int notification_fd() { return -1; }
+  // Consumes pending notifications; true if any announced new work.
+  virtual bool drain_notifications() { return false; }
+  // In-process wake-up (memory driver): called after every enqueue. May be called from
+  // any thread; must be cheap and must not call back into the driver.
+  virtual void set_wakeup(std::function<void()> /*wakeup*/) {}
+};
+
+// Factories. Each opens its connection eagerly so that a bad DSN fails here, clearly.
+std::unique_ptr<Driver> make_memory_driver();
+// `path` is a file path (":memory:" is refused: a worker needs a database other processes
+// can see). WAL mode and a busy timeout are set on every connection.
+std::unique_ptr<Driver> make_sqlite_driver(const std::string& path,
+                                           std::chrono::milliseconds busy_timeout =
+                                               std::chrono::milliseconds(30000));
+// `conninfo` is a libpq connection string or URI.
+std::unique_ptr<Driver> make_postgres_driver(const std::string& conninfo);
+
+}  // namespace fastq

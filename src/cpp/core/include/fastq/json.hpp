@@ -1,0 +1,21 @@
+// Small JSON helpers for the core: escaping for statements we build, and validation of
+// job payloads before any Python sees them. Decoding uses simdjson (see json.cpp).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fastq {
+
+// Appends `s` as a JSON string literal (with quotes) to `out`.
+void append_json_string(std::string& out, std::string_view s);
+
+// Checks a claimed job's payload. Returns an error message when `args` is not a JSON
+// array, `kwargs` is not a JSON object, either is malformed, or together they exceed
+// `max_bytes`; std::nullopt when the payload may be handed to the task.
+std::optional<std::string> validate_payload(std::string_view args, std::string_view kwargs,
+                                            std::size_t max_bytes);
+
+}  // namespace fastq

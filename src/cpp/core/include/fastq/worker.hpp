@@ -1,0 +1,112 @@
+// The worker: poller -> bounded local queue -> executor threads -> completer.
+//
+//   auto driver = fastq::make_postgres_driver("host=127.0.0.1 dbname=app");
+//   MyRunner runner;                            // runs one job: Python, in the bindings
+//   fastq::WorkerConfig cfg;
+//   cfg.queues = {"default"};
+//   cfg.registered = {"shop.tasks.send_sms"};  // only these names ever run
+//   cfg.concurrency = 8;
+//   fastq::Worker worker(std::move(driver), runner, cfg);
+//   fastq::WorkerStats stats = worker.run();   // blocks until stop() / SIGTERM / burst end
+//
+// Threads and what each owns:
+//  * poller (Boost.Asio io_context): the claim connection, the LISTEN socket, SIGINT and
+//    SIGTERM, idle back-off timers. Claims as many jobs as the local queue has room for,
+//    in one statement; when a claim comes back short it waits for a notification (or an
+//    idle poll) instead of spinning.
+//  * executors (`concurrency` std::threads): pop jobs, reject unknown task names and
+//    malformed payloads without calling the runner, call TaskRunner::run() for the rest.
+//    The runner decides what to lock (the bindings take the GIL per batch of jobs).
+//  * completer (its own io_context): a sibling connection; flushes outcomes every
+//    `flush_interval` or `flush_batch` outcomes in one fenced statement, renews leases of
+//    every held job every lease/3, returns expired leases of dead workers to the queue.
+//
+// Shutdown (stop(), SIGTERM, SIGINT, or burst mode finding nothing runnable): no new
+// claims; executors finish the job they are running; jobs still waiting in the local
+// queue are released back to the database without spending an attempt; outcomes are
+// flushed; run() returns. A job that was claimed is thus always completed, released, or
+// (if this process dies) rescued after its lease expires.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "fastq/driver.hpp"
+#include "fastq/types.hpp"
+
+namespace fastq {
+
+// Runs one job. Implemented by the language front end (the Python bindings); the core
+// knows nothing of Python. Called on executor threads; must not throw.
+class TaskRunner {
+ public:
+  virtual ~TaskRunner() = default;
+  virtual void thread_started() {}
+  virtual void thread_stopping() {}
+  // Brackets a run of consecutive jobs on one thread (the bindings hold the GIL across it).
+  virtual void begin_batch() {}
+  virtual void end_batch() {}
+  // Fills `out` (id and lease_token are already set) with the outcome of running `job`.
+  virtual void run(const ClaimedJob& job, Completion& out) = 0;
+};
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+struct WorkerConfig {
+  std::vector<std::string> queues{"default"};
+  std::unordered_set<std::string> registered;  // task names this process may run
+  int concurrency = 4;                          // executor threads
+  int prefetch = 0;         // extra jobs held beyond concurrency; 0 = automatic
+  int claim_batch = 256;    // most jobs taken by one claim statement
+  int exec_batch = 32;      // most jobs one executor runs per begin/end_batch
+  std::chrono::milliseconds lease{30000};
+  std::chrono::milliseconds flush_interval{5};
+  std::size_t flush_batch = 512;
+  std::chrono::milliseconds idle_poll_min{5};
+  std::chrono::milliseconds idle_poll_max{1000};
+  std::chrono::milliseconds rescue_interval{5000};
+  std::size_t max_payload_bytes = 1 << 20;
+  bool burst = false;            // stop once nothing runnable is left
+  bool handle_signals = true;    // SIGINT / SIGTERM start a graceful stop
+  std::string name;              // "host:pid", recorded on claimed rows
+  std::function<void(LogLevel, const std::string&)> log;  // any thread; may be empty
+};
+
+struct WorkerStats {
+  std::uint64_t claimed = 0;
+  std::uint64_t claims = 0;  // claim statements that returned at least one job
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t completed_written = 0;  // outcomes the database accepted
+  std::uint64_t fenced = 0;             // outcomes refused: the lease had moved on
+  std::uint64_t flushes = 0;
+  std::uint64_t released = 0;
+  std::uint64_t rescued = 0;
+  std::uint64_t db_errors = 0;
+};
+
+class Worker {
+ public:
+  Worker(std::unique_ptr<Driver> driver, TaskRunner& runner, WorkerConfig config);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Runs until stopped; returns the counters. Throws DriverError if the database refuses
+  // the worker for a non-transient reason (missing table, bad credentials).
+  WorkerStats run();
+  // Starts a graceful stop; safe from any thread and from signal-free contexts.
+  void stop();
+  WorkerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fastq

@@ -1,0 +1,57 @@
+#include "fastq/json.hpp"
+
+#include <simdjson.h>
+
+namespace fastq {
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+namespace {
+// One parser per thread: simdjson reuses its buffers across documents.
+simdjson::dom::parser& thread_parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+}  // namespace
+
+std::optional<std::string> validate_payload(std::string_view args, std::string_view kwargs,
+                                            std::size_t max_bytes) {
+  if (args.size() + kwargs.size() > max_bytes) {
+    return "payload of " + std::to_string(args.size() + kwargs.size()) +
+           " bytes exceeds the limit of " + std::to_string(max_bytes) + " bytes";
+  }
+  auto& parser = thread_parser();
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(args.data(), args.size()).get(doc)) {
+    return std::string("args is not valid JSON: ") + simdjson::error_message(err);
+  }
+  if (!doc.is_array()) return "args must be a JSON array";
+  if (auto err = parser.parse(kwargs.data(), kwargs.size()).get(doc)) {
+    return std::string("kwargs is not valid JSON: ") + simdjson::error_message(err);
+  }
+  if (!doc.is_object()) return "kwargs must be a JSON object";
+  return std::nullopt;
+}
+
+}  // namespace fastq

@@ -1,0 +1,216 @@
+// In-memory driver: the reference semantics of the contract in driver.hpp, used by the
+// Python API tests and the worker's unit tests. Siblings share one store.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "fastq/driver.hpp"
+
+namespace fastq {
+namespace {
+
+struct Row {
+  JobRecord rec;
+  Micros run_at = 0;
+  std::int64_t lease_token = 0;
+  Micros lease_expires = 0;
+  std::uint64_t seq = 0;  // insertion order: the id tie-break of the SQL drivers
+};
+
+struct Store {
+  std::mutex mu;
+  std::unordered_map<std::string, Row> rows;
+  std::uint64_t next_seq = 0;
+  std::function<void()> wakeup;
+};
+
+class MemoryDriver final : public Driver {
+ public:
+  explicit MemoryDriver(std::shared_ptr<Store> store) : store_(std::move(store)) {}
+
+  std::string name() const override { return "memory"; }
+  std::unique_ptr<Driver> connect_another() const override {
+    return std::make_unique<MemoryDriver>(store_);
+  }
+
+  void enqueue(std::span<const NewJob> jobs) override {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(store_->mu);
+      const Micros now = now_micros();
+      for (const auto& j : jobs) {
+        Row row;
+        row.rec.id = j.id;
+        row.rec.task = j.task;
+        row.rec.queue = j.queue;
+        row.rec.state = state::kQueued;
+        row.rec.priority = j.priority;
+        row.rec.args = j.args;
+        row.rec.kwargs = j.kwargs;
+        row.run_at = j.run_at.value_or(now);
+        row.seq = store_->next_seq++;
+        if (!store_->rows.emplace(j.id, std::move(row)).second) {
+          throw DriverError("duplicate job id " + j.id, false);
+        }
+      }
+      wake = store_->wakeup;
+    }
+    if (wake) wake();
+  }
+
+  std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    std::vector<Row*> due;
+    for (auto& [id, row] : store_->rows) {
+      if (row.rec.state == state::kQueued && row.run_at <= now &&
+          std::find(req.queues.begin(), req.queues.end(), row.rec.queue) != req.queues.end()) {
+        due.push_back(&row);
+      }
+    }
+    const auto n = std::min<std::size_t>(due.size(), static_cast<std::size_t>(req.limit));
+    std::partial_sort(due.begin(), due.begin() + static_cast<std::ptrdiff_t>(n), due.end(),
+                      [](const Row* a, const Row* b) {
+                        if (a->rec.priority != b->rec.priority)
+                          return a->rec.priority > b->rec.priority;
+                        if (a->run_at != b->run_at) return a->run_at < b->run_at;
+                        return a->seq < b->seq;
+                      });
+    const std::int64_t token = new_lease_token();
+    std::vector<ClaimedJob> out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      Row& r = *due[i];
+      r.rec.state = state::kRunning;
+      r.rec.attempts += 1;
+      r.lease_token = token;
+      r.lease_expires = now + req.lease.count() * 1000;
+      out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
+                               r.rec.priority, r.rec.attempts, token});
+    }
+    return out;
+  }
+
+  std::size_t complete(std::span<const Completion> done) override {
+    std::lock_guard lock(store_->mu);
+    std::size_t n = 0;
+    for (const auto& c : done) {
+      auto it = store_->rows.find(c.id);
+      if (it == store_->rows.end() || it->second.lease_token != c.lease_token ||
+          it->second.rec.state != state::kRunning) {
+        continue;
+      }
+      Row& r = it->second;
+      r.lease_token = 0;
+      if (c.outcome == Outcome::kSucceeded) {
+        r.rec.state = state::kSucceeded;
+        r.rec.result = c.result;
+      } else {
+        r.rec.state = state::kFailed;
+        r.rec.error_type = c.error_type;
+        r.rec.error = c.error;
+        r.rec.traceback = c.traceback;
+      }
+      ++n;
+    }
+    return n;
+  }
+
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+    std::lock_guard lock(store_->mu);
+    const Micros until = now_micros() + lease.count() * 1000;
+    std::size_t n = 0;
+    for (const auto& j : jobs) {
+      auto it = store_->rows.find(j.id);
+      if (it != store_->rows.end() && it->second.rec.state == state::kRunning &&
+          it->second.lease_token == j.lease_token) {
+        it->second.lease_expires = until;
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  std::size_t release(std::span<const JobRef> jobs) override {
+    std::size_t n = 0;
+    {
+      std::lock_guard lock(store_->mu);
+      for (const auto& j : jobs) {
+        auto it = store_->rows.find(j.id);
+        if (it == store_->rows.end() || it->second.lease_token != j.lease_token ||
+            it->second.rec.state != state::kRunning) {
+          continue;
+        }
+        it->second.rec.state = state::kQueued;
+        it->second.rec.attempts -= 1;
+        it->second.lease_token = 0;
+        ++n;
+      }
+    }
+    wake();
+    return n;
+  }
+
+  std::size_t rescue_expired() override {
+    std::size_t n = 0;
+    {
+      std::lock_guard lock(store_->mu);
+      const Micros now = now_micros();
+      for (auto& [id, r] : store_->rows) {
+        if (r.rec.state == state::kRunning && r.lease_expires < now) {
+          r.rec.state = state::kQueued;
+          r.lease_token = 0;
+          ++n;
+        }
+      }
+    }
+    if (n) wake();
+    return n;
+  }
+
+  std::size_t count_runnable(std::span<const std::string> queues) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    std::size_t n = 0;
+    for (auto& [id, r] : store_->rows) {
+      if (r.rec.state == state::kQueued && r.run_at <= now &&
+          std::find(queues.begin(), queues.end(), r.rec.queue) != queues.end()) {
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  std::optional<JobRecord> get(const std::string& id) override {
+    std::lock_guard lock(store_->mu);
+    auto it = store_->rows.find(id);
+    if (it == store_->rows.end()) return std::nullopt;
+    return it->second.rec;
+  }
+
+  void set_wakeup(std::function<void()> wakeup) override {
+    std::lock_guard lock(store_->mu);
+    store_->wakeup = std::move(wakeup);
+  }
+
+ private:
+  void wake() {
+    std::function<void()> w;
+    {
+      std::lock_guard lock(store_->mu);
+      w = store_->wakeup;
+    }
+    if (w) w();
+  }
+
+  std::shared_ptr<Store> store_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_memory_driver() {
+  return std::make_unique<MemoryDriver>(std::make_shared<Store>());
+}
+
+}  // namespace fastq

@@ -1,0 +1,366 @@
+// PostgreSQL driver (libpq). Batches travel as one JSON parameter expanded server-side by
+// json_to_recordset, so every batch operation is one statement and one round trip.
+// Claims use FOR UPDATE SKIP LOCKED; workers LISTEN on channel "fastq", which the
+// INSERT trigger created by the Django migration notifies at commit.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "fastq/driver.hpp"
+#include "fastq/json.hpp"
+
+namespace fastq {
+namespace {
+
+constexpr const char* kChannel = "fastq";
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+bool is_transient_state(const char* sqlstate) {
+  if (!sqlstate) return true;  // no SQLSTATE: the connection itself failed
+  const std::string s(sqlstate);
+  return s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03" ||
+         s == "40001" || s == "40P01" || s == "55P03" || s == "53300";
+}
+
+std::string pg_text_array(std::span<const std::string> items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string refs_json(std::span<const JobRef> jobs) {
+  std::string j = "[";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (i) j.push_back(',');
+    j += "{\"id\":";
+    append_json_string(j, jobs[i].id);
+    j += ",\"token\":";
+    j += std::to_string(jobs[i].lease_token);
+    j.push_back('}');
+  }
+  j.push_back(']');
+  return j;
+}
+
+class Connection {
+ public:
+  explicit Connection(std::string conninfo) : conninfo_(std::move(conninfo)) { connect(); }
+  ~Connection() {
+    if (conn_) PQfinish(conn_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  PGconn* raw() { return conn_; }
+
+  // Reconnects if the connection was lost; throws a transient error if that fails.
+  void ensure() {
+    if (PQstatus(conn_) == CONNECTION_OK) return;
+    PQreset(conn_);
+    prepared_.clear();
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      throw DriverError(std::string("PostgreSQL reconnect failed: ") + PQerrorMessage(conn_),
+                        true);
+    }
+    on_connect();
+  }
+
+  Result exec(const char* name, const std::string& sql, std::initializer_list<const char*> params) {
+    ensure();
+    if (!prepared_.contains(name)) {
+      Result r(PQprepare(conn_, name, sql.c_str(), static_cast<int>(params.size()), nullptr));
+      check(r.get(), PGRES_COMMAND_OK, name);
+      prepared_.insert(name);
+    }
+    std::vector<const char*> values(params);
+    Result r(PQexecPrepared(conn_, name, static_cast<int>(values.size()), values.data(), nullptr,
+                            nullptr, 0));
+    const auto st = PQresultStatus(r.get());
+    check(r.get(), st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, name);
+    return r;
+  }
+
+  void exec_simple(const char* sql) {
+    ensure();
+    Result r(PQexec(conn_, sql));
+    check(r.get(), PGRES_COMMAND_OK, sql);
+  }
+
+ private:
+  void connect() {
+    conn_ = PQconnectdb(conninfo_.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw DriverError("cannot connect to PostgreSQL: " + msg, true);
+    }
+    on_connect();
+  }
+  void on_connect() {
+    // Workers write UTC; the session zone only affects how timestamps print.
+    Result r(PQexec(conn_, "SET TIME ZONE 'UTC'"));
+  }
+  void check(PGresult* r, ExecStatusType want, const std::string& what) {
+    if (PQresultStatus(r) == want) return;
+    const char* sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+    if (msg.empty()) msg = PQerrorMessage(conn_);
+    const bool lost = PQstatus(conn_) != CONNECTION_OK;
+    if (lost) prepared_.clear();
+    throw DriverError("PostgreSQL error in " + what + ": " + msg,
+                      lost || is_transient_state(sqlstate));
+  }
+
+  std::string conninfo_;
+  PGconn* conn_ = nullptr;
+  std::set<std::string> prepared_;
+};
+
+// One index range scan per queue (index: queue, priority DESC, run_at, id), each taking
+// its rows with SKIP LOCKED; the outer query keeps the best `limit` across queues. Rows a
+// branch locked but the outer query dropped are unlocked at commit, microseconds later.
+std::string claim_sql() {
+  return "WITH c AS (SELECT p.id FROM unnest($5::text[]) AS q(name) CROSS JOIN LATERAL ("
+         "SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND "
+         "queue = q.name AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $1 "
+         "FOR UPDATE SKIP LOCKED) AS p ORDER BY p.priority DESC, p.run_at, p.id LIMIT $1) "
+         "UPDATE fastq_job j SET state = 'running', attempts = j.attempts + 1, "
+         "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
+         "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
+         "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts";
+}
+
+class PostgresDriver final : public Driver {
+ public:
+  explicit PostgresDriver(std::string conninfo)
+      : conninfo_(std::move(conninfo)), conn_(conninfo_) {}
+
+  std::string name() const override { return "postgres"; }
+  std::unique_ptr<Driver> connect_another() const override {
+    return std::make_unique<PostgresDriver>(conninfo_);
+  }
+
+  void enqueue(std::span<const NewJob> jobs) override {
+    if (jobs.empty()) return;
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const auto& x = jobs[i];
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, x.id);
+      j += ",\"task\":";
+      append_json_string(j, x.task);
+      j += ",\"queue\":";
+      append_json_string(j, x.queue);
+      j += ",\"priority\":" + std::to_string(x.priority);
+      j += ",\"args\":";
+      append_json_string(j, x.args);
+      j += ",\"kwargs\":";
+      append_json_string(j, x.kwargs);
+      j += ",\"run_at_us\":";
+      j += x.run_at ? std::to_string(*x.run_at) : "null";
+      j.push_back('}');
+    }
+    j.push_back(']');
+    conn_.exec("fastq_enqueue",
+               "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
+               "attempts, worker, error_type, error, traceback, created_at) "
+               "SELECT id, task, queue, priority, 'queued', args, kwargs, "
+               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, '', '', '', '', now() "
+               "FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, "
+               "priority int, args text, kwargs text, run_at_us bigint)",
+               {j.c_str()});
+  }
+
+  std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
+    if (req.queues != claim_queues_) {
+      claim_queues_ = req.queues;
+      queues_array_ = pg_text_array(req.queues);
+    }
+    const auto limit = std::to_string(req.limit);
+    const auto lease = std::to_string(req.lease.count());
+    const std::int64_t token = new_lease_token();
+    const auto token_s = std::to_string(token);
+    Result r = conn_.exec("fastq_claim", claim_sql(),
+                          {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
+                           queues_array_.c_str()});
+    const int n = PQntuples(r.get());
+    std::vector<ClaimedJob> out;
+    out.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      out.push_back(ClaimedJob{PQgetvalue(r.get(), i, 0), PQgetvalue(r.get(), i, 1),
+                               PQgetvalue(r.get(), i, 2), PQgetvalue(r.get(), i, 3),
+                               PQgetvalue(r.get(), i, 4), std::atoi(PQgetvalue(r.get(), i, 5)),
+                               std::atoi(PQgetvalue(r.get(), i, 6)), token});
+    }
+    std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
+      return a.priority > b.priority;
+    });
+    return out;
+  }
+
+  std::size_t complete(std::span<const Completion> done) override {
+    if (done.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < done.size(); ++i) {
+      const auto& c = done[i];
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, c.id);
+      j += ",\"token\":" + std::to_string(c.lease_token);
+      if (c.outcome == Outcome::kSucceeded) {
+        j += ",\"state\":\"succeeded\",\"result\":";
+        append_json_string(j, c.result);
+      } else {
+        j += ",\"state\":\"failed\",\"error_type\":";
+        append_json_string(j, c.error_type);
+        j += ",\"error\":";
+        append_json_string(j, c.error);
+        j += ",\"traceback\":";
+        append_json_string(j, c.traceback);
+      }
+      j.push_back('}');
+    }
+    j.push_back(']');
+    Result r = conn_.exec(
+        "fastq_complete",
+        "UPDATE fastq_job j SET state = v.state, result = v.result, "
+        "error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''), "
+        "traceback = COALESCE(v.traceback, ''), finished_at = now(), lease_token = NULL, "
+        "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
+        "state text, result text, error_type text, error text, traceback text) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
+        {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+    if (jobs.empty()) return 0;
+    const auto j = refs_json(jobs);
+    const auto ms = std::to_string(lease.count());
+    Result r = conn_.exec(
+        "fastq_renew",
+        "UPDATE fastq_job j SET lease_expires_at = now() + $2::bigint * interval "
+        "'1 millisecond' FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
+        {j.c_str(), ms.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
+  std::size_t release(std::span<const JobRef> jobs) override {
+    if (jobs.empty()) return 0;
+    const auto j = refs_json(jobs);
+    Result r = conn_.exec(
+        "fastq_release",
+        "WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = j.attempts - 1, "
+        "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
+        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING 1) "
+        "SELECT count(*), pg_notify('fastq', 'release') FROM r",
+        {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::size_t rescue_expired() override {
+    Result r = conn_.exec(
+        "fastq_rescue",
+        "WITH r AS (UPDATE fastq_job SET state = 'queued', lease_token = NULL, "
+        "lease_expires_at = NULL, worker = '' WHERE state = 'running' AND "
+        "lease_expires_at < now() RETURNING 1) "
+        "SELECT n, CASE WHEN n > 0 THEN pg_notify('fastq', 'rescue') END "
+        "FROM (SELECT count(*) AS n FROM r) c",
+        {});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::size_t count_runnable(std::span<const std::string> queues) override {
+    const auto arr = pg_text_array(queues);
+    Result r = conn_.exec("fastq_count_runnable",
+                          "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND "
+                          "queue = ANY($1::text[]) AND run_at <= now()",
+                          {arr.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::optional<JobRecord> get(const std::string& id) override {
+    Result r = conn_.exec("fastq_get",
+                          "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
+                          "result, error_type, error, traceback FROM fastq_job WHERE id = $1",
+                          {id.c_str()});
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
+    JobRecord rec{v(0),
+                  v(1),
+                  v(2),
+                  v(3),
+                  std::atoi(PQgetvalue(r.get(), 0, 4)),
+                  std::atoi(PQgetvalue(r.get(), 0, 5)),
+                  v(6),
+                  v(7),
+                  std::nullopt,
+                  v(9),
+                  v(10),
+                  v(11)};
+    if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
+    return rec;
+  }
+
+  int notification_fd() override {
+    try {
+      if (!listener_) {
+        listener_ = std::make_unique<Connection>(conninfo_);
+        listener_->exec_simple("LISTEN fastq");
+      } else if (PQstatus(listener_->raw()) != CONNECTION_OK) {
+        listener_->ensure();
+        listener_->exec_simple("LISTEN fastq");
+      }
+    } catch (const DriverError&) {
+      return -1;  // the worker falls back to polling and asks again later
+    }
+    return PQsocket(listener_->raw());
+  }
+
+  bool drain_notifications() override {
+    if (!listener_) return false;
+    PGconn* c = listener_->raw();
+    if (!PQconsumeInput(c)) return true;  // lost: say "maybe work" so the worker polls
+    bool any = false;
+    while (PGnotify* n = PQnotifies(c)) {
+      any = any || std::string_view(n->relname) == kChannel;
+      PQfreemem(n);
+    }
+    return any;
+  }
+
+ private:
+  std::string conninfo_;
+  Connection conn_;
+  std::unique_ptr<Connection> listener_;
+  std::vector<std::string> claim_queues_;
+  std::string queues_array_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_postgres_driver(const std::string& conninfo) {
+  return std::make_unique<PostgresDriver>(conninfo);
+}
+
+}  // namespace fastq

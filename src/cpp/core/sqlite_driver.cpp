@@ -1,0 +1,393 @@
+// SQLite driver: the embedded default. The schema is Django's (UUIDs stored as 32 hex
+// characters, timestamps as "YYYY-MM-DD HH:MM:SS.ffffff" UTC text), so jobs written here
+// and by the Django ORM are the same rows. Batches travel as one JSON parameter expanded
+// by json_each(), so each batch is one statement. SQLite has no notifications: an idle
+// worker polls, and PRAGMA data_version lets an idle poll skip the write lock when no
+// other connection committed anything.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <map>
+
+#include "fastq/driver.hpp"
+#include "fastq/json.hpp"
+#include "fastq/time.hpp"
+
+namespace fastq {
+namespace {
+
+std::string to_hex_id(const std::string& id) {
+  std::string out;
+  out.reserve(32);
+  for (char c : id) {
+    if (c != '-') out.push_back(static_cast<char>(c >= 'A' && c <= 'F' ? c + 32 : c));
+  }
+  return out;
+}
+
+std::string to_canonical_id(std::string_view hex) {
+  if (hex.size() != 32) return std::string(hex);
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out.push_back('-');
+    out.push_back(hex[i]);
+  }
+  return out;
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw DriverError(std::string("SQLite prepare failed: ") + sqlite3_errmsg(db) +
+                            " in: " + sql,
+                        false);
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // Steps once; true while a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    const bool transient = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_IOERR;
+    std::string msg = std::string("SQLite error: ") + sqlite3_errmsg(db_);
+    sqlite3_reset(stmt_);
+    throw DriverError(msg, transient);
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  int changes() const { return sqlite3_changes(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Runs a statement to completion and resets it, even if it throws.
+struct Run {
+  explicit Run(Statement& s) : s(s) {}
+  ~Run() { s.reset(); }
+  Statement& s;
+};
+
+class SqliteDriver final : public Driver {
+ public:
+  SqliteDriver(std::string path, std::chrono::milliseconds busy_timeout)
+      : path_(std::move(path)), busy_timeout_(busy_timeout) {
+    if (path_.empty() || path_ == ":memory:" || path_.starts_with("file::memory:")) {
+      throw DriverError("SQLite broker needs a database file other processes can open, got '" +
+                            path_ + "'",
+                        false);
+    }
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw DriverError("cannot open SQLite database '" + path_ + "': " + msg, false);
+    }
+    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout_.count()));
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+  }
+  ~SqliteDriver() override {
+    stmts_.clear();
+    sqlite3_close(db_);
+  }
+
+  std::string name() const override { return "sqlite"; }
+  std::unique_ptr<Driver> connect_another() const override {
+    return std::make_unique<SqliteDriver>(path_, busy_timeout_);
+  }
+
+  void enqueue(std::span<const NewJob> jobs) override {
+    if (jobs.empty()) return;
+    const std::string now = format_utc(now_micros());
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const auto& x = jobs[i];
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, to_hex_id(x.id));
+      j += ",\"task\":";
+      append_json_string(j, x.task);
+      j += ",\"queue\":";
+      append_json_string(j, x.queue);
+      j += ",\"priority\":" + std::to_string(x.priority);
+      j += ",\"args\":";
+      append_json_string(j, x.args);
+      j += ",\"kwargs\":";
+      append_json_string(j, x.kwargs);
+      j += ",\"run_at\":";
+      append_json_string(j, x.run_at ? format_utc(*x.run_at) : now);
+      j.push_back('}');
+    }
+    j.push_back(']');
+    auto& s = stmt("enqueue",
+                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
+                   "run_at, attempts, worker, error_type, error, traceback, created_at) "
+                   "SELECT value->>'id', value->>'task', value->>'queue', value->>'priority', "
+                   "'queued', value->>'args', value->>'kwargs', value->>'run_at', 0, '', '', "
+                   "'', '', ?2 FROM json_each(?1)");
+    Run run(s);
+    s.bind(1, j).bind(2, now);
+    s.step();
+  }
+
+  std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
+    // Idle fast path: nothing committed by anyone else since our last empty claim, and
+    // that claim was recent (jobs scheduled for later still get picked up within 1 s).
+    const Micros now_us = now_micros();
+    const std::int64_t version = data_version();
+    if (last_claim_empty_ && version == empty_version_ && now_us - empty_at_ < 1'000'000) {
+      return {};
+    }
+    if (req.queues != claim_queues_) {
+      claim_queues_ = req.queues;
+      stmts_.erase("claim");
+      claim_sql_ = claim_sql(req.queues);
+    }
+    const std::string now = format_utc(now_us);
+    const std::string expires = format_utc(now_us + req.lease.count() * 1000);
+    const std::int64_t token = new_lease_token();
+    auto& s = stmt("claim", claim_sql_);
+    Run run(s);
+    s.bind(1, now).bind(2, expires).bind(3, token).bind(4, req.worker).bind(
+        5, static_cast<std::int64_t>(req.limit));
+    std::vector<ClaimedJob> out;
+    while (s.step()) {
+      out.push_back(ClaimedJob{to_canonical_id(s.text(0)), s.text(1), s.text(2), s.text(3),
+                               s.text(4), static_cast<int>(s.integer(5)),
+                               static_cast<int>(s.integer(6)), token});
+    }
+    std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
+      return a.priority > b.priority;
+    });
+    last_claim_empty_ = out.empty();
+    if (last_claim_empty_) {
+      empty_version_ = data_version();
+      empty_at_ = now_us;
+    }
+    return out;
+  }
+
+  std::size_t complete(std::span<const Completion> done) override {
+    if (done.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < done.size(); ++i) {
+      const auto& c = done[i];
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, to_hex_id(c.id));
+      j += ",\"token\":" + std::to_string(c.lease_token);
+      if (c.outcome == Outcome::kSucceeded) {
+        j += ",\"state\":\"succeeded\",\"result\":";
+        append_json_string(j, c.result);
+      } else {
+        j += ",\"state\":\"failed\",\"error_type\":";
+        append_json_string(j, c.error_type);
+        j += ",\"error\":";
+        append_json_string(j, c.error);
+        j += ",\"traceback\":";
+        append_json_string(j, c.traceback);
+      }
+      j.push_back('}');
+    }
+    j.push_back(']');
+    auto& s = stmt("complete",
+                   "UPDATE fastq_job SET state = v.state, result = v.result, "
+                   "error_type = coalesce(v.error_type, ''), error = coalesce(v.error, ''), "
+                   "traceback = coalesce(v.traceback, ''), finished_at = ?2, "
+                   "lease_token = NULL, lease_expires_at = NULL FROM (SELECT "
+                   "value->>'id' AS id, value->>'token' AS token, value->>'state' AS state, "
+                   "value->>'result' AS result, value->>'error_type' AS error_type, "
+                   "value->>'error' AS error, value->>'traceback' AS traceback "
+                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+    Run run(s);
+    s.bind(1, j).bind(2, format_utc(now_micros()));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+    if (jobs.empty()) return 0;
+    auto& s = stmt("renew",
+                   "UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS "
+                   "id, value->>'token' AS token FROM json_each(?1)) AS v WHERE "
+                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token AND "
+                   "fastq_job.state = 'running'");
+    Run run(s);
+    s.bind(1, refs(jobs)).bind(2, format_utc(now_micros() + lease.count() * 1000));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t release(std::span<const JobRef> jobs) override {
+    if (jobs.empty()) return 0;
+    auto& s = stmt("release",
+                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
+                   "worker = '' FROM (SELECT value->>'id' AS id, value->>'token' AS token "
+                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+    Run run(s);
+    s.bind(1, refs(jobs));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t rescue_expired() override {
+    auto& s = stmt("rescue",
+                   "UPDATE fastq_job SET state = 'queued', lease_token = NULL, "
+                   "lease_expires_at = NULL, worker = '' WHERE state = 'running' AND "
+                   "lease_expires_at < ?1");
+    Run run(s);
+    s.bind(1, format_utc(now_micros()));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t count_runnable(std::span<const std::string> queues) override {
+    std::string arr = "[";
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      if (i) arr.push_back(',');
+      append_json_string(arr, queues[i]);
+    }
+    arr.push_back(']');
+    auto& s = stmt("count_runnable",
+                   "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "
+                   "AND queue IN (SELECT value FROM json_each(?1))");
+    Run run(s);
+    s.bind(1, arr).bind(2, format_utc(now_micros()));
+    s.step();
+    return static_cast<std::size_t>(s.integer(0));
+  }
+
+  std::optional<JobRecord> get(const std::string& id) override {
+    auto& s = stmt("get",
+                   "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
+                   "error_type, error, traceback FROM fastq_job WHERE id = ?1");
+    Run run(s);
+    s.bind(1, to_hex_id(id));
+    if (!s.step()) return std::nullopt;
+    JobRecord rec{to_canonical_id(s.text(0)),
+                  s.text(1),
+                  s.text(2),
+                  s.text(3),
+                  static_cast<int>(s.integer(4)),
+                  static_cast<int>(s.integer(5)),
+                  s.text(6),
+                  s.text(7),
+                  std::nullopt,
+                  s.text(9),
+                  s.text(10),
+                  s.text(11)};
+    if (!s.is_null(8)) rec.result = s.text(8);
+    return rec;
+  }
+
+ private:
+  static std::string refs(std::span<const JobRef> jobs) {
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, to_hex_id(jobs[i].id));
+      j += ",\"token\":" + std::to_string(jobs[i].lease_token) + "}";
+    }
+    j.push_back(']');
+    return j;
+  }
+
+  static std::string claim_sql(const std::vector<std::string>& queues) {
+    auto lit = [](const std::string& q) {
+      std::string s = "'";
+      for (char c : q) {
+        if (c == '\'') s.push_back('\'');
+        s.push_back(c);
+      }
+      return s + "'";
+    };
+    // One index range scan per queue (index: queue, priority DESC, run_at, id).
+    std::string pick;
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      if (i) pick += " UNION ALL ";
+      pick += "SELECT * FROM (SELECT id, priority, run_at FROM fastq_job WHERE state = "
+              "'queued' AND queue = " +
+              lit(queues[i]) +
+              " AND run_at <= ?1 ORDER BY priority DESC, run_at, id LIMIT ?5)";
+    }
+    return "UPDATE fastq_job SET state = 'running', attempts = attempts + 1, "
+           "lease_token = ?3, lease_expires_at = ?2, started_at = ?1, worker = ?4 "
+           "WHERE id IN (SELECT id FROM (" +
+           pick +
+           ") ORDER BY priority DESC, run_at, id LIMIT ?5) "
+           "RETURNING id, task, queue, args, kwargs, priority, attempts";
+  }
+
+  std::int64_t data_version() {
+    auto& s = stmt("data_version", "PRAGMA data_version");
+    Run run(s);
+    s.step();
+    return s.integer(0);
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw DriverError(std::string("SQLite: ") + sql + ": " + msg, false);
+    }
+  }
+
+  Statement& stmt(const std::string& key, const std::string& sql) {
+    auto it = stmts_.find(key);
+    if (it == stmts_.end()) {
+      it = stmts_.emplace(key, std::make_unique<Statement>(db_, sql)).first;
+    }
+    return *it->second;
+  }
+
+  std::string path_;
+  std::chrono::milliseconds busy_timeout_;
+  sqlite3* db_ = nullptr;
+  std::map<std::string, std::unique_ptr<Statement>> stmts_;
+  std::vector<std::string> claim_queues_;
+  std::string claim_sql_;
+  bool last_claim_empty_ = false;
+  std::int64_t empty_version_ = 0;
+  Micros empty_at_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_sqlite_driver(const std::string& path,
+                                           std::chrono::milliseconds busy_timeout) {
+  return std::make_unique<SqliteDriver>(path, busy_timeout);
+}
+
+}  // namespace fastq

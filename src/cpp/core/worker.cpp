@@ -1,0 +1,560 @@
+#include "fastq/worker.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "fastq/json.hpp"
+
+namespace asio = boost::asio;
+
+namespace fastq {
+
+namespace {
+using std::chrono::milliseconds;
+
+struct Counters {
+  std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0},
+      completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0};
+  WorkerStats snapshot() const {
+    return WorkerStats{claimed.load(),  claims.load(),  succeeded.load(), failed.load(),
+                       completed_written.load(), fenced.load(), flushes.load(),
+                       released.load(), rescued.load(), db_errors.load()};
+  }
+};
+
+// Saves the process's SIGINT/SIGTERM dispositions and restores them on scope exit, so a
+// worker embedded in Python hands the interpreter its own handlers back.
+class SavedSignals {
+ public:
+  SavedSignals() {
+    sigaction(SIGINT, nullptr, &int_);
+    sigaction(SIGTERM, nullptr, &term_);
+  }
+  ~SavedSignals() {
+    sigaction(SIGINT, &int_, nullptr);
+    sigaction(SIGTERM, &term_, nullptr);
+  }
+
+ private:
+  struct sigaction int_ {};
+  struct sigaction term_ {};
+};
+}  // namespace
+
+struct Worker::Impl {
+  Impl(std::unique_ptr<Driver> d, TaskRunner& r, WorkerConfig c)
+      : cfg(std::move(c)), runner(r), claim_db(std::move(d)) {
+    if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
+    if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
+    if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
+    const int prefetch = cfg.prefetch > 0 ? cfg.prefetch : cfg.claim_batch;
+    capacity = cfg.concurrency + prefetch;
+    low_water = std::max(1, capacity / 4);
+    if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
+    backoff = cfg.idle_poll_min;
+  }
+
+  WorkerConfig cfg;
+  TaskRunner& runner;
+  std::unique_ptr<Driver> claim_db;     // poller thread only
+  std::unique_ptr<Driver> complete_db;  // completer thread only
+  Counters counters;
+
+  // Poller (runs on the thread that called run()).
+  asio::io_context poll_io;
+  asio::steady_timer idle_timer{poll_io};
+  asio::signal_set signals{poll_io};
+  std::optional<asio::posix::stream_descriptor> notify_sd;
+  asio::steady_timer notify_retry{poll_io};
+  int capacity = 0;
+  int low_water = 1;
+  milliseconds backoff{5};
+  std::atomic<bool> idle{false};
+  std::atomic<bool> claim_posted{false};
+  std::atomic<bool> stopping{false};
+  std::atomic<int> held{0};  // claimed by us and not yet executed
+  std::exception_ptr fatal;
+
+  // Local queue.
+  std::mutex q_mu;
+  std::condition_variable q_cv;
+  std::deque<ClaimedJob> queue;
+  bool q_closed = false;
+  std::vector<std::thread> executors;
+
+  // Completer.
+  asio::io_context done_io;
+  asio::steady_timer flush_timer{done_io};
+  asio::steady_timer renew_timer{done_io};
+  asio::steady_timer rescue_timer{done_io};
+  asio::steady_timer retry_timer{done_io};
+  std::thread completer;
+  std::mutex out_mu;
+  std::vector<Completion> pending;
+  bool flush_posted = false;
+  bool flush_armed = false;
+  std::atomic<std::size_t> unflushed{0};
+  milliseconds flush_backoff{100};
+
+  // Leases held by this worker: id -> token, from claim until the outcome is written.
+  std::mutex lease_mu;
+  std::unordered_map<std::string, std::int64_t> leases;
+
+  void log(LogLevel level, const std::string& msg) {
+    if (cfg.log) cfg.log(level, msg);
+  }
+
+  // ---- poller -------------------------------------------------------------------------
+
+  void maybe_claim() {
+    if (stopping) return;
+    const int h = held.load();
+    const int free = capacity - h;
+    if (free <= 0 || (h > 0 && free < low_water)) return;  // executors poke us later
+    const int want = std::min(free, cfg.claim_batch);
+    std::vector<ClaimedJob> jobs;
+    try {
+      jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name});
+    } catch (const DriverError& e) {
+      counters.db_errors++;
+      if (!e.transient()) {
+        fatal = std::current_exception();
+        shutdown();
+        return;
+      }
+      log(LogLevel::kWarning, std::string("claim failed, retrying: ") + e.what());
+      idle = true;
+      arm_idle(std::max(backoff, milliseconds(200)));
+      backoff = std::min(backoff * 2, milliseconds(5000));
+      return;
+    }
+    const int got = static_cast<int>(jobs.size());
+    if (got > 0) {
+      counters.claims++;
+      counters.claimed += static_cast<std::uint64_t>(got);
+      {
+        std::lock_guard lock(lease_mu);
+        for (const auto& j : jobs) leases.emplace(j.id, j.lease_token);
+      }
+      held += got;
+      {
+        std::lock_guard lock(q_mu);
+        for (auto& j : jobs) queue.push_back(std::move(j));
+      }
+      if (got == 1) q_cv.notify_one(); else q_cv.notify_all();
+    }
+    if (got == want) {
+      idle = false;
+      backoff = cfg.idle_poll_min;
+      asio::post(poll_io, [this] { maybe_claim(); });
+      return;
+    }
+    idle = true;
+    if (got > 0) {
+      // Short but not empty: rows were taken by others; look again soon.
+      backoff = cfg.idle_poll_min;
+      arm_idle(backoff);
+      return;
+    }
+    if (cfg.burst && held.load() == 0 && unflushed.load() == 0) {
+      try {
+        if (claim_db->count_runnable(cfg.queues) == 0) {
+          shutdown();
+          return;
+        }
+      } catch (const DriverError& e) {
+        counters.db_errors++;
+        log(LogLevel::kWarning, std::string("count failed: ") + e.what());
+      }
+    }
+    if (notify_sd && !cfg.burst) {
+      arm_idle(cfg.idle_poll_max);  // notifications wake us; this is the fallback
+    } else {
+      arm_idle(backoff);
+      backoff = std::min(backoff * 2, cfg.idle_poll_max);
+    }
+  }
+
+  void arm_idle(milliseconds after) {
+    idle_timer.expires_after(after);
+    idle_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      idle = false;
+      maybe_claim();
+    });
+  }
+
+  void on_notified() {
+    if (stopping) return;
+    idle = false;
+    backoff = cfg.idle_poll_min;
+    idle_timer.cancel();
+    maybe_claim();
+  }
+
+  // Called by executors and the completer when room frees up or work may be waiting.
+  void poke() {
+    if (stopping || idle) return;
+    if (capacity - held.load() < low_water && held.load() > 0) return;
+    if (!claim_posted.exchange(true)) {
+      asio::post(poll_io, [this] {
+        claim_posted = false;
+        maybe_claim();
+      });
+    }
+  }
+
+  void watch_notifications() {
+    if (stopping) return;
+    const int fd = claim_db->notification_fd();
+    if (fd < 0) {
+      notify_sd.reset();
+      // Not available (memory/SQLite) or the listener is down: retry only for drivers
+      // that can notify at all (PostgreSQL says so by having given us a socket before).
+      if (had_notify_fd) {
+        notify_retry.expires_after(std::chrono::seconds(1));
+        notify_retry.async_wait([this](const boost::system::error_code& ec) {
+          if (!ec) watch_notifications();
+        });
+      }
+      return;
+    }
+    had_notify_fd = true;
+    if (!notify_sd || notify_fd != fd) {
+      notify_sd.emplace(poll_io, ::dup(fd));
+      notify_fd = fd;
+    }
+    notify_sd->async_wait(asio::posix::stream_descriptor::wait_read,
+                          [this](const boost::system::error_code& ec) {
+                            if (ec == asio::error::operation_aborted || stopping) return;
+                            const bool any = claim_db->drain_notifications();
+                            if (any || ec) on_notified();
+                            watch_notifications();
+                          });
+  }
+  bool had_notify_fd = false;
+  int notify_fd = -1;
+
+  void wait_signals() {
+    signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      log(LogLevel::kInfo, std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
+                               (stopping ? ", already stopping" : ", stopping gracefully"));
+      shutdown();
+      wait_signals();
+    });
+  }
+
+  // Poller thread. Stops claiming, hands unstarted jobs back, lets the executors drain.
+  void shutdown() {
+    if (stopping.exchange(true)) return;
+    idle_timer.cancel();
+    notify_retry.cancel();
+    if (notify_sd) notify_sd->cancel();
+    std::vector<ClaimedJob> unstarted;
+    {
+      std::lock_guard lock(q_mu);
+      unstarted.assign(std::make_move_iterator(queue.begin()),
+                       std::make_move_iterator(queue.end()));
+      queue.clear();
+      q_closed = true;
+    }
+    q_cv.notify_all();
+    if (!unstarted.empty()) {
+      std::vector<JobRef> refs;
+      refs.reserve(unstarted.size());
+      for (const auto& j : unstarted) refs.push_back(JobRef{j.id, j.lease_token});
+      try {
+        counters.released += claim_db->release(refs);
+      } catch (const DriverError& e) {
+        counters.db_errors++;
+        log(LogLevel::kWarning, std::string("could not release unstarted jobs (they return "
+                                            "when their lease expires): ") +
+                                    e.what());
+      }
+      {
+        std::lock_guard lock(lease_mu);
+        for (const auto& j : unstarted) leases.erase(j.id);
+      }
+      held -= static_cast<int>(unstarted.size());
+    }
+    poll_io.stop();
+  }
+
+  // ---- executors ----------------------------------------------------------------------
+
+  bool pop_batch(std::vector<ClaimedJob>& batch) {
+    batch.clear();
+    std::unique_lock lock(q_mu);
+    q_cv.wait(lock, [this] { return !queue.empty() || q_closed; });
+    if (queue.empty()) return false;
+    const std::size_t share =
+        (queue.size() + static_cast<std::size_t>(cfg.concurrency) - 1) /
+        static_cast<std::size_t>(cfg.concurrency);
+    const std::size_t n =
+        std::min(queue.size(), std::clamp<std::size_t>(share, 1, static_cast<std::size_t>(
+                                                                  std::max(1, cfg.exec_batch))));
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+    }
+    return true;
+  }
+
+  void execute_loop() {
+    runner.thread_started();
+    std::vector<ClaimedJob> batch;
+    std::vector<Completion> outs;
+    while (pop_batch(batch)) {
+      outs.clear();
+      outs.reserve(batch.size());
+      runner.begin_batch();
+      for (const auto& job : batch) {
+        Completion& c = outs.emplace_back();
+        c.id = job.id;
+        c.lease_token = job.lease_token;
+        if (!cfg.registered.contains(job.task)) {
+          c.outcome = Outcome::kFailed;
+          c.error_type = "fastq.UnknownTask";
+          c.error = "task '" + job.task +
+                    "' is not registered in this worker; tasks are found in each installed "
+                    "app's tasks module and in FASTQ['IMPORTS']";
+        } else if (auto err = validate_payload(job.args, job.kwargs, cfg.max_payload_bytes)) {
+          c.outcome = Outcome::kFailed;
+          c.error_type = "fastq.InvalidPayload";
+          c.error = *err;
+        } else {
+          runner.run(job, c);
+        }
+      }
+      runner.end_batch();
+      held -= static_cast<int>(batch.size());
+      add_outcomes(outs);
+      poke();
+    }
+    runner.thread_stopping();
+  }
+
+  // ---- completer ----------------------------------------------------------------------
+
+  void add_outcomes(std::vector<Completion>& outs) {
+    for (const auto& c : outs) {
+      (c.outcome == Outcome::kSucceeded ? counters.succeeded : counters.failed)++;
+    }
+    bool post_flush = false, post_arm = false;
+    {
+      std::lock_guard lock(out_mu);
+      unflushed += outs.size();
+      for (auto& c : outs) pending.push_back(std::move(c));
+      if (pending.size() >= cfg.flush_batch && !flush_posted) {
+        flush_posted = post_flush = true;
+      } else if (!flush_armed && !flush_posted) {
+        flush_armed = post_arm = true;
+      }
+    }
+    outs.clear();
+    if (post_flush) {
+      asio::post(done_io, [this] { flush(); });
+    } else if (post_arm) {
+      asio::post(done_io, [this] {
+        flush_timer.expires_after(cfg.flush_interval);
+        flush_timer.async_wait([this](const boost::system::error_code& ec) {
+          if (!ec) flush();
+        });
+      });
+    }
+  }
+
+  // Completer thread. Returns false if the write failed and outcomes were kept.
+  bool flush() {
+    std::vector<Completion> batch;
+    {
+      std::lock_guard lock(out_mu);
+      batch.swap(pending);
+      flush_posted = false;
+      flush_armed = false;
+    }
+    if (batch.empty()) return true;
+    try {
+      const std::size_t written = complete_db->complete(batch);
+      counters.flushes++;
+      counters.completed_written += written;
+      if (written < batch.size()) {
+        counters.fenced += batch.size() - written;
+        log(LogLevel::kWarning, std::to_string(batch.size() - written) +
+                                    " outcome(s) refused: their lease had moved to another "
+                                    "worker (this worker was presumed dead)");
+      }
+      flush_backoff = milliseconds(100);
+    } catch (const DriverError& e) {
+      counters.db_errors++;
+      if (e.transient()) {
+        log(LogLevel::kWarning,
+            std::string("writing outcomes failed, keeping them and retrying: ") + e.what());
+        std::lock_guard lock(out_mu);
+        batch.insert(batch.end(), std::make_move_iterator(pending.begin()),
+                     std::make_move_iterator(pending.end()));
+        pending.swap(batch);
+        if (!flush_armed && !flush_posted) {
+          flush_armed = true;
+          retry_timer.expires_after(flush_backoff);
+          retry_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) flush();
+          });
+        }
+        flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
+        return false;
+      }
+      log(LogLevel::kError,
+          std::string("writing outcomes failed permanently; the jobs run again after their "
+                      "lease expires: ") +
+              e.what());
+    }
+    {
+      std::lock_guard lock(lease_mu);
+      for (const auto& c : batch) leases.erase(c.id);
+    }
+    unflushed -= batch.size();
+    if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
+    return true;
+  }
+
+  void arm_renew() {
+    renew_timer.expires_after(cfg.lease / 3);
+    renew_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::vector<JobRef> refs;
+      {
+        std::lock_guard lock(lease_mu);
+        refs.reserve(leases.size());
+        for (const auto& [id, token] : leases) refs.push_back(JobRef{id, token});
+      }
+      try {
+        complete_db->renew(refs, cfg.lease);
+      } catch (const DriverError& e) {
+        counters.db_errors++;
+        log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
+      }
+      arm_renew();
+    });
+  }
+
+  // Completer thread (or run() before the completer starts).
+  void rescue_now() {
+    try {
+      const auto n = complete_db->rescue_expired();
+      if (n) {
+        counters.rescued += n;
+        log(LogLevel::kWarning,
+            "returned " + std::to_string(n) + " job(s) with expired leases to the queue");
+        asio::post(poll_io, [this] { on_notified(); });
+      }
+    } catch (const DriverError& e) {
+      counters.db_errors++;
+      log(LogLevel::kWarning, std::string("rescue failed: ") + e.what());
+    }
+  }
+
+  void arm_rescue(milliseconds after) {
+    rescue_timer.expires_after(after);
+    rescue_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      rescue_now();
+      arm_rescue(cfg.rescue_interval);
+    });
+  }
+
+  // Completer thread, at the end: write every remaining outcome, retrying transient
+  // failures for up to a lease (after that the rows are rescued anyway).
+  void final_flush() {
+    const auto deadline = std::chrono::steady_clock::now() + cfg.lease;
+    flush_timer.cancel();
+    retry_timer.cancel();
+    while (true) {
+      {
+        std::lock_guard lock(out_mu);
+        if (pending.empty()) break;
+      }
+      if (!flush()) {
+        retry_timer.cancel();
+        if (std::chrono::steady_clock::now() > deadline) {
+          log(LogLevel::kError, "giving up writing outcomes at shutdown; those jobs will "
+                                "be rescued and run again");
+          break;
+        }
+        std::this_thread::sleep_for(flush_backoff);
+      }
+    }
+  }
+
+  WorkerStats run() {
+    std::optional<SavedSignals> saved;
+    if (cfg.handle_signals) {
+      saved.emplace();
+      signals.add(SIGINT);
+      signals.add(SIGTERM);
+      wait_signals();
+    }
+    complete_db = claim_db->connect_another();
+    claim_db->set_wakeup([this] { asio::post(poll_io, [this] { on_notified(); }); });
+    watch_notifications();
+
+    auto guard = asio::make_work_guard(done_io);
+    completer = std::thread([this] { done_io.run(); });
+    rescue_now();  // before the first claim, so a burst run sees rescued jobs
+    asio::post(done_io, [this] {
+      arm_renew();
+      arm_rescue(cfg.rescue_interval);
+    });
+    executors.reserve(static_cast<std::size_t>(cfg.concurrency));
+    for (int i = 0; i < cfg.concurrency; ++i) {
+      executors.emplace_back([this] { execute_loop(); });
+    }
+
+    asio::post(poll_io, [this] { maybe_claim(); });
+    auto poll_guard = asio::make_work_guard(poll_io);  // idle is not "done": shutdown() is
+    poll_io.run();
+
+    for (auto& t : executors) t.join();
+    executors.clear();
+    claim_db->set_wakeup(nullptr);
+    asio::post(done_io, [this] {
+      renew_timer.cancel();
+      rescue_timer.cancel();
+      final_flush();
+      done_io.stop();
+    });
+    completer.join();
+    signals.cancel();
+    if (fatal) std::rethrow_exception(fatal);
+    return counters.snapshot();
+  }
+};
+
+Worker::Worker(std::unique_ptr<Driver> driver, TaskRunner& runner, WorkerConfig config)
+    : impl_(std::make_unique<Impl>(std::move(driver), runner, std::move(config))) {}
+
+Worker::~Worker() = default;
+
+WorkerStats Worker::run() { return impl_->run(); }
+
+void Worker::stop() {
+  asio::post(impl_->poll_io, [impl = impl_.get()] { impl->shutdown(); });
+}
+
+WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
+
+}  // namespace fastq

@@ -1,0 +1,66 @@
+// The job table as the Django migration (fastq_django/migrations) creates it, for tests
+// that run the drivers without Django. The Django suite checks the drivers against the
+// real migration, so a drift between the two fails there.
+#pragma once
+
+namespace fastq::testing {
+
+inline constexpr const char* kSqliteSchema = R"sql(
+DROP TABLE IF EXISTS fastq_job;
+CREATE TABLE fastq_job (
+  id char(32) NOT NULL PRIMARY KEY,
+  task varchar(255) NOT NULL,
+  queue varchar(100) NOT NULL DEFAULT 'default',
+  priority smallint NOT NULL DEFAULT 0,
+  state varchar(16) NOT NULL DEFAULT 'queued',
+  args text NOT NULL DEFAULT '[]',
+  kwargs text NOT NULL DEFAULT '{}',
+  run_at datetime NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  lease_token bigint NULL,
+  lease_expires_at datetime NULL,
+  worker varchar(255) NOT NULL DEFAULT '',
+  result text NULL,
+  error_type varchar(255) NOT NULL DEFAULT '',
+  error text NOT NULL DEFAULT '',
+  traceback text NOT NULL DEFAULT '',
+  created_at datetime NOT NULL,
+  started_at datetime NULL,
+  finished_at datetime NULL
+);
+CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+)sql";
+
+inline constexpr const char* kPostgresSchema = R"sql(
+DROP TABLE IF EXISTS fastq_job;
+CREATE TABLE fastq_job (
+  id uuid NOT NULL PRIMARY KEY,
+  task varchar(255) NOT NULL,
+  queue varchar(100) NOT NULL DEFAULT 'default',
+  priority smallint NOT NULL DEFAULT 0,
+  state varchar(16) NOT NULL DEFAULT 'queued',
+  args text NOT NULL DEFAULT '[]',
+  kwargs text NOT NULL DEFAULT '{}',
+  run_at timestamptz NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  lease_token bigint NULL,
+  lease_expires_at timestamptz NULL,
+  worker varchar(255) NOT NULL DEFAULT '',
+  result text NULL,
+  error_type varchar(255) NOT NULL DEFAULT '',
+  error text NOT NULL DEFAULT '',
+  traceback text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL,
+  started_at timestamptz NULL,
+  finished_at timestamptz NULL
+);
+CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+CREATE OR REPLACE FUNCTION fastq_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('fastq', ''); RETURN NULL; END $$;
+CREATE TRIGGER fastq_job_notify AFTER INSERT ON fastq_job
+  FOR EACH STATEMENT EXECUTE FUNCTION fastq_notify();
+)sql";
+
+}  // namespace fastq::testing

@@ -1,0 +1,257 @@
+// One suite, every driver: the contract in fastq/driver.hpp.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "fastq/time.hpp"
+#include "fixtures.hpp"
+
+namespace fastq {
+namespace {
+
+NewJob job(std::string task, std::string queue = "default", int priority = 0) {
+  NewJob j;
+  j.id = new_job_id();
+  j.task = std::move(task);
+  j.queue = std::move(queue);
+  j.priority = priority;
+  j.args = "[1,\"two\"]";
+  j.kwargs = "{\"k\":\"v\\\"q\"}";
+  return j;
+}
+
+ClaimRequest req(int limit, std::vector<std::string> queues = {"default"},
+                 std::chrono::milliseconds lease = std::chrono::milliseconds(30000)) {
+  return ClaimRequest{std::move(queues), limit, lease, "test:1"};
+}
+
+Completion ok(const ClaimedJob& j, std::string result = "42") {
+  Completion c;
+  c.id = j.id;
+  c.lease_token = j.lease_token;
+  c.result = std::move(result);
+  return c;
+}
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
+  std::unique_ptr<Driver> db;
+};
+
+TEST_P(Conformance, EnqueueClaimCompleteRoundTrip) {
+  auto j = job("app.tasks.add");
+  db->enqueue(std::span(&j, 1));
+  auto rec = db->get(j.id);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 0);
+
+  auto claimed = db->claim(req(10));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, j.id);
+  EXPECT_EQ(claimed[0].task, "app.tasks.add");
+  EXPECT_EQ(claimed[0].args, j.args);
+  EXPECT_EQ(claimed[0].kwargs, j.kwargs);
+  EXPECT_EQ(claimed[0].attempts, 1);
+  EXPECT_NE(claimed[0].lease_token, 0);
+  EXPECT_EQ(db->get(j.id)->state, "running");
+  EXPECT_TRUE(db->claim(req(10)).empty());
+
+  auto c = ok(claimed[0], "{\"sum\":3}");
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "succeeded");
+  EXPECT_EQ(rec->result, "{\"sum\":3}");
+}
+
+TEST_P(Conformance, FailureKeepsTypeMessageAndTraceback) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto claimed = db->claim(req(1));
+  ASSERT_EQ(claimed.size(), 1u);
+  Completion c;
+  c.id = j.id;
+  c.lease_token = claimed[0].lease_token;
+  c.outcome = Outcome::kFailed;
+  c.error_type = "ValueError";
+  c.error = "bad \"value\"\nline";
+  c.traceback = "Traceback (most recent call last):\n  ...";
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "failed");
+  EXPECT_EQ(rec->error_type, "ValueError");
+  EXPECT_EQ(rec->error, c.error);
+  EXPECT_EQ(rec->traceback, c.traceback);
+  EXPECT_FALSE(rec->result);
+}
+
+TEST_P(Conformance, ClaimTakesABatchInPriorityOrder) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 50; ++i) jobs.push_back(job("t", "default", i % 3));
+  db->enqueue(jobs);
+  auto first = db->claim(req(16));  // exactly the 16 jobs of priority 2
+  ASSERT_EQ(first.size(), 16u);
+  for (const auto& j : first) EXPECT_EQ(j.priority, 2) << "highest priority first";
+  auto rest = db->claim(req(100));
+  ASSERT_EQ(rest.size(), 34u);
+  EXPECT_EQ(rest.front().priority, 1);
+  EXPECT_EQ(rest.back().priority, 0);
+  EXPECT_NE(first[0].lease_token, rest[0].lease_token) << "each claim has its own token";
+  std::set<std::string> ids;
+  for (auto& j : first) ids.insert(j.id);
+  for (auto& j : rest) ids.insert(j.id);
+  EXPECT_EQ(ids.size(), 50u);
+}
+
+TEST_P(Conformance, ClaimRespectsQueuesAndRunAt) {
+  auto a = job("t", "a");
+  auto b = job("t", "b");
+  auto later = job("t", "a");
+  later.run_at = now_micros() + 3'600'000'000;
+  std::vector<NewJob> jobs{a, b, later};
+  db->enqueue(jobs);
+  EXPECT_EQ(db->count_runnable(std::vector<std::string>{"a"}), 1u);
+  auto got = db->claim(req(10, {"a"}));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, a.id);
+  got = db->claim(req(10, {"a", "b"}));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, b.id);
+  EXPECT_EQ(db->get(later.id)->state, "queued");
+}
+
+TEST_P(Conformance, CompletionIsFencedByLeaseToken) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto first = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
+  ASSERT_EQ(first.size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(db->rescue_expired(), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 1) << "worker death counts as an attempt";
+  auto second = db->claim(req(1));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempts, 2);
+
+  auto zombie = ok(first[0], "\"zombie\"");
+  EXPECT_EQ(db->complete(std::span(&zombie, 1)), 0u) << "the stale token must be refused";
+  auto live = ok(second[0], "\"live\"");
+  EXPECT_EQ(db->complete(std::span(&live, 1)), 1u);
+  EXPECT_EQ(db->get(j.id)->result, "\"live\"");
+  EXPECT_EQ(db->complete(std::span(&zombie, 1)), 0u);
+  EXPECT_EQ(db->get(j.id)->result, "\"live\"");
+}
+
+TEST_P(Conformance, RenewKeepsLeaseAlive) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
+  ASSERT_EQ(got.size(), 1u);
+  JobRef ref{got[0].id, got[0].lease_token};
+  EXPECT_EQ(db->renew(std::span(&ref, 1), std::chrono::milliseconds(60000)), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(db->rescue_expired(), 0u);
+  JobRef wrong{got[0].id, got[0].lease_token + 1};
+  EXPECT_EQ(db->renew(std::span(&wrong, 1), std::chrono::milliseconds(60000)), 0u);
+}
+
+TEST_P(Conformance, ReleaseReturnsJobWithoutSpendingAnAttempt) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  JobRef ref{got[0].id, got[0].lease_token};
+  EXPECT_EQ(db->release(std::span(&ref, 1)), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 0);
+  EXPECT_EQ(db->release(std::span(&ref, 1)), 0u) << "a released token is spent";
+}
+
+TEST_P(Conformance, SiblingConnectionsShareTheQueue) {
+  auto other = db->connect_another();
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 100; ++i) jobs.push_back(job("t"));
+  db->enqueue(jobs);
+  auto a = db->claim(req(60));
+  auto b = other->claim(req(60));
+  EXPECT_EQ(a.size() + b.size(), 100u);
+  std::set<std::string> ids;
+  for (auto& j : a) ids.insert(j.id);
+  for (auto& j : b) ids.insert(j.id);
+  EXPECT_EQ(ids.size(), 100u) << "no job claimed twice";
+}
+
+TEST_P(Conformance, ConcurrentClaimersNeverShareAJob) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 2000; ++i) jobs.push_back(job("t"));
+  db->enqueue(jobs);
+  std::vector<std::vector<std::string>> seen(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto conn = db->connect_another();
+      while (true) {
+        auto got = conn->claim(req(37));
+        if (got.empty()) break;
+        std::vector<Completion> done;
+        for (auto& j : got) {
+          seen[static_cast<std::size_t>(t)].push_back(j.id);
+          done.push_back(ok(j));
+        }
+        EXPECT_EQ(conn->complete(done), done.size());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::multiset<std::string> all;
+  for (auto& v : seen) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), 2000u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 2000u);
+}
+
+TEST_P(Conformance, DuplicateIdIsRefused) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  EXPECT_THROW(db->enqueue(std::span(&j, 1)), DriverError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, Conformance,
+                         ::testing::Values("memory", "sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+TEST(Postgres, NotifiesOnEnqueue) {
+  std::unique_ptr<Driver> db;
+  FASTQ_OPEN_DRIVER("postgres", db);
+  const int fd = db->notification_fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_FALSE(db->drain_notifications());
+  auto other = db->connect_another();
+  auto j = job("t");
+  other->enqueue(std::span(&j, 1));
+  bool got = false;
+  for (int i = 0; i < 200 && !got; ++i) {
+    got = db->drain_notifications();
+    if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(got);
+}
+
+TEST(Sqlite, RefusesInMemoryDatabase) {
+  EXPECT_THROW(make_sqlite_driver(":memory:"), DriverError);
+}
+
+TEST(Postgres, BadConninfoFailsClearly) {
+  try {
+    make_postgres_driver("host=127.0.0.1 port=1 connect_timeout=2");
+    FAIL() << "expected DriverError";
+  } catch (const DriverError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot connect to PostgreSQL"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace fastq

@@ -1,0 +1,75 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "fastq/json.hpp"
+#include "fastq/time.hpp"
+
+namespace fastq {
+
+TEST(Time, FormatsLikeDjangoSqlite) {
+  EXPECT_EQ(format_utc(0), "1970-01-01 00:00:00.000000");
+  EXPECT_EQ(format_utc(1'700'000'000'123'456), "2023-11-14 22:13:20.123456");
+}
+
+TEST(Time, ParsesWhatDjangoAndPostgresWrite) {
+  EXPECT_EQ(parse_utc("2023-11-14 22:13:20.123456"), 1'700'000'000'123'456);
+  EXPECT_EQ(parse_utc("2023-11-14 22:13:20"), 1'700'000'000'000'000);
+  EXPECT_EQ(parse_utc("2023-11-14T22:13:20.5+00"), 1'700'000'000'500'000);
+  EXPECT_EQ(parse_utc("2023-11-14 22:13:20.1234567Z"), 1'700'000'000'123'456);
+  EXPECT_FALSE(parse_utc("2023-13-14 22:13:20"));
+  EXPECT_FALSE(parse_utc("yesterday"));
+  EXPECT_FALSE(parse_utc("2023-11-14 22:13:20+05"));
+}
+
+TEST(Time, RoundTrips) {
+  for (Micros t : {Micros{0}, Micros{1}, Micros{951'782'400'000'001}, now_micros()}) {
+    EXPECT_EQ(parse_utc(format_utc(t)), t);
+  }
+}
+
+TEST(Ids, AreUuidV7AndTimeOrdered) {
+  std::set<std::string> seen;
+  std::string prev;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = new_job_id();
+    ASSERT_EQ(id.size(), 36u);
+    EXPECT_EQ(id[14], '7');
+    EXPECT_TRUE(id[19] == '8' || id[19] == '9' || id[19] == 'a' || id[19] == 'b');
+    EXPECT_GE(id.substr(0, 13), prev.substr(0, std::min<std::size_t>(13, prev.size())));
+    prev = id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(Tokens, AreNonZeroAndDistinct) {
+  std::set<std::int64_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto t = new_lease_token();
+    EXPECT_GT(t, 0);
+    seen.insert(t);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(Json, EscapesStrings) {
+  std::string out;
+  append_json_string(out, "a\"b\\c\nd\x01");
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
+}
+
+TEST(Json, ValidatesPayloads) {
+  EXPECT_FALSE(validate_payload("[1, \"x\"]", "{\"a\": null}", 1 << 20));
+  EXPECT_EQ(*validate_payload("{", "{}", 1 << 20).value().data(), 'a');
+  EXPECT_NE(validate_payload("{", "{}", 1 << 20)->find("args is not valid JSON"),
+            std::string::npos);
+  EXPECT_EQ(validate_payload("{}", "{}", 1 << 20), "args must be a JSON array");
+  EXPECT_EQ(validate_payload("[]", "[]", 1 << 20), "kwargs must be a JSON object");
+  EXPECT_NE(validate_payload("[]", "{\"a\":", 1 << 20)->find("kwargs is not valid JSON"),
+            std::string::npos);
+  EXPECT_NE(validate_payload("[\"0123456789\"]", "{}", 8)->find("exceeds the limit"),
+            std::string::npos);
+}
+
+}  // namespace fastq

@@ -1,0 +1,191 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "fastq/worker.hpp"
+#include "fixtures.hpp"
+
+namespace fastq {
+namespace {
+
+using namespace std::chrono_literals;
+
+class RecordingRunner : public TaskRunner {
+ public:
+  void run(const ClaimedJob& job, Completion& out) override {
+    {
+      std::lock_guard lock(mu);
+      runs[job.id]++;
+    }
+    if (job.task == "fail") {
+      out.outcome = Outcome::kFailed;
+      out.error_type = "RuntimeError";
+      out.error = "boom";
+      return;
+    }
+    if (sleep_for.count()) std::this_thread::sleep_for(sleep_for);
+    out.result = job.args;
+  }
+  std::mutex mu;
+  std::map<std::string, int> runs;
+  std::chrono::milliseconds sleep_for{0};
+};
+
+NewJob job(std::string task, std::string args = "[1]") {
+  NewJob j;
+  j.id = new_job_id();
+  j.task = std::move(task);
+  j.args = std::move(args);
+  return j;
+}
+
+WorkerConfig config() {
+  WorkerConfig c;
+  c.registered = {"ok", "fail"};
+  c.concurrency = 4;
+  c.burst = true;
+  c.handle_signals = false;
+  c.name = "test:1";
+  return c;
+}
+
+class WorkerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
+  std::unique_ptr<Driver> db;
+};
+
+TEST_P(WorkerTest, BurstRunsEveryJobExactlyOnce) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 3000; ++i) jobs.push_back(job("ok", "[" + std::to_string(i) + "]"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  Worker worker(std::move(db), runner, config());
+  auto stats = worker.run();
+  EXPECT_EQ(stats.succeeded, 3000u);
+  EXPECT_EQ(stats.completed_written, 3000u);
+  EXPECT_EQ(stats.fenced, 0u);
+  ASSERT_EQ(runner.runs.size(), 3000u);
+  for (auto& [id, n] : runner.runs) EXPECT_EQ(n, 1) << id;
+  auto rec = probe->get(jobs[1234].id);
+  EXPECT_EQ(rec->state, "succeeded");
+  EXPECT_EQ(rec->result, "[1234]");
+}
+
+TEST_P(WorkerTest, BadJobsFailWithAReasonAndTheWorkerGoesOn) {
+  std::vector<NewJob> jobs{job("ok"), job("not.registered"), job("ok", "{not json"),
+                           job("fail"), job("ok")};
+  jobs[2].kwargs = "{}";
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  Worker worker(std::move(db), runner, config());
+  auto stats = worker.run();
+  EXPECT_EQ(stats.succeeded, 2u);
+  EXPECT_EQ(stats.failed, 3u);
+  EXPECT_EQ(runner.runs.size(), 3u) << "unknown tasks and bad payloads never reach the runner";
+  auto unknown = probe->get(jobs[1].id);
+  EXPECT_EQ(unknown->state, "failed");
+  EXPECT_EQ(unknown->error_type, "fastq.UnknownTask");
+  EXPECT_NE(unknown->error.find("not.registered"), std::string::npos);
+  auto bad = probe->get(jobs[2].id);
+  EXPECT_EQ(bad->error_type, "fastq.InvalidPayload");
+  EXPECT_NE(bad->error.find("args is not valid JSON"), std::string::npos);
+  EXPECT_EQ(probe->get(jobs[3].id)->error, "boom");
+  EXPECT_EQ(probe->get(jobs[4].id)->state, "succeeded");
+}
+
+TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {
+  std::vector<NewJob> jobs{job("ok"), job("ok")};
+  db->enqueue(jobs);
+  // A "worker" claims both with a tiny lease and dies without completing them.
+  auto dead = db->connect_another();
+  ASSERT_EQ(dead->claim(ClaimRequest{{"default"}, 10, 1ms, "dead:1"}).size(), 2u);
+  std::this_thread::sleep_for(20ms);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  auto cfg = config();
+  cfg.rescue_interval = 10ms;
+  Worker worker(std::move(db), runner, cfg);
+  auto stats = worker.run();
+  EXPECT_EQ(stats.rescued, 2u);
+  EXPECT_EQ(stats.succeeded, 2u);
+  auto rec = probe->get(jobs[0].id);
+  EXPECT_EQ(rec->state, "succeeded");
+  EXPECT_EQ(rec->attempts, 2);
+}
+
+TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 200; ++i) jobs.push_back(job("ok"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  runner.sleep_for = 20ms;
+  auto cfg = config();
+  cfg.burst = false;
+  cfg.concurrency = 2;
+  Worker worker(std::move(db), runner, cfg);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(150ms);
+    worker.stop();
+  });
+  auto stats = worker.run();
+  stopper.join();
+  EXPECT_GT(stats.released, 0u);
+  EXPECT_EQ(stats.succeeded + stats.released, stats.claimed);
+  int queued = 0, succeeded = 0;
+  for (auto& j : jobs) {
+    auto rec = probe->get(j.id);
+    if (rec->state == "queued") {
+      ++queued;
+      EXPECT_EQ(rec->attempts, 0);
+    } else if (rec->state == "succeeded") {
+      ++succeeded;
+    } else {
+      ADD_FAILURE() << "unexpected state " << rec->state;
+    }
+  }
+  EXPECT_EQ(succeeded, static_cast<int>(stats.succeeded));
+  EXPECT_EQ(queued + succeeded, 200);
+}
+
+TEST_P(WorkerTest, IdleWorkerWakesForNewWork) {
+  auto producer = db->connect_another();
+  RecordingRunner runner;
+  auto cfg = config();
+  cfg.burst = false;
+  Worker worker(std::move(db), runner, cfg);
+  std::thread t([&] { worker.run(); });
+  std::this_thread::sleep_for(100ms);
+  auto j = job("ok");
+  producer->enqueue(std::span(&j, 1));
+  for (int i = 0; i < 500; ++i) {
+    auto rec = producer->get(j.id);
+    if (rec && rec->state == "succeeded") break;
+    std::this_thread::sleep_for(10ms);
+  }
+  worker.stop();
+  t.join();
+  EXPECT_EQ(producer->get(j.id)->state, "succeeded");
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, WorkerTest, ::testing::Values("memory", "sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+TEST(WorkerConfigTest, RejectsNonsense) {
+  RecordingRunner runner;
+  auto cfg = config();
+  cfg.queues.clear();
+  EXPECT_THROW(Worker(make_memory_driver(), runner, cfg), std::invalid_argument);
+  cfg = config();
+  cfg.concurrency = 0;
+  EXPECT_THROW(Worker(make_memory_driver(), runner, cfg), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace fastq

@@ -1,0 +1,155 @@
+"""The job admin: watch jobs by state, read arguments, results and tracebacks, retry
+failures."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db import connections, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from fastq_django.models import Job, JobState
+
+
+def _pretty(text: str | None) -> str:
+    if text is None:
+        return "—"
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "task",
+        "colored_state",
+        "queue",
+        "priority",
+        "attempts",
+        "run_at",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("state", "queue", "task")
+    search_fields = ("=id", "task")
+    list_per_page = 50
+    show_full_result_count = False  # counting a million rows on every page is slow
+    date_hierarchy = None
+    actions = ("retry_jobs",)
+    readonly_fields = (
+        "id",
+        "task",
+        "state",
+        "queue",
+        "priority",
+        "attempts",
+        "run_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "worker",
+        "lease_expires_at",
+        "pretty_args",
+        "pretty_kwargs",
+        "pretty_result",
+        "error_type",
+        "error",
+        "pretty_traceback",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "task", "state", "queue", "priority", "attempts")}),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "run_at",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "worker",
+                    "lease_expires_at",
+                )
+            },
+        ),
+        ("Call", {"fields": ("pretty_args", "pretty_kwargs")}),
+        ("Outcome", {"fields": ("pretty_result", "error_type", "error", "pretty_traceback")}),
+    )
+
+    _COLORS = {
+        "queued": "#64748b",
+        "running": "#2563eb",
+        "succeeded": "#16a34a",
+        "failed": "#dc2626",
+    }
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="state", ordering="state")
+    def colored_state(self, obj: Job) -> str:
+        return format_html(
+            '<b style="color:{}">{}</b>',
+            self._COLORS.get(obj.state, "#000"),
+            obj.get_state_display(),
+        )
+
+    @admin.display(description="args")
+    def pretty_args(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", _pretty(obj.args))
+
+    @admin.display(description="kwargs")
+    def pretty_kwargs(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", _pretty(obj.kwargs))
+
+    @admin.display(description="result")
+    def pretty_result(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", _pretty(obj.result))
+
+    @admin.display(description="traceback")
+    def pretty_traceback(self, obj: Job) -> str:
+        return format_html("<pre>{}</pre>", obj.traceback or "—")
+
+    @admin.action(description="Retry selected failed jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        n = retry_failed(queryset)
+        skipped = queryset.count() - n if n < queryset.count() else 0
+        self.message_user(request, f"{n} job(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} job(s) were not failed and were left alone.", messages.WARNING
+            )
+
+
+def retry_failed(queryset: QuerySet[Job]) -> int:
+    """Queue failed jobs again (a fresh start: attempts, error and result cleared)."""
+    alias = queryset.db
+    with transaction.atomic(using=alias):
+        n = queryset.filter(state=JobState.FAILED).update(
+            state=JobState.QUEUED,
+            attempts=0,
+            result=None,
+            error_type="",
+            error="",
+            traceback="",
+            run_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            lease_token=None,
+            lease_expires_at=None,
+            worker="",
+        )
+        connection = connections[alias]
+        if n and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify('fastq', 'retry')")
+    return n

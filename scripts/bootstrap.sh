@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what building and testing fastq needs on a fresh Debian 12 machine: the C++
+# libraries (apt, as root), a virtual environment with the Python tools, and fastq itself
+# as an editable install. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON_VERSION="${FASTQ_PYTHON:-3.12}"
+VENV="${FASTQ_VENV:-.venv}"
+DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
+APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
+  libgtest-dev libpq-dev libsqlite3-dev libhiredis-dev libhowardhinnant-date-dev)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+find_python() {
+  for c in "python$1" "$HOME/.pyenv/versions/$1"*/bin/python; do
+    if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return; fi
+    if [ -x "$c" ]; then echo "$c"; return; fi
+  done
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  py=$(find_python "$PYTHON_VERSION") || { echo "bootstrap: Python $PYTHON_VERSION not found" >&2; exit 1; }
+  echo "bootstrap: creating $VENV with $py"
+  "$py" -m venv "$VENV"
+fi
+stamp="$VENV/.fastq-deps"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$VENV/bin/pip" install -q -U pip
+  "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.10" pytest \
+    pytest-django "psycopg[binary]>=3.1" ruff
+  echo "$want" >"$stamp"
+fi
+# Editable install: rebuilds the extension incrementally (ccache) when C++ changed.
+"$VENV/bin/pip" install -q --no-build-isolation -e .

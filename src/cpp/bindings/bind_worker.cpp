@@ -1,0 +1,254 @@
+// The Python side of the worker: a TaskRunner that calls into the interpreter, holding
+// the GIL only while Python runs (per batch of jobs on an executor thread), and a
+// Worker whose run() releases the GIL for its whole life.
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+#include <simdjson.h>
+
+#include "common.hpp"
+#include "fastq/worker.hpp"
+
+namespace fastq::py_bindings {
+
+namespace {
+
+// JSON text -> Python objects, decoded by simdjson. Only ever fed payloads the core has
+// already validated, but every error is still reported rather than assumed away.
+py::object to_python(simdjson::dom::element el) {
+  using simdjson::dom::element_type;
+  switch (el.type()) {
+    case element_type::ARRAY: {
+      simdjson::dom::array arr = el.get_array().value_unsafe();
+      py::list out(arr.size());
+      std::size_t i = 0;
+      for (auto child : arr) out[i++] = to_python(child);
+      return out;
+    }
+    case element_type::OBJECT: {
+      simdjson::dom::object obj = el.get_object().value_unsafe();
+      py::dict out;
+      for (auto field : obj) {
+        out[py::str(field.key.data(), field.key.size())] = to_python(field.value);
+      }
+      return out;
+    }
+    case element_type::INT64:
+      return py::int_(el.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return py::int_(el.get_uint64().value_unsafe());
+    case element_type::DOUBLE:
+      return py::float_(el.get_double().value_unsafe());
+    case element_type::STRING: {
+      std::string_view s = el.get_string().value_unsafe();
+      return py::str(s.data(), s.size());
+    }
+    case element_type::BOOL:
+      return py::bool_(el.get_bool().value_unsafe());
+    case element_type::NULL_VALUE:
+      return py::none();
+  }
+  return py::none();
+}
+
+py::object decode(simdjson::dom::parser& parser, const std::string& text) {
+  simdjson::dom::element el;
+  if (auto err = parser.parse(text).get(el)) {
+    throw std::invalid_argument(std::string("invalid JSON: ") + simdjson::error_message(err));
+  }
+  return to_python(el);
+}
+
+class PyRunner final : public TaskRunner {
+ public:
+  explicit PyRunner(py::function execute) : execute_(std::move(execute)) {
+    py::module_ json = py::module_::import("json");
+    dumps_ = json.attr("dumps");
+    py::module_ tb = py::module_::import("traceback");
+    format_exception_ = tb.attr("format_exception");
+  }
+  ~PyRunner() override {
+    py::gil_scoped_acquire gil;
+    execute_ = py::function();
+    dumps_ = py::object();
+    format_exception_ = py::object();
+  }
+
+  // Each executor thread keeps one Python thread state for its whole life, so
+  // thread-locals (Django's per-thread database connections) survive between batches.
+  void thread_started() override {
+    state_.gil = PyGILState_Ensure();
+    state_.ts = PyEval_SaveThread();
+  }
+  void thread_stopping() override {
+    PyEval_RestoreThread(state_.ts);
+    PyGILState_Release(state_.gil);
+  }
+  void begin_batch() override { PyEval_RestoreThread(state_.ts); }
+  void end_batch() override { state_.ts = PyEval_SaveThread(); }
+
+  void run(const ClaimedJob& job, Completion& out) override {
+    try {
+      py::object args = decode(parser_, job.args);
+      py::object kwargs = decode(parser_, job.kwargs);
+      py::object result = execute_(job.task, args, kwargs, job.id, job.attempts);
+      if (result.is_none()) {
+        out.result = "null";
+      } else {
+        try {
+          out.result = py::cast<std::string>(dumps_(result, py::arg("separators") =
+                                                                py::make_tuple(",", ":")));
+        } catch (py::error_already_set& e) {
+          fail(out, "fastq.ResultNotSerializable",
+               "the task returned a value JSON cannot encode: " + std::string(e.what()), "");
+          return;
+        }
+      }
+      out.outcome = Outcome::kSucceeded;
+    } catch (py::error_already_set& e) {
+      std::string type, tb;
+      try {
+        py::handle t = e.type();
+        const std::string module = py::str(t.attr("__module__"));
+        const std::string qualname = py::str(t.attr("__qualname__"));
+        type = module == "builtins" ? qualname : module + "." + qualname;
+        tb = py::cast<std::string>(py::str("").attr("join")(format_exception_(e.value())));
+      } catch (...) {
+        type = "Exception";
+      }
+      std::string message;
+      try {
+        message = py::str(e.value());
+      } catch (...) {
+        message = "<unprintable exception>";
+      }
+      fail(out, type, message, tb);
+    } catch (const std::exception& e) {
+      fail(out, "fastq.InvalidPayload", e.what(), "");
+    }
+  }
+
+ private:
+  static void fail(Completion& out, std::string type, std::string message, std::string tb) {
+    out.outcome = Outcome::kFailed;
+    out.error_type = std::move(type);
+    out.error = std::move(message);
+    out.traceback = std::move(tb);
+  }
+
+  struct ThreadState {
+    PyGILState_STATE gil{};
+    PyThreadState* ts = nullptr;
+  };
+  static thread_local ThreadState state_;
+  static thread_local simdjson::dom::parser parser_;
+
+  py::function execute_;
+  py::object dumps_;
+  py::object format_exception_;
+};
+
+thread_local PyRunner::ThreadState PyRunner::state_;
+thread_local simdjson::dom::parser PyRunner::parser_;
+
+class PyWorker {
+ public:
+  PyWorker(const DriverPtr& driver, py::function execute, WorkerConfig cfg,
+           std::optional<py::function> log)
+      : runner_(std::move(execute)) {
+    if (log) {
+      auto fn = std::make_shared<py::function>(std::move(*log));
+      log_ = fn;
+      cfg.log = [fn](LogLevel level, const std::string& msg) {
+        py::gil_scoped_acquire gil;
+        try {
+          (*fn)(static_cast<int>(level), msg);
+        } catch (py::error_already_set& e) {
+          e.discard_as_unraisable("fastq worker log callback");
+        }
+      };
+    }
+    std::unique_ptr<Driver> own;
+    {
+      py::gil_scoped_release release;
+      own = driver->connect_another();
+    }
+    worker_ = std::make_unique<Worker>(std::move(own), runner_, std::move(cfg));
+  }
+  ~PyWorker() {
+    // The log callback may be the last owner of a Python object: drop it under the GIL.
+    worker_.reset();
+    log_.reset();
+  }
+
+  WorkerStats run() {
+    py::gil_scoped_release release;
+    return worker_->run();
+  }
+  void stop() { worker_->stop(); }
+  WorkerStats stats() const { return worker_->stats(); }
+
+ private:
+  PyRunner runner_;
+  std::shared_ptr<py::function> log_;
+  std::unique_ptr<Worker> worker_;
+};
+
+}  // namespace
+
+void bind_worker(py::module_& m) {
+  py::class_<WorkerStats>(m, "WorkerStats")
+      .def_readonly("claimed", &WorkerStats::claimed)
+      .def_readonly("claims", &WorkerStats::claims)
+      .def_readonly("succeeded", &WorkerStats::succeeded)
+      .def_readonly("failed", &WorkerStats::failed)
+      .def_readonly("completed_written", &WorkerStats::completed_written)
+      .def_readonly("fenced", &WorkerStats::fenced)
+      .def_readonly("flushes", &WorkerStats::flushes)
+      .def_readonly("released", &WorkerStats::released)
+      .def_readonly("rescued", &WorkerStats::rescued)
+      .def_readonly("db_errors", &WorkerStats::db_errors)
+      .def("__repr__", [](const WorkerStats& s) {
+        return "WorkerStats(claimed=" + std::to_string(s.claimed) +
+               ", succeeded=" + std::to_string(s.succeeded) +
+               ", failed=" + std::to_string(s.failed) + ", fenced=" + std::to_string(s.fenced) +
+               ", released=" + std::to_string(s.released) +
+               ", rescued=" + std::to_string(s.rescued) + ")";
+      });
+
+  py::class_<PyWorker>(m, "Worker")
+      .def(py::init([](const DriverPtr& driver, py::function execute,
+                       std::vector<std::string> registered, std::vector<std::string> queues,
+                       int concurrency, int prefetch, int claim_batch, int lease_ms,
+                       int flush_interval_ms, int rescue_interval_ms,
+                       std::size_t max_payload_bytes, bool burst, bool handle_signals,
+                       std::string name, std::optional<py::function> log) {
+             WorkerConfig cfg;
+             cfg.registered = {registered.begin(), registered.end()};
+             cfg.queues = std::move(queues);
+             cfg.concurrency = concurrency;
+             cfg.prefetch = prefetch;
+             cfg.claim_batch = claim_batch;
+             cfg.lease = std::chrono::milliseconds(lease_ms);
+             cfg.flush_interval = std::chrono::milliseconds(flush_interval_ms);
+             cfg.rescue_interval = std::chrono::milliseconds(rescue_interval_ms);
+             cfg.max_payload_bytes = max_payload_bytes;
+             cfg.burst = burst;
+             cfg.handle_signals = handle_signals;
+             cfg.name = std::move(name);
+             return std::make_unique<PyWorker>(driver, std::move(execute), std::move(cfg),
+                                               std::move(log));
+           }),
+           py::arg("driver"), py::arg("execute"), py::arg("registered"),
+           py::arg("queues") = std::vector<std::string>{"default"}, py::arg("concurrency") = 4,
+           py::arg("prefetch") = 0, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
+           py::arg("flush_interval_ms") = 5, py::arg("rescue_interval_ms") = 5000,
+           py::arg("max_payload_bytes") = std::size_t{1} << 20, py::arg("burst") = false,
+           py::arg("handle_signals") = true, py::arg("name") = "",
+           py::arg("log") = py::none())
+      .def("run", &PyWorker::run,
+           "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
+      .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")
+      .def("stats", &PyWorker::stats);
+}
+
+}  // namespace fastq::py_bindings

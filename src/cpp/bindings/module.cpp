@@ -1,0 +1,8 @@
+// fastq._core: the private extension. The public API is the Python package `fastq`.
+#include "common.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastq's C++ core: broker drivers and the worker (private; use the fastq package)";
+  fastq::py_bindings::bind_driver(m);
+  fastq::py_bindings::bind_worker(m);
+}

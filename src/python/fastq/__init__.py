@@ -1,0 +1,40 @@
+"""fastq: a Django task queue with a C++ core.
+
+    import fastq
+
+    @fastq.task
+    def send_sms(phone: str, text: str) -> None: ...
+
+    result = send_sms.delay("+233244123456", "code 123456")
+    result.get(timeout=10)
+
+Run the tasks with ``python manage.py fastq_worker``.
+"""
+
+from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
+from fastq.conf import configure
+from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
+from fastq.task import Task, current_job, registry, task
+from fastq.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "Broker",
+    "EagerResult",
+    "JobSnapshot",
+    "MemoryBroker",
+    "NewJob",
+    "Task",
+    "TaskFailed",
+    "TimeoutError",
+    "Worker",
+    "__version__",
+    "configure",
+    "current_job",
+    "get_broker",
+    "registry",
+    "set_broker",
+    "task",
+]

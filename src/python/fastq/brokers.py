@@ -1,0 +1,142 @@
+"""Brokers: where jobs live. The Django broker (``fastq_django``) is the default in a Django
+project; :class:`MemoryBroker` keeps jobs in this process, for tests."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastq import _core
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be inserted. ``args``/``kwargs`` are JSON text."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """A job as read back for :class:`fastq.AsyncResult`."""
+
+    id: str
+    task: str
+    queue: str
+    state: str  # lower case, as stored: queued, running, succeeded, failed
+    attempts: int
+    result: str | None  # JSON text
+    error_type: str
+    error: str
+    traceback: str
+
+
+class Broker(abc.ABC):
+    """What the Python API needs from a broker; the C++ driver does the rest."""
+
+    name: str = "broker"
+
+    @abc.abstractmethod
+    def enqueue(self, jobs: list[NewJob]) -> None:
+        """Insert the jobs (in the caller's transaction, for database brokers)."""
+
+    @abc.abstractmethod
+    def fetch(self, job_id: str) -> JobSnapshot | None:
+        """Read one job back, or None if it does not exist (or is not committed yet)."""
+
+    @abc.abstractmethod
+    def worker_driver(self) -> _core.Driver:
+        """A C++ driver connected to the same store, for the worker."""
+
+    def on_commit(self, callback: object) -> None:  # pragma: no cover - overridden
+        """Run ``callback`` once the caller's transaction commits (now, if none)."""
+        callback()  # type: ignore[operator]
+
+
+def to_micros(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError("eta must be a timezone-aware datetime")
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class MemoryBroker(Broker):
+    """Jobs in this process only, on the C++ in-memory driver. Nothing persists."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._driver = _core.memory_driver()
+
+    def enqueue(self, jobs: list[NewJob]) -> None:
+        self._driver.enqueue(
+            [
+                (
+                    j.id,
+                    j.task,
+                    j.queue,
+                    j.priority,
+                    j.args,
+                    j.kwargs,
+                    to_micros(j.run_at) if j.run_at else None,
+                )
+                for j in jobs
+            ]
+        )
+
+    def fetch(self, job_id: str) -> JobSnapshot | None:
+        row = self._driver.get(job_id)
+        if row is None:
+            return None
+        return JobSnapshot(
+            id=row["id"],
+            task=row["task"],
+            queue=row["queue"],
+            state=row["state"],
+            attempts=row["attempts"],
+            result=row["result"],
+            error_type=row["error_type"],
+            error=row["error"],
+            traceback=row["traceback"],
+        )
+
+    def worker_driver(self) -> _core.Driver:
+        return self._driver
+
+
+_lock = threading.Lock()
+_broker: Broker | None = None
+
+
+def set_broker(broker: Broker | None) -> None:
+    """Use ``broker`` for every task in this process (None: back to the default)."""
+    global _broker
+    with _lock:
+        _broker = broker
+
+
+def get_broker() -> Broker:
+    """The broker set with :func:`set_broker`, else the Django database broker."""
+    if _broker is not None:
+        return _broker
+    from fastq.conf import django_settings
+
+    if django_settings() is not None:
+        from django.apps import apps
+
+        if apps.is_installed("fastq_django"):
+            from fastq_django.broker import default_broker
+
+            return default_broker()
+    raise RuntimeError(
+        "fastq has no broker: add 'fastq_django' to INSTALLED_APPS, or call "
+        "fastq.set_broker(fastq.MemoryBroker()) outside Django"
+    )

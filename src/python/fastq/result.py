@@ -1,0 +1,134 @@
+"""Results of enqueued jobs."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from typing import Any
+
+from fastq.brokers import Broker, JobSnapshot, get_broker
+
+# Job states as the public API names them (the database stores them lower case).
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+UNKNOWN = "UNKNOWN"  # no such job: never enqueued, or its transaction has not committed
+READY_STATES = frozenset({SUCCEEDED, FAILED})
+
+
+class TaskFailed(Exception):
+    """A task raised (or could not be run). Carries the remote exception's details."""
+
+    def __init__(self, job_id: str, type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type}: {message}" if message else type)
+        self.job_id = job_id
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskFailed, (self.job_id, self.type, self.message, self.traceback))
+
+
+class TimeoutError(builtins.TimeoutError):
+    """``AsyncResult.get(timeout=...)`` ran out of time before the job finished."""
+
+
+class AsyncResult:
+    """A handle on a job: ``AsyncResult(id)`` works from any process sharing the broker."""
+
+    def __init__(self, id: str, broker: Broker | None = None) -> None:
+        self.id = str(id)
+        self._broker = broker
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def broker(self) -> Broker:
+        return self._broker or get_broker()
+
+    def _snapshot(self) -> JobSnapshot | None:
+        return self.broker.fetch(self.id)
+
+    @property
+    def status(self) -> str:
+        snap = self._snapshot()
+        return snap.state.upper() if snap else UNKNOWN
+
+    state = status
+
+    @property
+    def result(self) -> Any:
+        """The return value once succeeded; the :class:`TaskFailed` once failed; else None."""
+        snap = self._snapshot()
+        if snap is None:
+            return None
+        if snap.state == "succeeded":
+            return json.loads(snap.result) if snap.result is not None else None
+        if snap.state == "failed":
+            return _failure(snap)
+        return None
+
+    def ready(self) -> bool:
+        return self.status in READY_STATES
+
+    def successful(self) -> bool:
+        return self.status == SUCCEEDED
+
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def get(self, timeout: float | None = None, interval: float = 0.005) -> Any:
+        """Wait for the job and return its result; raise :class:`TaskFailed` if it failed,
+        :class:`fastq.TimeoutError` if ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = interval
+        while True:
+            snap = self._snapshot()
+            if snap is not None and snap.state == "succeeded":
+                return json.loads(snap.result) if snap.result is not None else None
+            if snap is not None and snap.state == "failed":
+                raise _failure(snap)
+            if deadline is not None and time.monotonic() >= deadline:
+                state = snap.state.upper() if snap else UNKNOWN
+                raise TimeoutError(f"job {self.id} still {state} after {timeout} s")
+            sleep = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            time.sleep(sleep)
+            delay = min(delay * 2, 0.25)
+
+
+class EagerResult(AsyncResult):
+    """The result of a task run inline (``FASTQ["EAGER"]``): already finished."""
+
+    def __init__(self, id: str, value: Any = None, failure: TaskFailed | None = None) -> None:
+        super().__init__(id)
+        self._value = value
+        self._failure = failure
+
+    @property
+    def status(self) -> str:
+        return FAILED if self._failure else SUCCEEDED
+
+    state = status
+
+    @property
+    def result(self) -> Any:
+        return self._failure if self._failure else self._value
+
+    def get(self, timeout: float | None = None, interval: float = 0.005) -> Any:
+        if self._failure:
+            raise self._failure
+        return self._value
+
+
+def _failure(snap: JobSnapshot) -> TaskFailed:
+    return TaskFailed(snap.id, snap.error_type or "Error", snap.error, snap.traceback)

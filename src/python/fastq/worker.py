@@ -1,0 +1,90 @@
+"""Running tasks: the Python face of the C++ worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from fastq import _core, conf
+from fastq.brokers import Broker, get_broker
+from fastq.task import JobContext, _current, registry
+
+log = logging.getLogger("fastq.worker")
+_LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
+
+
+def execute(
+    task_name: str, args: list[Any], kwargs: dict[str, Any], job_id: str, attempt: int
+) -> Any:
+    """Called by the C++ executors (with the GIL held) for every job they run."""
+    task = registry[task_name]
+    token = _current.set(JobContext(job_id, task_name, attempt))
+    try:
+        return task.fn(*args, **kwargs)
+    finally:
+        _current.reset(token)
+
+
+def default_queues() -> list[str]:
+    """``FASTQ["QUEUES"]`` if set, else every queue a registered task uses."""
+    configured = conf.get("QUEUES")
+    if configured:
+        return list(configured)
+    return sorted({"default", *(t.queue for t in registry.values())})
+
+
+def _log(level: int, message: str) -> None:
+    log.log(_LEVELS[level] if 0 <= level < len(_LEVELS) else logging.ERROR, message)
+
+
+class Worker:
+    """Runs registered tasks from a broker until stopped.
+
+    ``Worker(burst=True).run()`` drains what is runnable and returns; otherwise it runs
+    until :meth:`stop` (from another thread), SIGTERM or SIGINT (when ``handle_signals``).
+    """
+
+    def __init__(
+        self,
+        broker: Broker | None = None,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int = 4,
+        prefetch: int = 0,
+        claim_batch: int = 256,
+        lease: float = 30.0,
+        burst: bool = False,
+        handle_signals: bool = False,
+    ) -> None:
+        self.broker = broker or get_broker()
+        self.queues = list(queues) if queues else default_queues()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._worker = _core.Worker(
+            self.broker.worker_driver(),
+            execute,
+            sorted(registry),
+            queues=self.queues,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            claim_batch=claim_batch,
+            lease_ms=int(lease * 1000),
+            max_payload_bytes=int(conf.get("MAX_PAYLOAD_BYTES")),
+            burst=burst,
+            handle_signals=handle_signals,
+            name=self.name,
+            log=_log,
+        )
+
+    def run(self) -> _core.WorkerStats:
+        """Block until the worker stops; returns its counters."""
+        return self._worker.run()
+
+    def stop(self) -> None:
+        """Ask the worker to stop gracefully (thread-safe)."""
+        self._worker.stop()
+
+    def stats(self) -> _core.WorkerStats:
+        return self._worker.stats()

@@ -1,0 +1,6 @@
+import fastq
+
+
+@fastq.task(name="extra.echo")
+def echo(value):
+    return value

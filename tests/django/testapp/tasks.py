@@ -1,0 +1,38 @@
+import os
+import time
+
+import fastq
+from django.db import transaction
+
+from testapp.models import Execution
+
+
+@fastq.task
+def add(a, b):
+    return a + b
+
+
+@fastq.task
+def record(key, sleep=0.0):
+    """Records this execution, then optionally sleeps (to be killed mid-run)."""
+    job = fastq.current_job()
+    with transaction.atomic():
+        Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+    if sleep:
+        time.sleep(sleep)
+    return key
+
+
+@fastq.task
+def fail(message):
+    raise ValueError(message)
+
+
+@fastq.task(queue="other", priority=5)
+def on_other_queue():
+    return "other"
+
+
+@fastq.task
+def noop():
+    return None

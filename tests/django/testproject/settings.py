@@ -1,0 +1,85 @@
+"""Settings for fastq's Django tests. FASTQ_TEST_DB picks the broker database:
+``sqlite`` (default) or ``postgres`` (127.0.0.1, user postgres; override with
+FASTQ_TEST_PG_HOST/PORT/USER/PASSWORD)."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "fastq-tests-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "testproject.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "fastq_django",
+    "testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_kind = os.environ.get("FASTQ_TEST_DB", "sqlite")
+# A worker subprocess is pointed at the test database through FASTQ_TEST_DB_NAME.
+_db_name = os.environ.get("FASTQ_TEST_DB_NAME")
+if _kind == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("FASTQ_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("FASTQ_TEST_PG_PORT", "5432"),
+            "USER": os.environ.get("FASTQ_TEST_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("FASTQ_TEST_PG_PASSWORD", ""),
+            "NAME": _db_name or "fastq_django",
+            "TEST": {"NAME": "test_fastq_django"},
+        }
+    }
+elif _kind == "sqlite":
+    _path = BASE_DIR / f"fastq_test_{os.getpid()}.sqlite3"
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _db_name or str(_path),
+            # Workers in other processes need a file; IMMEDIATE avoids lock upgrades.
+            "TEST": {"NAME": str(BASE_DIR / f"fastq_testdb_{os.getpid()}.sqlite3")},
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+else:
+    raise RuntimeError(f"FASTQ_TEST_DB must be sqlite or postgres, not {_kind!r}")
+
+FASTQ = {"IMPORTS": ["testapp.extra_tasks"]}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"fastq": {"handlers": ["console"], "level": "WARNING"}},
+}

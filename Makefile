@@ -32,10 +32,10 @@ test-python: bootstrap
 	$(PY) -m pytest -p no:django tests/python
 
 test-django-sqlite: bootstrap
-	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/django tests/integration
+	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/django
 
 test-django-postgres: bootstrap
-	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django tests/integration
+	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django
 
 # The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS.
 test-django-lts:

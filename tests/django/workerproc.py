@@ -1,0 +1,59 @@
+"""Running ``manage.py fastq_worker`` the way a user does, on the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class WorkerProcess:
+    """``manage.py fastq_worker`` in a subprocess, on the test database."""
+
+    def __init__(self, *args: str) -> None:
+        from django.db import connection
+
+        env = dict(os.environ)
+        env["FASTQ_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+        # Output goes to a file: a pipe nobody reads would block a chatty worker.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "manage.py"), "fastq_worker", *args],
+            cwd=HERE,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait(self, timeout: float = 300) -> tuple[int, str]:
+        self.proc.wait(timeout=timeout)
+        out = self.output()
+        self.log.close()
+        return self.proc.returncode, out
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def finish(self, timeout: float = 300) -> str:
+        code, out = self.wait(timeout)
+        assert code == 0, f"worker exited {code}:\n{out}"
+        return out
+
+
+def run_worker(*args: str, timeout: float = 300) -> str:
+    """Run a burst worker to completion; returns its output."""
+    return WorkerProcess("--burst", *args).finish(timeout)

@@ -93,6 +93,7 @@ struct Worker::Impl {
   std::condition_variable q_cv;
   std::deque<ClaimedJob> queue;
   bool q_closed = false;
+  std::vector<ClaimedJob> unrun;  // popped by an executor but not started before a stop
   std::vector<std::thread> executors;
 
   // Completer.
@@ -296,7 +297,9 @@ struct Worker::Impl {
 
   // ---- executors ----------------------------------------------------------------------
 
-  bool pop_batch(std::vector<ClaimedJob>& batch) {
+  // Takes up to `limit` jobs, and never more than an even share of what is waiting, so
+  // no executor hoards jobs that an idle sibling could start.
+  bool pop_batch(std::vector<ClaimedJob>& batch, std::size_t limit) {
     batch.clear();
     std::unique_lock lock(q_mu);
     q_cv.wait(lock, [this] { return !queue.empty() || q_closed; });
@@ -304,9 +307,7 @@ struct Worker::Impl {
     const std::size_t share =
         (queue.size() + static_cast<std::size_t>(cfg.concurrency) - 1) /
         static_cast<std::size_t>(cfg.concurrency);
-    const std::size_t n =
-        std::min(queue.size(), std::clamp<std::size_t>(share, 1, static_cast<std::size_t>(
-                                                                  std::max(1, cfg.exec_batch))));
+    const std::size_t n = std::min({queue.size(), share, limit});
     for (std::size_t i = 0; i < n; ++i) {
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
@@ -318,11 +319,19 @@ struct Worker::Impl {
     runner.thread_started();
     std::vector<ClaimedJob> batch;
     std::vector<Completion> outs;
-    while (pop_batch(batch)) {
+    // Slow start: batches grow while jobs are quick (amortising the GIL hand-off) and
+    // drop to one job as soon as jobs take long, so a slow job never holds others back.
+    const std::size_t max_batch = static_cast<std::size_t>(std::max(1, cfg.exec_batch));
+    std::size_t limit = 1;
+    while (pop_batch(batch, limit)) {
       outs.clear();
       outs.reserve(batch.size());
+      const auto started = std::chrono::steady_clock::now();
+      std::size_t ran = 0;
       runner.begin_batch();
       for (const auto& job : batch) {
+        if (stopping) break;  // not started: goes back to the queue
+        ++ran;
         Completion& c = outs.emplace_back();
         c.id = job.id;
         c.lease_token = job.lease_token;
@@ -341,11 +350,40 @@ struct Worker::Impl {
         }
       }
       runner.end_batch();
-      held -= static_cast<int>(batch.size());
+      if (ran > 0) {
+        const auto per_job = (std::chrono::steady_clock::now() - started) / ran;
+        limit = per_job < std::chrono::microseconds(200) ? std::min(limit * 2, max_batch) : 1;
+      }
+      if (ran < batch.size()) {
+        std::lock_guard lock(q_mu);
+        for (std::size_t i = ran; i < batch.size(); ++i) unrun.push_back(std::move(batch[i]));
+      }
+      held -= static_cast<int>(ran);
       add_outcomes(outs);
       poke();
     }
     runner.thread_stopping();
+  }
+
+  // run() after the executors stopped: hands back jobs they popped but never started.
+  void release_unrun() {
+    if (unrun.empty()) return;
+    std::vector<JobRef> refs;
+    for (const auto& j : unrun) refs.push_back(JobRef{j.id, j.lease_token});
+    try {
+      counters.released += claim_db->release(refs);
+    } catch (const DriverError& e) {
+      counters.db_errors++;
+      log(LogLevel::kWarning, std::string("could not release unstarted jobs (they return "
+                                          "when their lease expires): ") +
+                                  e.what());
+    }
+    {
+      std::lock_guard lock(lease_mu);
+      for (const auto& j : unrun) leases.erase(j.id);
+    }
+    held -= static_cast<int>(unrun.size());
+    unrun.clear();
   }
 
   // ---- completer ----------------------------------------------------------------------
@@ -530,6 +568,7 @@ struct Worker::Impl {
 
     for (auto& t : executors) t.join();
     executors.clear();
+    release_unrun();
     claim_db->set_wakeup(nullptr);
     asio::post(done_io, [this] {
       renew_timer.cancel();

@@ -1,0 +1,48 @@
+"""A long-running worker as deployed: woken by new work, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from fastq_django.models import Job
+from testapp import tasks
+from testapp.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_idle_worker_picks_up_new_jobs(worker):
+    w = worker("--concurrency", "2")
+    time.sleep(1.0)  # let it go idle (LISTEN on PostgreSQL, polling on SQLite)
+    results = [tasks.add.delay(i, i) for i in range(20)]
+    assert [r.get(timeout=30) for r in results] == [2 * i for i in range(20)]
+    w.signal(signal.SIGTERM)
+    out = w.finish(30)
+    assert "20 succeeded" in out
+
+
+def test_sigterm_finishes_running_jobs_and_returns_the_rest(worker):
+    tasks.record.map([(f"k{i}", 0.5) for i in range(40)])
+    w = worker("--concurrency", "2")
+    _wait_for(lambda: Execution.objects.count() >= 2)
+    w.signal(signal.SIGTERM)
+    out = w.finish(60)
+    assert "released" in out
+    started = set(Execution.objects.values_list("job_id", flat=True))
+    assert Job.objects.filter(state="running").count() == 0, "nothing left claimed"
+    for job in Job.objects.all():
+        if str(job.id).replace("-", "") in {s.replace("-", "") for s in started}:
+            assert job.state == "succeeded", "a job that started was finished"
+        else:
+            assert job.state == "queued", job.state
+            assert job.attempts == 0, "returned without spending an attempt"
+    assert Job.objects.filter(state="queued").count() > 0

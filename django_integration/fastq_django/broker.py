@@ -10,7 +10,7 @@ import functools
 import uuid
 from datetime import UTC, datetime
 
-from django.db import connections
+from django.db import close_old_connections, connections
 from fastq import _core, conf
 from fastq.brokers import Broker, JobSnapshot, NewJob
 
@@ -91,6 +91,9 @@ class DatabaseBroker(Broker):
             error=error,
             traceback=tb,
         )
+
+    def before_job(self) -> None:
+        close_old_connections()
 
     def worker_driver(self) -> _core.Driver:
         settings_dict = connections[self.alias].settings_dict

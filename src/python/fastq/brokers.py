@@ -56,9 +56,9 @@ class Broker(abc.ABC):
     def worker_driver(self) -> _core.Driver:
         """A C++ driver connected to the same store, for the worker."""
 
-    def on_commit(self, callback: object) -> None:  # pragma: no cover - overridden
-        """Run ``callback`` once the caller's transaction commits (now, if none)."""
-        callback()  # type: ignore[operator]
+    def before_job(self) -> None:
+        """Called on the executor thread before each job runs (connection hygiene)."""
+        return None
 
 
 def to_micros(dt: datetime) -> int:

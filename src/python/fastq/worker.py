@@ -59,7 +59,9 @@ class Worker:
         burst: bool = False,
         handle_signals: bool = False,
     ) -> None:
+        global _before_job
         self.broker = broker or get_broker()
+        _before_job = self.broker.before_job
         self.queues = list(queues) if queues else default_queues()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._worker = _core.Worker(

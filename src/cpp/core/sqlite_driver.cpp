@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
@@ -85,6 +87,8 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+using Lock = std::lock_guard<std::mutex>;
+
 // Runs a statement to completion and resets it, even if it throws.
 struct Run {
   explicit Run(Statement& s) : s(s) {}
@@ -94,8 +98,9 @@ struct Run {
 
 class SqliteDriver final : public Driver {
  public:
-  SqliteDriver(std::string path, std::chrono::milliseconds busy_timeout)
-      : path_(std::move(path)), busy_timeout_(busy_timeout) {
+  SqliteDriver(std::string path, std::chrono::milliseconds busy_timeout,
+               std::shared_ptr<std::mutex> write_mu = std::make_shared<std::mutex>())
+      : path_(std::move(path)), busy_timeout_(busy_timeout), write_mu_(std::move(write_mu)) {
     if (path_.empty() || path_ == ":memory:" || path_.starts_with("file::memory:")) {
       throw DriverError("SQLite broker needs a database file other processes can open, got '" +
                             path_ + "'",
@@ -108,7 +113,9 @@ class SqliteDriver final : public Driver {
       db_ = nullptr;
       throw DriverError("cannot open SQLite database '" + path_ + "': " + msg, false);
     }
-    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout_.count()));
+    // SQLite's own busy handler sleeps up to 100 ms between tries; a queue needs to
+    // retry within a fraction of a millisecond of the other writer's commit.
+    sqlite3_busy_handler(db_, &SqliteDriver::on_busy, this);
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
   }
@@ -119,7 +126,7 @@ class SqliteDriver final : public Driver {
 
   std::string name() const override { return "sqlite"; }
   std::unique_ptr<Driver> connect_another() const override {
-    return std::make_unique<SqliteDriver>(path_, busy_timeout_);
+    return std::make_unique<SqliteDriver>(path_, busy_timeout_, write_mu_);
   }
 
   void enqueue(std::span<const NewJob> jobs) override {
@@ -151,6 +158,7 @@ class SqliteDriver final : public Driver {
                    "SELECT value->>'id', value->>'task', value->>'queue', value->>'priority', "
                    "'queued', value->>'args', value->>'kwargs', value->>'run_at', 0, '', '', "
                    "'', '', ?2 FROM json_each(?1)");
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, j).bind(2, now);
     s.step();
@@ -173,6 +181,7 @@ class SqliteDriver final : public Driver {
     const std::string expires = format_utc(now_us + req.lease.count() * 1000);
     const std::int64_t token = new_lease_token();
     auto& s = stmt("claim", claim_sql_);
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, now).bind(2, expires).bind(3, token).bind(4, req.worker).bind(
         5, static_cast<std::int64_t>(req.limit));
@@ -225,7 +234,8 @@ class SqliteDriver final : public Driver {
                    "value->>'result' AS result, value->>'error_type' AS error_type, "
                    "value->>'error' AS error, value->>'traceback' AS traceback "
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+                   "fastq_job.lease_token = v.token");
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, j).bind(2, format_utc(now_micros()));
     s.step();
@@ -237,8 +247,8 @@ class SqliteDriver final : public Driver {
     auto& s = stmt("renew",
                    "UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS "
                    "id, value->>'token' AS token FROM json_each(?1)) AS v WHERE "
-                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token AND "
-                   "fastq_job.state = 'running'");
+                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token");
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, refs(jobs)).bind(2, format_utc(now_micros() + lease.count() * 1000));
     s.step();
@@ -252,7 +262,8 @@ class SqliteDriver final : public Driver {
                    "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
                    "worker = '' FROM (SELECT value->>'id' AS id, value->>'token' AS token "
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+                   "fastq_job.lease_token = v.token");
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, refs(jobs));
     s.step();
@@ -264,6 +275,7 @@ class SqliteDriver final : public Driver {
                    "UPDATE fastq_job SET state = 'queued', lease_token = NULL, "
                    "lease_expires_at = NULL, worker = '' WHERE state = 'running' AND "
                    "lease_expires_at < ?1");
+    Lock lock(*write_mu_);
     Run run(s);
     s.bind(1, format_utc(now_micros()));
     s.step();
@@ -372,8 +384,21 @@ class SqliteDriver final : public Driver {
     return *it->second;
   }
 
+  // Busy handler: short sleeps growing to 2 ms, giving up after the busy timeout.
+  static int on_busy(void* self, int count) {
+    auto* d = static_cast<SqliteDriver*>(self);
+    if (count == 0) d->busy_since_ = std::chrono::steady_clock::now();
+    if (std::chrono::steady_clock::now() - d->busy_since_ > d->busy_timeout_) return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(std::min(2000, 50 << std::min(count, 6))));
+    return 1;
+  }
+
   std::string path_;
   std::chrono::milliseconds busy_timeout_;
+  // Sibling connections of one process take turns writing instead of contending for
+  // SQLite's lock; other processes still go through the busy handler.
+  std::shared_ptr<std::mutex> write_mu_;
+  std::chrono::steady_clock::time_point busy_since_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> stmts_;
   std::vector<std::string> claim_queues_;

@@ -23,10 +23,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# A Python of the wanted minor version that actually runs (pyenv shims exist for
+# versions that are installed but not selected, and fail when called).
 find_python() {
-  for c in "python$1" "$HOME/.pyenv/versions/$1"*/bin/python; do
-    if command -v "$c" >/dev/null 2>&1; then command -v "$c"; return; fi
-    if [ -x "$c" ]; then echo "$c"; return; fi
+  local c
+  for c in "$HOME"/.pyenv/versions/"$1".*/bin/python "$(command -v "python$1" || true)"; do
+    if [ -n "$c" ] && [ -x "$c" ] && "$c" -c 'import sys' >/dev/null 2>&1; then
+      echo "$c"
+      return
+    fi
   done
   return 1
 }

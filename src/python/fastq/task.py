@@ -23,7 +23,7 @@ R = TypeVar("R")
 registry: dict[str, Task[Any, Any]] = {}
 
 # How many jobs task.map() inserts per statement.
-MAP_BATCH = 1000
+MAP_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)

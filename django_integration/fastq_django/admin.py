@@ -50,6 +50,7 @@ class JobAdmin(admin.ModelAdmin):
         "queue",
         "priority",
         "attempts",
+        "max_attempts",
         "run_at",
         "created_at",
         "started_at",
@@ -64,7 +65,10 @@ class JobAdmin(admin.ModelAdmin):
         "pretty_traceback",
     )
     fieldsets = (
-        (None, {"fields": ("id", "task", "state", "queue", "priority", "attempts")}),
+        (
+            None,
+            {"fields": ("id", "task", "state", "queue", "priority", "attempts", "max_attempts")},
+        ),
         (
             "Timing",
             {
@@ -87,6 +91,7 @@ class JobAdmin(admin.ModelAdmin):
         "running": "#2563eb",
         "succeeded": "#16a34a",
         "failed": "#dc2626",
+        "dead": "#7f1d1d",
     }
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -119,7 +124,7 @@ class JobAdmin(admin.ModelAdmin):
     def pretty_traceback(self, obj: Job) -> str:
         return format_html("<pre>{}</pre>", obj.traceback or "—")
 
-    @admin.action(description="Retry selected failed jobs")
+    @admin.action(description="Retry selected failed or dead jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         n = retry_failed(queryset)
         skipped = queryset.count() - n if n < queryset.count() else 0
@@ -131,10 +136,10 @@ class JobAdmin(admin.ModelAdmin):
 
 
 def retry_failed(queryset: QuerySet[Job]) -> int:
-    """Queue failed jobs again (a fresh start: attempts, error and result cleared)."""
+    """Queue failed and dead jobs again (attempts, error and result cleared)."""
     alias = queryset.db
     with transaction.atomic(using=alias):
-        n = queryset.filter(state=JobState.FAILED).update(
+        n = queryset.filter(state__in=[JobState.FAILED, JobState.DEAD]).update(
             state=JobState.QUEUED,
             attempts=0,
             result=None,

@@ -19,20 +19,20 @@ from fastq.brokers import Broker, JobSnapshot, NewJob
 from fastq_django.conf import broker_vendor, libpq_conninfo
 
 _COLUMNS = (
-    "id, task, queue, priority, state, args, kwargs, run_at, attempts, worker, "
-    "error_type, error, traceback, created_at"
+    "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
+    "worker, error_type, error, traceback, created_at"
 )
 # PostgreSQL: a batch travels as one JSON parameter expanded by json_to_recordset (one
 # statement, and no thousands of placeholders for psycopg to parse). SQLite: a multi-row
 # VALUES list (binding is cheap in-process, and cheaper than json_extract per column).
 _PG_INSERT = (
     f"INSERT INTO fastq_job ({_COLUMNS}) SELECT id, task, queue, priority, 'queued', "
-    "args, kwargs, COALESCE(run_at, now()), 0, '', '', '', '', now() "
+    "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, '', '', '', '', now() "
     "FROM json_to_recordset(%s::json) AS x(id uuid, task text, queue text, "
-    "priority int, args text, kwargs text, run_at timestamptz)"
+    "priority int, args text, kwargs text, run_at timestamptz, max_attempts int)"
 )
-_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, '', '', '', '', %s)"
-# Rows per statement: 8 parameters a row stays under SQLite's 32766 limit.
+_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, '', '', '', '', %s)"
+# Rows per statement: 9 parameters a row stays under SQLite's 32766 limit.
 _MAX_ROWS = 2000
 
 
@@ -69,6 +69,7 @@ class DatabaseBroker(Broker):
                 "args": job.args,
                 "kwargs": job.kwargs,
                 "run_at": job.run_at.isoformat() if job.run_at else None,
+                "max_attempts": job.max_attempts,
             }
             for job in jobs
         ]
@@ -88,6 +89,7 @@ class DatabaseBroker(Broker):
                 job.args,
                 job.kwargs,
                 adapt(job.run_at) if job.run_at else now,
+                job.max_attempts,
                 now,
             ]
         values = ", ".join([_SQLITE_ROW] * len(jobs))

@@ -16,6 +16,7 @@ class JobState(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    DEAD = "dead", "Dead"
 
 
 class Job(models.Model):
@@ -30,6 +31,9 @@ class Job(models.Model):
     kwargs = models.TextField(default="{}", db_default="{}", help_text="JSON object.")
     run_at = models.DateTimeField(default=timezone.now, db_default=Now())
     attempts = models.IntegerField(default=0, db_default=0)
+    max_attempts = models.IntegerField(
+        default=4, db_default=4, help_text="Attempts allowed, counting worker deaths."
+    )
     lease_token = models.BigIntegerField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, default="", db_default="")

@@ -213,6 +213,58 @@ TEST_P(Conformance, ConcurrentClaimersNeverShareAJob) {
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 2000u);
 }
 
+TEST_P(Conformance, RetryRequeuesForLaterKeepingTheError) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].max_attempts, kDefaultMaxAttempts);
+  Completion c;
+  c.id = j.id;
+  c.lease_token = got[0].lease_token;
+  c.outcome = Outcome::kRetry;
+  c.error_type = "TimeoutError";
+  c.error = "provider slow";
+  c.retry_at = now_micros() + 3'600'000'000;
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 1);
+  EXPECT_EQ(rec->error, "provider slow");
+  EXPECT_TRUE(db->claim(req(1)).empty()) << "not before retry_at";
+  c.retry_at = now_micros() - 1;
+  auto j2 = job("t");
+  db->enqueue(std::span(&j2, 1));
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  c.id = j2.id;
+  c.lease_token = got[0].lease_token;
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, j2.id);
+  EXPECT_EQ(got[0].attempts, 2);
+}
+
+TEST_P(Conformance, WorkerLostPastMaxAttemptsIsDead) {
+  auto j = job("t");
+  j.max_attempts = 2;
+  db->enqueue(std::span(&j, 1));
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto got = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].attempts, attempt);
+    EXPECT_EQ(got[0].max_attempts, 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(db->rescue_expired(), 1u);
+  }
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "dead");
+  EXPECT_EQ(rec->error_type, "fastq.WorkerLost");
+  EXPECT_EQ(rec->error, worker_lost_message(2));
+  EXPECT_TRUE(db->claim(req(1)).empty());
+}
+
 TEST_P(Conformance, DuplicateIdIsRefused) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));

@@ -14,6 +14,7 @@ py::object record_to_dict(const JobRecord& r) {
   d["state"] = r.state;
   d["priority"] = r.priority;
   d["attempts"] = r.attempts;
+  d["max_attempts"] = r.max_attempts;
   d["args"] = r.args;
   d["kwargs"] = r.kwargs;
   d["result"] = r.result ? py::object(py::str(*r.result)) : py::object(py::none());
@@ -33,11 +34,13 @@ void bind_driver(py::module_& m) {
           "enqueue",
           [](Driver& d, const std::vector<std::tuple<std::string, std::string, std::string, int,
                                                      std::string, std::string,
-                                                     std::optional<std::int64_t>>>& rows) {
+                                                     std::optional<std::int64_t>, int>>& rows) {
             std::vector<NewJob> jobs;
             jobs.reserve(rows.size());
-            for (const auto& [id, task, queue, priority, args, kwargs, run_at] : rows) {
-              jobs.push_back(NewJob{id, task, queue, priority, args, kwargs, run_at});
+            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts] :
+                 rows) {
+              jobs.push_back(
+                  NewJob{id, task, queue, priority, args, kwargs, run_at, max_attempts});
             }
             py::gil_scoped_release release;
             d.enqueue(jobs);

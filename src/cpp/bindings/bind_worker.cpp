@@ -60,7 +60,8 @@ py::object decode(simdjson::dom::parser& parser, const std::string& text) {
 
 class PyRunner final : public TaskRunner {
  public:
-  explicit PyRunner(py::function execute) : execute_(std::move(execute)) {
+  PyRunner(py::function execute, py::object retry_type)
+      : execute_(std::move(execute)), retry_type_(std::move(retry_type)) {
     py::module_ json = py::module_::import("json");
     dumps_ = json.attr("dumps");
     py::module_ tb = py::module_::import("traceback");
@@ -69,6 +70,7 @@ class PyRunner final : public TaskRunner {
   ~PyRunner() override {
     py::gil_scoped_acquire gil;
     execute_ = py::function();
+    retry_type_ = py::object();
     dumps_ = py::object();
     format_exception_ = py::object();
   }
@@ -90,7 +92,8 @@ class PyRunner final : public TaskRunner {
     try {
       py::object args = decode(parser_, job.args);
       py::object kwargs = decode(parser_, job.kwargs);
-      py::object result = execute_(job.task, args, kwargs, job.id, job.attempts);
+      py::object result =
+          execute_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts);
       if (result.is_none()) {
         out.result = "null";
       } else {
@@ -105,6 +108,21 @@ class PyRunner final : public TaskRunner {
       }
       out.outcome = Outcome::kSucceeded;
     } catch (py::error_already_set& e) {
+      if (retry_type_ && e.matches(retry_type_)) {
+        // The front end decided to run this job again later and says when and why.
+        try {
+          py::object r = e.value();
+          out.outcome = Outcome::kRetry;
+          out.retry_at = py::cast<Micros>(r.attr("eta_us"));
+          out.error_type = py::cast<std::string>(r.attr("error_type"));
+          out.error = py::cast<std::string>(r.attr("error"));
+          out.traceback = py::cast<std::string>(r.attr("traceback"));
+          return;
+        } catch (py::error_already_set& bad) {
+          fail(out, "fastq.InvalidRetry", bad.what(), "");
+          return;
+        }
+      }
       std::string type, tb;
       try {
         py::handle t = e.type();
@@ -143,6 +161,7 @@ class PyRunner final : public TaskRunner {
   static thread_local simdjson::dom::parser parser_;
 
   py::function execute_;
+  py::object retry_type_;
   py::object dumps_;
   py::object format_exception_;
 };
@@ -152,9 +171,9 @@ thread_local simdjson::dom::parser PyRunner::parser_;
 
 class PyWorker {
  public:
-  PyWorker(const DriverPtr& driver, py::function execute, WorkerConfig cfg,
-           std::optional<py::function> log)
-      : runner_(std::move(execute)) {
+  PyWorker(const DriverPtr& driver, py::function execute, py::object retry_type,
+           WorkerConfig cfg, std::optional<py::function> log)
+      : runner_(std::move(execute), std::move(retry_type)) {
     if (log) {
       auto fn = std::make_shared<py::function>(std::move(*log));
       log_ = fn;
@@ -201,6 +220,7 @@ void bind_worker(py::module_& m) {
       .def_readonly("claims", &WorkerStats::claims)
       .def_readonly("succeeded", &WorkerStats::succeeded)
       .def_readonly("failed", &WorkerStats::failed)
+      .def_readonly("retried", &WorkerStats::retried)
       .def_readonly("completed_written", &WorkerStats::completed_written)
       .def_readonly("fenced", &WorkerStats::fenced)
       .def_readonly("flushes", &WorkerStats::flushes)
@@ -210,13 +230,14 @@ void bind_worker(py::module_& m) {
       .def("__repr__", [](const WorkerStats& s) {
         return "WorkerStats(claimed=" + std::to_string(s.claimed) +
                ", succeeded=" + std::to_string(s.succeeded) +
-               ", failed=" + std::to_string(s.failed) + ", fenced=" + std::to_string(s.fenced) +
+               ", failed=" + std::to_string(s.failed) +
+               ", retried=" + std::to_string(s.retried) + ", fenced=" + std::to_string(s.fenced) +
                ", released=" + std::to_string(s.released) +
                ", rescued=" + std::to_string(s.rescued) + ")";
       });
 
   py::class_<PyWorker>(m, "Worker")
-      .def(py::init([](const DriverPtr& driver, py::function execute,
+      .def(py::init([](const DriverPtr& driver, py::function execute, py::object retry_type,
                        std::vector<std::string> registered, std::vector<std::string> queues,
                        int concurrency, int prefetch, int claim_batch, int lease_ms,
                        int flush_interval_ms, int rescue_interval_ms,
@@ -235,10 +256,11 @@ void bind_worker(py::module_& m) {
              cfg.burst = burst;
              cfg.handle_signals = handle_signals;
              cfg.name = std::move(name);
-             return std::make_unique<PyWorker>(driver, std::move(execute), std::move(cfg),
+             return std::make_unique<PyWorker>(driver, std::move(execute),
+                                               std::move(retry_type), std::move(cfg),
                                                std::move(log));
            }),
-           py::arg("driver"), py::arg("execute"), py::arg("registered"),
+           py::arg("driver"), py::arg("execute"), py::arg("retry_type"), py::arg("registered"),
            py::arg("queues") = std::vector<std::string>{"default"}, py::arg("concurrency") = 4,
            py::arg("prefetch") = 0, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
            py::arg("flush_interval_ms") = 5, py::arg("rescue_interval_ms") = 5000,

@@ -48,6 +48,7 @@ class MemoryDriver final : public Driver {
         row.rec.priority = j.priority;
         row.rec.args = j.args;
         row.rec.kwargs = j.kwargs;
+        row.rec.max_attempts = j.max_attempts;
         row.run_at = j.run_at.value_or(now);
         row.seq = store_->next_seq++;
         if (!store_->rows.emplace(j.id, std::move(row)).second) {
@@ -87,7 +88,7 @@ class MemoryDriver final : public Driver {
       r.lease_token = token;
       r.lease_expires = now + req.lease.count() * 1000;
       out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
-                               r.rec.priority, r.rec.attempts, token});
+                               r.rec.priority, r.rec.attempts, r.rec.max_attempts, token});
     }
     return out;
   }
@@ -103,15 +104,15 @@ class MemoryDriver final : public Driver {
       }
       Row& r = it->second;
       r.lease_token = 0;
+      r.rec.state = outcome_state(c.outcome);
       if (c.outcome == Outcome::kSucceeded) {
-        r.rec.state = state::kSucceeded;
         r.rec.result = c.result;
       } else {
-        r.rec.state = state::kFailed;
         r.rec.error_type = c.error_type;
         r.rec.error = c.error;
         r.rec.traceback = c.traceback;
       }
+      if (c.outcome == Outcome::kRetry) r.run_at = c.retry_at;
       ++n;
     }
     return n;
@@ -159,8 +160,14 @@ class MemoryDriver final : public Driver {
       const Micros now = now_micros();
       for (auto& [id, r] : store_->rows) {
         if (r.rec.state == state::kRunning && r.lease_expires < now) {
-          r.rec.state = state::kQueued;
           r.lease_token = 0;
+          if (r.rec.attempts >= r.rec.max_attempts) {
+            r.rec.state = state::kDead;
+            r.rec.error_type = kWorkerLostType;
+            r.rec.error = worker_lost_message(r.rec.attempts);
+          } else {
+            r.rec.state = state::kQueued;
+          }
           ++n;
         }
       }

@@ -144,7 +144,8 @@ std::string claim_sql() {
          "UPDATE fastq_job j SET state = 'running', attempts = j.attempts + 1, "
          "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
          "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
-         "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts";
+         "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
+         "j.max_attempts";
 }
 
 class PostgresDriver final : public Driver {
@@ -176,16 +177,18 @@ class PostgresDriver final : public Driver {
       append_json_string(j, x.kwargs);
       j += ",\"run_at_us\":";
       j += x.run_at ? std::to_string(*x.run_at) : "null";
+      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
       j.push_back('}');
     }
     j.push_back(']');
     conn_.exec("fastq_enqueue",
                "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
-               "attempts, worker, error_type, error, traceback, created_at) "
+               "attempts, max_attempts, worker, error_type, error, traceback, created_at) "
                "SELECT id, task, queue, priority, 'queued', args, kwargs, "
-               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, '', '', '', '', now() "
-               "FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, "
-               "priority int, args text, kwargs text, run_at_us bigint)",
+               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, '', '', '', "
+               "'', now() FROM json_to_recordset($1::json) AS x(id uuid, task text, "
+               "queue text, priority int, args text, kwargs text, run_at_us bigint, "
+               "max_attempts int)",
                {j.c_str()});
   }
 
@@ -208,7 +211,8 @@ class PostgresDriver final : public Driver {
       out.push_back(ClaimedJob{PQgetvalue(r.get(), i, 0), PQgetvalue(r.get(), i, 1),
                                PQgetvalue(r.get(), i, 2), PQgetvalue(r.get(), i, 3),
                                PQgetvalue(r.get(), i, 4), std::atoi(PQgetvalue(r.get(), i, 5)),
-                               std::atoi(PQgetvalue(r.get(), i, 6)), token});
+                               std::atoi(PQgetvalue(r.get(), i, 6)),
+                               std::atoi(PQgetvalue(r.get(), i, 7)), token});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -225,11 +229,15 @@ class PostgresDriver final : public Driver {
       j += "{\"id\":";
       append_json_string(j, c.id);
       j += ",\"token\":" + std::to_string(c.lease_token);
+      j += ",\"state\":\"";
+      j += outcome_state(c.outcome);
+      j += "\"";
+      if (c.outcome == Outcome::kRetry) j += ",\"retry_at_us\":" + std::to_string(c.retry_at);
       if (c.outcome == Outcome::kSucceeded) {
-        j += ",\"state\":\"succeeded\",\"result\":";
+        j += ",\"result\":";
         append_json_string(j, c.result);
       } else {
-        j += ",\"state\":\"failed\",\"error_type\":";
+        j += ",\"error_type\":";
         append_json_string(j, c.error_type);
         j += ",\"error\":";
         append_json_string(j, c.error);
@@ -243,9 +251,12 @@ class PostgresDriver final : public Driver {
         "fastq_complete",
         "UPDATE fastq_job j SET state = v.state, result = v.result, "
         "error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''), "
-        "traceback = COALESCE(v.traceback, ''), finished_at = now(), lease_token = NULL, "
+        "traceback = COALESCE(v.traceback, ''), "
+        "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END, "
+        "run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at), lease_token = NULL, "
         "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
-        "state text, result text, error_type text, error text, traceback text) "
+        "state text, result text, error_type text, error text, traceback text, "
+        "retry_at_us bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
@@ -281,12 +292,16 @@ class PostgresDriver final : public Driver {
   std::size_t rescue_expired() override {
     Result r = conn_.exec(
         "fastq_rescue",
-        "WITH r AS (UPDATE fastq_job SET state = 'queued', lease_token = NULL, "
-        "lease_expires_at = NULL, worker = '' WHERE state = 'running' AND "
-        "lease_expires_at < now() RETURNING 1) "
-        "SELECT n, CASE WHEN n > 0 THEN pg_notify('fastq', 'rescue') END "
-        "FROM (SELECT count(*) AS n FROM r) c",
-        {});
+        "WITH r AS (UPDATE fastq_job SET "
+        "state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
+        "error_type = CASE WHEN attempts >= max_attempts THEN $1 ELSE error_type END, "
+        "error = CASE WHEN attempts >= max_attempts THEN $2 || attempts || $3 ELSE error END, "
+        "finished_at = CASE WHEN attempts >= max_attempts THEN now() END, "
+        "lease_token = NULL, lease_expires_at = NULL, worker = '' WHERE state = 'running' "
+        "AND lease_expires_at < now() RETURNING state) "
+        "SELECT n, CASE WHEN q > 0 THEN pg_notify('fastq', 'rescue') END FROM (SELECT "
+        "count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q FROM r) c",
+        {kWorkerLostType, kWorkerLostPrefix, kWorkerLostSuffix});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
@@ -302,7 +317,8 @@ class PostgresDriver final : public Driver {
   std::optional<JobRecord> get(const std::string& id) override {
     Result r = conn_.exec("fastq_get",
                           "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
-                          "result, error_type, error, traceback FROM fastq_job WHERE id = $1",
+                          "result, error_type, error, traceback, max_attempts FROM fastq_job "
+                          "WHERE id = $1",
                           {id.c_str()});
     if (PQntuples(r.get()) == 0) return std::nullopt;
     auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
@@ -312,6 +328,7 @@ class PostgresDriver final : public Driver {
                   v(3),
                   std::atoi(PQgetvalue(r.get(), 0, 4)),
                   std::atoi(PQgetvalue(r.get(), 0, 5)),
+                  kDefaultMaxAttempts,
                   v(6),
                   v(7),
                   std::nullopt,
@@ -319,6 +336,7 @@ class PostgresDriver final : public Driver {
                   v(10),
                   v(11)};
     if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
+    rec.max_attempts = std::atoi(PQgetvalue(r.get(), 0, 12));
     return rec;
   }
 

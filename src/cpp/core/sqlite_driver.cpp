@@ -149,16 +149,19 @@ class SqliteDriver final : public Driver {
       append_json_string(j, x.kwargs);
       j += ",\"run_at\":";
       append_json_string(j, x.run_at ? format_utc(*x.run_at) : now);
+      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
       j.push_back('}');
     }
     j.push_back(']');
     auto& s = stmt("enqueue",
                    "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                   "run_at, attempts, worker, error_type, error, traceback, created_at) "
-                   "SELECT value->>'id', value->>'task', value->>'queue', value->>'priority', "
-                   "'queued', value->>'args', value->>'kwargs', value->>'run_at', 0, '', '', "
-                   "'', '', ?2 FROM json_each(?1)");
+                   "run_at, attempts, max_attempts, worker, error_type, error, traceback, "
+                   "created_at) SELECT value->>'id', value->>'task', value->>'queue', "
+                   "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
+                   "value->>'run_at', 0, value->>'max_attempts', '', '', '', '', ?2 "
+                   "FROM json_each(?1)");
     Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, j).bind(2, now);
     s.step();
@@ -189,7 +192,8 @@ class SqliteDriver final : public Driver {
     while (s.step()) {
       out.push_back(ClaimedJob{to_canonical_id(s.text(0)), s.text(1), s.text(2), s.text(3),
                                s.text(4), static_cast<int>(s.integer(5)),
-                               static_cast<int>(s.integer(6)), token});
+                               static_cast<int>(s.integer(6)),
+                               static_cast<int>(s.integer(7)), token});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -211,11 +215,18 @@ class SqliteDriver final : public Driver {
       j += "{\"id\":";
       append_json_string(j, to_hex_id(c.id));
       j += ",\"token\":" + std::to_string(c.lease_token);
+      j += ",\"state\":\"";
+      j += outcome_state(c.outcome);
+      j += "\"";
+      if (c.outcome == Outcome::kRetry) {
+        j += ",\"retry_at\":";
+        append_json_string(j, format_utc(c.retry_at));
+      }
       if (c.outcome == Outcome::kSucceeded) {
-        j += ",\"state\":\"succeeded\",\"result\":";
+        j += ",\"result\":";
         append_json_string(j, c.result);
       } else {
-        j += ",\"state\":\"failed\",\"error_type\":";
+        j += ",\"error_type\":";
         append_json_string(j, c.error_type);
         j += ",\"error\":";
         append_json_string(j, c.error);
@@ -228,14 +239,17 @@ class SqliteDriver final : public Driver {
     auto& s = stmt("complete",
                    "UPDATE fastq_job SET state = v.state, result = v.result, "
                    "error_type = coalesce(v.error_type, ''), error = coalesce(v.error, ''), "
-                   "traceback = coalesce(v.traceback, ''), finished_at = ?2, "
+                   "traceback = coalesce(v.traceback, ''), "
+                   "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE ?2 END, "
+                   "run_at = coalesce(v.retry_at, fastq_job.run_at), "
                    "lease_token = NULL, lease_expires_at = NULL FROM (SELECT "
                    "value->>'id' AS id, value->>'token' AS token, value->>'state' AS state, "
                    "value->>'result' AS result, value->>'error_type' AS error_type, "
-                   "value->>'error' AS error, value->>'traceback' AS traceback "
-                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "value->>'error' AS error, value->>'traceback' AS traceback, "
+                   "value->>'retry_at' AS retry_at FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
                    "fastq_job.lease_token = v.token");
     Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, j).bind(2, format_utc(now_micros()));
     s.step();
@@ -249,6 +263,7 @@ class SqliteDriver final : public Driver {
                    "id, value->>'token' AS token FROM json_each(?1)) AS v WHERE "
                    "fastq_job.id = v.id AND fastq_job.lease_token = v.token");
     Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, refs(jobs)).bind(2, format_utc(now_micros() + lease.count() * 1000));
     s.step();
@@ -264,6 +279,7 @@ class SqliteDriver final : public Driver {
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
                    "fastq_job.lease_token = v.token");
     Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, refs(jobs));
     s.step();
@@ -272,12 +288,22 @@ class SqliteDriver final : public Driver {
 
   std::size_t rescue_expired() override {
     auto& s = stmt("rescue",
-                   "UPDATE fastq_job SET state = 'queued', lease_token = NULL, "
-                   "lease_expires_at = NULL, worker = '' WHERE state = 'running' AND "
-                   "lease_expires_at < ?1");
+                   "UPDATE fastq_job SET "
+                   "state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
+                   "error_type = CASE WHEN attempts >= max_attempts THEN ?2 "
+                   "ELSE error_type END, "
+                   "error = CASE WHEN attempts >= max_attempts THEN ?3 || attempts || ?4 "
+                   "ELSE error END, "
+                   "finished_at = CASE WHEN attempts >= max_attempts THEN ?1 END, "
+                   "lease_token = NULL, lease_expires_at = NULL, worker = '' "
+                   "WHERE state = 'running' AND lease_expires_at < ?1");
     Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
-    s.bind(1, format_utc(now_micros()));
+    s.bind(1, format_utc(now_micros()))
+        .bind(2, std::string(kWorkerLostType))
+        .bind(3, std::string(kWorkerLostPrefix))
+        .bind(4, std::string(kWorkerLostSuffix));
     s.step();
     return static_cast<std::size_t>(s.changes());
   }
@@ -301,7 +327,7 @@ class SqliteDriver final : public Driver {
   std::optional<JobRecord> get(const std::string& id) override {
     auto& s = stmt("get",
                    "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
-                   "error_type, error, traceback FROM fastq_job WHERE id = ?1");
+                   "error_type, error, traceback, max_attempts FROM fastq_job WHERE id = ?1");
     Run run(s);
     s.bind(1, to_hex_id(id));
     if (!s.step()) return std::nullopt;
@@ -311,6 +337,7 @@ class SqliteDriver final : public Driver {
                   s.text(3),
                   static_cast<int>(s.integer(4)),
                   static_cast<int>(s.integer(5)),
+                  static_cast<int>(s.integer(12)),
                   s.text(6),
                   s.text(7),
                   std::nullopt,
@@ -357,7 +384,7 @@ class SqliteDriver final : public Driver {
            "WHERE id IN (SELECT id FROM (" +
            pick +
            ") ORDER BY priority DESC, run_at, id LIMIT ?5) "
-           "RETURNING id, task, queue, args, kwargs, priority, attempts";
+           "RETURNING id, task, queue, args, kwargs, priority, attempts, max_attempts";
   }
 
   std::int64_t data_version() {

@@ -77,6 +77,10 @@ std::optional<Micros> parse_utc(std::string_view s) {
   return duration_cast<microseconds>(tp.time_since_epoch()).count();
 }
 
+std::string worker_lost_message(int attempts) {
+  return kWorkerLostPrefix + std::to_string(attempts) + kWorkerLostSuffix;
+}
+
 std::int64_t new_lease_token() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::int64_t t;

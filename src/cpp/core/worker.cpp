@@ -26,12 +26,13 @@ namespace {
 using std::chrono::milliseconds;
 
 struct Counters {
-  std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0},
+  std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0};
   WorkerStats snapshot() const {
-    return WorkerStats{claimed.load(),  claims.load(),  succeeded.load(), failed.load(),
-                       completed_written.load(), fenced.load(), flushes.load(),
-                       released.load(), rescued.load(), db_errors.load()};
+    return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
+                       failed.load(),   retried.load(),  completed_written.load(),
+                       fenced.load(),   flushes.load(),  released.load(),
+                       rescued.load(),  db_errors.load()};
   }
 };
 
@@ -390,7 +391,11 @@ struct Worker::Impl {
 
   void add_outcomes(std::vector<Completion>& outs) {
     for (const auto& c : outs) {
-      (c.outcome == Outcome::kSucceeded ? counters.succeeded : counters.failed)++;
+      switch (c.outcome) {
+        case Outcome::kSucceeded: counters.succeeded++; break;
+        case Outcome::kFailed: counters.failed++; break;
+        case Outcome::kRetry: counters.retried++; break;
+      }
     }
     bool post_flush = false, post_arm = false;
     {

@@ -14,7 +14,7 @@ Run the tasks with ``python manage.py fastq_worker``.
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
 from fastq.conf import configure
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
-from fastq.task import Task, current_job, registry, task
+from fastq.task import MaxRetriesExceededError, Retry, Task, current_job, registry, task
 from fastq.worker import Worker
 
 __version__ = "0.1.0"
@@ -24,8 +24,10 @@ __all__ = [
     "Broker",
     "EagerResult",
     "JobSnapshot",
+    "MaxRetriesExceededError",
     "MemoryBroker",
     "NewJob",
+    "Retry",
     "Task",
     "TaskFailed",
     "TimeoutError",

@@ -22,6 +22,7 @@ class NewJob:
     args: str
     kwargs: str
     run_at: datetime | None = None
+    max_attempts: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class JobSnapshot:
     id: str
     task: str
     queue: str
-    state: str  # lower case, as stored: queued, running, succeeded, failed
+    state: str  # lower case, as stored: queued, running, succeeded, failed, dead
     attempts: int
     result: str | None  # JSON text
     error_type: str
@@ -87,6 +88,7 @@ class MemoryBroker(Broker):
                     j.args,
                     j.kwargs,
                     to_micros(j.run_at) if j.run_at else None,
+                    j.max_attempts,
                 )
                 for j in jobs
             ]

@@ -14,8 +14,10 @@ QUEUED = "QUEUED"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
+DEAD = "DEAD"  # given up: its workers kept dying (error_type fastq.WorkerLost)
 UNKNOWN = "UNKNOWN"  # no such job: never enqueued, or its transaction has not committed
-READY_STATES = frozenset({SUCCEEDED, FAILED})
+READY_STATES = frozenset({SUCCEEDED, FAILED, DEAD})
+_FAILED_STATES = ("failed", "dead")
 
 
 class TaskFailed(Exception):
@@ -74,7 +76,7 @@ class AsyncResult:
             return None
         if snap.state == "succeeded":
             return json.loads(snap.result) if snap.result is not None else None
-        if snap.state == "failed":
+        if snap.state in _FAILED_STATES:
             return _failure(snap)
         return None
 
@@ -85,7 +87,7 @@ class AsyncResult:
         return self.status == SUCCEEDED
 
     def failed(self) -> bool:
-        return self.status == FAILED
+        return self.status in (FAILED, DEAD)
 
     def get(self, timeout: float | None = None, interval: float = 0.005) -> Any:
         """Wait for the job and return its result; raise :class:`TaskFailed` if it failed,
@@ -96,7 +98,7 @@ class AsyncResult:
             snap = self._snapshot()
             if snap is not None and snap.state == "succeeded":
                 return json.loads(snap.result) if snap.result is not None else None
-            if snap is not None and snap.state == "failed":
+            if snap is not None and snap.state in _FAILED_STATES:
                 raise _failure(snap)
             if deadline is not None and time.monotonic() >= deadline:
                 state = snap.state.upper() if snap else UNKNOWN

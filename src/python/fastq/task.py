@@ -1,15 +1,17 @@
-"""``@fastq.task``: declaring tasks and enqueueing them."""
+"""``@fastq.task``: declaring tasks, enqueueing them, and retrying them."""
 
 from __future__ import annotations
 
 import contextvars
 import functools
 import json
+import random
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from fastq import _core, conf
 from fastq.brokers import NewJob, get_broker
@@ -22,8 +24,11 @@ R = TypeVar("R")
 # Every task this process knows, by name. The worker runs only names found here.
 registry: dict[str, Task[Any, Any]] = {}
 
-# How many jobs task.map() inserts per statement.
+# How many jobs task.map() inserts per round trip.
 MAP_BATCH = 5000
+
+DEFAULT_MAX_RETRIES = 3  # so a job gets 4 attempts, worker deaths included
+DEFAULT_RETRY_DELAY = 180.0  # seconds, for self.retry() without countdown or backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,12 @@ class JobContext:
     id: str
     task: str
     attempt: int
+    max_attempts: int = DEFAULT_MAX_RETRIES + 1
+
+    @property
+    def retries(self) -> int:
+        """Retries so far (Celery's ``request.retries``): attempt - 1."""
+        return self.attempt - 1
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
@@ -45,21 +56,52 @@ def current_job() -> JobContext | None:
     return _current.get()
 
 
+class Retry(Exception):
+    """Raised by :meth:`Task.retry`: run this job again later.
+
+    The worker turns it into a retry outcome (the job goes back to the queue with the
+    error of this attempt) while attempts remain, and into a failure once they are spent.
+    """
+
+    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+        super().__init__(f"retry in {countdown} s" if countdown is not None else "retry")
+        self.countdown = countdown
+        self.exc = exc
+        # Filled in by the worker before the C++ core reads them.
+        self.eta_us = 0
+        self.error_type = ""
+        self.error = ""
+        self.traceback = ""
+
+
+class MaxRetriesExceededError(Exception):
+    """``self.retry()`` was called with no attempts left and no exception to re-raise."""
+
+
 class Task(Generic[P, R]):
     """A function registered as a task. Calling it runs it here; ``delay`` enqueues it."""
 
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[..., R],
         *,
         name: str | None = None,
         queue: str = "default",
         priority: int = 0,
+        bind: bool = False,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        autoretry_for: tuple[type[BaseException], ...] = (),
+        retry_backoff: bool | float = False,
+        retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
     ) -> None:
         if not callable(fn):
             raise TypeError("@fastq.task decorates a function")
         if not queue:
             raise ValueError("queue must be a non-empty string")
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if "<locals>" in self.name:
@@ -68,6 +110,13 @@ class Task(Generic[P, R]):
             )
         self.queue = queue
         self.priority = int(priority)
+        self.bind = bind
+        self.max_retries = int(max_retries)
+        self.autoretry_for = tuple(autoretry_for)
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = float(retry_backoff_max)
+        self.retry_jitter = retry_jitter
+        self.default_retry_delay = float(default_retry_delay)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         registry[self.name] = self
 
@@ -75,7 +124,14 @@ class Task(Generic[P, R]):
         return f"<fastq.Task {self.name} queue={self.queue!r}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.bind:
+            return self.fn(self, *args, **kwargs)
         return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> JobContext | None:
+        """The job this task is running for in this thread (Celery's ``self.request``)."""
+        return current_job()
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Enqueue a call with these arguments; returns its :class:`AsyncResult`."""
@@ -89,12 +145,14 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        max_retries: int | None = None,
     ) -> AsyncResult:
         """Enqueue with options: ``countdown`` seconds or an aware ``eta`` datetime to
-        delay the start, another ``queue``, another ``priority`` (higher runs first)."""
-        args = tuple(args)
-        kwargs = dict(kwargs or {})
-        job = self._new_job(args, kwargs, countdown, eta, queue, priority)
+        delay the start, another ``queue``, another ``priority`` (higher runs first),
+        another ``max_retries``."""
+        job = self._new_job(
+            tuple(args), dict(kwargs or {}), countdown, eta, queue, priority, max_retries
+        )
         if conf.get("EAGER"):
             return self._run_eagerly(job)
         broker = get_broker()
@@ -103,13 +161,31 @@ class Task(Generic[P, R]):
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, ``MAP_BATCH`` rows per round trip."""
-        jobs = [self._new_job(tuple(a), {}, None, None, None, None) for a in calls]
+        jobs = [self._new_job(tuple(a), {}, None, None, None, None, None) for a in calls]
         if conf.get("EAGER"):
             return [self._run_eagerly(j) for j in jobs]
         broker = get_broker()
         for start in range(0, len(jobs), MAP_BATCH):
             broker.enqueue(jobs[start : start + MAP_BATCH])
         return [AsyncResult(j.id, broker) for j in jobs]
+
+    def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> NoReturn:
+        """Run the current job again later (inside a task declared with ``bind=True``).
+
+        ``countdown`` seconds from now, else the task's backoff policy. When no attempts
+        are left, ``exc`` is raised (or :class:`MaxRetriesExceededError`) and the job
+        fails.
+        """
+        raise Retry(countdown=countdown, exc=exc)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before the attempt after ``attempt`` (1-based)."""
+        if self.retry_backoff:
+            base = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+            delay = min(self.retry_backoff_max, base * 2 ** (attempt - 1))
+            # Full jitter: spreads a burst of failures instead of retrying in lockstep.
+            return random.uniform(0, delay) if self.retry_jitter else delay
+        return self.default_retry_delay
 
     def _new_job(
         self,
@@ -119,6 +195,7 @@ class Task(Generic[P, R]):
         eta: datetime | None,
         queue: str | None,
         priority: int | None,
+        max_retries: int | None,
     ) -> NewJob:
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
         if countdown is not None and eta is not None:
@@ -130,6 +207,9 @@ class Task(Generic[P, R]):
             if eta.tzinfo is None:
                 raise ValueError("eta must be a timezone-aware datetime")
             run_at = eta
+        retries = self.max_retries if max_retries is None else int(max_retries)
+        if retries < 0:
+            raise ValueError("max_retries must be 0 or more")
         return NewJob(
             id=_core.new_job_id(),
             task=self.name,
@@ -138,23 +218,68 @@ class Task(Generic[P, R]):
             args=args_json,
             kwargs=kwargs_json,
             run_at=run_at,
+            max_attempts=retries + 1,
         )
 
     def _run_eagerly(self, job: NewJob) -> EagerResult:
-        # Round-trip through JSON so eager tests see what a worker would see.
+        # Round-trip through JSON so eager tests see what a worker would see; retries
+        # run at once, without waiting.
         args, kwargs = json.loads(job.args), json.loads(job.kwargs)
-        token = _current.set(JobContext(job.id, self.name, 1))
-        try:
-            value = self.fn(*args, **kwargs)  # type: ignore[arg-type]
-            value = json.loads(json.dumps(value))
-        except Exception as exc:
-            failure = TaskFailed(
-                job.id, _type_name(type(exc)), str(exc), "".join(traceback.format_exception(exc))
-            )
-            return EagerResult(job.id, failure=failure)
-        finally:
-            _current.reset(token)
-        return EagerResult(job.id, value=value)
+        for attempt in range(1, job.max_attempts + 1):
+            try:
+                value = run_job(self, args, kwargs, job.id, attempt, job.max_attempts)
+                return EagerResult(job.id, value=json.loads(json.dumps(value)))
+            except Retry:
+                continue
+            except Exception as exc:
+                failure = TaskFailed(
+                    job.id,
+                    _type_name(type(exc)),
+                    str(exc),
+                    "".join(traceback.format_exception(exc)),
+                )
+                return EagerResult(job.id, failure=failure)
+        raise AssertionError("unreachable: the last attempt never retries")
+
+
+def run_job(
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    attempt: int,
+    max_attempts: int,
+) -> Any:
+    """Run one attempt of a job, deciding retries. Raises :class:`Retry` (filled in) to
+    ask for another attempt; any other exception fails the job."""
+    token = _current.set(JobContext(job_id, task.name, attempt, max_attempts))
+    try:
+        return task(*args, **kwargs)
+    except Retry as retry:
+        if attempt >= max_attempts:
+            if retry.exc is not None:
+                raise retry.exc from None
+            raise MaxRetriesExceededError(
+                f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
+            ) from None
+        _fill_retry(task, retry, attempt, retry.exc or retry)
+        raise
+    except BaseException as exc:
+        if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
+            retry = Retry(exc=exc)
+            _fill_retry(task, retry, attempt, exc)
+            raise retry from exc
+        raise
+    finally:
+        _current.reset(token)
+
+
+def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseException) -> None:
+    delay = retry.countdown if retry.countdown is not None else task.retry_delay(attempt)
+    retry.eta_us = int((time.time() + max(0.0, delay)) * 1_000_000)
+    retry.error_type = _type_name(type(cause))
+    retry.error = str(cause)
+    retry.traceback = "".join(traceback.format_exception(cause))
 
 
 def _type_name(t: type) -> str:
@@ -165,25 +290,35 @@ def _type_name(t: type) -> str:
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
-    *, name: str | None = None, queue: str = "default", priority: int = 0
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
-def task(
-    fn: Callable[P, R] | None = None,
-    /,
     *,
     name: str | None = None,
     queue: str = "default",
     priority: int = 0,
-) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    bind: bool = False,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    autoretry_for: tuple[type[BaseException], ...] = (),
+    retry_backoff: bool | float = False,
+    retry_backoff_max: float = 600.0,
+    retry_jitter: bool = True,
+    default_retry_delay: float = DEFAULT_RETRY_DELAY,
+) -> Callable[[Callable[..., R]], Task[Any, R]]: ...
+def task(
+    fn: Callable[P, R] | None = None, /, **options: Any
+) -> Task[P, R] | Callable[[Callable[..., R]], Task[Any, R]]:
     """Register a function as a task: ``@fastq.task`` or ``@fastq.task(queue="sms")``.
 
     The name defaults to ``module.function`` (``shop.tasks.send_sms``); workers run only
     names registered in their own process, never one taken from a message.
+
+    Retries: ``max_retries`` (default 3; worker deaths count too), ``autoretry_for=(Exc,
+    ...)``, ``retry_backoff`` (True: 1 s doubling; a number: that base), capped by
+    ``retry_backoff_max``, with full jitter unless ``retry_jitter=False``; with
+    ``bind=True`` the task gets itself first and can call ``self.retry(exc, countdown)``.
     """
     if fn is not None:
-        return Task(fn, name=name, queue=queue, priority=priority)
+        return Task(fn, **options)
 
-    def decorate(f: Callable[P, R]) -> Task[P, R]:
-        return Task(f, name=name, queue=queue, priority=priority)
+    def decorate(f: Callable[..., R]) -> Task[Any, R]:
+        return Task(f, **options)
 
     return decorate

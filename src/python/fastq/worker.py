@@ -5,27 +5,34 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastq import _core, conf
 from fastq.brokers import Broker, get_broker
-from fastq.task import JobContext, _current, registry
+from fastq.task import Retry, registry, run_job
 
 log = logging.getLogger("fastq.worker")
 _LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
 
 
+# Called before every job (the Django broker drops unusable or expired connections here,
+# as Django does around each request, so a database restart costs one failed job at most).
+_before_job: Callable[[], None] | None = None
+
+
 def execute(
-    task_name: str, args: list[Any], kwargs: dict[str, Any], job_id: str, attempt: int
+    task_name: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    attempt: int,
+    max_attempts: int,
 ) -> Any:
     """Called by the C++ executors (with the GIL held) for every job they run."""
-    task = registry[task_name]
-    token = _current.set(JobContext(job_id, task_name, attempt))
-    try:
-        return task.fn(*args, **kwargs)
-    finally:
-        _current.reset(token)
+    if _before_job is not None:
+        _before_job()
+    return run_job(registry[task_name], args, kwargs, job_id, attempt, max_attempts)
 
 
 def default_queues() -> list[str]:
@@ -67,6 +74,7 @@ class Worker:
         self._worker = _core.Worker(
             self.broker.worker_driver(),
             execute,
+            Retry,
             sorted(registry),
             queues=self.queues,
             concurrency=concurrency,

@@ -36,3 +36,13 @@ def on_other_queue():
 @fastq.task
 def noop():
     return None
+
+
+@fastq.task(autoretry_for=(ConnectionError,), max_retries=2, default_retry_delay=0)
+def flaky(key, failures):
+    """Fails with ConnectionError on its first `failures` attempts."""
+    job = fastq.current_job()
+    Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+    if job.attempt <= failures:
+        raise ConnectionError(f"provider down on attempt {job.attempt}")
+    return job.attempt

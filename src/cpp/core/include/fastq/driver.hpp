@@ -11,8 +11,12 @@
 //    many rows were written; the rest were fenced off.
 //  * renew() pushes out the lease expiry of each running job still holding its token.
 //  * release() returns claimed-but-unstarted jobs to the queue without spending an attempt.
+//  * complete() with Outcome::kRetry returns the job to the queue to start no earlier than
+//    retry_at, keeping this attempt's error; the attempt stays counted.
 //  * rescue_expired() returns running jobs whose lease expired to the queue (the worker
-//    that held them is presumed dead); the attempt it spent stays counted.
+//    that held them is presumed dead); the attempt it spent stays counted, and a job
+//    whose attempts reached max_attempts becomes dead with error_type
+//    "fastq.WorkerLost" instead.
 //  * A driver object is used by one thread at a time. connect_another() opens a sibling
 //    on the same database for another thread.
 #pragma once

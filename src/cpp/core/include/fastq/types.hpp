@@ -21,7 +21,12 @@ inline constexpr const char* kQueued = "queued";
 inline constexpr const char* kRunning = "running";
 inline constexpr const char* kSucceeded = "succeeded";
 inline constexpr const char* kFailed = "failed";
+inline constexpr const char* kDead = "dead";  // gave up: attempts spent on lost workers
 }  // namespace state
+
+// Attempts a job gets when nobody says otherwise: the first run and 3 retries (worker
+// deaths count; exceptions retry only when the task asks to).
+inline constexpr int kDefaultMaxAttempts = 4;
 
 // A job to insert. `args` must be a JSON array and `kwargs` a JSON object (text).
 struct NewJob {
@@ -32,6 +37,7 @@ struct NewJob {
   std::string args = "[]";
   std::string kwargs = "{}";
   std::optional<Micros> run_at;  // empty: now
+  int max_attempts = kDefaultMaxAttempts;
 };
 
 // A job handed to this worker by a claim. `lease_token` fences every later write.
@@ -43,10 +49,12 @@ struct ClaimedJob {
   std::string kwargs;
   int priority = 0;
   int attempts = 0;  // including this one
+  int max_attempts = kDefaultMaxAttempts;
   std::int64_t lease_token = 0;
 };
 
-enum class Outcome : std::uint8_t { kSucceeded, kFailed };
+// kRetry puts the job back in the queue for `retry_at`, keeping the error of this attempt.
+enum class Outcome : std::uint8_t { kSucceeded, kFailed, kRetry };
 
 // The result of running one claimed job, written back by a batched completion.
 struct Completion {
@@ -57,7 +65,17 @@ struct Completion {
   std::string error_type;  // when failed: exception type (or a fastq reason)
   std::string error;       // when failed: message
   std::string traceback;   // when failed: formatted traceback, may be empty
+  Micros retry_at = 0;     // when retried: earliest next start
 };
+
+inline const char* outcome_state(Outcome o) {
+  switch (o) {
+    case Outcome::kSucceeded: return state::kSucceeded;
+    case Outcome::kFailed: return state::kFailed;
+    case Outcome::kRetry: return state::kQueued;
+  }
+  return state::kFailed;
+}
 
 // A job as read back for status and results (AsyncResult on the memory driver, tests).
 struct JobRecord {
@@ -67,6 +85,7 @@ struct JobRecord {
   std::string state;
   int priority = 0;
   int attempts = 0;
+  int max_attempts = kDefaultMaxAttempts;
   std::string args;
   std::string kwargs;
   std::optional<std::string> result;
@@ -87,6 +106,14 @@ struct JobRef {
   std::string id;
   std::int64_t lease_token = 0;
 };
+
+// The error recorded when a job is given up because its workers kept dying:
+// kWorkerLostPrefix + attempts + kWorkerLostSuffix (SQL drivers build it server-side).
+inline constexpr const char* kWorkerLostType = "fastq.WorkerLost";
+inline constexpr const char* kWorkerLostPrefix =
+    "the worker running it was lost (killed, crashed or cut off past its lease) on ";
+inline constexpr const char* kWorkerLostSuffix = " attempt(s); no attempts left";
+std::string worker_lost_message(int attempts);
 
 // A fresh random 63-bit fencing token (never 0).
 std::int64_t new_lease_token();

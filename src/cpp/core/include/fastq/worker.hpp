@@ -82,6 +82,7 @@ struct WorkerStats {
   std::uint64_t claims = 0;  // claim statements that returned at least one job
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;
+  std::uint64_t retried = 0;  // attempts that asked to run again later
   std::uint64_t completed_written = 0;  // outcomes the database accepted
   std::uint64_t fenced = 0;             // outcomes refused: the lease had moved on
   std::uint64_t flushes = 0;

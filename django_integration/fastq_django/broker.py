@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import connections
 from fastq import _core, conf
 from fastq.brokers import Broker, JobSnapshot, NewJob
 
@@ -126,7 +127,26 @@ class DatabaseBroker(Broker):
         )
 
     def before_job(self) -> None:
-        close_old_connections()
+        """Drop this thread's database connections that broke or outlived CONN_MAX_AGE.
+
+        Not ``close_old_connections()``: with the default CONN_MAX_AGE=0 that closes
+        every connection before every job, a reconnect per job. Django applies age per
+        request; a worker thread applies it only when CONN_MAX_AGE is positive.
+        """
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is None or conn.in_atomic_block:
+                continue
+            if conn.errors_occurred:
+                if conn.is_usable():
+                    conn.errors_occurred = False
+                else:
+                    conn.close()
+            elif (
+                conn.settings_dict.get("CONN_MAX_AGE")
+                and conn.close_at is not None
+                and time.monotonic() >= conn.close_at
+            ):
+                conn.close()
 
     def worker_driver(self) -> _core.Driver:
         settings_dict = connections[self.alias].settings_dict

@@ -46,3 +46,17 @@ def test_sigterm_finishes_running_jobs_and_returns_the_rest(worker):
             assert job.state == "queued", job.state
             assert job.attempts == 0, "returned without spending an attempt"
     assert Job.objects.filter(state="queued").count() > 0
+
+
+def test_a_lost_task_connection_costs_one_job_not_the_thread():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a server that can drop a connection")
+    from workerproc import run_worker
+
+    lost = tasks.lose_connection.delay()
+    later = [tasks.record.delay(f"after{i}") for i in range(5)]
+    run_worker("--concurrency", "1")  # one executor thread: the same Django connection
+    assert Job.objects.get(pk=lost.id).state == "failed"
+    assert [r.get(timeout=10) for r in later] == [f"after{i}" for i in range(5)]

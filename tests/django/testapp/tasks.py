@@ -46,3 +46,12 @@ def flaky(key, failures):
     if job.attempt <= failures:
         raise ConnectionError(f"provider down on attempt {job.attempt}")
     return job.attempt
+
+
+@fastq.task(priority=9)
+def lose_connection():
+    """Has PostgreSQL drop this thread's connection, as a database restart would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")

@@ -1,0 +1,6 @@
+import fastq
+
+
+@fastq.task
+def noop():
+    return None

@@ -4,6 +4,7 @@ failures."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from django.contrib import admin, messages
 from django.db import connections, transaction
@@ -12,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState
 
 
@@ -42,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False  # counting a million rows on every page is slow
     date_hierarchy = None
-    actions = ("retry_jobs",)
+    actions = ("retry_jobs", "cancel_jobs")
     readonly_fields = (
         "id",
         "task",
@@ -91,6 +93,8 @@ class JobAdmin(admin.ModelAdmin):
         "running": "#2563eb",
         "succeeded": "#16a34a",
         "failed": "#dc2626",
+        "expired": "#a16207",
+        "cancelled": "#6b7280",
         "dead": "#7f1d1d",
     }
 
@@ -124,22 +128,39 @@ class JobAdmin(admin.ModelAdmin):
     def pretty_traceback(self, obj: Job) -> str:
         return format_html("<pre>{}</pre>", obj.traceback or "—")
 
-    @admin.action(description="Retry selected failed or dead jobs")
+    @admin.action(description="Retry selected failed, dead, expired or cancelled jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        total = queryset.count()
         n = retry_failed(queryset)
-        skipped = queryset.count() - n if n < queryset.count() else 0
         self.message_user(request, f"{n} job(s) queued again.", messages.SUCCESS)
-        if skipped:
+        if total > n:
             self.message_user(
-                request, f"{skipped} job(s) were not failed and were left alone.", messages.WARNING
+                request,
+                f"{total - n} job(s) had not ended unsuccessfully and were left alone.",
+                messages.WARNING,
             )
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        broker = DatabaseBroker(queryset.db)
+        outcomes = Counter(broker.cancel(str(pk)) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(
+            request,
+            f"{outcomes['cancelled']} queued job(s) cancelled, {outcomes['requested']} running "
+            f"job(s) asked to stop, {outcomes['finished']} already finished.",
+            messages.SUCCESS,
+        )
+
+
+_RETRYABLE = [JobState.FAILED, JobState.DEAD, JobState.EXPIRED, JobState.CANCELLED]
 
 
 def retry_failed(queryset: QuerySet[Job]) -> int:
-    """Queue failed and dead jobs again (attempts, error and result cleared)."""
+    """Queue jobs that ended unsuccessfully again (attempts, error, result, expiry and
+    cancel cleared)."""
     alias = queryset.db
     with transaction.atomic(using=alias):
-        n = queryset.filter(state__in=[JobState.FAILED, JobState.DEAD]).update(
+        n = queryset.filter(state__in=_RETRYABLE).update(
             state=JobState.QUEUED,
             attempts=0,
             result=None,
@@ -151,6 +172,8 @@ def retry_failed(queryset: QuerySet[Job]) -> int:
             finished_at=None,
             lease_token=None,
             lease_expires_at=None,
+            expires_at=None,
+            cancel_requested=False,
             worker="",
         )
         connection = connections[alias]

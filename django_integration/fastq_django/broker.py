@@ -21,19 +21,20 @@ from fastq_django.conf import broker_vendor, libpq_conninfo
 
 _COLUMNS = (
     "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
-    "worker, error_type, error, traceback, created_at"
+    "expires_at, cancel_requested, worker, error_type, error, traceback, created_at"
 )
 # PostgreSQL: a batch travels as one JSON parameter expanded by json_to_recordset (one
 # statement, and no thousands of placeholders for psycopg to parse). SQLite: a multi-row
 # VALUES list (binding is cheap in-process, and cheaper than json_extract per column).
 _PG_INSERT = (
     f"INSERT INTO fastq_job ({_COLUMNS}) SELECT id, task, queue, priority, 'queued', "
-    "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, '', '', '', '', now() "
-    "FROM json_to_recordset(%s::json) AS x(id uuid, task text, queue text, "
-    "priority int, args text, kwargs text, run_at timestamptz, max_attempts int)"
+    "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, false, "
+    "'', '', '', '', now() FROM json_to_recordset(%s::json) AS x(id uuid, task text, "
+    "queue text, priority int, args text, kwargs text, run_at timestamptz, "
+    "max_attempts int, expires_at timestamptz)"
 )
-_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, '', '', '', '', %s)"
-# Rows per statement: 9 parameters a row stays under SQLite's 32766 limit.
+_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, '', '', '', '', %s)"
+# Rows per statement: 10 parameters a row stays under SQLite's 32766 limit.
 _MAX_ROWS = 2000
 
 
@@ -71,6 +72,7 @@ class DatabaseBroker(Broker):
                 "kwargs": job.kwargs,
                 "run_at": job.run_at.isoformat() if job.run_at else None,
                 "max_attempts": job.max_attempts,
+                "expires_at": job.expires_at.isoformat() if job.expires_at else None,
             }
             for job in jobs
         ]
@@ -91,6 +93,7 @@ class DatabaseBroker(Broker):
                 job.kwargs,
                 adapt(job.run_at) if job.run_at else now,
                 job.max_attempts,
+                adapt(job.expires_at) if job.expires_at else None,
                 now,
             ]
         values = ", ".join([_SQLITE_ROW] * len(jobs))
@@ -125,6 +128,26 @@ class DatabaseBroker(Broker):
             error=error,
             traceback=tb,
         )
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel in the caller's transaction; see :meth:`fastq.AsyncResult.cancel`."""
+        from django.db import transaction
+        from django.utils import timezone
+
+        from fastq_django.models import Job, JobState
+
+        jobs = Job.objects.using(self.alias).filter(pk=job_id)
+        with transaction.atomic(using=self.alias):
+            if jobs.filter(state=JobState.QUEUED).update(
+                state=JobState.CANCELLED,
+                finished_at=timezone.now(),
+                error_type="fastq.Cancelled",
+                error="cancelled before it started",
+            ):
+                return "cancelled"
+            if jobs.filter(state=JobState.RUNNING).update(cancel_requested=True):
+                return "requested"
+            return "finished" if jobs.exists() else "not_found"
 
     def before_job(self) -> None:
         """Drop this thread's database connections that broke or outlived CONN_MAX_AGE.

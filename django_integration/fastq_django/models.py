@@ -17,6 +17,8 @@ class JobState(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     DEAD = "dead", "Dead"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class Job(models.Model):
@@ -34,6 +36,10 @@ class Job(models.Model):
     max_attempts = models.IntegerField(
         default=4, db_default=4, help_text="Attempts allowed, counting worker deaths."
     )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not started by then: never runs (expired)."
+    )
+    cancel_requested = models.BooleanField(default=False, db_default=False)
     lease_token = models.BigIntegerField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, default="", db_default="")

@@ -265,6 +265,47 @@ TEST_P(Conformance, WorkerLostPastMaxAttemptsIsDead) {
   EXPECT_TRUE(db->claim(req(1)).empty());
 }
 
+TEST_P(Conformance, ClaimFlagsExpiredJobs) {
+  auto fresh = job("t");
+  fresh.expires_at = now_micros() + 3'600'000'000;
+  auto stale = job("t");
+  stale.expires_at = now_micros() - 1'000'000;
+  std::vector<NewJob> jobs{fresh, stale};
+  db->enqueue(jobs);
+  auto got = db->claim(req(10));
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& j : got) EXPECT_EQ(j.expired, j.id == stale.id) << j.id;
+}
+
+TEST_P(Conformance, CancelQueuedRunningFinishedAndMissing) {
+  auto queued = job("t");
+  auto running = job("t");
+  db->enqueue(std::span(&running, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  db->enqueue(std::span(&queued, 1));
+
+  EXPECT_EQ(db->cancel(queued.id), CancelResult::kCancelled);
+  auto rec = db->get(queued.id);
+  EXPECT_EQ(rec->state, "cancelled");
+  EXPECT_EQ(rec->error_type, "fastq.Cancelled");
+  EXPECT_TRUE(db->claim(req(10)).empty()) << "a cancelled job never starts";
+
+  EXPECT_EQ(db->cancel(running.id), CancelResult::kRequested);
+  EXPECT_EQ(db->get(running.id)->state, "running");
+  EXPECT_TRUE(db->get(running.id)->cancel_requested);
+  JobRef ref{got[0].id, got[0].lease_token};
+  std::vector<std::string> cancelled;
+  EXPECT_EQ(db->renew(std::span(&ref, 1), std::chrono::milliseconds(30000), &cancelled), 1u);
+  EXPECT_EQ(cancelled, std::vector<std::string>{running.id});
+
+  auto done = ok(got[0]);
+  EXPECT_EQ(db->complete(std::span(&done, 1)), 1u);
+  EXPECT_EQ(db->cancel(running.id), CancelResult::kFinished);
+  EXPECT_EQ(db->get(running.id)->state, "succeeded");
+  EXPECT_EQ(db->cancel(new_job_id()), CancelResult::kNotFound);
+}
+
 TEST_P(Conformance, DuplicateIdIsRefused) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));

@@ -174,6 +174,24 @@ TEST_P(WorkerTest, IdleWorkerWakesForNewWork) {
   EXPECT_EQ(producer->get(j.id)->state, "succeeded");
 }
 
+TEST_P(WorkerTest, ExpiredJobsEndWithoutRunning) {
+  auto stale = job("ok");
+  stale.expires_at = now_micros() - 1;
+  auto fresh = job("ok");
+  std::vector<NewJob> jobs{stale, fresh};
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  Worker worker(std::move(db), runner, config());
+  auto stats = worker.run();
+  EXPECT_EQ(stats.skipped, 1u);
+  EXPECT_EQ(stats.succeeded, 1u);
+  EXPECT_EQ(runner.runs.count(stale.id), 0u);
+  auto rec = probe->get(stale.id);
+  EXPECT_EQ(rec->state, "expired");
+  EXPECT_EQ(rec->error_type, "fastq.Expired");
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, WorkerTest, ::testing::Values("memory", "sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

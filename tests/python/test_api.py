@@ -199,3 +199,18 @@ def sleepy(seconds):
     start = time.monotonic()
     time.sleep(seconds)
     return [start, time.monotonic()]
+
+
+def test_cancel_and_expiry_on_the_memory_broker(broker):
+    queued = add.delay(1, 1)
+    assert queued.cancel() == "cancelled"
+    stale = add.apply_async(args=(1, 2), expires=-1)
+    fresh = add.apply_async(args=(1, 3), expires=60)
+    stats = run_burst()
+    assert stats.skipped == 1
+    assert queued.status == "CANCELLED"
+    assert stale.status == "EXPIRED"
+    assert fresh.get() == 4
+    assert fresh.cancel() == "finished"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        add.apply_async(args=(1, 2), expires=datetime.now())

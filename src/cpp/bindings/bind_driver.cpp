@@ -15,6 +15,7 @@ py::object record_to_dict(const JobRecord& r) {
   d["priority"] = r.priority;
   d["attempts"] = r.attempts;
   d["max_attempts"] = r.max_attempts;
+  d["cancel_requested"] = r.cancel_requested;
   d["args"] = r.args;
   d["kwargs"] = r.kwargs;
   d["result"] = r.result ? py::object(py::str(*r.result)) : py::object(py::none());
@@ -34,13 +35,14 @@ void bind_driver(py::module_& m) {
           "enqueue",
           [](Driver& d, const std::vector<std::tuple<std::string, std::string, std::string, int,
                                                      std::string, std::string,
-                                                     std::optional<std::int64_t>, int>>& rows) {
+                                                     std::optional<std::int64_t>, int,
+                                                     std::optional<std::int64_t>>>& rows) {
             std::vector<NewJob> jobs;
             jobs.reserve(rows.size());
-            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts] :
-                 rows) {
-              jobs.push_back(
-                  NewJob{id, task, queue, priority, args, kwargs, run_at, max_attempts});
+            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
+                              expires_at] : rows) {
+              jobs.push_back(NewJob{id, task, queue, priority, args, kwargs, run_at,
+                                    max_attempts, expires_at});
             }
             py::gil_scoped_release release;
             d.enqueue(jobs);
@@ -64,10 +66,28 @@ void bind_driver(py::module_& m) {
             return d.count_runnable(queues);
           },
           py::arg("queues"))
-      .def("rescue_expired", [](Driver& d) {
-        py::gil_scoped_release release;
-        return d.rescue_expired();
-      });
+      .def("rescue_expired",
+           [](Driver& d) {
+             py::gil_scoped_release release;
+             return d.rescue_expired();
+           })
+      .def(
+          "cancel",
+          [](Driver& d, const std::string& id) {
+            CancelResult r;
+            {
+              py::gil_scoped_release release;
+              r = d.cancel(id);
+            }
+            switch (r) {
+              case CancelResult::kNotFound: return "not_found";
+              case CancelResult::kCancelled: return "cancelled";
+              case CancelResult::kRequested: return "requested";
+              case CancelResult::kFinished: return "finished";
+            }
+            return "not_found";
+          },
+          py::arg("id"));
 
   m.def(
       "memory_driver", []() -> DriverPtr { return make_memory_driver(); },

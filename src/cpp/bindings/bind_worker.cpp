@@ -205,6 +205,7 @@ class PyWorker {
   }
   void stop() { worker_->stop(); }
   WorkerStats stats() const { return worker_->stats(); }
+  bool cancel_requested(const std::string& id) const { return worker_->cancel_requested(id); }
 
  private:
   PyRunner runner_;
@@ -221,6 +222,7 @@ void bind_worker(py::module_& m) {
       .def_readonly("succeeded", &WorkerStats::succeeded)
       .def_readonly("failed", &WorkerStats::failed)
       .def_readonly("retried", &WorkerStats::retried)
+      .def_readonly("skipped", &WorkerStats::skipped)
       .def_readonly("completed_written", &WorkerStats::completed_written)
       .def_readonly("fenced", &WorkerStats::fenced)
       .def_readonly("flushes", &WorkerStats::flushes)
@@ -270,7 +272,9 @@ void bind_worker(py::module_& m) {
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")
-      .def("stats", &PyWorker::stats);
+      .def("stats", &PyWorker::stats)
+      .def("cancel_requested", &PyWorker::cancel_requested, py::arg("job_id"),
+           "Whether a cancel of this running job has reached the worker.");
 }
 
 }  // namespace fastq::py_bindings

@@ -15,6 +15,7 @@ struct Row {
   Micros run_at = 0;
   std::int64_t lease_token = 0;
   Micros lease_expires = 0;
+  std::optional<Micros> expires_at;
   std::uint64_t seq = 0;  // insertion order: the id tie-break of the SQL drivers
 };
 
@@ -49,6 +50,7 @@ class MemoryDriver final : public Driver {
         row.rec.args = j.args;
         row.rec.kwargs = j.kwargs;
         row.rec.max_attempts = j.max_attempts;
+        row.expires_at = j.expires_at;
         row.run_at = j.run_at.value_or(now);
         row.seq = store_->next_seq++;
         if (!store_->rows.emplace(j.id, std::move(row)).second) {
@@ -88,7 +90,8 @@ class MemoryDriver final : public Driver {
       r.lease_token = token;
       r.lease_expires = now + req.lease.count() * 1000;
       out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
-                               r.rec.priority, r.rec.attempts, r.rec.max_attempts, token});
+                               r.rec.priority, r.rec.attempts, r.rec.max_attempts, token,
+                               r.expires_at && *r.expires_at < now, r.rec.cancel_requested});
     }
     return out;
   }
@@ -118,7 +121,8 @@ class MemoryDriver final : public Driver {
     return n;
   }
 
-  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
+                    std::vector<std::string>* cancel_requested) override {
     std::lock_guard lock(store_->mu);
     const Micros until = now_micros() + lease.count() * 1000;
     std::size_t n = 0;
@@ -127,10 +131,31 @@ class MemoryDriver final : public Driver {
       if (it != store_->rows.end() && it->second.rec.state == state::kRunning &&
           it->second.lease_token == j.lease_token) {
         it->second.lease_expires = until;
+        if (cancel_requested && it->second.rec.cancel_requested) {
+          cancel_requested->push_back(j.id);
+        }
         ++n;
       }
     }
     return n;
+  }
+
+  CancelResult cancel(const std::string& id) override {
+    std::lock_guard lock(store_->mu);
+    auto it = store_->rows.find(id);
+    if (it == store_->rows.end()) return CancelResult::kNotFound;
+    JobRecord& r = it->second.rec;
+    if (r.state == state::kQueued) {
+      r.state = state::kCancelled;
+      r.error_type = kCancelledType;
+      r.error = kCancelledBeforeStart;
+      return CancelResult::kCancelled;
+    }
+    if (r.state == state::kRunning) {
+      r.cancel_requested = true;
+      return CancelResult::kRequested;
+    }
+    return CancelResult::kFinished;
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {

@@ -145,7 +145,8 @@ std::string claim_sql() {
          "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
          "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
          "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
-         "j.max_attempts";
+         "j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(), "
+         "j.cancel_requested";
 }
 
 class PostgresDriver final : public Driver {
@@ -178,17 +179,21 @@ class PostgresDriver final : public Driver {
       j += ",\"run_at_us\":";
       j += x.run_at ? std::to_string(*x.run_at) : "null";
       j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
+      j += ",\"expires_at_us\":";
+      j += x.expires_at ? std::to_string(*x.expires_at) : "null";
       j.push_back('}');
     }
     j.push_back(']');
     conn_.exec("fastq_enqueue",
                "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
-               "attempts, max_attempts, worker, error_type, error, traceback, created_at) "
+               "attempts, max_attempts, expires_at, cancel_requested, worker, error_type, "
+               "error, traceback, created_at) "
                "SELECT id, task, queue, priority, 'queued', args, kwargs, "
-               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, '', '', '', "
-               "'', now() FROM json_to_recordset($1::json) AS x(id uuid, task text, "
+               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, "
+               "to_timestamp(expires_at_us / 1e6), false, '', '', '', '', now() "
+               "FROM json_to_recordset($1::json) AS x(id uuid, task text, "
                "queue text, priority int, args text, kwargs text, run_at_us bigint, "
-               "max_attempts int)",
+               "max_attempts int, expires_at_us bigint)",
                {j.c_str()});
   }
 
@@ -212,7 +217,9 @@ class PostgresDriver final : public Driver {
                                PQgetvalue(r.get(), i, 2), PQgetvalue(r.get(), i, 3),
                                PQgetvalue(r.get(), i, 4), std::atoi(PQgetvalue(r.get(), i, 5)),
                                std::atoi(PQgetvalue(r.get(), i, 6)),
-                               std::atoi(PQgetvalue(r.get(), i, 7)), token});
+                               std::atoi(PQgetvalue(r.get(), i, 7)), token,
+                               PQgetvalue(r.get(), i, 8)[0] == 't',
+                               PQgetvalue(r.get(), i, 9)[0] == 't'});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -262,7 +269,8 @@ class PostgresDriver final : public Driver {
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
 
-  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
+                    std::vector<std::string>* cancel_requested) override {
     if (jobs.empty()) return 0;
     const auto j = refs_json(jobs);
     const auto ms = std::to_string(lease.count());
@@ -270,9 +278,30 @@ class PostgresDriver final : public Driver {
         "fastq_renew",
         "UPDATE fastq_job j SET lease_expires_at = now() + $2::bigint * interval "
         "'1 millisecond' FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
+        "RETURNING j.id, j.cancel_requested",
         {j.c_str(), ms.c_str()});
-    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+    const int n = PQntuples(r.get());
+    for (int i = 0; cancel_requested && i < n; ++i) {
+      if (PQgetvalue(r.get(), i, 1)[0] == 't') cancel_requested->push_back(PQgetvalue(r.get(), i, 0));
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+  CancelResult cancel(const std::string& id) override {
+    Result r = conn_.exec(
+        "fastq_cancel",
+        "WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(), "
+        "error_type = $2, error = $3 WHERE id = $1 AND state = 'queued' RETURNING 1), "
+        "r AS (UPDATE fastq_job SET cancel_requested = true WHERE id = $1 AND "
+        "state = 'running' RETURNING 1) "
+        "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM r), "
+        "(SELECT count(*) FROM fastq_job WHERE id = $1)",
+        {id.c_str(), kCancelledType, kCancelledBeforeStart});
+    if (std::atoll(PQgetvalue(r.get(), 0, 0)) > 0) return CancelResult::kCancelled;
+    if (std::atoll(PQgetvalue(r.get(), 0, 1)) > 0) return CancelResult::kRequested;
+    if (std::atoll(PQgetvalue(r.get(), 0, 2)) > 0) return CancelResult::kFinished;
+    return CancelResult::kNotFound;
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {
@@ -317,8 +346,8 @@ class PostgresDriver final : public Driver {
   std::optional<JobRecord> get(const std::string& id) override {
     Result r = conn_.exec("fastq_get",
                           "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
-                          "result, error_type, error, traceback, max_attempts FROM fastq_job "
-                          "WHERE id = $1",
+                          "result, error_type, error, traceback, max_attempts, "
+                          "cancel_requested FROM fastq_job WHERE id = $1",
                           {id.c_str()});
     if (PQntuples(r.get()) == 0) return std::nullopt;
     auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
@@ -329,6 +358,7 @@ class PostgresDriver final : public Driver {
                   std::atoi(PQgetvalue(r.get(), 0, 4)),
                   std::atoi(PQgetvalue(r.get(), 0, 5)),
                   kDefaultMaxAttempts,
+                  false,
                   v(6),
                   v(7),
                   std::nullopt,
@@ -337,6 +367,7 @@ class PostgresDriver final : public Driver {
                   v(11)};
     if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
     rec.max_attempts = std::atoi(PQgetvalue(r.get(), 0, 12));
+    rec.cancel_requested = PQgetvalue(r.get(), 0, 13)[0] == 't';
     return rec;
   }
 

@@ -150,15 +150,20 @@ class SqliteDriver final : public Driver {
       j += ",\"run_at\":";
       append_json_string(j, x.run_at ? format_utc(*x.run_at) : now);
       j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
+      if (x.expires_at) {
+        j += ",\"expires_at\":";
+        append_json_string(j, format_utc(*x.expires_at));
+      }
       j.push_back('}');
     }
     j.push_back(']');
     auto& s = stmt("enqueue",
                    "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                   "run_at, attempts, max_attempts, worker, error_type, error, traceback, "
-                   "created_at) SELECT value->>'id', value->>'task', value->>'queue', "
-                   "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
-                   "value->>'run_at', 0, value->>'max_attempts', '', '', '', '', ?2 "
+                   "run_at, attempts, max_attempts, expires_at, cancel_requested, worker, "
+                   "error_type, error, traceback, created_at) SELECT value->>'id', "
+                   "value->>'task', value->>'queue', value->>'priority', 'queued', "
+                   "value->>'args', value->>'kwargs', value->>'run_at', 0, "
+                   "value->>'max_attempts', value->>'expires_at', 0, '', '', '', '', ?2 "
                    "FROM json_each(?1)");
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
@@ -193,7 +198,8 @@ class SqliteDriver final : public Driver {
       out.push_back(ClaimedJob{to_canonical_id(s.text(0)), s.text(1), s.text(2), s.text(3),
                                s.text(4), static_cast<int>(s.integer(5)),
                                static_cast<int>(s.integer(6)),
-                               static_cast<int>(s.integer(7)), token});
+                               static_cast<int>(s.integer(7)), token, s.integer(8) != 0,
+                               s.integer(9) != 0});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -256,18 +262,55 @@ class SqliteDriver final : public Driver {
     return static_cast<std::size_t>(s.changes());
   }
 
-  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) override {
+  std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
+                    std::vector<std::string>* cancel_requested) override {
     if (jobs.empty()) return 0;
     auto& s = stmt("renew",
                    "UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS "
                    "id, value->>'token' AS token FROM json_each(?1)) AS v WHERE "
-                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token");
+                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token "
+                   "RETURNING fastq_job.id, fastq_job.cancel_requested");
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, refs(jobs)).bind(2, format_utc(now_micros() + lease.count() * 1000));
-    s.step();
-    return static_cast<std::size_t>(s.changes());
+    std::size_t n = 0;
+    while (s.step()) {
+      ++n;
+      if (cancel_requested && s.integer(1) != 0) {
+        cancel_requested->push_back(to_canonical_id(s.text(0)));
+      }
+    }
+    return n;
+  }
+
+  CancelResult cancel(const std::string& id) override {
+    auto& q = stmt("cancel_queued",
+                   "UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, "
+                   "error_type = ?3, error = ?4 WHERE id = ?1 AND state = 'queued'");
+    auto& r = stmt("cancel_running",
+                   "UPDATE fastq_job SET cancel_requested = 1 WHERE id = ?1 AND "
+                   "state = 'running'");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    {
+      Run run(q);
+      q.bind(1, to_hex_id(id)).bind(2, format_utc(now_micros()))
+          .bind(3, std::string(kCancelledType)).bind(4, std::string(kCancelledBeforeStart));
+      q.step();
+      if (q.changes() > 0) return CancelResult::kCancelled;
+    }
+    {
+      Run run(r);
+      r.bind(1, to_hex_id(id));
+      r.step();
+      if (r.changes() > 0) return CancelResult::kRequested;
+    }
+    auto& e = stmt("exists", "SELECT count(*) FROM fastq_job WHERE id = ?1");
+    Run run(e);
+    e.bind(1, to_hex_id(id));
+    e.step();
+    return e.integer(0) > 0 ? CancelResult::kFinished : CancelResult::kNotFound;
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {
@@ -327,7 +370,8 @@ class SqliteDriver final : public Driver {
   std::optional<JobRecord> get(const std::string& id) override {
     auto& s = stmt("get",
                    "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
-                   "error_type, error, traceback, max_attempts FROM fastq_job WHERE id = ?1");
+                   "error_type, error, traceback, max_attempts, cancel_requested FROM fastq_job "
+                   "WHERE id = ?1");
     Run run(s);
     s.bind(1, to_hex_id(id));
     if (!s.step()) return std::nullopt;
@@ -338,6 +382,7 @@ class SqliteDriver final : public Driver {
                   static_cast<int>(s.integer(4)),
                   static_cast<int>(s.integer(5)),
                   static_cast<int>(s.integer(12)),
+                  s.integer(13) != 0,
                   s.text(6),
                   s.text(7),
                   std::nullopt,
@@ -384,7 +429,8 @@ class SqliteDriver final : public Driver {
            "WHERE id IN (SELECT id FROM (" +
            pick +
            ") ORDER BY priority DESC, run_at, id LIMIT ?5) "
-           "RETURNING id, task, queue, args, kwargs, priority, attempts, max_attempts";
+           "RETURNING id, task, queue, args, kwargs, priority, attempts, max_attempts, "
+           "expires_at IS NOT NULL AND expires_at < ?1, cancel_requested";
   }
 
   std::int64_t data_version() {

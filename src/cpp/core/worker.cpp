@@ -15,6 +15,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "fastq/json.hpp"
 
@@ -27,10 +28,12 @@ using std::chrono::milliseconds;
 
 struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
+      skipped{0},
       completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0};
   WorkerStats snapshot() const {
     return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
-                       failed.load(),   retried.load(),  completed_written.load(),
+                       failed.load(),   retried.load(),  skipped.load(),
+                       completed_written.load(),
                        fenced.load(),   flushes.load(),  released.load(),
                        rescued.load(),  db_errors.load()};
   }
@@ -112,8 +115,9 @@ struct Worker::Impl {
   milliseconds flush_backoff{100};
 
   // Leases held by this worker: id -> token, from claim until the outcome is written.
-  std::mutex lease_mu;
+  mutable std::mutex lease_mu;
   std::unordered_map<std::string, std::int64_t> leases;
+  std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
 
   void log(LogLevel level, const std::string& msg) {
     if (cfg.log) cfg.log(level, msg);
@@ -336,7 +340,15 @@ struct Worker::Impl {
         Completion& c = outs.emplace_back();
         c.id = job.id;
         c.lease_token = job.lease_token;
-        if (!cfg.registered.contains(job.task)) {
+        if (job.cancel_requested) {
+          c.outcome = Outcome::kCancelled;
+          c.error_type = kCancelledType;
+          c.error = "cancelled while an earlier attempt ran; not started again";
+        } else if (job.expired) {
+          c.outcome = Outcome::kExpired;
+          c.error_type = "fastq.Expired";
+          c.error = "not started before its expiry";
+        } else if (!cfg.registered.contains(job.task)) {
           c.outcome = Outcome::kFailed;
           c.error_type = "fastq.UnknownTask";
           c.error = "task '" + job.task +
@@ -395,6 +407,8 @@ struct Worker::Impl {
         case Outcome::kSucceeded: counters.succeeded++; break;
         case Outcome::kFailed: counters.failed++; break;
         case Outcome::kRetry: counters.retried++; break;
+        case Outcome::kExpired:
+        case Outcome::kCancelled: counters.skipped++; break;
       }
     }
     bool post_flush = false, post_arm = false;
@@ -468,7 +482,10 @@ struct Worker::Impl {
     }
     {
       std::lock_guard lock(lease_mu);
-      for (const auto& c : batch) leases.erase(c.id);
+      for (const auto& c : batch) {
+        leases.erase(c.id);
+        cancels.erase(c.id);
+      }
     }
     unflushed -= batch.size();
     if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
@@ -486,7 +503,14 @@ struct Worker::Impl {
         for (const auto& [id, token] : leases) refs.push_back(JobRef{id, token});
       }
       try {
-        complete_db->renew(refs, cfg.lease);
+        std::vector<std::string> cancelled;
+        complete_db->renew(refs, cfg.lease, &cancelled);
+        if (!cancelled.empty()) {
+          std::lock_guard lock(lease_mu);
+          for (auto& id : cancelled) {
+            if (leases.contains(id)) cancels.insert(std::move(id));
+          }
+        }
       } catch (const DriverError& e) {
         counters.db_errors++;
         log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
@@ -600,5 +624,10 @@ void Worker::stop() {
 }
 
 WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
+
+bool Worker::cancel_requested(const std::string& job_id) const {
+  std::lock_guard lock(impl_->lease_mu);
+  return impl_->cancels.contains(job_id);
+}
 
 }  // namespace fastq

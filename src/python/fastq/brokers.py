@@ -23,6 +23,7 @@ class NewJob:
     kwargs: str
     run_at: datetime | None = None
     max_attempts: int = 4
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,8 @@ class JobSnapshot:
     id: str
     task: str
     queue: str
-    state: str  # lower case, as stored: queued, running, succeeded, failed, dead
+    state: str  # lower case, as stored: queued, running, succeeded, failed, dead,
+    # expired, cancelled
     attempts: int
     result: str | None  # JSON text
     error_type: str
@@ -56,6 +58,12 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def worker_driver(self) -> _core.Driver:
         """A C++ driver connected to the same store, for the worker."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job: "cancelled" (it was queued and will never start), "requested"
+        (it is running and will see ``current_job().cancel_requested``), "finished" or
+        "not_found"."""
 
     def before_job(self) -> None:
         """Called on the executor thread before each job runs (connection hygiene)."""
@@ -89,6 +97,7 @@ class MemoryBroker(Broker):
                     j.kwargs,
                     to_micros(j.run_at) if j.run_at else None,
                     j.max_attempts,
+                    to_micros(j.expires_at) if j.expires_at else None,
                 )
                 for j in jobs
             ]
@@ -112,6 +121,9 @@ class MemoryBroker(Broker):
 
     def worker_driver(self) -> _core.Driver:
         return self._driver
+
+    def cancel(self, job_id: str) -> str:
+        return self._driver.cancel(job_id)
 
 
 _lock = threading.Lock()

@@ -15,9 +15,11 @@ RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 DEAD = "DEAD"  # given up: its workers kept dying (error_type fastq.WorkerLost)
+EXPIRED = "EXPIRED"  # not started before its expiry
+CANCELLED = "CANCELLED"
 UNKNOWN = "UNKNOWN"  # no such job: never enqueued, or its transaction has not committed
-READY_STATES = frozenset({SUCCEEDED, FAILED, DEAD})
-_FAILED_STATES = ("failed", "dead")
+READY_STATES = frozenset({SUCCEEDED, FAILED, DEAD, EXPIRED, CANCELLED})
+_FAILED_STATES = ("failed", "dead", "expired", "cancelled")
 
 
 class TaskFailed(Exception):
@@ -87,7 +89,14 @@ class AsyncResult:
         return self.status == SUCCEEDED
 
     def failed(self) -> bool:
-        return self.status in (FAILED, DEAD)
+        return self.status in (FAILED, DEAD, EXPIRED, CANCELLED)
+
+    def cancel(self) -> str:
+        """Cancel the job. A queued job never starts ("cancelled"); a running one is asked
+        to stop ("requested": it sees ``fastq.current_job().cancel_requested``); returns
+        "finished" or "not_found" otherwise. The cancel is stored in the database, so a
+        restart does not forget it."""
+        return self.broker.cancel(self.id)
 
     def get(self, timeout: float | None = None, interval: float = 0.005) -> Any:
         """Wait for the job and return its result; raise :class:`TaskFailed` if it failed,

@@ -41,6 +41,15 @@ class JobContext:
     max_attempts: int = DEFAULT_MAX_RETRIES + 1
 
     @property
+    def cancel_requested(self) -> bool:
+        """True once ``AsyncResult.cancel()`` reached this job's worker (within a third of
+        the lease). A long task should check it and return early."""
+        from fastq import worker
+
+        active = worker.active_worker()
+        return active is not None and active.cancel_requested(self.id)
+
+    @property
     def retries(self) -> int:
         """Retries so far (Celery's ``request.retries``): attempt - 1."""
         return self.attempt - 1
@@ -95,6 +104,7 @@ class Task(Generic[P, R]):
         retry_backoff_max: float = 600.0,
         retry_jitter: bool = True,
         default_retry_delay: float = DEFAULT_RETRY_DELAY,
+        expires: float | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@fastq.task decorates a function")
@@ -117,6 +127,7 @@ class Task(Generic[P, R]):
         self.retry_backoff_max = float(retry_backoff_max)
         self.retry_jitter = retry_jitter
         self.default_retry_delay = float(default_retry_delay)
+        self.expires = expires
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         registry[self.name] = self
 
@@ -146,12 +157,21 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         max_retries: int | None = None,
+        expires: float | datetime | None = None,
     ) -> AsyncResult:
         """Enqueue with options: ``countdown`` seconds or an aware ``eta`` datetime to
         delay the start, another ``queue``, another ``priority`` (higher runs first),
-        another ``max_retries``."""
+        another ``max_retries``, ``expires`` (seconds from now or an aware datetime: a
+        job not started by then never runs and ends EXPIRED)."""
         job = self._new_job(
-            tuple(args), dict(kwargs or {}), countdown, eta, queue, priority, max_retries
+            tuple(args),
+            dict(kwargs or {}),
+            countdown,
+            eta,
+            queue,
+            priority,
+            max_retries,
+            expires,
         )
         if conf.get("EAGER"):
             return self._run_eagerly(job)
@@ -161,7 +181,7 @@ class Task(Generic[P, R]):
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, ``MAP_BATCH`` rows per round trip."""
-        jobs = [self._new_job(tuple(a), {}, None, None, None, None, None) for a in calls]
+        jobs = [self._new_job(tuple(a), {}, None, None, None, None, None, None) for a in calls]
         if conf.get("EAGER"):
             return [self._run_eagerly(j) for j in jobs]
         broker = get_broker()
@@ -196,6 +216,7 @@ class Task(Generic[P, R]):
         queue: str | None,
         priority: int | None,
         max_retries: int | None,
+        expires: float | datetime | None,
     ) -> NewJob:
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
         if countdown is not None and eta is not None:
@@ -207,6 +228,14 @@ class Task(Generic[P, R]):
             if eta.tzinfo is None:
                 raise ValueError("eta must be a timezone-aware datetime")
             run_at = eta
+        expires = self.expires if expires is None else expires
+        expires_at = None
+        if isinstance(expires, datetime):
+            if expires.tzinfo is None:
+                raise ValueError("expires must be a timezone-aware datetime or seconds")
+            expires_at = expires
+        elif expires is not None:
+            expires_at = datetime.now(UTC) + timedelta(seconds=float(expires))
         retries = self.max_retries if max_retries is None else int(max_retries)
         if retries < 0:
             raise ValueError("max_retries must be 0 or more")
@@ -219,6 +248,7 @@ class Task(Generic[P, R]):
             kwargs=kwargs_json,
             run_at=run_at,
             max_attempts=retries + 1,
+            expires_at=expires_at,
         )
 
     def _run_eagerly(self, job: NewJob) -> EagerResult:
@@ -301,6 +331,7 @@ def task(
     retry_backoff_max: float = 600.0,
     retry_jitter: bool = True,
     default_retry_delay: float = DEFAULT_RETRY_DELAY,
+    expires: float | None = None,
 ) -> Callable[[Callable[..., R]], Task[Any, R]]: ...
 def task(
     fn: Callable[P, R] | None = None, /, **options: Any

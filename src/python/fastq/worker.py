@@ -35,6 +35,14 @@ def execute(
     return run_job(registry[task_name], args, kwargs, job_id, attempt, max_attempts)
 
 
+_active: _core.Worker | None = None
+
+
+def active_worker() -> _core.Worker | None:
+    """The worker running in this process, if any (for ``current_job().cancel_requested``)."""
+    return _active
+
+
 def default_queues() -> list[str]:
     """``FASTQ["QUEUES"]`` if set, else every queue a registered task uses."""
     configured = conf.get("QUEUES")
@@ -90,7 +98,12 @@ class Worker:
 
     def run(self) -> _core.WorkerStats:
         """Block until the worker stops; returns its counters."""
-        return self._worker.run()
+        global _active
+        _active = self._worker
+        try:
+            return self._worker.run()
+        finally:
+            _active = None
 
     def stop(self) -> None:
         """Ask the worker to stop gracefully (thread-safe)."""

@@ -55,3 +55,16 @@ def lose_connection():
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+@fastq.task
+def cooperative(key, limit=30.0):
+    """Works until cancelled (or `limit` seconds), checking as long tasks should."""
+    job = fastq.current_job()
+    Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if job.cancel_requested:
+            return "stopped early"
+        time.sleep(0.05)
+    return "ran to the end"

@@ -13,6 +13,8 @@
 //  * release() returns claimed-but-unstarted jobs to the queue without spending an attempt.
 //  * complete() with Outcome::kRetry returns the job to the queue to start no earlier than
 //    retry_at, keeping this attempt's error; the attempt stays counted.
+//  * claim() flags jobs whose expires_at has passed or whose cancel was requested; the
+//    worker ends those (kExpired, kCancelled) without running them.
 //  * rescue_expired() returns running jobs whose lease expired to the queue (the worker
 //    that held them is presumed dead); the attempt it spent stays counted, and a job
 //    whose attempts reached max_attempts becomes dead with error_type
@@ -56,9 +58,12 @@ class Driver {
   virtual void enqueue(std::span<const NewJob> jobs) = 0;
   virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
   virtual std::size_t complete(std::span<const Completion> completions) = 0;
-  virtual std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease) = 0;
+  // Also appends to `cancel_requested` (when given) the ids whose cancel was requested.
+  virtual std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
+                            std::vector<std::string>* cancel_requested = nullptr) = 0;
   virtual std::size_t release(std::span<const JobRef> jobs) = 0;
   virtual std::size_t rescue_expired() = 0;
+  virtual CancelResult cancel(const std::string& id) = 0;
 
   // Runnable jobs left in these queues (state queued and due now).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;

@@ -22,6 +22,8 @@ inline constexpr const char* kRunning = "running";
 inline constexpr const char* kSucceeded = "succeeded";
 inline constexpr const char* kFailed = "failed";
 inline constexpr const char* kDead = "dead";  // gave up: attempts spent on lost workers
+inline constexpr const char* kExpired = "expired";      // not started before expires_at
+inline constexpr const char* kCancelled = "cancelled";  // cancelled before it finished
 }  // namespace state
 
 // Attempts a job gets when nobody says otherwise: the first run and 3 retries (worker
@@ -38,6 +40,7 @@ struct NewJob {
   std::string kwargs = "{}";
   std::optional<Micros> run_at;  // empty: now
   int max_attempts = kDefaultMaxAttempts;
+  std::optional<Micros> expires_at;  // never started after this: expired
 };
 
 // A job handed to this worker by a claim. `lease_token` fences every later write.
@@ -51,10 +54,13 @@ struct ClaimedJob {
   int attempts = 0;  // including this one
   int max_attempts = kDefaultMaxAttempts;
   std::int64_t lease_token = 0;
+  bool expired = false;           // expires_at had passed when it was claimed
+  bool cancel_requested = false;  // cancelled while a previous attempt ran
 };
 
 // kRetry puts the job back in the queue for `retry_at`, keeping the error of this attempt.
-enum class Outcome : std::uint8_t { kSucceeded, kFailed, kRetry };
+// kExpired and kCancelled end a job the worker declined to start.
+enum class Outcome : std::uint8_t { kSucceeded, kFailed, kRetry, kExpired, kCancelled };
 
 // The result of running one claimed job, written back by a batched completion.
 struct Completion {
@@ -73,6 +79,8 @@ inline const char* outcome_state(Outcome o) {
     case Outcome::kSucceeded: return state::kSucceeded;
     case Outcome::kFailed: return state::kFailed;
     case Outcome::kRetry: return state::kQueued;
+    case Outcome::kExpired: return state::kExpired;
+    case Outcome::kCancelled: return state::kCancelled;
   }
   return state::kFailed;
 }
@@ -86,6 +94,7 @@ struct JobRecord {
   int priority = 0;
   int attempts = 0;
   int max_attempts = kDefaultMaxAttempts;
+  bool cancel_requested = false;
   std::string args;
   std::string kwargs;
   std::optional<std::string> result;
@@ -93,6 +102,10 @@ struct JobRecord {
   std::string error;
   std::string traceback;
 };
+
+// What cancel() did: a queued job is cancelled at once; a running one is asked to stop
+// (it sees cancel_requested through lease renewal); a finished one is left alone.
+enum class CancelResult : std::uint8_t { kNotFound, kCancelled, kRequested, kFinished };
 
 struct ClaimRequest {
   std::vector<std::string> queues;  // never empty
@@ -114,6 +127,8 @@ inline constexpr const char* kWorkerLostPrefix =
     "the worker running it was lost (killed, crashed or cut off past its lease) on ";
 inline constexpr const char* kWorkerLostSuffix = " attempt(s); no attempts left";
 std::string worker_lost_message(int attempts);
+inline constexpr const char* kCancelledType = "fastq.Cancelled";
+inline constexpr const char* kCancelledBeforeStart = "cancelled before it started";
 
 // A fresh random 63-bit fencing token (never 0).
 std::int64_t new_lease_token();

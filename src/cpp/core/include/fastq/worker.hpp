@@ -83,6 +83,7 @@ struct WorkerStats {
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;
   std::uint64_t retried = 0;  // attempts that asked to run again later
+  std::uint64_t skipped = 0;  // expired or cancelled before they started
   std::uint64_t completed_written = 0;  // outcomes the database accepted
   std::uint64_t fenced = 0;             // outcomes refused: the lease had moved on
   std::uint64_t flushes = 0;
@@ -104,6 +105,8 @@ class Worker {
   // Starts a graceful stop; safe from any thread and from signal-free contexts.
   void stop();
   WorkerStats stats() const;
+  // True once a cancel of this running job reached the worker (lease renewal brings it).
+  bool cancel_requested(const std::string& job_id) const;
 
  private:
   struct Impl;

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from fastq import _core, conf
+from fastq import _core, conf, signals
 from fastq.brokers import NewJob, get_broker
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
@@ -177,6 +177,8 @@ class Task(Generic[P, R]):
             return self._run_eagerly(job)
         broker = get_broker()
         broker.enqueue([job])
+        if signals.task_enqueued.has_listeners(self):
+            signals.task_enqueued.send(sender=self, job_ids=[job.id])
         return AsyncResult(job.id, broker)
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
@@ -187,6 +189,8 @@ class Task(Generic[P, R]):
         broker = get_broker()
         for start in range(0, len(jobs), MAP_BATCH):
             broker.enqueue(jobs[start : start + MAP_BATCH])
+        if jobs and signals.task_enqueued.has_listeners(self):
+            signals.task_enqueued.send(sender=self, job_ids=[j.id for j in jobs])
         return [AsyncResult(j.id, broker) for j in jobs]
 
     def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> NoReturn:
@@ -282,26 +286,45 @@ def run_job(
 ) -> Any:
     """Run one attempt of a job, deciding retries. Raises :class:`Retry` (filled in) to
     ask for another attempt; any other exception fails the job."""
-    token = _current.set(JobContext(job_id, task.name, attempt, max_attempts))
+    job = JobContext(job_id, task.name, attempt, max_attempts)
+    token = _current.set(job)
     try:
-        return task(*args, **kwargs)
+        if signals.task_started.has_listeners(task):
+            signals.task_started.send(sender=task, job=job)
+        result = task(*args, **kwargs)
+        if signals.task_succeeded.has_listeners(task):
+            signals.task_succeeded.send(sender=task, job=job, result=result)
+        return result
     except Retry as retry:
         if attempt >= max_attempts:
-            if retry.exc is not None:
-                raise retry.exc from None
-            raise MaxRetriesExceededError(
+            final = retry.exc or MaxRetriesExceededError(
                 f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
-            ) from None
+            )
+            if signals.task_failed.has_listeners(task):
+                signals.task_failed.send(sender=task, job=job, exception=final)
+            raise final from None
         _fill_retry(task, retry, attempt, retry.exc or retry)
+        _send_retried(task, job, retry)
         raise
     except BaseException as exc:
         if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
             retry = Retry(exc=exc)
             _fill_retry(task, retry, attempt, exc)
+            _send_retried(task, job, retry)
             raise retry from exc
+        if signals.task_failed.has_listeners(task):
+            signals.task_failed.send(sender=task, job=job, exception=exc)
         raise
     finally:
         _current.reset(token)
+
+
+def _send_retried(task: Task[Any, Any], job: JobContext, retry: Retry) -> None:
+    if signals.task_retried.has_listeners(task):
+        countdown = max(0.0, retry.eta_us / 1_000_000 - time.time())
+        signals.task_retried.send(
+            sender=task, job=job, exception=retry.exc or retry, countdown=countdown
+        )
 
 
 def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseException) -> None:

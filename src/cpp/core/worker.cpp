@@ -279,24 +279,7 @@ struct Worker::Impl {
       q_closed = true;
     }
     q_cv.notify_all();
-    if (!unstarted.empty()) {
-      std::vector<JobRef> refs;
-      refs.reserve(unstarted.size());
-      for (const auto& j : unstarted) refs.push_back(JobRef{j.id, j.lease_token});
-      try {
-        counters.released += claim_db->release(refs);
-      } catch (const DriverError& e) {
-        counters.db_errors++;
-        log(LogLevel::kWarning, std::string("could not release unstarted jobs (they return "
-                                            "when their lease expires): ") +
-                                    e.what());
-      }
-      {
-        std::lock_guard lock(lease_mu);
-        for (const auto& j : unstarted) leases.erase(j.id);
-      }
-      held -= static_cast<int>(unstarted.size());
-    }
+    release(unstarted);
     poll_io.stop();
   }
 
@@ -378,11 +361,13 @@ struct Worker::Impl {
     runner.thread_stopping();
   }
 
-  // run() after the executors stopped: hands back jobs they popped but never started.
-  void release_unrun() {
-    if (unrun.empty()) return;
+  // Poller thread (or run() once the poller stopped): hands claimed jobs that never
+  // started back to the queue without spending an attempt.
+  void release(std::vector<ClaimedJob>& jobs) {
+    if (jobs.empty()) return;
     std::vector<JobRef> refs;
-    for (const auto& j : unrun) refs.push_back(JobRef{j.id, j.lease_token});
+    refs.reserve(jobs.size());
+    for (const auto& j : jobs) refs.push_back(JobRef{j.id, j.lease_token});
     try {
       counters.released += claim_db->release(refs);
     } catch (const DriverError& e) {
@@ -393,10 +378,10 @@ struct Worker::Impl {
     }
     {
       std::lock_guard lock(lease_mu);
-      for (const auto& j : unrun) leases.erase(j.id);
+      for (const auto& j : jobs) leases.erase(j.id);
     }
-    held -= static_cast<int>(unrun.size());
-    unrun.clear();
+    held -= static_cast<int>(jobs.size());
+    jobs.clear();
   }
 
   // ---- completer ----------------------------------------------------------------------
@@ -597,7 +582,7 @@ struct Worker::Impl {
 
     for (auto& t : executors) t.join();
     executors.clear();
-    release_unrun();
+    release(unrun);  // popped by executors, never started
     claim_db->set_wakeup(nullptr);
     asio::post(done_io, [this] {
       renew_timer.cancel();

@@ -29,6 +29,15 @@ bool is_transient_state(const char* sqlstate) {
          s == "40001" || s == "40P01" || s == "55P03" || s == "53300";
 }
 
+// libpq's messages end in newlines and sometimes span lines; logs want one line.
+std::string one_line(std::string msg) {
+  for (char& c : msg) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  return msg;
+}
+
 std::string pg_text_array(std::span<const std::string> items) {
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -75,7 +84,7 @@ class Connection {
     PQreset(conn_);
     prepared_.clear();
     if (PQstatus(conn_) != CONNECTION_OK) {
-      throw DriverError(std::string("PostgreSQL reconnect failed: ") + PQerrorMessage(conn_),
+      throw DriverError("PostgreSQL reconnect failed: " + one_line(PQerrorMessage(conn_)),
                         true);
     }
     on_connect();
@@ -109,11 +118,14 @@ class Connection {
       std::string msg = PQerrorMessage(conn_);
       PQfinish(conn_);
       conn_ = nullptr;
-      throw DriverError("cannot connect to PostgreSQL: " + msg, true);
+      throw DriverError("cannot connect to PostgreSQL: " + one_line(msg), true);
     }
     on_connect();
   }
   void on_connect() {
+    // Server notices (and the FATAL sent before a shutdown) would go raw to stderr; the
+    // failures that matter reach the worker as errors and are logged there.
+    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
     // Workers write UTC; the session zone only affects how timestamps print.
     Result r(PQexec(conn_, "SET TIME ZONE 'UTC'"));
   }
@@ -124,7 +136,7 @@ class Connection {
     if (msg.empty()) msg = PQerrorMessage(conn_);
     const bool lost = PQstatus(conn_) != CONNECTION_OK;
     if (lost) prepared_.clear();
-    throw DriverError("PostgreSQL error in " + what + ": " + msg,
+    throw DriverError("PostgreSQL error in " + what + ": " + one_line(msg),
                       lost || is_transient_state(sqlstate));
   }
 

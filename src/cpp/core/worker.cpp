@@ -26,6 +26,9 @@ namespace fastq {
 namespace {
 using std::chrono::milliseconds;
 
+// Longest idle back-off for a broker that cannot notify: bounds enqueue-to-start latency.
+constexpr milliseconds kPollingCeiling{100};
+
 struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       skipped{0},
@@ -189,8 +192,10 @@ struct Worker::Impl {
     if (notify_sd && !cfg.burst) {
       arm_idle(cfg.idle_poll_max);  // notifications wake us; this is the fallback
     } else {
+      // No notifications (SQLite): polling is the wake-up, so it stays frequent; an idle
+      // SQLite poll is a PRAGMA read, not a write lock.
       arm_idle(backoff);
-      backoff = std::min(backoff * 2, cfg.idle_poll_max);
+      backoff = std::min(backoff * 2, std::min(cfg.idle_poll_max, kPollingCeiling));
     }
   }
 

@@ -21,7 +21,8 @@ from fastq_django.conf import broker_vendor, libpq_conninfo
 
 _COLUMNS = (
     "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
-    "expires_at, cancel_requested, worker, error_type, error, traceback, created_at"
+    "expires_at, cancel_requested, unique_key, worker, error_type, error, traceback, "
+    "created_at"
 )
 # PostgreSQL: a batch travels as one JSON parameter expanded by json_to_recordset (one
 # statement, and no thousands of placeholders for psycopg to parse). SQLite: a multi-row
@@ -29,12 +30,17 @@ _COLUMNS = (
 _PG_INSERT = (
     f"INSERT INTO fastq_job ({_COLUMNS}) SELECT id, task, queue, priority, 'queued', "
     "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, false, "
-    "'', '', '', '', now() FROM json_to_recordset(%s::json) AS x(id uuid, task text, "
-    "queue text, priority int, args text, kwargs text, run_at timestamptz, "
-    "max_attempts int, expires_at timestamptz)"
+    "unique_key, '', '', '', '', now() FROM json_to_recordset(%s::json) AS x(id uuid, "
+    "task text, queue text, priority int, args text, kwargs text, run_at timestamptz, "
+    "max_attempts int, expires_at timestamptz, unique_key text)"
 )
-_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, '', '', '', '', %s)"
-# Rows per statement: 10 parameters a row stays under SQLite's 32766 limit.
+_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s)"
+# Rows per statement: 11 parameters a row stays under SQLite's 32766 limit.
+# Jobs with a unique key skip a conflict with the queued-or-running job holding the key
+# (the partial unique index fastq_job_unique_active), and the ids written come back.
+_ON_CONFLICT = (
+    " ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id"
+)
 _MAX_ROWS = 2000
 
 
@@ -47,21 +53,49 @@ class DatabaseBroker(Broker):
     def vendor(self) -> str:
         return broker_vendor(self.alias)
 
-    def enqueue(self, jobs: list[NewJob]) -> None:
+    def enqueue(self, jobs: list[NewJob]) -> list[str]:
         if not jobs:
-            return
+            return []
         connection = connections[self.alias]
         sqlite = broker_vendor(self.alias) == "sqlite"
+        ids: list[str] = []
         with connection.cursor() as cursor:
             for start in range(0, len(jobs), _MAX_ROWS):
                 chunk = jobs[start : start + _MAX_ROWS]
+                unique = any(job.unique_key for job in chunk)
                 if sqlite:
-                    self._insert_sqlite(cursor, connection, chunk)
+                    inserted = self._insert_sqlite(cursor, connection, chunk, unique)
                 else:
-                    self._insert_postgres(cursor, chunk)
+                    inserted = self._insert_postgres(cursor, chunk, unique)
+                if inserted is None:
+                    ids += [job.id for job in chunk]
+                else:
+                    ids += self._resolve_unique(cursor, chunk, inserted, sqlite)
+        return ids
+
+    def _resolve_unique(
+        self, cursor: Any, jobs: list[NewJob], inserted: set[str], sqlite: bool
+    ) -> list[str]:
+        """Ids for a chunk whose unique-key conflicts were skipped: the job holding each
+        key, or (if it finished meanwhile) a fresh insert."""
+        keys = sorted({j.unique_key for j in jobs if j.id not in inserted})
+        holders: dict[str, str] = {}
+        if keys:
+            marks = ", ".join(["%s"] * len(keys))
+            cursor.execute(
+                "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', 'running') "
+                f"AND unique_key IN ({marks})",
+                keys,
+            )
+            holders = {key: str(uuid.UUID(str(job_id))) for key, job_id in cursor.fetchall()}
+        again = [j for j in jobs if j.id not in inserted and j.unique_key not in holders]
+        fresh = dict(zip((j.id for j in again), self.enqueue(again), strict=True))
+        return [
+            j.id if j.id in inserted else holders.get(j.unique_key) or fresh[j.id] for j in jobs
+        ]
 
     @staticmethod
-    def _insert_postgres(cursor: Any, jobs: list[NewJob]) -> None:
+    def _insert_postgres(cursor: Any, jobs: list[NewJob], unique: bool) -> set[str] | None:
         rows = [
             {
                 "id": job.id,
@@ -73,13 +107,21 @@ class DatabaseBroker(Broker):
                 "run_at": job.run_at.isoformat() if job.run_at else None,
                 "max_attempts": job.max_attempts,
                 "expires_at": job.expires_at.isoformat() if job.expires_at else None,
+                "unique_key": job.unique_key or None,
             }
             for job in jobs
         ]
-        cursor.execute(_PG_INSERT, [json.dumps(rows, separators=(",", ":"))])
+        payload = json.dumps(rows, separators=(",", ":"))
+        if not unique:
+            cursor.execute(_PG_INSERT, [payload])
+            return None
+        cursor.execute(_PG_INSERT + _ON_CONFLICT, [payload])
+        return {str(row[0]) for row in cursor.fetchall()}
 
     @staticmethod
-    def _insert_sqlite(cursor: Any, connection: Any, jobs: list[NewJob]) -> None:
+    def _insert_sqlite(
+        cursor: Any, connection: Any, jobs: list[NewJob], unique: bool
+    ) -> set[str] | None:
         adapt = connection.ops.adapt_datetimefield_value
         now = adapt(datetime.now(UTC))
         params: list[object] = []
@@ -94,10 +136,16 @@ class DatabaseBroker(Broker):
                 adapt(job.run_at) if job.run_at else now,
                 job.max_attempts,
                 adapt(job.expires_at) if job.expires_at else None,
+                job.unique_key or None,
                 now,
             ]
         values = ", ".join([_SQLITE_ROW] * len(jobs))
-        cursor.execute(f"INSERT INTO fastq_job ({_COLUMNS}) VALUES {values}", params)
+        sql = f"INSERT INTO fastq_job ({_COLUMNS}) VALUES {values}"
+        if not unique:
+            cursor.execute(sql, params)
+            return None
+        cursor.execute(sql + _ON_CONFLICT, params)
+        return {str(uuid.UUID(row[0])) for row in cursor.fetchall()}
 
     def fetch(self, job_id: str) -> JobSnapshot | None:
         from fastq_django.models import Job

@@ -40,6 +40,12 @@ class Job(models.Model):
         null=True, blank=True, help_text="Not started by then: never runs (expired)."
     )
     cancel_requested = models.BooleanField(default=False, db_default=False)
+    unique_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="At most one queued or running job per key.",
+    )
     lease_token = models.BigIntegerField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, default="", db_default="")
@@ -54,6 +60,13 @@ class Job(models.Model):
     class Meta:
         db_table = "fastq_job"
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="fastq_job_unique_active",
+            ),
+        ]
         indexes = [
             # The claim: one range scan per queue, in claim order, over queued rows only.
             models.Index(

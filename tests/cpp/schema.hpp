@@ -22,6 +22,7 @@ CREATE TABLE fastq_job (
   lease_expires_at datetime NULL,
   expires_at datetime NULL,
   cancel_requested bool NOT NULL DEFAULT 0,
+  unique_key varchar(255) NULL,
   worker varchar(255) NOT NULL DEFAULT '',
   result text NULL,
   error_type varchar(255) NOT NULL DEFAULT '',
@@ -33,6 +34,8 @@ CREATE TABLE fastq_job (
 );
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
+  WHERE state IN ('queued', 'running');
 )sql";
 
 inline constexpr const char* kPostgresSchema = R"sql(
@@ -52,6 +55,7 @@ CREATE TABLE fastq_job (
   lease_expires_at timestamptz NULL,
   expires_at timestamptz NULL,
   cancel_requested boolean NOT NULL DEFAULT false,
+  unique_key varchar(255) NULL,
   worker varchar(255) NOT NULL DEFAULT '',
   result text NULL,
   error_type varchar(255) NOT NULL DEFAULT '',
@@ -63,6 +67,8 @@ CREATE TABLE fastq_job (
 );
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
+  WHERE state IN ('queued', 'running');
 CREATE OR REPLACE FUNCTION fastq_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('fastq', ''); RETURN NULL; END $$;
 CREATE TRIGGER fastq_job_notify AFTER INSERT ON fastq_job

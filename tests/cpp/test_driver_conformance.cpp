@@ -306,6 +306,54 @@ TEST_P(Conformance, CancelQueuedRunningFinishedAndMissing) {
   EXPECT_EQ(db->cancel(new_job_id()), CancelResult::kNotFound);
 }
 
+TEST_P(Conformance, UniqueKeyYieldsTheActiveJob) {
+  auto first = job("t");
+  first.unique_key = "t:order-7";
+  auto same_batch = job("t");
+  same_batch.unique_key = "t:order-7";
+  auto other = job("t");
+  other.unique_key = "t:order-8";
+  auto plain = job("t");
+  std::vector<NewJob> jobs{first, same_batch, other, plain};
+  auto ids = db->enqueue(jobs);
+  EXPECT_EQ(ids, (std::vector<std::string>{first.id, first.id, other.id, plain.id}));
+  EXPECT_FALSE(db->get(same_batch.id));
+
+  auto later = job("t");
+  later.unique_key = "t:order-7";
+  EXPECT_EQ(db->enqueue(std::span(&later, 1)), std::vector<std::string>{first.id});
+  auto got = db->claim(req(10));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(db->enqueue(std::span(&later, 1)), std::vector<std::string>{first.id})
+      << "running still holds the key";
+  std::vector<Completion> done;
+  for (auto& g : got) done.push_back(ok(g));
+  db->complete(done);
+  EXPECT_EQ(db->enqueue(std::span(&later, 1)), std::vector<std::string>{later.id})
+      << "a finished job frees its key";
+}
+
+TEST_P(Conformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::string>> seen(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto conn = db->connect_another();
+      for (int i = 0; i < 25; ++i) {
+        auto j = job("t");
+        j.unique_key = "t:the-one";
+        auto ids = conn->enqueue(std::span(&j, 1));
+        seen[static_cast<std::size_t>(t)].push_back(ids.at(0));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> distinct;
+  for (auto& v : seen) distinct.insert(v.begin(), v.end());
+  EXPECT_EQ(distinct.size(), 1u);
+  EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
+}
+
 TEST_P(Conformance, DuplicateIdIsRefused) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));

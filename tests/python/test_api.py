@@ -214,3 +214,26 @@ def test_cancel_and_expiry_on_the_memory_broker(broker):
     assert fresh.cancel() == "finished"
     with pytest.raises(ValueError, match="timezone-aware"):
         add.apply_async(args=(1, 2), expires=datetime.now())
+
+
+@fastq.task(unique=True)
+def refresh_rates(currency):
+    return currency
+
+
+@fastq.task(unique_key=lambda order_id, **_: order_id)
+def track(order_id, note=""):
+    return order_id
+
+
+def test_unique_jobs_return_the_active_job(broker):
+    a = refresh_rates.delay("USD")
+    assert refresh_rates.delay("USD") == a
+    b = refresh_rates.delay("EUR")
+    assert b != a
+    t1 = track.delay(7, note="first")
+    assert track.delay(7, note="second") == t1  # the key is the order id only
+    assert track.map([(7,), (8,), (8,)])[0] == t1
+    run_burst()
+    assert a.get() == "USD" and t1.get() == 7
+    assert refresh_rates.delay("USD") != a  # a finished job frees its key

@@ -36,16 +36,17 @@ void bind_driver(py::module_& m) {
           [](Driver& d, const std::vector<std::tuple<std::string, std::string, std::string, int,
                                                      std::string, std::string,
                                                      std::optional<std::int64_t>, int,
-                                                     std::optional<std::int64_t>>>& rows) {
+                                                     std::optional<std::int64_t>,
+                                                     std::string>>& rows) {
             std::vector<NewJob> jobs;
             jobs.reserve(rows.size());
             for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
-                              expires_at] : rows) {
+                              expires_at, unique_key] : rows) {
               jobs.push_back(NewJob{id, task, queue, priority, args, kwargs, run_at,
-                                    max_attempts, expires_at});
+                                    max_attempts, expires_at, unique_key});
             }
             py::gil_scoped_release release;
-            d.enqueue(jobs);
+            return d.enqueue(jobs);
           },
           py::arg("jobs"))
       .def(

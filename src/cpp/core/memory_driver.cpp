@@ -23,6 +23,7 @@ struct Store {
   std::mutex mu;
   std::unordered_map<std::string, Row> rows;
   std::uint64_t next_seq = 0;
+  std::unordered_map<std::string, std::string> unique;  // key -> id of its latest job
   std::function<void()> wakeup;
 };
 
@@ -35,12 +36,26 @@ class MemoryDriver final : public Driver {
     return std::make_unique<MemoryDriver>(store_);
   }
 
-  void enqueue(std::span<const NewJob> jobs) override {
+  std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
     std::function<void()> wake;
+    std::vector<std::string> ids;
+    ids.reserve(jobs.size());
     {
       std::lock_guard lock(store_->mu);
       const Micros now = now_micros();
       for (const auto& j : jobs) {
+        if (!j.unique_key.empty()) {
+          auto held = store_->unique.find(j.unique_key);
+          if (held != store_->unique.end()) {
+            const auto& st = store_->rows.at(held->second).rec.state;
+            if (st == state::kQueued || st == state::kRunning) {
+              ids.push_back(held->second);
+              continue;
+            }
+          }
+          store_->unique[j.unique_key] = j.id;
+        }
+        ids.push_back(j.id);
         Row row;
         row.rec.id = j.id;
         row.rec.task = j.task;
@@ -60,6 +75,7 @@ class MemoryDriver final : public Driver {
       wake = store_->wakeup;
     }
     if (wake) wake();
+    return ids;
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {

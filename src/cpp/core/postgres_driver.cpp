@@ -171,8 +171,8 @@ class PostgresDriver final : public Driver {
     return std::make_unique<PostgresDriver>(conninfo_);
   }
 
-  void enqueue(std::span<const NewJob> jobs) override {
-    if (jobs.empty()) return;
+  std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
+    if (jobs.empty()) return {};
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       const auto& x = jobs[i];
@@ -193,20 +193,46 @@ class PostgresDriver final : public Driver {
       j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
       j += ",\"expires_at_us\":";
       j += x.expires_at ? std::to_string(*x.expires_at) : "null";
+      j += ",\"unique_key\":";
+      if (x.unique_key.empty()) {
+        j += "null";
+      } else {
+        append_json_string(j, x.unique_key);
+      }
       j.push_back('}');
     }
     j.push_back(']');
-    conn_.exec("fastq_enqueue",
-               "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
-               "attempts, max_attempts, expires_at, cancel_requested, worker, error_type, "
-               "error, traceback, created_at) "
-               "SELECT id, task, queue, priority, 'queued', args, kwargs, "
-               "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, "
-               "to_timestamp(expires_at_us / 1e6), false, '', '', '', '', now() "
-               "FROM json_to_recordset($1::json) AS x(id uuid, task text, "
-               "queue text, priority int, args text, kwargs text, run_at_us bigint, "
-               "max_attempts int, expires_at_us bigint)",
-               {j.c_str()});
+    Result r = conn_.exec(
+        "fastq_enqueue",
+        "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
+        "attempts, max_attempts, expires_at, cancel_requested, unique_key, worker, "
+        "error_type, error, traceback, created_at) "
+        "SELECT id, task, queue, priority, 'queued', args, kwargs, "
+        "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, "
+        "to_timestamp(expires_at_us / 1e6), false, unique_key, '', '', '', '', now() "
+        "FROM json_to_recordset($1::json) AS x(id uuid, task text, "
+        "queue text, priority int, args text, kwargs text, run_at_us bigint, "
+        "max_attempts int, expires_at_us bigint, unique_key text) "
+        "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING "
+        "RETURNING id",
+        {j.c_str()});
+    std::vector<std::string> inserted;
+    for (int i = 0; i < PQntuples(r.get()); ++i) inserted.emplace_back(PQgetvalue(r.get(), i, 0));
+    return resolve_unique(
+        jobs, inserted,
+        [this](const std::vector<std::string>& keys) {
+          const auto arr = pg_text_array(keys);
+          Result found = conn_.exec("fastq_unique_holders",
+                                    "SELECT unique_key, id FROM fastq_job WHERE unique_key = "
+                                    "ANY($1::text[]) AND state IN ('queued', 'running')",
+                                    {arr.c_str()});
+          std::vector<std::pair<std::string, std::string>> out;
+          for (int i = 0; i < PQntuples(found.get()); ++i) {
+            out.emplace_back(PQgetvalue(found.get(), i, 0), PQgetvalue(found.get(), i, 1));
+          }
+          return out;
+        },
+        [this](std::span<const NewJob> again) { return enqueue(again); });
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {

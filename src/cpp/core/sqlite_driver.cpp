@@ -129,8 +129,8 @@ class SqliteDriver final : public Driver {
     return std::make_unique<SqliteDriver>(path_, busy_timeout_, write_mu_);
   }
 
-  void enqueue(std::span<const NewJob> jobs) override {
-    if (jobs.empty()) return;
+  std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
+    if (jobs.empty()) return {};
     const std::string now = format_utc(now_micros());
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -154,22 +154,50 @@ class SqliteDriver final : public Driver {
         j += ",\"expires_at\":";
         append_json_string(j, format_utc(*x.expires_at));
       }
+      if (!x.unique_key.empty()) {
+        j += ",\"unique_key\":";
+        append_json_string(j, x.unique_key);
+      }
       j.push_back('}');
     }
     j.push_back(']');
-    auto& s = stmt("enqueue",
-                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                   "run_at, attempts, max_attempts, expires_at, cancel_requested, worker, "
-                   "error_type, error, traceback, created_at) SELECT value->>'id', "
-                   "value->>'task', value->>'queue', value->>'priority', 'queued', "
-                   "value->>'args', value->>'kwargs', value->>'run_at', 0, "
-                   "value->>'max_attempts', value->>'expires_at', 0, '', '', '', '', ?2 "
-                   "FROM json_each(?1)");
-    Lock lock(*write_mu_);
-    last_claim_empty_ = false;  // our own writes don't move data_version
-    Run run(s);
-    s.bind(1, j).bind(2, now);
-    s.step();
+    std::vector<std::string> inserted;
+    {
+      auto& s = stmt("enqueue",
+                     "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
+                     "run_at, attempts, max_attempts, expires_at, cancel_requested, "
+                     "unique_key, worker, error_type, error, traceback, created_at) "
+                     "SELECT value->>'id', value->>'task', value->>'queue', "
+                     "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
+                     "value->>'run_at', 0, value->>'max_attempts', value->>'expires_at', 0, "
+                     "value->>'unique_key', '', '', '', '', ?2 FROM json_each(?1) WHERE true "
+                     "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
+                     "DO NOTHING RETURNING id");
+      Lock lock(*write_mu_);
+      last_claim_empty_ = false;  // our own writes don't move data_version
+      Run run(s);
+      s.bind(1, j).bind(2, now);
+      while (s.step()) inserted.push_back(to_canonical_id(s.text(0)));
+    }
+    return resolve_unique(
+        jobs, inserted,
+        [this](const std::vector<std::string>& keys) {
+          std::string arr = "[";
+          for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (i) arr.push_back(',');
+            append_json_string(arr, keys[i]);
+          }
+          arr.push_back(']');
+          auto& q = stmt("unique_holders",
+                         "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', "
+                         "'running') AND unique_key IN (SELECT value FROM json_each(?1))");
+          Run run(q);
+          q.bind(1, arr);
+          std::vector<std::pair<std::string, std::string>> out;
+          while (q.step()) out.emplace_back(q.text(0), to_canonical_id(q.text(1)));
+          return out;
+        },
+        [this](std::span<const NewJob> again) { return enqueue(again); });
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {

@@ -24,6 +24,7 @@ class NewJob:
     run_at: datetime | None = None
     max_attempts: int = 4
     expires_at: datetime | None = None
+    unique_key: str = ""  # non-empty: at most one queued-or-running job per key
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,10 @@ class Broker(abc.ABC):
     name: str = "broker"
 
     @abc.abstractmethod
-    def enqueue(self, jobs: list[NewJob]) -> None:
-        """Insert the jobs (in the caller's transaction, for database brokers)."""
+    def enqueue(self, jobs: list[NewJob]) -> list[str]:
+        """Insert the jobs (in the caller's transaction, for database brokers). Returns,
+        for each, the id of the job standing for it: its own, or for a ``unique_key`` the
+        queued-or-running job already holding the key."""
 
     @abc.abstractmethod
     def fetch(self, job_id: str) -> JobSnapshot | None:
@@ -85,8 +88,8 @@ class MemoryBroker(Broker):
     def __init__(self) -> None:
         self._driver = _core.memory_driver()
 
-    def enqueue(self, jobs: list[NewJob]) -> None:
-        self._driver.enqueue(
+    def enqueue(self, jobs: list[NewJob]) -> list[str]:
+        return self._driver.enqueue(
             [
                 (
                     j.id,
@@ -98,6 +101,7 @@ class MemoryBroker(Broker):
                     to_micros(j.run_at) if j.run_at else None,
                     j.max_attempts,
                     to_micros(j.expires_at) if j.expires_at else None,
+                    j.unique_key,
                 )
                 for j in jobs
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import json
 import random
 import time
@@ -105,6 +106,8 @@ class Task(Generic[P, R]):
         retry_jitter: bool = True,
         default_retry_delay: float = DEFAULT_RETRY_DELAY,
         expires: float | None = None,
+        unique: bool = False,
+        unique_key: Callable[..., Any] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@fastq.task decorates a function")
@@ -128,6 +131,8 @@ class Task(Generic[P, R]):
         self.retry_jitter = retry_jitter
         self.default_retry_delay = float(default_retry_delay)
         self.expires = expires
+        self.unique = unique or unique_key is not None
+        self.unique_key = unique_key
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         registry[self.name] = self
 
@@ -176,10 +181,10 @@ class Task(Generic[P, R]):
         if conf.get("EAGER"):
             return self._run_eagerly(job)
         broker = get_broker()
-        broker.enqueue([job])
-        if signals.task_enqueued.has_listeners(self):
+        (job_id,) = broker.enqueue([job])
+        if job_id == job.id and signals.task_enqueued.has_listeners(self):
             signals.task_enqueued.send(sender=self, job_ids=[job.id])
-        return AsyncResult(job.id, broker)
+        return AsyncResult(job_id, broker)
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, ``MAP_BATCH`` rows per round trip."""
@@ -187,11 +192,13 @@ class Task(Generic[P, R]):
         if conf.get("EAGER"):
             return [self._run_eagerly(j) for j in jobs]
         broker = get_broker()
+        ids: list[str] = []
         for start in range(0, len(jobs), MAP_BATCH):
-            broker.enqueue(jobs[start : start + MAP_BATCH])
+            ids += broker.enqueue(jobs[start : start + MAP_BATCH])
         if jobs and signals.task_enqueued.has_listeners(self):
-            signals.task_enqueued.send(sender=self, job_ids=[j.id for j in jobs])
-        return [AsyncResult(j.id, broker) for j in jobs]
+            new = [i for i, j in zip(ids, jobs, strict=True) if i == j.id]
+            signals.task_enqueued.send(sender=self, job_ids=new)
+        return [AsyncResult(i, broker) for i in ids]
 
     def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> NoReturn:
         """Run the current job again later (inside a task declared with ``bind=True``).
@@ -253,7 +260,18 @@ class Task(Generic[P, R]):
             run_at=run_at,
             max_attempts=retries + 1,
             expires_at=expires_at,
+            unique_key=self._unique_key(args, kwargs, args_json, kwargs_json),
         )
+
+    def _unique_key(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], args_json: str, kwargs_json: str
+    ) -> str:
+        if self.unique_key is not None:
+            return f"{self.name}:{self.unique_key(*args, **kwargs)}"
+        if self.unique:
+            digest = hashlib.sha256(f"{args_json}\n{kwargs_json}".encode()).hexdigest()
+            return f"{self.name}:{digest[:32]}"
+        return ""
 
     def _run_eagerly(self, job: NewJob) -> EagerResult:
         # Round-trip through JSON so eager tests see what a worker would see; retries
@@ -355,6 +373,8 @@ def task(
     retry_jitter: bool = True,
     default_retry_delay: float = DEFAULT_RETRY_DELAY,
     expires: float | None = None,
+    unique: bool = False,
+    unique_key: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., R]], Task[Any, R]]: ...
 def task(
     fn: Callable[P, R] | None = None, /, **options: Any
@@ -368,6 +388,10 @@ def task(
     ...)``, ``retry_backoff`` (True: 1 s doubling; a number: that base), capped by
     ``retry_backoff_max``, with full jitter unless ``retry_jitter=False``; with
     ``bind=True`` the task gets itself first and can call ``self.retry(exc, countdown)``.
+
+    Uniqueness: ``unique=True`` (key: the arguments) or ``unique_key=callable`` (key: its
+    result for the call's arguments): while a job with the key is queued or running,
+    enqueueing another returns that job's AsyncResult instead.
     """
     if fn is not None:
         return Task(fn, **options)

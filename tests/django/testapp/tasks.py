@@ -68,3 +68,8 @@ def cooperative(key, limit=30.0):
             return "stopped early"
         time.sleep(0.05)
     return "ran to the end"
+
+
+@fastq.task(unique_key=lambda order_id: f"order-{order_id}")
+def check_order(order_id):
+    return order_id

@@ -2,7 +2,9 @@
 // same conformance suite (tests/cpp/driver_conformance.cpp).
 //
 // Contract, for every driver:
-//  * enqueue() inserts all jobs in one round trip (one statement or one transaction).
+//  * enqueue() inserts all jobs in one statement and returns, for each, the id of the job
+//    that stands for it: its own, or (unique_key) the queued-or-running job holding the
+//    key. Uniqueness holds under concurrent enqueues (a partial unique index).
 //  * claim() takes up to `limit` runnable jobs (state queued, run_at <= now, queue in the
 //    list) in one statement, highest priority first, then oldest run_at, then id. Each is
 //    stamped running, attempts+1, a lease expiry and a lease token (one token per claim).
@@ -55,7 +57,7 @@ class Driver {
   virtual std::string name() const = 0;  // "memory", "sqlite", "postgres"
   virtual std::unique_ptr<Driver> connect_another() const = 0;
 
-  virtual void enqueue(std::span<const NewJob> jobs) = 0;
+  virtual std::vector<std::string> enqueue(std::span<const NewJob> jobs) = 0;
   virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
   virtual std::size_t complete(std::span<const Completion> completions) = 0;
   // Also appends to `cancel_requested` (when given) the ids whose cancel was requested.
@@ -79,6 +81,15 @@ class Driver {
   // any thread; must be cheap and must not call back into the driver.
   virtual void set_wakeup(std::function<void()> /*wakeup*/) {}
 };
+
+// For the SQL drivers: after an INSERT that skipped unique-key conflicts, the id standing
+// for each job. `inserted` holds the ids written; `lookup(keys)` maps keys to the active
+// job holding them; `reinsert(jobs)` enqueues again the jobs whose key freed up meanwhile.
+std::vector<std::string> resolve_unique(
+    std::span<const NewJob> jobs, const std::vector<std::string>& inserted,
+    const std::function<std::vector<std::pair<std::string, std::string>>(
+        const std::vector<std::string>&)>& lookup,
+    const std::function<std::vector<std::string>(std::span<const NewJob>)>& reinsert);
 
 // Factories. Each opens its connection eagerly so that a bad DSN fails here, clearly.
 std::unique_ptr<Driver> make_memory_driver();

@@ -41,6 +41,9 @@ struct NewJob {
   std::optional<Micros> run_at;  // empty: now
   int max_attempts = kDefaultMaxAttempts;
   std::optional<Micros> expires_at;  // never started after this: expired
+  // Non-empty: at most one queued-or-running job holds this key; enqueueing another
+  // yields the existing job's id instead of a new row.
+  std::string unique_key;
 };
 
 // A job handed to this worker by a claim. `lease_token` fences every later write.

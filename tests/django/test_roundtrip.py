@@ -79,3 +79,9 @@ def test_job_rows_written_by_django_and_by_the_worker_agree():
     assert job.result_value == 42
     assert fastq.AsyncResult(str(job.id)).get() == 42
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_async_def_task():
+    results = tasks.async_add.map([(i, 1) for i in range(10)])
+    run_worker()
+    assert [r.get(timeout=10) for r in results] == list(range(1, 11))

@@ -237,3 +237,18 @@ def test_unique_jobs_return_the_active_job(broker):
     run_burst()
     assert a.get() == "USD" and t1.get() == 7
     assert refresh_rates.delay("USD") != a  # a finished job frees its key
+
+
+@fastq.task
+async def fetch_status(order_id):
+    import asyncio
+
+    await asyncio.sleep(0.01)
+    return {"order": order_id, "status": "delivered"}
+
+
+def test_async_def_tasks_run_on_the_worker(broker):
+    results = fetch_status.map([(i,) for i in range(20)])
+    stats = run_burst(concurrency=4)
+    assert stats.succeeded == 20
+    assert results[3].get() == {"order": 3, "status": "delivered"}

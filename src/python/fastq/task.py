@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import hashlib
+import inspect
 import json
 import random
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -310,6 +313,8 @@ def run_job(
         if signals.task_started.has_listeners(task):
             signals.task_started.send(sender=task, job=job)
         result = task(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = _event_loop().run_until_complete(result)
         if signals.task_succeeded.has_listeners(task):
             signals.task_succeeded.send(sender=task, job=job, result=result)
         return result
@@ -335,6 +340,34 @@ def run_job(
         raise
     finally:
         _current.reset(token)
+
+
+_loops = threading.local()
+_open_loops: list[asyncio.AbstractEventLoop] = []
+_open_loops_lock = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """This executor thread's event loop for ``async def`` tasks, kept for the thread's
+    life so async clients and their connection pools survive between jobs."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+        with _open_loops_lock:
+            _open_loops.append(loop)
+    return loop
+
+
+def close_event_loops() -> None:
+    """Close the executor threads' event loops (the worker calls this when it stops)."""
+    with _open_loops_lock:
+        loops = list(_open_loops)
+        _open_loops.clear()
+    for loop in loops:
+        if not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
 
 def _send_retried(task: Task[Any, Any], job: JobContext, retry: Retry) -> None:

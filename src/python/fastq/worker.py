@@ -10,7 +10,7 @@ from typing import Any
 
 from fastq import _core, conf
 from fastq.brokers import Broker, get_broker
-from fastq.task import Retry, registry, run_job
+from fastq.task import Retry, close_event_loops, registry, run_job
 
 log = logging.getLogger("fastq.worker")
 _LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
@@ -104,6 +104,7 @@ class Worker:
             return self._worker.run()
         finally:
             _active = None
+            close_event_loops()
 
     def stop(self) -> None:
         """Ask the worker to stop gracefully (thread-safe)."""

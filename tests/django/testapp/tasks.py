@@ -73,3 +73,11 @@ def cooperative(key, limit=30.0):
 @fastq.task(unique_key=lambda order_id: f"order-{order_id}")
 def check_order(order_id):
     return order_id
+
+
+@fastq.task
+async def async_add(a, b):
+    import asyncio
+
+    await asyncio.sleep(0.001)
+    return a + b

@@ -154,6 +154,37 @@ TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
   EXPECT_EQ(queued + succeeded, 200);
 }
 
+TEST_P(WorkerTest, GraceExpiryReturnsRunningJobsWithoutSpendingAnAttempt) {
+  auto j = job("ok");
+  db->enqueue(std::span(&j, 1));
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  runner.sleep_for = 400ms;
+  auto cfg = config();
+  cfg.burst = false;
+  cfg.grace = 50ms;
+  Worker worker(std::move(db), runner, cfg);
+  std::thread stopper([&] {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard lock(runner.mu);
+        if (!runner.runs.empty()) break;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    worker.stop();
+  });
+  auto stats = worker.run();
+  stopper.join();
+  EXPECT_TRUE(stats.hard_stopped);
+  EXPECT_EQ(stats.released, 1u);
+  auto rec = probe->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 0);
+  // The abandoned executor finishes its sleep; outlive it before tearing down.
+  std::this_thread::sleep_for(800ms);
+}
+
 TEST_P(WorkerTest, IdleWorkerWakesForNewWork) {
   auto producer = db->connect_another();
   RecordingRunner runner;

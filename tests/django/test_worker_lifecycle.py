@@ -60,3 +60,25 @@ def test_a_lost_task_connection_costs_one_job_not_the_thread():
     run_worker("--concurrency", "1")  # one executor thread: the same Django connection
     assert Job.objects.get(pk=lost.id).state == "failed"
     assert [r.get(timeout=10) for r in later] == [f"after{i}" for i in range(5)]
+
+
+def _started(key: str) -> bool:
+    return Execution.objects.filter(key=key).exists()
+
+
+@pytest.mark.parametrize("how", ["grace", "second-sigint"])
+def test_running_jobs_outliving_the_stop_go_back_unspent(worker, how):
+    r = tasks.record.delay("slow", 30)
+    w = worker("--grace", "1" if how == "grace" else "60")
+    _wait_for(lambda: _started("slow"))
+    if how == "grace":
+        w.signal(signal.SIGTERM)
+    else:
+        w.signal(signal.SIGINT)
+        time.sleep(0.3)
+        w.signal(signal.SIGINT)
+    out = w.finish(30)  # exit code 0, well before the task's 30 s
+    assert "1 released" in out
+    job = Job.objects.get(pk=r.id)
+    assert job.state == "queued"
+    assert job.attempts == 0, "returned without spending an attempt"

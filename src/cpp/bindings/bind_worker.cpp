@@ -229,6 +229,7 @@ void bind_worker(py::module_& m) {
       .def_readonly("released", &WorkerStats::released)
       .def_readonly("rescued", &WorkerStats::rescued)
       .def_readonly("db_errors", &WorkerStats::db_errors)
+      .def_readonly("hard_stopped", &WorkerStats::hard_stopped)
       .def("__repr__", [](const WorkerStats& s) {
         return "WorkerStats(claimed=" + std::to_string(s.claimed) +
                ", succeeded=" + std::to_string(s.succeeded) +
@@ -243,7 +244,8 @@ void bind_worker(py::module_& m) {
                        std::vector<std::string> registered, std::vector<std::string> queues,
                        int concurrency, int prefetch, int claim_batch, int lease_ms,
                        int flush_interval_ms, int rescue_interval_ms,
-                       std::size_t max_payload_bytes, bool burst, bool handle_signals,
+                       std::size_t max_payload_bytes, bool burst, int grace_ms,
+                       bool handle_signals,
                        std::string name, std::optional<py::function> log) {
              WorkerConfig cfg;
              cfg.registered = {registered.begin(), registered.end()};
@@ -256,6 +258,7 @@ void bind_worker(py::module_& m) {
              cfg.rescue_interval = std::chrono::milliseconds(rescue_interval_ms);
              cfg.max_payload_bytes = max_payload_bytes;
              cfg.burst = burst;
+             cfg.grace = std::chrono::milliseconds(grace_ms);
              cfg.handle_signals = handle_signals;
              cfg.name = std::move(name);
              return std::make_unique<PyWorker>(driver, std::move(execute),
@@ -267,6 +270,7 @@ void bind_worker(py::module_& m) {
            py::arg("prefetch") = 0, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
            py::arg("flush_interval_ms") = 5, py::arg("rescue_interval_ms") = 5000,
            py::arg("max_payload_bytes") = std::size_t{1} << 20, py::arg("burst") = false,
+           py::arg("grace_ms") = 30000,
            py::arg("handle_signals") = true, py::arg("name") = "",
            py::arg("log") = py::none())
       .def("run", &PyWorker::run,

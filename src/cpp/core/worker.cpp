@@ -33,12 +33,13 @@ struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       skipped{0},
       completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0};
+  std::atomic<bool> hard_stopped{false};
   WorkerStats snapshot() const {
     return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
                        failed.load(),   retried.load(),  skipped.load(),
                        completed_written.load(),
                        fenced.load(),   flushes.load(),  released.load(),
-                       rescued.load(),  db_errors.load()};
+                       rescued.load(),  db_errors.load(), hard_stopped.load()};
   }
 };
 
@@ -86,6 +87,9 @@ struct Worker::Impl {
   asio::signal_set signals{poll_io};
   std::optional<asio::posix::stream_descriptor> notify_sd;
   asio::steady_timer notify_retry{poll_io};
+  asio::steady_timer grace_timer{poll_io};
+  bool hard = false;  // poller thread; read by run() after the poller stopped
+  std::atomic<int> running_executors{0};
   int capacity = 0;
   int low_water = 1;
   milliseconds backoff{5};
@@ -262,9 +266,18 @@ struct Worker::Impl {
   void wait_signals() {
     signals.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
-      log(LogLevel::kInfo, std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
-                               (stopping ? ", already stopping" : ", stopping gracefully"));
-      shutdown();
+      const bool again = stopping;
+      log(LogLevel::kInfo,
+          std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
+              (!again ? ", stopping gracefully (running jobs get " +
+                            std::to_string(cfg.grace.count() / 1000.0).substr(0, 5) + " s)"
+               : signo == SIGINT ? " again: stopping now, returning running jobs to the queue"
+                                 : ", already stopping"));
+      if (again && signo == SIGINT) {
+        hard_stop();
+      } else {
+        shutdown();
+      }
       wait_signals();
     });
   }
@@ -285,7 +298,35 @@ struct Worker::Impl {
     }
     q_cv.notify_all();
     release(unstarted);
+    if (running_executors.load() == 0) {
+      poll_io.stop();
+      return;
+    }
+    grace_timer.expires_after(cfg.grace);
+    grace_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      log(LogLevel::kWarning, "jobs still running after the grace period: returning them to "
+                              "the queue and stopping now");
+      hard_stop();
+    });
+  }
+
+  // Poller thread: give up waiting for running jobs (run() releases them).
+  void hard_stop() {
+    shutdown();
+    hard = true;
+    grace_timer.cancel();
     poll_io.stop();
+  }
+
+  // Executor threads, when they leave: the last one out ends a graceful stop.
+  void executor_done() {
+    if (--running_executors == 0) {
+      asio::post(poll_io, [this] {
+        grace_timer.cancel();
+        poll_io.stop();
+      });
+    }
   }
 
   // ---- executors ----------------------------------------------------------------------
@@ -364,6 +405,7 @@ struct Worker::Impl {
       poke();
     }
     runner.thread_stopping();
+    executor_done();
   }
 
   // Poller thread (or run() once the poller stopped): hands claimed jobs that never
@@ -577,6 +619,7 @@ struct Worker::Impl {
       arm_rescue(cfg.rescue_interval);
     });
     executors.reserve(static_cast<std::size_t>(cfg.concurrency));
+    running_executors = cfg.concurrency;
     for (int i = 0; i < cfg.concurrency; ++i) {
       executors.emplace_back([this] { execute_loop(); });
     }
@@ -585,9 +628,20 @@ struct Worker::Impl {
     auto poll_guard = asio::make_work_guard(poll_io);  // idle is not "done": shutdown() is
     poll_io.run();
 
-    for (auto& t : executors) t.join();
+    for (auto& t : executors) {
+      if (hard) {
+        t.detach();  // may be inside task code; the caller exits the process
+      } else {
+        t.join();
+      }
+    }
     executors.clear();
-    release(unrun);  // popped by executors, never started
+    std::vector<ClaimedJob> never_started;
+    {
+      std::lock_guard lock(q_mu);
+      never_started.swap(unrun);  // popped by executors, never started
+    }
+    release(never_started);
     claim_db->set_wakeup(nullptr);
     asio::post(done_io, [this] {
       renew_timer.cancel();
@@ -596,6 +650,21 @@ struct Worker::Impl {
       done_io.stop();
     });
     completer.join();
+    if (hard) {
+      // Whatever still holds a lease after the final flush is running right now.
+      std::vector<ClaimedJob> running;
+      {
+        std::lock_guard lock(lease_mu);
+        for (const auto& [id, token] : leases) {
+          ClaimedJob j;
+          j.id = id;
+          j.lease_token = token;
+          running.push_back(std::move(j));
+        }
+      }
+      release(running);
+      counters.hard_stopped = true;
+    }
     signals.cancel();
     if (fatal) std::rethrow_exception(fatal);
     return counters.snapshot();

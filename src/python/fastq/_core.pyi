@@ -48,6 +48,8 @@ class WorkerStats:
     def rescued(self) -> int: ...
     @property
     def db_errors(self) -> int: ...
+    @property
+    def hard_stopped(self) -> bool: ...
 
 class Worker:
     def __init__(
@@ -65,6 +67,7 @@ class Worker:
         rescue_interval_ms: int = 5000,
         max_payload_bytes: int = ...,
         burst: bool = False,
+        grace_ms: int = 30000,
         handle_signals: bool = True,
         name: str = "",
         log: Callable[[int, str], None] | None = None,

@@ -72,6 +72,7 @@ class Worker:
         claim_batch: int = 256,
         lease: float = 30.0,
         burst: bool = False,
+        grace: float = 30.0,
         handle_signals: bool = False,
     ) -> None:
         global _before_job
@@ -91,13 +92,19 @@ class Worker:
             lease_ms=int(lease * 1000),
             max_payload_bytes=int(conf.get("MAX_PAYLOAD_BYTES")),
             burst=burst,
+            grace_ms=int(grace * 1000),
             handle_signals=handle_signals,
             name=self.name,
             log=_log,
         )
 
     def run(self) -> _core.WorkerStats:
-        """Block until the worker stops; returns its counters."""
+        """Block until the worker stops; returns its counters.
+
+        If ``stats.hard_stopped`` (running jobs outlived ``grace``, or a second SIGINT),
+        those jobs were returned to the queue but their threads may still be inside task
+        code: the process must exit now (``os._exit``), as ``fastq_worker`` does.
+        """
         global _active
         _active = self._worker
         try:

@@ -59,6 +59,13 @@ class Command(BaseCommand):
             "workers presume this one dead (default 30).",
         )
         parser.add_argument(
+            "--grace",
+            type=float,
+            default=30.0,
+            help="Seconds running jobs get to finish after SIGTERM/SIGINT; after that (or on "
+            "a second SIGINT) they go back to the queue without spending an attempt.",
+        )
+        parser.add_argument(
             "--loglevel", "-l", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
         )
 
@@ -82,6 +89,7 @@ class Command(BaseCommand):
                 claim_batch=options["claim_batch"],
                 lease=options["lease"],
                 burst=options["burst"],
+                grace=options["grace"],
                 handle_signals=True,
             )
         except fastq._core.DriverError as exc:
@@ -106,3 +114,8 @@ class Command(BaseCommand):
             f"succeeded, {stats.failed} failed, {stats.released} released, "
             f"{stats.rescued} rescued, {stats.fenced} fenced ({rate:,.0f} jobs/s)"
         )
+        if stats.hard_stopped:
+            # Threads may still be inside task code; their jobs are back in the queue.
+            self.stderr.flush()
+            sys.stdout.flush()
+            os._exit(0)

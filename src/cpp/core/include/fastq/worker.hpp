@@ -26,6 +26,11 @@
 // queue are released back to the database without spending an attempt; outcomes are
 // flushed; run() returns. A job that was claimed is thus always completed, released, or
 // (if this process dies) rescued after its lease expires.
+//
+// Hard stop: when jobs are still running `grace` after the stop began, or on a second
+// SIGINT, their outcomes so far are flushed, the still-running jobs are released without
+// spending an attempt, and run() returns with stats.hard_stopped set while executor
+// threads may still be inside task code. The process must then exit at once.
 #pragma once
 
 #include <atomic>
@@ -72,6 +77,7 @@ struct WorkerConfig {
   std::chrono::milliseconds rescue_interval{5000};
   std::size_t max_payload_bytes = 1 << 20;
   bool burst = false;            // stop once nothing runnable is left
+  std::chrono::milliseconds grace{30000};  // running jobs get this long after a stop
   bool handle_signals = true;    // SIGINT / SIGTERM start a graceful stop
   std::string name;              // "host:pid", recorded on claimed rows
   std::function<void(LogLevel, const std::string&)> log;  // any thread; may be empty
@@ -90,6 +96,7 @@ struct WorkerStats {
   std::uint64_t released = 0;
   std::uint64_t rescued = 0;
   std::uint64_t db_errors = 0;
+  bool hard_stopped = false;  // see "Hard stop" above: exit the process now
 };
 
 class Worker {

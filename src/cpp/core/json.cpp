@@ -27,6 +27,16 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+std::string json_string_array(std::span<const std::string> items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, items[i]);
+  }
+  out.push_back(']');
+  return out;
+}
+
 namespace {
 // One parser per thread: simdjson reuses its buffers across documents.
 simdjson::dom::parser& thread_parser() {

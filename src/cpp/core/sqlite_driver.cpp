@@ -182,17 +182,11 @@ class SqliteDriver final : public Driver {
     return resolve_unique(
         jobs, inserted,
         [this](const std::vector<std::string>& keys) {
-          std::string arr = "[";
-          for (std::size_t i = 0; i < keys.size(); ++i) {
-            if (i) arr.push_back(',');
-            append_json_string(arr, keys[i]);
-          }
-          arr.push_back(']');
           auto& q = stmt("unique_holders",
                          "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', "
                          "'running') AND unique_key IN (SELECT value FROM json_each(?1))");
           Run run(q);
-          q.bind(1, arr);
+          q.bind(1, json_string_array(keys));
           std::vector<std::pair<std::string, std::string>> out;
           while (q.step()) out.emplace_back(q.text(0), to_canonical_id(q.text(1)));
           return out;
@@ -380,17 +374,11 @@ class SqliteDriver final : public Driver {
   }
 
   std::size_t count_runnable(std::span<const std::string> queues) override {
-    std::string arr = "[";
-    for (std::size_t i = 0; i < queues.size(); ++i) {
-      if (i) arr.push_back(',');
-      append_json_string(arr, queues[i]);
-    }
-    arr.push_back(']');
     auto& s = stmt("count_runnable",
                    "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "
                    "AND queue IN (SELECT value FROM json_each(?1))");
     Run run(s);
-    s.bind(1, arr).bind(2, format_utc(now_micros()));
+    s.bind(1, json_string_array(queues)).bind(2, format_utc(now_micros()));
     s.step();
     return static_cast<std::size_t>(s.integer(0));
   }

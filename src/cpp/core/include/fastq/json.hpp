@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,9 @@ namespace fastq {
 
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void append_json_string(std::string& out, std::string_view s);
+
+// A JSON array of strings, e.g. for SQLite's json_each().
+std::string json_string_array(std::span<const std::string> items);
 
 // Checks a claimed job's payload. Returns an error message when `args` is not a JSON
 // array, `kwargs` is not a JSON object, either is malformed, or together they exceed

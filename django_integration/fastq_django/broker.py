@@ -22,7 +22,7 @@ from fastq_django.conf import broker_vendor, libpq_conninfo
 _COLUMNS = (
     "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
     "expires_at, cancel_requested, unique_key, worker, error_type, error, traceback, "
-    "created_at"
+    "created_at, envelope, time_limit, soft_time_limit, rate_key"
 )
 # PostgreSQL: a batch travels as one JSON parameter expanded by json_to_recordset (one
 # statement, and no thousands of placeholders for psycopg to parse). SQLite: a multi-row
@@ -30,12 +30,17 @@ _COLUMNS = (
 _PG_INSERT = (
     f"INSERT INTO fastq_job ({_COLUMNS}) SELECT id, task, queue, priority, 'queued', "
     "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, false, "
-    "unique_key, '', '', '', '', now() FROM json_to_recordset(%s::json) AS x(id uuid, "
+    f"unique_key, '', '', '', '', now(), {_core.ENVELOPE_VERSION}, time_limit, "
+    "soft_time_limit, rate_key FROM json_to_recordset(%s::json) AS x(id uuid, "
     "task text, queue text, priority int, args text, kwargs text, run_at timestamptz, "
-    "max_attempts int, expires_at timestamptz, unique_key text)"
+    "max_attempts int, expires_at timestamptz, unique_key text, time_limit float8, "
+    "soft_time_limit float8, rate_key text)"
 )
-_SQLITE_ROW = "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s)"
-# Rows per statement: 11 parameters a row stays under SQLite's 32766 limit.
+_SQLITE_ROW = (
+    "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s, "
+    f"{_core.ENVELOPE_VERSION}, %s, %s, %s)"
+)
+# Rows per statement: 14 parameters a row stays under SQLite's 32766 limit.
 # Jobs with a unique key skip a conflict with the queued-or-running job holding the key
 # (the partial unique index fastq_job_unique_active), and the ids written come back.
 _ON_CONFLICT = (
@@ -108,6 +113,9 @@ class DatabaseBroker(Broker):
                 "max_attempts": job.max_attempts,
                 "expires_at": job.expires_at.isoformat() if job.expires_at else None,
                 "unique_key": job.unique_key or None,
+                "time_limit": job.time_limit,
+                "soft_time_limit": job.soft_time_limit,
+                "rate_key": job.rate_key or None,
             }
             for job in jobs
         ]
@@ -138,6 +146,9 @@ class DatabaseBroker(Broker):
                 adapt(job.expires_at) if job.expires_at else None,
                 job.unique_key or None,
                 now,
+                job.time_limit,
+                job.soft_time_limit,
+                job.rate_key or None,
             ]
         values = ", ".join([_SQLITE_ROW] * len(jobs))
         sql = f"INSERT INTO fastq_job ({_COLUMNS}) VALUES {values}"

@@ -46,6 +46,18 @@ class Job(models.Model):
         blank=True,
         help_text="At most one queued or running job per key.",
     )
+    envelope = models.SmallIntegerField(
+        default=1, db_default=1, help_text="Row layout version; workers refuse others."
+    )
+    time_limit = models.FloatField(
+        null=True, blank=True, help_text="Seconds before the process running it is killed."
+    )
+    soft_time_limit = models.FloatField(
+        null=True, blank=True, help_text="Seconds before SoftTimeLimitExceeded is raised in it."
+    )
+    rate_key = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Rate-limit bucket (keyed limits)."
+    )
     lease_token = models.BigIntegerField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, default="", db_default="")
@@ -101,3 +113,18 @@ class Job(models.Model):
     @property
     def result_value(self) -> object:
         return None if self.result is None else json.loads(self.result)
+
+
+class RateLimit(models.Model):
+    """One fleet-wide rate-limit bucket (GCRA): ``tat`` is its theoretical arrival time in
+    microseconds since the epoch. Written by the workers only."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    tat = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "fastq_rate_limit"
+        verbose_name = "rate-limit bucket"
+
+    def __str__(self) -> str:
+        return self.key

@@ -30,8 +30,14 @@ CREATE TABLE fastq_job (
   traceback text NOT NULL DEFAULT '',
   created_at datetime NOT NULL,
   started_at datetime NULL,
-  finished_at datetime NULL
+  finished_at datetime NULL,
+  envelope smallint NOT NULL DEFAULT 1,
+  time_limit real NULL,
+  soft_time_limit real NULL,
+  rate_key varchar(255) NULL
 );
+DROP TABLE IF EXISTS fastq_rate_limit;
+CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
 CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
@@ -63,8 +69,14 @@ CREATE TABLE fastq_job (
   traceback text NOT NULL DEFAULT '',
   created_at timestamptz NOT NULL,
   started_at timestamptz NULL,
-  finished_at timestamptz NULL
+  finished_at timestamptz NULL,
+  envelope smallint NOT NULL DEFAULT 1,
+  time_limit double precision NULL,
+  soft_time_limit double precision NULL,
+  rate_key varchar(255) NULL
 );
+DROP TABLE IF EXISTS fastq_rate_limit;
+CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
 CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "fastq/json.hpp"
+#include "fastq/rate.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq {
@@ -72,4 +73,57 @@ TEST(Json, ValidatesPayloads) {
             std::string::npos);
 }
 
+}  // namespace fastq
+
+namespace fastq {
+namespace {
+
+TEST(EnvelopeTest, RejectsWhatMustNotRunWithItsReason) {
+  const std::unordered_set<std::string> registered{"app.tasks.ok"};
+  ClaimedJob j;
+  j.task = "app.tasks.ok";
+  j.args = "[1]";
+  j.kwargs = "{}";
+  EXPECT_FALSE(check_envelope(j, registered, 100));
+  j.envelope = 99;
+  auto r = check_envelope(j, registered, 100);
+  ASSERT_TRUE(r);
+  EXPECT_STREQ(r->type, "fastq.UnknownEnvelope");
+  EXPECT_NE(r->message.find("99"), std::string::npos);
+  j.envelope = kEnvelopeVersion;
+  j.task = "app.tasks.nope";
+  EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.UnknownTask");
+  j.task = "app.tasks.ok";
+  j.args = "[\"" + std::string(200, 'x') + "\"]";
+  EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.PayloadTooLarge");
+  j.args = "[1,";
+  EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.InvalidPayload");
+}
+
+TEST(RateTest, GcraReservesTokensWithinTheHorizon) {
+  Micros tat = 0;
+  const Micros now = 1'000'000'000;
+  // 10 tokens/s, burst 1, 1 s horizon: 11 tokens (0 ms .. 1000 ms).
+  auto g = gcra_reserve(tat, now, 100'000, 1, 50, 1'000'000);
+  EXPECT_EQ(g.granted, 11);
+  EXPECT_EQ(g.base_delay, 0);
+  EXPECT_EQ(tat, now + 11 * 100'000);
+  // Asked again at once: the next token is 1.1 s away, beyond a 1 s horizon.
+  auto h = gcra_reserve(tat, now, 100'000, 1, 5, 1'000'000);
+  EXPECT_EQ(h.granted, 0);
+  EXPECT_EQ(h.base_delay, 1'100'000);
+  // Burst 5 after a long pause: 5 usable at once.
+  Micros idle = 0;
+  auto b = gcra_reserve(idle, now, 100'000, 5, 5, 0);
+  EXPECT_EQ(b.granted, 5);
+  EXPECT_LT(b.base_delay, 0);
+  EXPECT_EQ(parse_rate("20/s"), 50'000);
+  EXPECT_EQ(parse_rate("120/m"), 500'000);
+  EXPECT_EQ(parse_rate("2/h"), 1'800'000'000);
+  EXPECT_FALSE(parse_rate("20/d"));
+  EXPECT_FALSE(parse_rate("x/s"));
+  EXPECT_FALSE(parse_rate("0/s"));
+}
+
+}  // namespace
 }  // namespace fastq

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -76,27 +78,121 @@ TEST_P(WorkerTest, BurstRunsEveryJobExactlyOnce) {
   EXPECT_EQ(rec->result, "[1234]");
 }
 
-TEST_P(WorkerTest, BadJobsFailWithAReasonAndTheWorkerGoesOn) {
+TEST_P(WorkerTest, BadJobsAreDeadWithAReasonAndTheWorkerGoesOn) {
   std::vector<NewJob> jobs{job("ok"), job("not.registered"), job("ok", "{not json"),
-                           job("fail"), job("ok")};
+                           job("fail"), job("ok"), job("ok", "[\"" + std::string(300, 'x') + "\"]")};
   jobs[2].kwargs = "{}";
   db->enqueue(jobs);
   auto probe = db->connect_another();
   RecordingRunner runner;
-  Worker worker(std::move(db), runner, config());
+  auto cfg = config();
+  cfg.max_payload_bytes = 200;
+  Worker worker(std::move(db), runner, cfg);
   auto stats = worker.run();
   EXPECT_EQ(stats.succeeded, 2u);
-  EXPECT_EQ(stats.failed, 3u);
+  EXPECT_EQ(stats.failed, 4u);
+  EXPECT_EQ(stats.rejected, 3u);
   EXPECT_EQ(runner.runs.size(), 3u) << "unknown tasks and bad payloads never reach the runner";
   auto unknown = probe->get(jobs[1].id);
-  EXPECT_EQ(unknown->state, "failed");
+  EXPECT_EQ(unknown->state, "dead");
   EXPECT_EQ(unknown->error_type, "fastq.UnknownTask");
   EXPECT_NE(unknown->error.find("not.registered"), std::string::npos);
   auto bad = probe->get(jobs[2].id);
+  EXPECT_EQ(bad->state, "dead");
   EXPECT_EQ(bad->error_type, "fastq.InvalidPayload");
   EXPECT_NE(bad->error.find("args is not valid JSON"), std::string::npos);
+  EXPECT_EQ(probe->get(jobs[3].id)->state, "failed");
   EXPECT_EQ(probe->get(jobs[3].id)->error, "boom");
   EXPECT_EQ(probe->get(jobs[4].id)->state, "succeeded");
+  auto big = probe->get(jobs[5].id);
+  EXPECT_EQ(big->state, "dead");
+  EXPECT_EQ(big->error_type, "fastq.PayloadTooLarge");
+}
+
+// Records when each job started, and which jobs the tracker saw claimed/started/forgotten.
+class TimingRunner : public TaskRunner {
+ public:
+  void run(const ClaimedJob& job, Completion& out) override {
+    std::lock_guard lock(mu);
+    starts[job.rate_key.empty() ? job.task : job.rate_key].push_back(
+        std::chrono::steady_clock::now());
+    out.result = "null";
+  }
+  std::mutex mu;
+  std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> starts;
+};
+
+TEST_P(WorkerTest, RateLimitSpacesStartsAcrossTheBucket) {
+  // 30 jobs at 100/s (burst 1) in one bucket, 30 in a second bucket of the same task:
+  // each bucket takes about 290 ms and the two run side by side.
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 60; ++i) {
+    jobs.push_back(job("ok"));
+    jobs.back().rate_key = i % 2 ? "ok:provider-a" : "ok:provider-b";
+  }
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  TimingRunner runner;
+  auto cfg = config();
+  cfg.rate_limits["ok"] = RateLimit{10'000, 1};
+  cfg.rate_horizon = 100ms;  // most jobs go back to the queue and come round again
+  Worker worker(std::move(db), runner, cfg);
+  auto stats = worker.run();
+  EXPECT_EQ(stats.succeeded, 60u);
+  EXPECT_GT(stats.deferred, 0u);
+  for (const char* key : {"ok:provider-a", "ok:provider-b"}) {
+    auto& t = runner.starts[key];
+    ASSERT_EQ(t.size(), 30u) << key;
+    std::sort(t.begin(), t.end());
+    EXPECT_GE(t.back() - t.front(), 285ms) << key;
+    // No 100 ms window holds more than 10 starts (+1 for the window's edge).
+    for (std::size_t i = 0; i + 11 < t.size(); ++i) {
+      EXPECT_GE(t[i + 11] - t[i], 100ms) << key << " at " << i;
+    }
+  }
+  for (const auto& j : jobs) EXPECT_EQ(probe->get(j.id)->attempts, 1) << "deferral is free";
+}
+
+class CountingTracker : public JobTracker {
+ public:
+  void claimed(const ClaimedJob& j) override {
+    std::lock_guard lock(mu);
+    live.insert(j.id);
+    ++claims;
+  }
+  void started(const ClaimedJob& j, int executor) override {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(live.contains(j.id));
+    EXPECT_GE(executor, 0);
+    ++starts;
+  }
+  void forgotten(const std::string& id) override {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(live.erase(id), 1u);
+  }
+  std::mutex mu;
+  std::set<std::string> live;
+  int claims = 0, starts = 0;
+};
+
+TEST_P(WorkerTest, MaxJobsRetiresTheWorkerAndTheTrackerSeesEveryJob) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 50; ++i) jobs.push_back(job("ok"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  CountingTracker tracker;
+  auto cfg = config();
+  cfg.burst = false;
+  cfg.max_jobs = 20;
+  cfg.tracker = &tracker;
+  Worker worker(std::move(db), runner, cfg);
+  auto stats = worker.run();  // returns by itself after 20 jobs
+  EXPECT_EQ(stats.succeeded, 20u);
+  EXPECT_EQ(probe->count_runnable(std::vector<std::string>{"default"}), 30u);
+  EXPECT_EQ(tracker.claims, 20);
+  EXPECT_EQ(tracker.starts, 20);
+  EXPECT_TRUE(tracker.live.empty());
 }
 
 TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {

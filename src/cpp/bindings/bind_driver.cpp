@@ -37,13 +37,18 @@ void bind_driver(py::module_& m) {
                                                      std::string, std::string,
                                                      std::optional<std::int64_t>, int,
                                                      std::optional<std::int64_t>,
-                                                     std::string>>& rows) {
+                                                     std::string, std::optional<double>,
+                                                     std::optional<double>, std::string>>&
+                 rows) {
             std::vector<NewJob> jobs;
             jobs.reserve(rows.size());
             for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
-                              expires_at, unique_key] : rows) {
+                              expires_at, unique_key, time_limit, soft_time_limit, rate_key] :
+                 rows) {
               jobs.push_back(NewJob{id, task, queue, priority, args, kwargs, run_at,
-                                    max_attempts, expires_at, unique_key});
+                                    max_attempts, expires_at, unique_key,
+                                    time_limit.value_or(0), soft_time_limit.value_or(0),
+                                    rate_key});
             }
             py::gil_scoped_release release;
             return d.enqueue(jobs);
@@ -108,6 +113,7 @@ void bind_driver(py::module_& m) {
       },
       py::arg("conninfo"));
   m.def("new_job_id", &new_job_id, "A fresh UUIDv7 in canonical text form.");
+  m.attr("ENVELOPE_VERSION") = kEnvelopeVersion;
 }
 
 }  // namespace fastq::py_bindings

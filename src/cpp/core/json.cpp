@@ -64,4 +64,34 @@ std::optional<std::string> validate_payload(std::string_view args, std::string_v
   return std::nullopt;
 }
 
+std::optional<Rejection> check_envelope(const ClaimedJob& job,
+                                        const std::unordered_set<std::string>& registered,
+                                        std::size_t max_bytes) {
+  if (job.envelope != kEnvelopeVersion) {
+    return Rejection{kUnknownEnvelopeType,
+                     "envelope version " + std::to_string(job.envelope) +
+                         " is not understood by this worker (it reads version " +
+                         std::to_string(kEnvelopeVersion) +
+                         "); the job was written by a newer or foreign producer"};
+  }
+  if (!registered.contains(job.task)) {
+    std::string name;
+    append_json_string(name, job.task.substr(0, 200));
+    return Rejection{kUnknownTaskType,
+                     "task " + name +
+                         " is not registered in this worker; tasks are found in each "
+                         "installed app's tasks module and in FASTQ['IMPORTS']"};
+  }
+  const std::size_t size = job.args.size() + job.kwargs.size();
+  if (size > max_bytes) {
+    return Rejection{kPayloadTooLargeType,
+                     "payload of " + std::to_string(size) + " bytes exceeds the limit of " +
+                         std::to_string(max_bytes) + " bytes (FASTQ['MAX_PAYLOAD_BYTES'])"};
+  }
+  if (auto err = validate_payload(job.args, job.kwargs, max_bytes)) {
+    return Rejection{kInvalidPayloadType, std::move(*err)};
+  }
+  return std::nullopt;
+}
+
 }  // namespace fastq

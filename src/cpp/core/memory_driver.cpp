@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "fastq/driver.hpp"
+#include "fastq/rate.hpp"
 
 namespace fastq {
 namespace {
@@ -17,6 +18,10 @@ struct Row {
   Micros lease_expires = 0;
   std::optional<Micros> expires_at;
   std::uint64_t seq = 0;  // insertion order: the id tie-break of the SQL drivers
+  int envelope = kEnvelopeVersion;
+  double time_limit = 0;
+  double soft_time_limit = 0;
+  std::string rate_key;
 };
 
 struct Store {
@@ -25,6 +30,7 @@ struct Store {
   std::uint64_t next_seq = 0;
   std::unordered_map<std::string, std::string> unique;  // key -> id of its latest job
   std::function<void()> wakeup;
+  std::unordered_map<std::string, Micros> rate_tat;  // rate-limit buckets
 };
 
 class MemoryDriver final : public Driver {
@@ -67,6 +73,9 @@ class MemoryDriver final : public Driver {
         row.rec.max_attempts = j.max_attempts;
         row.expires_at = j.expires_at;
         row.run_at = j.run_at.value_or(now);
+        row.time_limit = j.time_limit;
+        row.soft_time_limit = j.soft_time_limit;
+        row.rate_key = j.rate_key;
         row.seq = store_->next_seq++;
         if (!store_->rows.emplace(j.id, std::move(row)).second) {
           throw DriverError("duplicate job id " + j.id, false);
@@ -107,7 +116,8 @@ class MemoryDriver final : public Driver {
       r.lease_expires = now + req.lease.count() * 1000;
       out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
                                r.rec.priority, r.rec.attempts, r.rec.max_attempts, token,
-                               r.expires_at && *r.expires_at < now, r.rec.cancel_requested});
+                               r.expires_at && *r.expires_at < now, r.rec.cancel_requested,
+                               r.envelope, r.time_limit, r.soft_time_limit, r.rate_key});
     }
     return out;
   }
@@ -192,6 +202,33 @@ class MemoryDriver final : public Driver {
     }
     wake();
     return n;
+  }
+
+  std::size_t defer(std::span<const Deferral> jobs) override {
+    std::size_t n = 0;
+    {
+      std::lock_guard lock(store_->mu);
+      for (const auto& j : jobs) {
+        auto it = store_->rows.find(j.id);
+        if (it == store_->rows.end() || it->second.lease_token != j.lease_token ||
+            it->second.rec.state != state::kRunning) {
+          continue;
+        }
+        it->second.rec.state = state::kQueued;
+        it->second.rec.attempts -= 1;
+        it->second.lease_token = 0;
+        it->second.run_at = j.run_at;
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst, int want,
+                         Micros horizon_us) override {
+    std::lock_guard lock(store_->mu);
+    return gcra_reserve(store_->rate_tat[key], now_micros(), interval_us, burst, want,
+                        horizon_us);
   }
 
   std::size_t rescue_expired() override {

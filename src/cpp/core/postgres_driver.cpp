@@ -11,6 +11,7 @@
 
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
+#include "fastq/rate.hpp"
 
 namespace fastq {
 namespace {
@@ -158,7 +159,8 @@ std::string claim_sql() {
          "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
          "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
          "j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(), "
-         "j.cancel_requested";
+         "j.cancel_requested, j.envelope, COALESCE(j.time_limit, 0), "
+         "COALESCE(j.soft_time_limit, 0), COALESCE(j.rate_key, '')";
 }
 
 class PostgresDriver final : public Driver {
@@ -199,6 +201,14 @@ class PostgresDriver final : public Driver {
       } else {
         append_json_string(j, x.unique_key);
       }
+      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
+      if (x.soft_time_limit > 0) {
+        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
+      }
+      if (!x.rate_key.empty()) {
+        j += ",\"rate_key\":";
+        append_json_string(j, x.rate_key);
+      }
       j.push_back('}');
     }
     j.push_back(']');
@@ -206,13 +216,17 @@ class PostgresDriver final : public Driver {
         "fastq_enqueue",
         "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
         "attempts, max_attempts, expires_at, cancel_requested, unique_key, worker, "
-        "error_type, error, traceback, created_at) "
+        "error_type, error, traceback, created_at, envelope, time_limit, soft_time_limit, "
+        "rate_key) "
         "SELECT id, task, queue, priority, 'queued', args, kwargs, "
         "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, "
-        "to_timestamp(expires_at_us / 1e6), false, unique_key, '', '', '', '', now() "
+        "to_timestamp(expires_at_us / 1e6), false, unique_key, '', '', '', '', now(), " +
+            std::to_string(kEnvelopeVersion) +
+            ", time_limit, soft_time_limit, rate_key "
         "FROM json_to_recordset($1::json) AS x(id uuid, task text, "
         "queue text, priority int, args text, kwargs text, run_at_us bigint, "
-        "max_attempts int, expires_at_us bigint, unique_key text) "
+        "max_attempts int, expires_at_us bigint, unique_key text, time_limit float8, "
+        "soft_time_limit float8, rate_key text) "
         "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING "
         "RETURNING id",
         {j.c_str()});
@@ -257,7 +271,11 @@ class PostgresDriver final : public Driver {
                                std::atoi(PQgetvalue(r.get(), i, 6)),
                                std::atoi(PQgetvalue(r.get(), i, 7)), token,
                                PQgetvalue(r.get(), i, 8)[0] == 't',
-                               PQgetvalue(r.get(), i, 9)[0] == 't'});
+                               PQgetvalue(r.get(), i, 9)[0] == 't',
+                               std::atoi(PQgetvalue(r.get(), i, 10)),
+                               std::atof(PQgetvalue(r.get(), i, 11)),
+                               std::atof(PQgetvalue(r.get(), i, 12)),
+                               PQgetvalue(r.get(), i, 13)});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -354,6 +372,56 @@ class PostgresDriver final : public Driver {
         "SELECT count(*), pg_notify('fastq', 'release') FROM r",
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::size_t defer(std::span<const Deferral> jobs) override {
+    if (jobs.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, jobs[i].id);
+      j += ",\"token\":" + std::to_string(jobs[i].lease_token) +
+           ",\"run_at_us\":" + std::to_string(jobs[i].run_at) + "}";
+    }
+    j.push_back(']');
+    Result r = conn_.exec(
+        "fastq_defer",
+        "UPDATE fastq_job j SET state = 'queued', attempts = j.attempts - 1, "
+        "run_at = to_timestamp(v.run_at_us / 1e6), lease_token = NULL, "
+        "lease_expires_at = NULL, started_at = NULL, worker = '' "
+        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, run_at_us bigint) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
+        {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
+  // One short transaction: lock the bucket row (creating it), compute, write back. The
+  // server's clock is the fleet's clock.
+  RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst, int want,
+                         Micros horizon_us) override {
+    conn_.exec_simple("BEGIN");
+    try {
+      Result r = conn_.exec(
+          "fastq_rate_lock",
+          "INSERT INTO fastq_rate_limit AS b (key, tat) VALUES ($1, 0) ON CONFLICT (key) "
+          "DO UPDATE SET tat = b.tat RETURNING b.tat, "
+          "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+          {key.c_str()});
+      Micros tat = std::atoll(PQgetvalue(r.get(), 0, 0));
+      const Micros now = std::atoll(PQgetvalue(r.get(), 0, 1));
+      const RateGrant g = gcra_reserve(tat, now, interval_us, burst, want, horizon_us);
+      const auto tat_s = std::to_string(tat);
+      conn_.exec("fastq_rate_set", "UPDATE fastq_rate_limit SET tat = $2 WHERE key = $1",
+                 {key.c_str(), tat_s.c_str()});
+      conn_.exec_simple("COMMIT");
+      return g;
+    } catch (const DriverError&) {
+      if (PQstatus(conn_.raw()) == CONNECTION_OK) {
+        Result rb(PQexec(conn_.raw(), "ROLLBACK"));
+      }
+      throw;
+    }
   }
 
   std::size_t rescue_expired() override {

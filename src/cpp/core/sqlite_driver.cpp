@@ -13,6 +13,7 @@
 
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
+#include "fastq/rate.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq {
@@ -80,6 +81,7 @@ class Statement {
   }
   bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
   int changes() const { return sqlite3_changes(db_); }
 
  private:
@@ -158,6 +160,14 @@ class SqliteDriver final : public Driver {
         j += ",\"unique_key\":";
         append_json_string(j, x.unique_key);
       }
+      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
+      if (x.soft_time_limit > 0) {
+        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
+      }
+      if (!x.rate_key.empty()) {
+        j += ",\"rate_key\":";
+        append_json_string(j, x.rate_key);
+      }
       j.push_back('}');
     }
     j.push_back(']');
@@ -166,11 +176,15 @@ class SqliteDriver final : public Driver {
       auto& s = stmt("enqueue",
                      "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
                      "run_at, attempts, max_attempts, expires_at, cancel_requested, "
-                     "unique_key, worker, error_type, error, traceback, created_at) "
+                     "unique_key, worker, error_type, error, traceback, created_at, envelope, "
+                     "time_limit, soft_time_limit, rate_key) "
                      "SELECT value->>'id', value->>'task', value->>'queue', "
                      "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
                      "value->>'run_at', 0, value->>'max_attempts', value->>'expires_at', 0, "
-                     "value->>'unique_key', '', '', '', '', ?2 FROM json_each(?1) WHERE true "
+                     "value->>'unique_key', '', '', '', '', ?2, " +
+                         std::to_string(kEnvelopeVersion) +
+                         ", value->>'time_limit', value->>'soft_time_limit', "
+                         "value->>'rate_key' FROM json_each(?1) WHERE true "
                      "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
                      "DO NOTHING RETURNING id");
       Lock lock(*write_mu_);
@@ -221,7 +235,8 @@ class SqliteDriver final : public Driver {
                                s.text(4), static_cast<int>(s.integer(5)),
                                static_cast<int>(s.integer(6)),
                                static_cast<int>(s.integer(7)), token, s.integer(8) != 0,
-                               s.integer(9) != 0});
+                               s.integer(9) != 0, static_cast<int>(s.integer(10)),
+                               s.real(11), s.real(12), s.text(13)});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
       return a.priority > b.priority;
@@ -351,6 +366,66 @@ class SqliteDriver final : public Driver {
     return static_cast<std::size_t>(s.changes());
   }
 
+  std::size_t defer(std::span<const Deferral> jobs) override {
+    if (jobs.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, to_hex_id(jobs[i].id));
+      j += ",\"token\":" + std::to_string(jobs[i].lease_token) + ",\"run_at\":";
+      append_json_string(j, format_utc(jobs[i].run_at));
+      j.push_back('}');
+    }
+    j.push_back(']');
+    auto& s = stmt("defer",
+                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "run_at = v.run_at, lease_token = NULL, lease_expires_at = NULL, "
+                   "started_at = NULL, worker = '' FROM (SELECT value->>'id' AS id, "
+                   "value->>'token' AS token, value->>'run_at' AS run_at FROM json_each(?1)) "
+                   "AS v WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, j);
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst, int want,
+                         Micros horizon_us) override {
+    auto& ins = stmt("rate_ins", "INSERT OR IGNORE INTO fastq_rate_limit (key, tat) VALUES (?1, 0)");
+    auto& get = stmt("rate_get", "SELECT tat FROM fastq_rate_limit WHERE key = ?1");
+    auto& set = stmt("rate_set", "UPDATE fastq_rate_limit SET tat = ?2 WHERE key = ?1");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    exec("BEGIN IMMEDIATE");
+    try {
+      {
+        Run run(ins);
+        ins.bind(1, key);
+        ins.step();
+      }
+      Micros tat = 0;
+      {
+        Run run(get);
+        get.bind(1, key);
+        if (get.step()) tat = get.integer(0);
+      }
+      const RateGrant g = gcra_reserve(tat, now_micros(), interval_us, burst, want, horizon_us);
+      {
+        Run run(set);
+        set.bind(1, key).bind(2, tat);
+        set.step();
+      }
+      exec("COMMIT");
+      return g;
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
   std::size_t rescue_expired() override {
     auto& s = stmt("rescue",
                    "UPDATE fastq_job SET "
@@ -446,7 +521,8 @@ class SqliteDriver final : public Driver {
            pick +
            ") ORDER BY priority DESC, run_at, id LIMIT ?5) "
            "RETURNING id, task, queue, args, kwargs, priority, attempts, max_attempts, "
-           "expires_at IS NOT NULL AND expires_at < ?1, cancel_requested";
+           "expires_at IS NOT NULL AND expires_at < ?1, cancel_requested, envelope, "
+           "coalesce(time_limit, 0), coalesce(soft_time_limit, 0), coalesce(rate_key, '')";
   }
 
   std::int64_t data_version() {
@@ -458,10 +534,12 @@ class SqliteDriver final : public Driver {
 
   void exec(const char* sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
       std::string msg = err ? err : "unknown error";
       sqlite3_free(err);
-      throw DriverError(std::string("SQLite: ") + sql + ": " + msg, false);
+      throw DriverError(std::string("SQLite: ") + sql + ": " + msg,
+                        rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_IOERR);
     }
   }
 

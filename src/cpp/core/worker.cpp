@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -18,6 +19,7 @@
 #include <unordered_set>
 
 #include "fastq/json.hpp"
+#include "fastq/rate.hpp"
 
 namespace asio = boost::asio;
 
@@ -32,14 +34,16 @@ constexpr milliseconds kPollingCeiling{100};
 struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       skipped{0},
-      completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0};
+      completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0},
+      rejected{0}, deferred{0};
   std::atomic<bool> hard_stopped{false};
   WorkerStats snapshot() const {
     return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
                        failed.load(),   retried.load(),  skipped.load(),
                        completed_written.load(),
                        fenced.load(),   flushes.load(),  released.load(),
-                       rescued.load(),  db_errors.load(), hard_stopped.load()};
+                       rescued.load(),  db_errors.load(), rejected.load(),
+                       deferred.load(), hard_stopped.load()};
   }
 };
 
@@ -88,6 +92,10 @@ struct Worker::Impl {
   std::optional<asio::posix::stream_descriptor> notify_sd;
   asio::steady_timer notify_retry{poll_io};
   asio::steady_timer grace_timer{poll_io};
+  // Rate-limited jobs holding a token that is not due yet (poller thread only).
+  std::multimap<std::chrono::steady_clock::time_point, ClaimedJob> rate_wait;
+  Micros deferred_until = 0;  // burst mode waits for the jobs it handed back for later
+  asio::steady_timer rate_timer{poll_io};
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
   int capacity = 0;
@@ -137,7 +145,20 @@ struct Worker::Impl {
     const int h = held.load();
     const int free = capacity - h;
     if (free <= 0 || (h > 0 && free < low_water)) return;  // executors poke us later
-    const int want = std::min(free, cfg.claim_batch);
+    int want = std::min(free, cfg.claim_batch);
+    if (cfg.max_jobs > 0) {
+      const auto taken = counters.claimed.load() - counters.deferred.load();
+      if (taken >= cfg.max_jobs) {
+        // Retiring: run what we hold, then stop (the supervisor starts a fresh child).
+        if (h == 0) {
+          log(LogLevel::kInfo, "ran " + std::to_string(taken) +
+                                   " job(s), the most a worker process may: retiring");
+          shutdown();
+        }
+        return;
+      }
+      want = static_cast<int>(std::min<std::uint64_t>(want, cfg.max_jobs - taken));
+    }
     std::vector<ClaimedJob> jobs;
     try {
       jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name});
@@ -162,12 +183,21 @@ struct Worker::Impl {
         std::lock_guard lock(lease_mu);
         for (const auto& j : jobs) leases.emplace(j.id, j.lease_token);
       }
+      if (cfg.tracker) {
+        for (const auto& j : jobs) cfg.tracker->claimed(j);
+      }
       held += got;
+      if (!cfg.rate_limits.empty()) apply_rate_limits(jobs);
+      const auto ready = jobs.size();
       {
         std::lock_guard lock(q_mu);
         for (auto& j : jobs) queue.push_back(std::move(j));
       }
-      if (got == 1) q_cv.notify_one(); else q_cv.notify_all();
+      if (ready == 1) {
+        q_cv.notify_one();
+      } else if (ready > 1) {
+        q_cv.notify_all();
+      }
     }
     if (got == want) {
       idle = false;
@@ -182,7 +212,8 @@ struct Worker::Impl {
       arm_idle(backoff);
       return;
     }
-    if (cfg.burst && held.load() == 0 && unflushed.load() == 0) {
+    if (cfg.burst && held.load() == 0 && unflushed.load() == 0 &&
+        now_micros() >= deferred_until) {
       try {
         if (claim_db->count_runnable(cfg.queues) == 0) {
           shutdown();
@@ -201,6 +232,111 @@ struct Worker::Impl {
       arm_idle(backoff);
       backoff = std::min(backoff * 2, std::min(cfg.idle_poll_max, kPollingCeiling));
     }
+  }
+
+  // Poller thread. Takes tokens for the rate-limited jobs among `jobs`: those whose token
+  // is due now stay in `jobs`, those due within the horizon wait here, the rest go back
+  // to the queue (without spending an attempt) due when their turn is expected.
+  void apply_rate_limits(std::vector<ClaimedJob>& jobs) {
+    std::map<std::string, std::vector<std::size_t>> buckets;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const auto& j = jobs[i];
+      if (j.expired || j.cancel_requested || !cfg.rate_limits.contains(j.task)) continue;
+      buckets[j.rate_key.empty() ? j.task : j.rate_key].push_back(i);
+    }
+    if (buckets.empty()) return;
+    std::vector<bool> keep(jobs.size(), true);
+    std::vector<Deferral> later;
+    std::vector<ClaimedJob> later_jobs;
+    const auto now_steady = std::chrono::steady_clock::now();
+    const Micros now = now_micros();
+    for (auto& [key, idx] : buckets) {
+      const RateLimit limit = cfg.rate_limits.at(jobs[idx.front()].task);
+      RateGrant g;
+      try {
+        g = claim_db->acquire_rate(key, limit.interval_us, limit.burst,
+                                   static_cast<int>(idx.size()),
+                                   cfg.rate_horizon.count() * 1000);
+      } catch (const DriverError& e) {
+        counters.db_errors++;
+        log(LogLevel::kWarning, "rate limit " + key + ": " + e.what() + "; retrying in 1 s");
+        g.granted = 0;
+        g.base_delay = 1'000'000;
+      }
+      for (std::size_t n = 0; n < idx.size(); ++n) {
+        const Micros delay =
+            std::max<Micros>(0, g.base_delay + static_cast<Micros>(n) * limit.interval_us);
+        auto& job = jobs[idx[n]];
+        if (static_cast<int>(n) < g.granted) {
+          if (delay > 0) {
+            keep[idx[n]] = false;
+            rate_wait.emplace(now_steady + std::chrono::microseconds(delay), std::move(job));
+          }
+        } else {
+          keep[idx[n]] = false;
+          later.push_back(Deferral{job.id, job.lease_token, now + delay});
+          deferred_until = std::max(deferred_until, now + delay);
+          later_jobs.push_back(std::move(job));
+        }
+      }
+    }
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (keep[i]) {
+        if (out != i) jobs[out] = std::move(jobs[i]);
+        ++out;
+      }
+    }
+    jobs.resize(out);
+    if (!later.empty()) {
+      try {
+        counters.deferred += claim_db->defer(later);
+      } catch (const DriverError& e) {
+        counters.db_errors++;
+        log(LogLevel::kWarning, std::string("could not hand rate-limited jobs back (they "
+                                            "return when their lease expires): ") +
+                                    e.what());
+      }
+      forget(later_jobs);
+    }
+    arm_rate_timer();
+  }
+
+  void arm_rate_timer() {
+    if (rate_wait.empty()) return;
+    rate_timer.expires_at(rate_wait.begin()->first);
+    rate_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      const auto now = std::chrono::steady_clock::now();
+      std::size_t n = 0;
+      {
+        std::lock_guard lock(q_mu);
+        while (!rate_wait.empty() && rate_wait.begin()->first <= now) {
+          queue.push_back(std::move(rate_wait.begin()->second));
+          rate_wait.erase(rate_wait.begin());
+          ++n;
+        }
+      }
+      if (n == 1) {
+        q_cv.notify_one();
+      } else if (n > 1) {
+        q_cv.notify_all();
+      }
+      arm_rate_timer();
+    });
+  }
+
+  // Drops jobs that left this worker (handed back) from the lease table and the tracker.
+  void forget(std::vector<ClaimedJob>& jobs) {
+    {
+      std::lock_guard lock(lease_mu);
+      for (const auto& j : jobs) leases.erase(j.id);
+    }
+    if (cfg.tracker) {
+      for (const auto& j : jobs) cfg.tracker->forgotten(j.id);
+    }
+    held -= static_cast<int>(jobs.size());
+    jobs.clear();
   }
 
   void arm_idle(milliseconds after) {
@@ -296,6 +432,9 @@ struct Worker::Impl {
       queue.clear();
       q_closed = true;
     }
+    rate_timer.cancel();
+    for (auto& [due, job] : rate_wait) unstarted.push_back(std::move(job));
+    rate_wait.clear();
     q_cv.notify_all();
     release(unstarted);
     if (running_executors.load() == 0) {
@@ -349,7 +488,7 @@ struct Worker::Impl {
     return true;
   }
 
-  void execute_loop() {
+  void execute_loop(int index) {
     runner.thread_started();
     std::vector<ClaimedJob> batch;
     std::vector<Completion> outs;
@@ -377,17 +516,15 @@ struct Worker::Impl {
           c.outcome = Outcome::kExpired;
           c.error_type = "fastq.Expired";
           c.error = "not started before its expiry";
-        } else if (!cfg.registered.contains(job.task)) {
-          c.outcome = Outcome::kFailed;
-          c.error_type = "fastq.UnknownTask";
-          c.error = "task '" + job.task +
-                    "' is not registered in this worker; tasks are found in each installed "
-                    "app's tasks module and in FASTQ['IMPORTS']";
-        } else if (auto err = validate_payload(job.args, job.kwargs, cfg.max_payload_bytes)) {
-          c.outcome = Outcome::kFailed;
-          c.error_type = "fastq.InvalidPayload";
-          c.error = *err;
+        } else if (auto bad = check_envelope(job, cfg.registered, cfg.max_payload_bytes)) {
+          // A bad message: dead at once with the reason; no task code, no import.
+          c.outcome = Outcome::kDead;
+          c.error_type = bad->type;
+          c.error = std::move(bad->message);
+          counters.rejected++;
+          log(LogLevel::kWarning, "job " + job.id + " is dead: " + c.error_type + ": " + c.error);
         } else {
+          if (cfg.tracker) cfg.tracker->started(job, index);
           runner.run(job, c);
         }
       }
@@ -423,12 +560,7 @@ struct Worker::Impl {
                                           "when their lease expires): ") +
                                   e.what());
     }
-    {
-      std::lock_guard lock(lease_mu);
-      for (const auto& j : jobs) leases.erase(j.id);
-    }
-    held -= static_cast<int>(jobs.size());
-    jobs.clear();
+    forget(jobs);
   }
 
   // ---- completer ----------------------------------------------------------------------
@@ -437,7 +569,8 @@ struct Worker::Impl {
     for (const auto& c : outs) {
       switch (c.outcome) {
         case Outcome::kSucceeded: counters.succeeded++; break;
-        case Outcome::kFailed: counters.failed++; break;
+        case Outcome::kFailed:
+        case Outcome::kDead: counters.failed++; break;
         case Outcome::kRetry: counters.retried++; break;
         case Outcome::kExpired:
         case Outcome::kCancelled: counters.skipped++; break;
@@ -518,6 +651,9 @@ struct Worker::Impl {
         leases.erase(c.id);
         cancels.erase(c.id);
       }
+    }
+    if (cfg.tracker) {
+      for (const auto& c : batch) cfg.tracker->forgotten(c.id);
     }
     unflushed -= batch.size();
     if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
@@ -621,7 +757,7 @@ struct Worker::Impl {
     executors.reserve(static_cast<std::size_t>(cfg.concurrency));
     running_executors = cfg.concurrency;
     for (int i = 0; i < cfg.concurrency; ++i) {
-      executors.emplace_back([this] { execute_loop(); });
+      executors.emplace_back([this, i] { execute_loop(i); });
     }
 
     asio::post(poll_io, [this] { maybe_claim(); });

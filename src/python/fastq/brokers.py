@@ -25,6 +25,9 @@ class NewJob:
     max_attempts: int = 4
     expires_at: datetime | None = None
     unique_key: str = ""  # non-empty: at most one queued-or-running job per key
+    time_limit: float | None = None  # seconds: hard limit (the process is killed)
+    soft_time_limit: float | None = None  # seconds: SoftTimeLimitExceeded is raised
+    rate_key: str = ""  # rate-limit bucket of a keyed limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,9 @@ class MemoryBroker(Broker):
                     j.max_attempts,
                     to_micros(j.expires_at) if j.expires_at else None,
                     j.unique_key,
+                    j.time_limit,
+                    j.soft_time_limit,
+                    j.rate_key,
                 )
                 for j in jobs
             ]

@@ -12,7 +12,9 @@
 //    token: a row whose token changed (rescued, re-claimed) is left alone. It returns how
 //    many rows were written; the rest were fenced off.
 //  * renew() pushes out the lease expiry of each running job still holding its token.
-//  * release() returns claimed-but-unstarted jobs to the queue without spending an attempt.
+//  * release() returns claimed-but-unstarted jobs to the queue without spending an attempt;
+//    defer() does the same with a later run_at (rate limits).
+//  * acquire_rate() takes tokens from a fleet-wide bucket (table fastq_rate_limit).
 //  * complete() with Outcome::kRetry returns the job to the queue to start no earlier than
 //    retry_at, keeping this attempt's error; the attempt stays counted.
 //  * claim() flags jobs whose expires_at has passed or whose cancel was requested; the
@@ -64,6 +66,13 @@ class Driver {
   virtual std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
                             std::vector<std::string>* cancel_requested = nullptr) = 0;
   virtual std::size_t release(std::span<const JobRef> jobs) = 0;
+  // Like release(), but each job starts no earlier than its run_at.
+  virtual std::size_t defer(std::span<const Deferral> jobs) = 0;
+  // Generic cell rate algorithm over the bucket `key`, shared by every worker on this
+  // database (gcra_reserve in rate.hpp, on the database's clock): reserves up to `want`
+  // tokens usable within `horizon_us`.
+  virtual RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst,
+                                 int want, Micros horizon_us) = 0;
   virtual std::size_t rescue_expired() = 0;
   virtual CancelResult cancel(const std::string& id) = 0;
 

@@ -7,6 +7,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+
+#include "fastq/types.hpp"
 
 namespace fastq {
 
@@ -21,5 +24,22 @@ std::string json_string_array(std::span<const std::string> items);
 // `max_bytes`; std::nullopt when the payload may be handed to the task.
 std::optional<std::string> validate_payload(std::string_view args, std::string_view kwargs,
                                             std::size_t max_bytes);
+
+// Why a claimed job must not run: `type` is the error_type recorded on the dead job.
+struct Rejection {
+  const char* type;
+  std::string message;
+};
+inline constexpr const char* kUnknownEnvelopeType = "fastq.UnknownEnvelope";
+inline constexpr const char* kUnknownTaskType = "fastq.UnknownTask";
+inline constexpr const char* kPayloadTooLargeType = "fastq.PayloadTooLarge";
+inline constexpr const char* kInvalidPayloadType = "fastq.InvalidPayload";
+
+// The envelope decoder's verdict on a claimed job, before any task code (or import) is
+// involved: the envelope version, the task name, the payload size, and that args/kwargs
+// are a JSON array/object. std::nullopt: the job may run.
+std::optional<Rejection> check_envelope(const ClaimedJob& job,
+                                        const std::unordered_set<std::string>& registered,
+                                        std::size_t max_bytes);
 
 }  // namespace fastq

@@ -30,6 +30,10 @@ inline constexpr const char* kCancelled = "cancelled";  // cancelled before it f
 // deaths count; exceptions retry only when the task asks to).
 inline constexpr int kDefaultMaxAttempts = 4;
 
+// The layout of a job row this code reads and writes (the `envelope` column). A worker
+// meeting another version does not guess: the job goes dead as fastq.UnknownEnvelope.
+inline constexpr int kEnvelopeVersion = 1;
+
 // A job to insert. `args` must be a JSON array and `kwargs` a JSON object (text).
 struct NewJob {
   std::string id;  // canonical UUID text (8-4-4-4-12, lower case)
@@ -44,6 +48,12 @@ struct NewJob {
   // Non-empty: at most one queued-or-running job holds this key; enqueueing another
   // yields the existing job's id instead of a new row.
   std::string unique_key;
+  // Seconds; 0 = none. Hard: the process running the job is killed (prefork mode).
+  // Soft: fastq.SoftTimeLimitExceeded is raised inside the task.
+  double time_limit = 0;
+  double soft_time_limit = 0;
+  // Rate-limited tasks: the bucket this job draws from (empty: the task's own bucket).
+  std::string rate_key;
 };
 
 // A job handed to this worker by a claim. `lease_token` fences every later write.
@@ -59,11 +69,16 @@ struct ClaimedJob {
   std::int64_t lease_token = 0;
   bool expired = false;           // expires_at had passed when it was claimed
   bool cancel_requested = false;  // cancelled while a previous attempt ran
+  int envelope = kEnvelopeVersion;
+  double time_limit = 0;       // seconds, 0 = none
+  double soft_time_limit = 0;  // seconds, 0 = none
+  std::string rate_key;
 };
 
 // kRetry puts the job back in the queue for `retry_at`, keeping the error of this attempt.
-// kExpired and kCancelled end a job the worker declined to start.
-enum class Outcome : std::uint8_t { kSucceeded, kFailed, kRetry, kExpired, kCancelled };
+// kExpired and kCancelled end a job the worker declined to start. kDead gives a job up
+// for a reason of fastq's own (bad message, worker lost, time limit) with no retry left.
+enum class Outcome : std::uint8_t { kSucceeded, kFailed, kRetry, kExpired, kCancelled, kDead };
 
 // The result of running one claimed job, written back by a batched completion.
 struct Completion {
@@ -84,6 +99,7 @@ inline const char* outcome_state(Outcome o) {
     case Outcome::kRetry: return state::kQueued;
     case Outcome::kExpired: return state::kExpired;
     case Outcome::kCancelled: return state::kCancelled;
+    case Outcome::kDead: return state::kDead;
   }
   return state::kFailed;
 }
@@ -123,6 +139,21 @@ struct JobRef {
   std::int64_t lease_token = 0;
 };
 
+// A claimed job handed back to the queue without spending an attempt, to start no
+// earlier than `run_at` (a rate limit had no room for it yet).
+struct Deferral {
+  std::string id;
+  std::int64_t lease_token = 0;
+  Micros run_at = 0;
+};
+
+// What a rate-limit bucket granted (see gcra_reserve in rate.hpp): `granted` tokens, the
+// i-th usable max(0, base_delay + i * interval) microseconds from now.
+struct RateGrant {
+  int granted = 0;
+  Micros base_delay = 0;
+};
+
 // The error recorded when a job is given up because its workers kept dying:
 // kWorkerLostPrefix + attempts + kWorkerLostSuffix (SQL drivers build it server-side).
 inline constexpr const char* kWorkerLostType = "fastq.WorkerLost";
@@ -131,6 +162,7 @@ inline constexpr const char* kWorkerLostPrefix =
 inline constexpr const char* kWorkerLostSuffix = " attempt(s); no attempts left";
 std::string worker_lost_message(int attempts);
 inline constexpr const char* kCancelledType = "fastq.Cancelled";
+inline constexpr const char* kTimeLimitType = "fastq.TimeLimitExceeded";
 inline constexpr const char* kCancelledBeforeStart = "cancelled before it started";
 
 // A fresh random 63-bit fencing token (never 0).

@@ -38,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -62,6 +63,27 @@ class TaskRunner {
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
+// Follows every job this worker holds, from claim until its outcome is written or it is
+// handed back. The prefork supervisor implements it over shared memory, so that when a
+// child dies (crash, time limit) it knows which jobs were started and which were not.
+// Called from the poller, executor and completer threads; must be thread-safe and cheap.
+class JobTracker {
+ public:
+  virtual ~JobTracker() = default;
+  virtual void claimed(const ClaimedJob& job) = 0;
+  // An executor is about to run the job (index: the executor, 0..concurrency-1).
+  virtual void started(const ClaimedJob& job, int executor) = 0;
+  // The job's outcome was written, or it went back to the queue.
+  virtual void forgotten(const std::string& id) = 0;
+};
+
+// A fleet-wide limit on how often a task starts: one token per `interval_us`, at most
+// `burst` at once. Buckets live in the database (Driver::acquire_rate).
+struct RateLimit {
+  Micros interval_us = 0;
+  int burst = 1;
+};
+
 struct WorkerConfig {
   std::vector<std::string> queues{"default"};
   std::unordered_set<std::string> registered;  // task names this process may run
@@ -80,6 +102,15 @@ struct WorkerConfig {
   std::chrono::milliseconds grace{30000};  // running jobs get this long after a stop
   bool handle_signals = true;    // SIGINT / SIGTERM start a graceful stop
   std::string name;              // "host:pid", recorded on claimed rows
+  // Stop claiming after this many jobs, finish them, and stop (0: never). The prefork
+  // supervisor then starts a fresh child (--max-tasks-per-child).
+  std::uint64_t max_jobs = 0;
+  // Task name -> its limit. A job's bucket is its rate_key, or else its task name.
+  std::unordered_map<std::string, RateLimit> rate_limits;
+  // Rate-limited jobs whose token falls within this horizon wait in the worker for it;
+  // later ones go back to the queue, due when their turn is expected.
+  std::chrono::milliseconds rate_horizon{2000};
+  JobTracker* tracker = nullptr;  // not owned; may be null
   std::function<void(LogLevel, const std::string&)> log;  // any thread; may be empty
 };
 
@@ -96,6 +127,8 @@ struct WorkerStats {
   std::uint64_t released = 0;
   std::uint64_t rescued = 0;
   std::uint64_t db_errors = 0;
+  std::uint64_t rejected = 0;  // bad messages: dead without reaching the runner
+  std::uint64_t deferred = 0;  // rate-limited jobs handed back for later
   bool hard_stopped = false;  // see "Hard stop" above: exit the process now
 };
 

@@ -94,7 +94,8 @@ struct Worker::Impl {
   asio::steady_timer grace_timer{poll_io};
   // Rate-limited jobs holding a token that is not due yet (poller thread only).
   std::multimap<std::chrono::steady_clock::time_point, ClaimedJob> rate_wait;
-  Micros deferred_until = 0;  // burst mode waits for the jobs it handed back for later
+  Micros deferred_until = 0;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_rate_start;  // burst mode waits for the jobs it handed back for later
   asio::steady_timer rate_timer{poll_io};
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
@@ -312,8 +313,20 @@ struct Worker::Impl {
       {
         std::lock_guard lock(q_mu);
         while (!rate_wait.empty() && rate_wait.begin()->first <= now) {
-          queue.push_back(std::move(rate_wait.begin()->second));
-          rate_wait.erase(rate_wait.begin());
+          auto node = rate_wait.extract(rate_wait.begin());
+          const ClaimedJob& job = node.mapped();
+          // A late timer must not let overdue tokens start in a bunch: keep them an
+          // interval apart from this worker's last start in the bucket.
+          const auto interval =
+              std::chrono::microseconds(cfg.rate_limits.at(job.task).interval_us);
+          auto& last = last_rate_start[job.rate_key.empty() ? job.task : job.rate_key];
+          if (last.time_since_epoch().count() != 0 && last + interval > now) {
+            node.key() = last + interval;
+            rate_wait.insert(std::move(node));
+            continue;
+          }
+          last = now;
+          queue.push_back(std::move(node.mapped()));
           ++n;
         }
       }

@@ -6,11 +6,14 @@
 #include <simdjson.h>
 
 #include "common.hpp"
+#include "fastq/supervisor.hpp"
 #include "fastq/worker.hpp"
 
 namespace fastq::py_bindings {
 
 namespace {
+
+JobTracker* current_tracker() { return Supervisor::child_tracker(); }
 
 // JSON text -> Python objects, decoded by simdjson. Only ever fed payloads the core has
 // already validated, but every error is still reported rather than assumed away.
@@ -93,7 +96,8 @@ class PyRunner final : public TaskRunner {
       py::object args = decode(parser_, job.args);
       py::object kwargs = decode(parser_, job.kwargs);
       py::object result =
-          execute_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts);
+          execute_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts,
+                   job.lease_token, job.soft_time_limit);
       if (result.is_none()) {
         out.result = "null";
       } else {
@@ -213,9 +217,87 @@ class PyWorker {
   std::unique_ptr<Worker> worker_;
 };
 
+class PySupervisor {
+ public:
+  PySupervisor(const DriverPtr& driver, SupervisorConfig cfg, py::function spawn,
+               std::optional<py::function> log) {
+    auto spawn_fn = std::make_shared<py::function>(std::move(spawn));
+    spawn_ = spawn_fn;
+    if (log) {
+      auto fn = std::make_shared<py::function>(std::move(*log));
+      log_ = fn;
+      cfg.log = [fn](LogLevel level, const std::string& msg) {
+        py::gil_scoped_acquire gil;
+        try {
+          (*fn)(static_cast<int>(level), msg);
+        } catch (py::error_already_set& e) {
+          e.discard_as_unraisable("fastq supervisor log callback");
+        }
+      };
+    }
+    std::unique_ptr<Driver> own;
+    {
+      py::gil_scoped_release release;
+      own = driver->connect_another();
+    }
+    sup_ = std::make_unique<Supervisor>(
+        std::move(own), std::move(cfg), [spawn_fn](int index) -> pid_t {
+          py::gil_scoped_acquire gil;
+          // In the child this call never returns: the spawn function runs the worker and
+          // leaves with os._exit().
+          return py::cast<pid_t>((*spawn_fn)(index));
+        });
+  }
+  ~PySupervisor() {
+    sup_.reset();
+    log_.reset();
+    spawn_.reset();
+  }
+  SupervisorStats run() {
+    py::gil_scoped_release release;
+    return sup_->run();
+  }
+
+ private:
+  std::shared_ptr<py::function> spawn_;
+  std::shared_ptr<py::function> log_;
+  std::unique_ptr<Supervisor> sup_;
+};
+
 }  // namespace
 
 void bind_worker(py::module_& m) {
+  py::class_<SupervisorStats>(m, "SupervisorStats")
+      .def_readonly("started", &SupervisorStats::started)
+      .def_readonly("crashed", &SupervisorStats::crashed)
+      .def_readonly("timeouts", &SupervisorStats::timeouts)
+      .def_readonly("lost", &SupervisorStats::lost)
+      .def_readonly("released", &SupervisorStats::released)
+      .def_readonly("recycled", &SupervisorStats::recycled)
+      .def_readonly("exit_code", &SupervisorStats::exit_code);
+
+  py::class_<PySupervisor>(m, "Supervisor")
+      .def(py::init([](const DriverPtr& driver, py::function spawn, int processes,
+                       int slots_per_child, int grace_ms, std::uint64_t max_memory_kb,
+                       bool burst, std::optional<py::function> log) {
+             SupervisorConfig cfg;
+             cfg.processes = processes;
+             cfg.slots_per_child = slots_per_child;
+             cfg.grace = std::chrono::milliseconds(grace_ms);
+             cfg.max_memory_kb = max_memory_kb;
+             cfg.burst = burst;
+             return std::make_unique<PySupervisor>(driver, std::move(cfg), std::move(spawn),
+                                                   std::move(log));
+           }),
+           py::arg("driver"), py::arg("spawn"), py::arg("processes"),
+           py::arg("slots_per_child"), py::arg("grace_ms") = 30000,
+           py::arg("max_memory_kb") = 0, py::arg("burst") = false,
+           py::arg("log") = py::none())
+      .def("run", &PySupervisor::run,
+           "Fork the worker processes and look after them until they have all stopped.");
+  m.def("enter_child", &Supervisor::enter_child, py::arg("index"),
+        "Call first thing in a child forked by Supervisor's spawn function.");
+
   py::class_<WorkerStats>(m, "WorkerStats")
       .def_readonly("claimed", &WorkerStats::claimed)
       .def_readonly("claims", &WorkerStats::claims)
@@ -229,6 +311,8 @@ void bind_worker(py::module_& m) {
       .def_readonly("released", &WorkerStats::released)
       .def_readonly("rescued", &WorkerStats::rescued)
       .def_readonly("db_errors", &WorkerStats::db_errors)
+      .def_readonly("rejected", &WorkerStats::rejected)
+      .def_readonly("deferred", &WorkerStats::deferred)
       .def_readonly("hard_stopped", &WorkerStats::hard_stopped)
       .def("__repr__", [](const WorkerStats& s) {
         return "WorkerStats(claimed=" + std::to_string(s.claimed) +
@@ -245,8 +329,9 @@ void bind_worker(py::module_& m) {
                        int concurrency, int prefetch, int claim_batch, int lease_ms,
                        int flush_interval_ms, int rescue_interval_ms,
                        std::size_t max_payload_bytes, bool burst, int grace_ms,
-                       bool handle_signals,
-                       std::string name, std::optional<py::function> log) {
+                       bool handle_signals, std::string name,
+                       std::optional<py::function> log, std::uint64_t max_jobs,
+                       const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits) {
              WorkerConfig cfg;
              cfg.registered = {registered.begin(), registered.end()};
              cfg.queues = std::move(queues);
@@ -261,6 +346,11 @@ void bind_worker(py::module_& m) {
              cfg.grace = std::chrono::milliseconds(grace_ms);
              cfg.handle_signals = handle_signals;
              cfg.name = std::move(name);
+             cfg.max_jobs = max_jobs;
+             for (const auto& [task, limit] : rate_limits) {
+               cfg.rate_limits[task] = RateLimit{limit.first, limit.second};
+             }
+             if (auto* tracker = current_tracker()) cfg.tracker = tracker;
              return std::make_unique<PyWorker>(driver, std::move(execute),
                                                std::move(retry_type), std::move(cfg),
                                                std::move(log));
@@ -272,7 +362,8 @@ void bind_worker(py::module_& m) {
            py::arg("max_payload_bytes") = std::size_t{1} << 20, py::arg("burst") = false,
            py::arg("grace_ms") = 30000,
            py::arg("handle_signals") = true, py::arg("name") = "",
-           py::arg("log") = py::none())
+           py::arg("log") = py::none(), py::arg("max_jobs") = 0,
+           py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{})
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")

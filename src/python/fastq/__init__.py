@@ -15,6 +15,7 @@ from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker,
 from fastq.conf import configure
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
 from fastq.task import MaxRetriesExceededError, Retry, Task, current_job, registry, task
+from fastq.timelimits import SoftTimeLimitExceeded
 from fastq.worker import Worker
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "MemoryBroker",
     "NewJob",
     "Retry",
+    "SoftTimeLimitExceeded",
     "Task",
     "TaskFailed",
     "TimeoutError",

@@ -11,7 +11,23 @@ class Driver:
     def name(self) -> str: ...
     def enqueue(
         self,
-        jobs: Sequence[tuple[str, str, str, int, str, str, int | None, int, int | None, str]],
+        jobs: Sequence[
+            tuple[
+                str,  # id
+                str,  # task
+                str,  # queue
+                int,  # priority
+                str,  # args (JSON)
+                str,  # kwargs (JSON)
+                int | None,  # run_at, microseconds since the epoch
+                int,  # max_attempts
+                int | None,  # expires_at, microseconds since the epoch
+                str,  # unique_key
+                float | None,  # time_limit, seconds
+                float | None,  # soft_time_limit, seconds
+                str,  # rate_key
+            ]
+        ],
     ) -> list[str]: ...
     def get(self, id: str) -> dict[str, Any] | None: ...
     def count_runnable(self, queues: Sequence[str]) -> int: ...
@@ -22,6 +38,8 @@ def memory_driver() -> Driver: ...
 def sqlite_driver(path: str, busy_timeout_ms: int = 30000) -> Driver: ...
 def postgres_driver(conninfo: str) -> Driver: ...
 def new_job_id() -> str: ...
+
+ENVELOPE_VERSION: int
 
 class WorkerStats:
     @property
@@ -49,13 +67,17 @@ class WorkerStats:
     @property
     def db_errors(self) -> int: ...
     @property
+    def rejected(self) -> int: ...
+    @property
+    def deferred(self) -> int: ...
+    @property
     def hard_stopped(self) -> bool: ...
 
 class Worker:
     def __init__(
         self,
         driver: Driver,
-        execute: Callable[[str, list[Any], dict[str, Any], str, int, int], Any],
+        execute: Callable[[str, list[Any], dict[str, Any], str, int, int, int, float], Any],
         retry_type: type[BaseException],
         registered: Sequence[str],
         queues: Sequence[str] = ...,
@@ -71,8 +93,42 @@ class Worker:
         handle_signals: bool = True,
         name: str = "",
         log: Callable[[int, str], None] | None = None,
+        max_jobs: int = 0,
+        rate_limits: dict[str, tuple[int, int]] = ...,  # task -> (interval µs, burst)
     ) -> None: ...
     def run(self) -> WorkerStats: ...
     def stop(self) -> None: ...
     def stats(self) -> WorkerStats: ...
     def cancel_requested(self, job_id: str) -> bool: ...
+
+class SupervisorStats:
+    @property
+    def started(self) -> int: ...
+    @property
+    def crashed(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def released(self) -> int: ...
+    @property
+    def recycled(self) -> int: ...
+    @property
+    def exit_code(self) -> int: ...
+
+class Supervisor:
+    def __init__(
+        self,
+        driver: Driver,
+        spawn: Callable[[int], int],
+        processes: int,
+        slots_per_child: int,
+        grace_ms: int = 30000,
+        max_memory_kb: int = 0,
+        burst: bool = False,
+        log: Callable[[int, str], None] | None = None,
+    ) -> None: ...
+    def run(self) -> SupervisorStats: ...
+
+def enter_child(index: int) -> None: ...

@@ -9,6 +9,7 @@ import hashlib
 import inspect
 import json
 import random
+import re
 import threading
 import time
 import traceback
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from fastq import _core, conf, signals
+from fastq import _core, conf, signals, timelimits
 from fastq.brokers import NewJob, get_broker
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
@@ -43,6 +44,7 @@ class JobContext:
     task: str
     attempt: int
     max_attempts: int = DEFAULT_MAX_RETRIES + 1
+    lease_token: int | None = None  # fences this attempt's writes; None when run eagerly
 
     @property
     def cancel_requested(self) -> bool:
@@ -87,6 +89,18 @@ class Retry(Exception):
         self.traceback = ""
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+
+
+def parse_rate_limit(text: str) -> float:
+    """``"20/s"``, ``"100/m"``, ``"3/h"`` -> seconds between two starts."""
+    m = _RATE.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"rate_limit {text!r}: expected a count per s, m or h, like '20/s'")
+    return _UNIT_SECONDS.get(m.group(2), 3600) / float(m.group(1))
+
+
 class MaxRetriesExceededError(Exception):
     """``self.retry()`` was called with no attempts left and no exception to re-raise."""
 
@@ -111,6 +125,11 @@ class Task(Generic[P, R]):
         expires: float | None = None,
         unique: bool = False,
         unique_key: Callable[..., Any] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: Callable[..., Any] | None = None,
+        rate_limit_burst: int = 1,
     ) -> None:
         if not callable(fn):
             raise TypeError("@fastq.task decorates a function")
@@ -136,6 +155,16 @@ class Task(Generic[P, R]):
         self.expires = expires
         self.unique = unique or unique_key is not None
         self.unique_key = unique_key
+        self.time_limit = _positive("time_limit", time_limit)
+        self.soft_time_limit = _positive("soft_time_limit", soft_time_limit)
+        self.rate_limit = rate_limit
+        self.rate_interval = parse_rate_limit(rate_limit) if rate_limit else None
+        if rate_limit_key is not None and rate_limit is None:
+            raise ValueError("rate_limit_key needs a rate_limit")
+        if rate_limit_burst < 1:
+            raise ValueError("rate_limit_burst must be at least 1")
+        self.rate_limit_key = rate_limit_key
+        self.rate_limit_burst = int(rate_limit_burst)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         registry[self.name] = self
 
@@ -166,11 +195,14 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         max_retries: int | None = None,
         expires: float | datetime | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> AsyncResult:
         """Enqueue with options: ``countdown`` seconds or an aware ``eta`` datetime to
         delay the start, another ``queue``, another ``priority`` (higher runs first),
         another ``max_retries``, ``expires`` (seconds from now or an aware datetime: a
-        job not started by then never runs and ends EXPIRED)."""
+        job not started by then never runs and ends EXPIRED), another ``time_limit`` or
+        ``soft_time_limit`` (seconds)."""
         job = self._new_job(
             tuple(args),
             dict(kwargs or {}),
@@ -180,6 +212,8 @@ class Task(Generic[P, R]):
             priority,
             max_retries,
             expires,
+            time_limit,
+            soft_time_limit,
         )
         if conf.get("EAGER"):
             return self._run_eagerly(job)
@@ -191,7 +225,10 @@ class Task(Generic[P, R]):
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, ``MAP_BATCH`` rows per round trip."""
-        jobs = [self._new_job(tuple(a), {}, None, None, None, None, None, None) for a in calls]
+        jobs = [
+            self._new_job(tuple(a), {}, None, None, None, None, None, None, None, None)
+            for a in calls
+        ]
         if conf.get("EAGER"):
             return [self._run_eagerly(j) for j in jobs]
         broker = get_broker()
@@ -231,6 +268,8 @@ class Task(Generic[P, R]):
         priority: int | None,
         max_retries: int | None,
         expires: float | datetime | None,
+        time_limit: float | None,
+        soft_time_limit: float | None,
     ) -> NewJob:
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
         if countdown is not None and eta is not None:
@@ -264,6 +303,15 @@ class Task(Generic[P, R]):
             max_attempts=retries + 1,
             expires_at=expires_at,
             unique_key=self._unique_key(args, kwargs, args_json, kwargs_json),
+            time_limit=self.time_limit
+            if time_limit is None
+            else _positive("time_limit", time_limit),
+            soft_time_limit=self.soft_time_limit
+            if soft_time_limit is None
+            else _positive("soft_time_limit", soft_time_limit),
+            rate_key=f"{self.name}:{self.rate_limit_key(*args, **kwargs)}"
+            if self.rate_limit_key is not None
+            else "",
         )
 
     def _unique_key(
@@ -304,11 +352,14 @@ def run_job(
     job_id: str,
     attempt: int,
     max_attempts: int,
+    lease_token: int | None = None,
+    soft_time_limit: float | None = None,
 ) -> Any:
     """Run one attempt of a job, deciding retries. Raises :class:`Retry` (filled in) to
     ask for another attempt; any other exception fails the job."""
-    job = JobContext(job_id, task.name, attempt, max_attempts)
+    job = JobContext(job_id, task.name, attempt, max_attempts, lease_token)
     token = _current.set(job)
+    soft = timelimits.arm(soft_time_limit) if soft_time_limit else None
     try:
         if signals.task_started.has_listeners(task):
             signals.task_started.send(sender=task, job=job)
@@ -339,6 +390,8 @@ def run_job(
             signals.task_failed.send(sender=task, job=job, exception=exc)
         raise
     finally:
+        if soft is not None:
+            timelimits.disarm(soft)
         _current.reset(token)
 
 
@@ -386,6 +439,14 @@ def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseExc
     retry.traceback = "".join(traceback.format_exception(cause))
 
 
+def _positive(option: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if float(value) <= 0:
+        raise ValueError(f"{option} must be a positive number of seconds")
+    return float(value)
+
+
 def _type_name(t: type) -> str:
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
@@ -408,6 +469,11 @@ def task(
     expires: float | None = None,
     unique: bool = False,
     unique_key: Callable[..., Any] | None = None,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    rate_limit: str | None = None,
+    rate_limit_key: Callable[..., Any] | None = None,
+    rate_limit_burst: int = 1,
 ) -> Callable[[Callable[..., R]], Task[Any, R]]: ...
 def task(
     fn: Callable[P, R] | None = None, /, **options: Any
@@ -425,6 +491,15 @@ def task(
     Uniqueness: ``unique=True`` (key: the arguments) or ``unique_key=callable`` (key: its
     result for the call's arguments): while a job with the key is queued or running,
     enqueueing another returns that job's AsyncResult instead.
+
+    Time limits (seconds, overridable per call): ``soft_time_limit`` raises
+    :class:`fastq.SoftTimeLimitExceeded` inside the task; ``time_limit`` kills the worker
+    process running it (prefork mode) and the attempt fails with
+    ``fastq.TimeLimitExceeded``, retried while attempts remain, then dead.
+
+    Rate limits: ``rate_limit="20/s"`` (or ``/m``, ``/h``) holds across every worker on the
+    broker's database; ``rate_limit_key=callable`` keeps one bucket per key of the call's
+    arguments (e.g. per provider); ``rate_limit_burst`` lets that many start at once.
     """
     if fn is not None:
         return Task(fn, **options)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,11 +30,22 @@ def execute(
     job_id: str,
     attempt: int,
     max_attempts: int,
+    lease_token: int,
+    soft_time_limit: float,
 ) -> Any:
     """Called by the C++ executors (with the GIL held) for every job they run."""
     if _before_job is not None:
         _before_job()
-    return run_job(registry[task_name], args, kwargs, job_id, attempt, max_attempts)
+    return run_job(
+        registry[task_name],
+        args,
+        kwargs,
+        job_id,
+        attempt,
+        max_attempts,
+        lease_token,
+        soft_time_limit or None,
+    )
 
 
 _active: _core.Worker | None = None
@@ -59,7 +72,8 @@ class Worker:
     """Runs registered tasks from a broker until stopped.
 
     ``Worker(burst=True).run()`` drains what is runnable and returns; otherwise it runs
-    until :meth:`stop` (from another thread), SIGTERM or SIGINT (when ``handle_signals``).
+    until :meth:`stop` (from another thread), SIGTERM or SIGINT (when ``handle_signals``),
+    or until it has taken ``max_jobs`` jobs (when non-zero) and run them.
     """
 
     def __init__(
@@ -74,12 +88,14 @@ class Worker:
         burst: bool = False,
         grace: float = 30.0,
         handle_signals: bool = False,
+        max_jobs: int = 0,
     ) -> None:
         global _before_job
         self.broker = broker or get_broker()
         _before_job = self.broker.before_job
         self.queues = list(queues) if queues else default_queues()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.max_jobs = max_jobs
         self._worker = _core.Worker(
             self.broker.worker_driver(),
             execute,
@@ -96,6 +112,12 @@ class Worker:
             handle_signals=handle_signals,
             name=self.name,
             log=_log,
+            max_jobs=max_jobs,
+            rate_limits={
+                t.name: (int(t.rate_interval * 1_000_000), t.rate_limit_burst)
+                for t in registry.values()
+                if t.rate_interval
+            },
         )
 
     def run(self) -> _core.WorkerStats:
@@ -113,9 +135,72 @@ class Worker:
             _active = None
             close_event_loops()
 
+    def retired(self, stats: _core.WorkerStats) -> bool:
+        """Whether the run ended because it had taken ``max_jobs`` jobs."""
+        return bool(self.max_jobs) and stats.claimed - stats.deferred >= self.max_jobs
+
     def stop(self) -> None:
         """Ask the worker to stop gracefully (thread-safe)."""
         self._worker.stop()
 
     def stats(self) -> _core.WorkerStats:
         return self._worker.stats()
+
+
+EX_CONFIG = 78  # a child's exit code for "this setup cannot work": the supervisor stops
+EX_RETIRED = 75  # "I ran --max-tasks-per-child jobs: replace me" (fastq::kRetiredExit)
+
+
+def run_supervised(
+    broker: Broker,
+    make_worker: Callable[[], Worker],
+    *,
+    processes: int,
+    slots_per_child: int,
+    grace: float = 30.0,
+    max_memory_mb: int = 0,
+    burst: bool = False,
+    on_child_start: Callable[[int], None] | None = None,
+) -> _core.SupervisorStats:
+    """Prefork mode: a C++ supervisor forks ``processes`` children that each run
+    ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
+    its hard ``time_limit``, recycles children above ``max_memory_mb``, and forwards
+    SIGTERM/SIGINT. Call it once the application is loaded and with no other threads
+    running (the children are forks of this process). Returns when all children stopped.
+    """
+
+    def spawn(index: int) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            _core.enter_child(index)
+            if on_child_start is not None:
+                on_child_start(index)
+            worker = make_worker()
+            try:
+                stats = worker.run()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            code = EX_RETIRED if worker.retired(stats) else 0
+        except _core.DriverError as exc:
+            log.error("worker process %d stopped: %s", os.getpid(), exc)
+            code = EX_CONFIG if "cannot connect" not in str(exc) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    supervisor = _core.Supervisor(
+        broker.worker_driver(),
+        spawn,
+        processes=processes,
+        slots_per_child=slots_per_child,
+        grace_ms=int(grace * 1000),
+        max_memory_kb=max_memory_mb * 1024,
+        burst=burst,
+        log=_log,
+    )
+    return supervisor.run()

@@ -81,3 +81,35 @@ async def async_add(a, b):
 
     await asyncio.sleep(0.001)
     return a + b
+
+
+@fastq.task(time_limit=1, max_retries=0)
+def overrun(key):
+    """Sleeps far past its hard time limit."""
+    job = fastq.current_job()
+    Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+    time.sleep(60)
+
+
+@fastq.task(soft_time_limit=0.3)
+def cleans_up(key):
+    """Loops until its soft time limit interrupts it, then cleans up and returns."""
+    job = fastq.current_job()
+    try:
+        while True:
+            time.sleep(0.01)
+    except fastq.SoftTimeLimitExceeded:
+        Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+        return "cleaned up"
+
+
+@fastq.task(max_retries=2)
+def poison():
+    """Takes its worker process down on every run."""
+    os._exit(1)
+
+
+@fastq.task(rate_limit="20/s")
+def limited(key):
+    job = fastq.current_job()
+    Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())

@@ -54,7 +54,8 @@ if _kind == "postgres":
             "USER": os.environ.get("FASTQ_TEST_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("FASTQ_TEST_PG_PASSWORD", ""),
             "NAME": _db_name or "fastq_django",
-            "TEST": {"NAME": "test_fastq_django"},
+            # Per process, so that two test runs on one server never share a database.
+            "TEST": {"NAME": f"test_fastq_django_{os.getpid()}"},
         }
     }
 elif _kind == "sqlite":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 import fastq
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
-from fastq.worker import Worker, default_queues
+from fastq.worker import Worker, default_queues, run_supervised
 
 from fastq_django.broker import default_broker
 from fastq_django.discovery import import_task_modules
+
+log = logging.getLogger("fastq.worker")
 
 
 class Command(BaseCommand):
@@ -32,11 +35,32 @@ class Command(BaseCommand):
             "or every queue a registered task uses).",
         )
         parser.add_argument(
+            "--processes",
+            "-P",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="Worker processes forked and supervised (default: one per CPU). 0 runs the "
+            "worker in this process, without hard time limits or restarts.",
+        )
+        parser.add_argument(
             "--concurrency",
             "-c",
             type=int,
             default=4,
-            help="Executor threads (default 4). Raise it for I/O-bound tasks.",
+            help="Executor threads per process (default 4). Raise it for I/O-bound tasks.",
+        )
+        parser.add_argument(
+            "--max-tasks-per-child",
+            type=int,
+            default=0,
+            help="Replace a worker process after it ran this many jobs (default: never).",
+        )
+        parser.add_argument(
+            "--max-memory-per-child",
+            type=int,
+            default=0,
+            help="Replace a worker process once its resident memory passes this many MB, "
+            "after its running jobs finish (default: no limit).",
         )
         parser.add_argument(
             "--burst", action="store_true", help="Exit 0 once no runnable job is left."
@@ -77,11 +101,14 @@ class Command(BaseCommand):
         )
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        if options["processes"] < 0:
+            raise CommandError("--processes must be 0 or more")
         import_task_modules()
         broker = default_broker()
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or default_queues()
-        try:
-            worker = Worker(
+
+        def make_worker() -> Worker:
+            return Worker(
                 broker,
                 queues=queues,
                 concurrency=options["concurrency"],
@@ -91,31 +118,89 @@ class Command(BaseCommand):
                 burst=options["burst"],
                 grace=options["grace"],
                 handle_signals=True,
+                max_jobs=options["max_tasks_per_child"],
             )
+
+        tasks = sorted(fastq.registry)
+        processes = options["processes"]
+        self.stderr.write(
+            f"fastq worker {socket.gethostname()}:{os.getpid()} on {broker.name} "
+            f"({broker.vendor}), queues {','.join(queues)}, "
+            + (f"{processes} process(es) x " if processes else "")
+            + f"concurrency {options['concurrency']}, {len(tasks)} task(s): "
+            f"{', '.join(tasks) or '(none registered)'}"
+        )
+        # Workers use their own connections; don't hold (or fork) Django's idle ones.
+        connections.close_all()
+        if processes:
+            self._run_supervised(broker, make_worker, options)
+            return
+        timed = [t.name for t in fastq.registry.values() if t.time_limit]
+        if timed:
+            log.warning(
+                "--processes 0: hard time limits are not enforced (tasks with time_limit: %s)",
+                ", ".join(timed),
+            )
+        try:
+            worker = make_worker()
         except fastq._core.DriverError as exc:
             raise CommandError(f"cannot reach the broker database: {exc}") from exc
-        # The worker uses its own connections; don't hold Django's idle ones open.
-        connections.close_all()
-        tasks = sorted(fastq.registry)
-        self.stderr.write(
-            f"fastq worker {worker.name} on {broker.name} ({broker.vendor}), queues "
-            f"{','.join(queues)}, concurrency {options['concurrency']}, "
-            f"{len(tasks)} task(s): {', '.join(tasks) or '(none registered)'}"
-        )
         started = time.monotonic()
         try:
             stats = worker.run()
         except fastq._core.DriverError as exc:
             raise CommandError(f"worker stopped: {exc}") from exc
-        elapsed = time.monotonic() - started
+        self._report(stats, time.monotonic() - started)
+        if stats.hard_stopped:
+            # Threads may still be inside task code; their jobs are back in the queue.
+            self.stderr.flush()
+            sys.stdout.flush()
+            os._exit(0)
+
+    def _report(self, stats: fastq._core.WorkerStats, elapsed: float) -> None:
         rate = (stats.succeeded + stats.failed) / elapsed if elapsed > 0 else 0.0
         self.stderr.write(
             f"fastq worker {os.getpid()} stopped after {elapsed:.2f}s: {stats.succeeded} "
             f"succeeded, {stats.failed} failed, {stats.released} released, "
             f"{stats.rescued} rescued, {stats.fenced} fenced ({rate:,.0f} jobs/s)"
         )
-        if stats.hard_stopped:
-            # Threads may still be inside task code; their jobs are back in the queue.
-            self.stderr.flush()
-            sys.stdout.flush()
-            os._exit(0)
+
+    def _run_supervised(self, broker: Any, make_worker: Any, options: dict[str, Any]) -> None:
+        prefetch = options["prefetch"] or options["claim_batch"]
+        started = time.monotonic()
+
+        def child_worker() -> Worker:
+            worker = make_worker()
+            original = worker.run
+
+            def run() -> fastq._core.WorkerStats:
+                t0 = time.monotonic()
+                stats = original()
+                self._report(stats, time.monotonic() - t0)
+                if stats.hard_stopped:
+                    self.stderr.flush()
+                    os._exit(0)
+                return stats
+
+            worker.run = run  # type: ignore[method-assign]
+            return worker
+
+        try:
+            stats = run_supervised(
+                broker,
+                child_worker,
+                processes=options["processes"],
+                slots_per_child=options["concurrency"] + prefetch,
+                grace=options["grace"],
+                max_memory_mb=options["max_memory_per_child"],
+                burst=options["burst"],
+            )
+        except fastq._core.DriverError as exc:
+            raise CommandError(f"cannot reach the broker database: {exc}") from exc
+        self.stderr.write(
+            f"fastq supervisor {os.getpid()} stopped after {time.monotonic() - started:.2f}s: "
+            f"{stats.started} process(es) started, {stats.crashed} died, "
+            f"{stats.timeouts} job(s) timed out, {stats.lost} lost, {stats.released} released"
+        )
+        if stats.exit_code:
+            raise CommandError("the worker processes could not run; see the log above")

@@ -1,0 +1,425 @@
+#include "fastq/supervisor.hpp"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace fastq {
+
+namespace {
+
+std::int64_t monotonic_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+// One job held by a child, in memory shared with the supervisor. The child writes; the
+// supervisor reads `state` and `deadline_us` while the child lives and the rest only
+// after it died, so plain fields suffice beside the two atomics.
+struct Slot {
+  enum : std::uint32_t { kFree = 0, kHeld = 1, kRunning = 2 };
+  std::atomic<std::uint32_t> state{kFree};
+  std::atomic<std::int64_t> deadline_us{0};  // CLOCK_MONOTONIC; 0: no hard limit
+  std::int64_t lease_token = 0;
+  std::int32_t attempts = 0;
+  std::int32_t max_attempts = 0;
+  double time_limit = 0;
+  char id[40] = {};
+};
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+struct Table {
+  Slot* slots = nullptr;  // processes * per_child
+  int processes = 0;
+  int per_child = 0;
+  std::size_t bytes = 0;
+  Slot* child(int index) const { return slots + static_cast<std::ptrdiff_t>(index) * per_child; }
+};
+
+Table g_table;         // mapped by the supervisor before the first fork; inherited
+int g_child = -1;      // this process's index once it is a supervised child
+
+class SlotTracker final : public JobTracker {
+ public:
+  SlotTracker(Slot* slots, int n) : slots_(slots) {
+    free_.reserve(static_cast<std::size_t>(n));
+    for (int i = n - 1; i >= 0; --i) free_.push_back(i);
+  }
+  void claimed(const ClaimedJob& job) override {
+    std::lock_guard lock(mu_);
+    if (free_.empty()) return;  // untracked: its lease covers it
+    const int i = free_.back();
+    free_.pop_back();
+    Slot& s = slots_[i];
+    std::memset(s.id, 0, sizeof s.id);
+    std::memcpy(s.id, job.id.data(), std::min(job.id.size(), sizeof s.id - 1));
+    s.lease_token = job.lease_token;
+    s.attempts = job.attempts;
+    s.max_attempts = job.max_attempts;
+    s.time_limit = job.time_limit;
+    s.deadline_us.store(0, std::memory_order_relaxed);
+    s.state.store(Slot::kHeld, std::memory_order_release);
+    index_[job.id] = i;
+  }
+  void started(const ClaimedJob& job, int) override {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(job.id);
+    if (it == index_.end()) return;
+    Slot& s = slots_[it->second];
+    s.deadline_us.store(
+        job.time_limit > 0 ? monotonic_us() + static_cast<std::int64_t>(job.time_limit * 1e6)
+                           : 0,
+        std::memory_order_relaxed);
+    s.state.store(Slot::kRunning, std::memory_order_release);
+  }
+  void forgotten(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return;
+    slots_[it->second].state.store(Slot::kFree, std::memory_order_release);
+    free_.push_back(it->second);
+    index_.erase(it);
+  }
+
+ private:
+  std::mutex mu_;
+  Slot* slots_;
+  std::vector<int> free_;
+  std::unordered_map<std::string, int> index_;
+};
+
+SlotTracker* g_tracker = nullptr;
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGKILL: return "SIGKILL";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    default: return nullptr;
+  }
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = signal_name(sig);
+    return std::string("was killed by ") + (name ? name : "signal " + std::to_string(sig));
+  }
+  return "stopped (status " + std::to_string(status) + ")";
+}
+
+std::uint64_t rss_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
+  std::uint64_t size = 0, resident = 0;
+  if (!(f >> size >> resident)) return 0;
+  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+}  // namespace
+
+struct Supervisor::Impl {
+  struct Child {
+    pid_t pid = 0;
+    std::int64_t started_us = 0;
+    std::int64_t respawn_at_us = 0;
+    bool done = false;        // burst child that finished: not replaced
+    bool asked_to_stop = false;
+    int timed_out_slot = -1;  // the slot whose job we killed this child for
+  };
+
+  std::unique_ptr<Driver> db;
+  SupervisorConfig cfg;
+  std::function<pid_t(int)> spawn;
+  std::vector<Child> children;
+  SupervisorStats stats;
+  bool stopping = false;
+  std::int64_t stop_began_us = 0;
+  std::int64_t next_memory_check_us = 0;
+
+  void log(LogLevel level, const std::string& msg) {
+    if (cfg.log) cfg.log(level, msg);
+  }
+
+  void start_child(int i) {
+    Child& c = children[static_cast<std::size_t>(i)];
+    for (int s = 0; s < cfg.slots_per_child; ++s) {
+      g_table.child(i)[s].state.store(Slot::kFree, std::memory_order_relaxed);
+    }
+    const pid_t pid = spawn(i);
+    if (pid <= 0) {
+      log(LogLevel::kError, "could not start worker process " + std::to_string(i) +
+                                ": " + std::strerror(errno) + "; retrying in 1 s");
+      c.respawn_at_us = monotonic_us() + 1'000'000;
+      return;
+    }
+    c = Child{};
+    c.pid = pid;
+    c.started_us = monotonic_us();
+    stats.started++;
+  }
+
+  // A child is gone: settle every job its slots still hold.
+  void settle(int i, int status) {
+    Child& c = children[static_cast<std::size_t>(i)];
+    const bool clean = WIFEXITED(status) &&
+                       (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == kRetiredExit);
+    const bool timeout = c.timed_out_slot >= 0;
+    std::vector<JobRef> release;
+    std::vector<Completion> outcomes;
+    Slot* slots = g_table.child(i);
+    for (int s = 0; s < cfg.slots_per_child; ++s) {
+      Slot& slot = slots[s];
+      const auto st = slot.state.load(std::memory_order_acquire);
+      if (st == Slot::kFree) continue;
+      const std::string id(slot.id);
+      if (st == Slot::kHeld || (timeout && s != c.timed_out_slot) || clean) {
+        // Not started, or interrupted through no fault of its own: no attempt spent.
+        release.push_back(JobRef{id, slot.lease_token});
+      } else {
+        Completion out;
+        out.id = id;
+        out.lease_token = slot.lease_token;
+        const bool last = slot.attempts >= slot.max_attempts;
+        out.outcome = last ? Outcome::kDead : Outcome::kRetry;
+        out.retry_at = now_micros();
+        if (timeout) {
+          out.error_type = kTimeLimitType;
+          out.error = "timeout: ran longer than its time_limit of " +
+                      std::to_string(slot.time_limit).substr(0, 8) +
+                      " s; the worker process running it was killed (attempt " +
+                      std::to_string(slot.attempts) + " of " +
+                      std::to_string(slot.max_attempts) + ")";
+          stats.timeouts++;
+        } else {
+          out.error_type = kWorkerLostType;
+          out.error = "worker_lost: the worker process running it " + describe_status(status) +
+                      " (attempt " + std::to_string(slot.attempts) + " of " +
+                      std::to_string(slot.max_attempts) + ")";
+          stats.lost++;
+        }
+        log(LogLevel::kWarning, "job " + id + (last ? " is dead: " : " will be retried: ") +
+                                    out.error);
+        outcomes.push_back(std::move(out));
+      }
+      slot.state.store(Slot::kFree, std::memory_order_relaxed);
+    }
+    try {
+      if (!release.empty()) stats.released += db->release(release);
+      if (!outcomes.empty()) db->complete(outcomes);
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("could not settle the jobs of a dead worker process "
+                                          "(they return when their leases expire): ") +
+                                  e.what());
+    }
+  }
+
+  void reap() {
+    while (true) {
+      int status = 0;
+      const pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      for (std::size_t i = 0; i < children.size(); ++i) {
+        Child& c = children[i];
+        if (c.pid != pid) continue;
+        const bool retired = WIFEXITED(status) && WEXITSTATUS(status) == kRetiredExit;
+        const bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) || retired;
+        if (!clean && !(stopping && c.asked_to_stop)) {
+          stats.crashed++;
+          log(LogLevel::kWarning, "worker process " + std::to_string(pid) + " " +
+                                      describe_status(status) +
+                                      (stopping ? "" : "; starting a new one"));
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 78) {
+          // EX_CONFIG: the child found the setup unusable (no table, bad credentials).
+          log(LogLevel::kError, "a worker process could not run with this configuration; "
+                                "stopping");
+          stats.exit_code = 1;
+          begin_stop(SIGTERM);
+        }
+        settle(static_cast<int>(i), status);
+        c.pid = 0;
+        c.done = stopping || (clean && !retired && cfg.burst);
+        // A child that dies young is restarted after a pause, not in a tight loop.
+        const bool young = monotonic_us() - c.started_us < 1'000'000;
+        c.respawn_at_us = monotonic_us() + (young && !clean ? 1'000'000 : 0);
+        c.asked_to_stop = false;
+      }
+    }
+  }
+
+  void begin_stop(int sig) {
+    if (!stopping) {
+      stopping = true;
+      stop_began_us = monotonic_us();
+    }
+    for (auto& c : children) {
+      if (c.pid > 0) {
+        c.asked_to_stop = true;
+        ::kill(c.pid, sig);
+      }
+    }
+  }
+
+  void check_deadlines() {
+    const auto now = monotonic_us();
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      Child& c = children[i];
+      if (c.pid <= 0 || c.timed_out_slot >= 0) continue;
+      Slot* slots = g_table.child(static_cast<int>(i));
+      for (int s = 0; s < cfg.slots_per_child; ++s) {
+        if (slots[s].state.load(std::memory_order_acquire) != Slot::kRunning) continue;
+        const auto deadline = slots[s].deadline_us.load(std::memory_order_relaxed);
+        if (deadline > 0 && now > deadline) {
+          log(LogLevel::kWarning, std::string("job ") + slots[s].id +
+                                      " ran past its time_limit: killing worker process " +
+                                      std::to_string(c.pid));
+          c.timed_out_slot = s;
+          ::kill(c.pid, SIGKILL);
+          break;
+        }
+      }
+    }
+  }
+
+  void check_memory() {
+    if (cfg.max_memory_kb == 0 || stopping) return;
+    const auto now = monotonic_us();
+    if (now < next_memory_check_us) return;
+    next_memory_check_us = now + 1'000'000;
+    for (auto& c : children) {
+      if (c.pid <= 0 || c.asked_to_stop) continue;
+      const auto kb = rss_kb(c.pid);
+      if (kb > cfg.max_memory_kb) {
+        log(LogLevel::kInfo, "worker process " + std::to_string(c.pid) + " uses " +
+                                 std::to_string(kb / 1024) + " MB, above --max-memory-per-child:"
+                                 " recycling it after its running jobs");
+        c.asked_to_stop = true;
+        stats.recycled++;
+        ::kill(c.pid, SIGTERM);
+      }
+    }
+  }
+
+  SupervisorStats run() {
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+
+    for (int i = 0; i < cfg.processes; ++i) start_child(i);
+    const timespec tick{0, static_cast<long>(cfg.tick.count()) * 1'000'000};
+    while (true) {
+      siginfo_t info{};
+      const int sig = sigtimedwait(&mask, &info, &tick);
+      if (sig == SIGINT || sig == SIGTERM) {
+        const bool again = stopping;
+        log(LogLevel::kInfo,
+            std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                (again ? " again: passing it on to the worker processes"
+                       : ": stopping the worker processes gracefully"));
+        begin_stop(sig);
+      }
+      reap();
+      check_deadlines();
+      check_memory();
+      const auto now = monotonic_us();
+      bool alive = false;
+      for (std::size_t i = 0; i < children.size(); ++i) {
+        Child& c = children[i];
+        if (c.pid > 0) {
+          alive = true;
+        } else if (!stopping && !c.done && now >= c.respawn_at_us) {
+          start_child(static_cast<int>(i));
+          alive = alive || c.pid > 0;
+        } else if (!stopping && !c.done) {
+          alive = true;  // waiting to be restarted
+        }
+      }
+      if (!alive) break;
+      if (stopping && now - stop_began_us > cfg.grace.count() * 1000 + 10'000'000) {
+        for (auto& c : children) {
+          if (c.pid > 0) {
+            log(LogLevel::kWarning, "worker process " + std::to_string(c.pid) +
+                                        " did not stop in time: killing it");
+            ::kill(c.pid, SIGKILL);
+          }
+        }
+        stop_began_us = now;  // and wait for them to be reaped
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return stats;
+  }
+};
+
+Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
+                       std::function<pid_t(int)> spawn)
+    : impl_(std::make_unique<Impl>()) {
+  if (config.processes < 1) throw std::invalid_argument("processes must be at least 1");
+  if (config.slots_per_child < 1) throw std::invalid_argument("slots_per_child must be >= 1");
+  if (g_table.slots) throw std::logic_error("one supervisor per process");
+  impl_->db = std::move(driver);
+  impl_->cfg = std::move(config);
+  impl_->spawn = std::move(spawn);
+  impl_->children.resize(static_cast<std::size_t>(impl_->cfg.processes));
+  g_table.processes = impl_->cfg.processes;
+  g_table.per_child = impl_->cfg.slots_per_child;
+  g_table.bytes = sizeof(Slot) * static_cast<std::size_t>(g_table.processes) *
+                  static_cast<std::size_t>(g_table.per_child);
+  void* mem = mmap(nullptr, g_table.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error("mmap of the supervisor's job table failed");
+  g_table.slots = static_cast<Slot*>(mem);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(g_table.processes * g_table.per_child);
+       ++i) {
+    new (&g_table.slots[i]) Slot();
+  }
+}
+
+Supervisor::~Supervisor() {
+  if (g_child < 0 && g_table.slots) {
+    munmap(g_table.slots, g_table.bytes);
+    g_table = Table{};
+  }
+}
+
+SupervisorStats Supervisor::run() { return impl_->run(); }
+
+void Supervisor::enter_child(int index) {
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  const pid_t parent = getppid();
+  setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
+  g_child = index;
+  if (g_table.slots && index >= 0 && index < g_table.processes) {
+    g_tracker = new SlotTracker(g_table.child(index), g_table.per_child);  // lives until exit
+  }
+}
+
+JobTracker* Supervisor::child_tracker() { return g_tracker; }
+
+}  // namespace fastq

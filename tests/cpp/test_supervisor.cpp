@@ -1,0 +1,122 @@
+// The prefork supervisor against real databases: children are forked, die, and are
+// replaced; the jobs they held are settled by the supervisor.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "fastq/supervisor.hpp"
+#include "fixtures.hpp"
+
+namespace fastq {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ChildRunner : public TaskRunner {
+ public:
+  void run(const ClaimedJob& job, Completion& out) override {
+    if (job.task == "crash") _exit(3);  // a poison pill: takes its process down
+    if (job.task == "hang") std::this_thread::sleep_for(30s);
+    out.result = "null";
+  }
+};
+
+NewJob make(const std::string& task, int max_attempts = 4, double time_limit = 0) {
+  NewJob j;
+  j.id = new_job_id();
+  j.task = task;
+  j.max_attempts = max_attempts;
+  j.time_limit = time_limit;
+  return j;
+}
+
+class SupervisorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
+  std::unique_ptr<Driver> db;
+
+  SupervisorStats supervise(int processes, std::uint64_t max_jobs = 0) {
+    SupervisorConfig cfg;
+    cfg.processes = processes;
+    cfg.slots_per_child = 64;
+    cfg.burst = true;
+    Driver* shared = db.get();
+    Supervisor sup(db->connect_another(), cfg, [shared, max_jobs](int index) -> pid_t {
+      const pid_t pid = fork();
+      if (pid != 0) return pid;
+      Supervisor::enter_child(index);
+      ChildRunner runner;
+      WorkerConfig wc;
+      wc.registered = {"ok", "crash", "hang"};
+      wc.concurrency = 2;
+      wc.prefetch = 4;
+      wc.burst = true;
+      wc.handle_signals = false;
+      wc.max_jobs = max_jobs;
+      wc.tracker = Supervisor::child_tracker();
+      wc.name = "child:" + std::to_string(getpid());
+      int code = 0;
+      try {
+        Worker worker(shared->connect_another(), runner, wc);
+        const auto stats = worker.run();
+        if (max_jobs && stats.claimed - stats.deferred >= max_jobs) code = kRetiredExit;
+      } catch (...) {
+        code = 1;
+      }
+      _exit(code);
+    });
+    return sup.run();
+  }
+};
+
+TEST_P(SupervisorTest, PoisonPillIsDeadAfterItsAttemptsAndTheRestRun) {
+  std::vector<NewJob> jobs{make("crash", 2)};
+  for (int i = 0; i < 30; ++i) jobs.push_back(make("ok"));
+  db->enqueue(jobs);
+  const auto stats = supervise(1);
+  const auto pill = db->get(jobs[0].id);
+  EXPECT_EQ(pill->state, "dead");
+  EXPECT_EQ(pill->error_type, "fastq.WorkerLost");
+  EXPECT_NE(pill->error.find("exited with code 3"), std::string::npos) << pill->error;
+  EXPECT_EQ(pill->attempts, 2);
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
+    EXPECT_EQ(db->get(jobs[i].id)->state, "succeeded");
+  }
+  EXPECT_GE(stats.crashed, 2u);
+  EXPECT_GE(stats.started, 3u);
+}
+
+TEST_P(SupervisorTest, HardTimeLimitKillsTheChildAndReleasesItsOtherJobs) {
+  std::vector<NewJob> jobs{make("hang", 1, 0.3)};
+  for (int i = 0; i < 10; ++i) jobs.push_back(make("ok"));
+  db->enqueue(jobs);
+  const auto stats = supervise(1);
+  const auto hung = db->get(jobs[0].id);
+  EXPECT_EQ(hung->state, "dead");
+  EXPECT_EQ(hung->error_type, "fastq.TimeLimitExceeded");
+  EXPECT_NE(hung->error.find("timeout"), std::string::npos);
+  EXPECT_EQ(stats.timeouts, 1u);
+  EXPECT_EQ(stats.lost, 0u) << "jobs interrupted by another job's timeout spend no attempt";
+  for (std::size_t i = 1; i < jobs.size(); ++i) {
+    const auto rec = db->get(jobs[i].id);
+    EXPECT_EQ(rec->state, "succeeded");
+    EXPECT_EQ(rec->attempts, 1);
+  }
+}
+
+TEST_P(SupervisorTest, RetiredChildrenAreReplacedUntilTheWorkIsDone) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 40; ++i) jobs.push_back(make("ok"));
+  db->enqueue(jobs);
+  const auto stats = supervise(2, 5);
+  for (const auto& j : jobs) EXPECT_EQ(db->get(j.id)->state, "succeeded");
+  EXPECT_GE(stats.started, 8u);
+  EXPECT_EQ(stats.crashed, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, SupervisorTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace fastq

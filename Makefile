@@ -7,7 +7,7 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
-        test-django-lts bench lint format sanitize clean
+        test-django-lts bench lint format sanitize fuzz fuzz-smoke clean
 
 all: bootstrap
 
@@ -17,7 +17,8 @@ bootstrap:
 demo: bootstrap
 	$(PY) examples/demo/run_demo.py
 
-test: bootstrap test-cpp test-python test-django-sqlite test-django-postgres test-django-lts lint
+test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
+      test-django-lts lint
 	@echo "make test: all suites passed"
 
 $(CPP_BUILD)/build.ninja:
@@ -53,6 +54,20 @@ lint: bootstrap
 format: bootstrap
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# libFuzzer on the envelope decoder: FUZZ_SECONDS=600 by hand, a short run in make test.
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 600
+fuzz: bootstrap
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++-14 -DFASTQ_FUZZ=ON -DFASTQ_BUILD_PYTHON=OFF
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_envelope
+	mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/fuzz_envelope -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=15
 
 sanitize: bootstrap
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFASTQ_BUILD_TESTS=ON \

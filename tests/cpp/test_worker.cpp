@@ -176,6 +176,49 @@ class CountingTracker : public JobTracker {
   int claims = 0, starts = 0;
 };
 
+// Async jobs finish on threads of their own, 100 ms after they start.
+class AsyncRunner : public TaskRunner {
+ public:
+  ~AsyncRunner() override {
+    for (auto& t : threads) t.join();
+  }
+  void run(const ClaimedJob&, Completion& out) override { out.result = "null"; }
+  void start_async(const ClaimedJob&, Done done) override {
+    std::lock_guard lock(mu);
+    peak = std::max(peak, ++inflight);
+    threads.emplace_back([this, done = std::move(done)] {
+      std::this_thread::sleep_for(100ms);
+      {
+        std::lock_guard l(mu);
+        --inflight;
+      }
+      Completion c;
+      c.result = "\"async\"";
+      done(std::move(c));
+    });
+  }
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  int inflight = 0, peak = 0;
+};
+
+TEST_P(WorkerTest, AsyncJobsRunManyAtOnceOnOneExecutor) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 40; ++i) jobs.push_back(job("ok"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  AsyncRunner runner;
+  auto cfg = config();
+  cfg.concurrency = 1;
+  cfg.async_tasks = {"ok"};
+  Worker worker(std::move(db), runner, cfg);
+  auto stats = worker.run();
+  EXPECT_EQ(stats.succeeded, 40u);
+  // One executor thread, yet the jobs overlapped instead of running one after another.
+  EXPECT_GE(runner.peak, 10);
+  for (const auto& j : jobs) EXPECT_EQ(probe->get(j.id)->result, "\"async\"");
+}
+
 TEST_P(WorkerTest, MaxJobsRetiresTheWorkerAndTheTrackerSeesEveryJob) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 50; ++i) jobs.push_back(job("ok"));

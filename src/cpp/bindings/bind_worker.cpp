@@ -63,8 +63,10 @@ py::object decode(simdjson::dom::parser& parser, const std::string& text) {
 
 class PyRunner final : public TaskRunner {
  public:
-  PyRunner(py::function execute, py::object retry_type)
-      : execute_(std::move(execute)), retry_type_(std::move(retry_type)) {
+  PyRunner(py::function execute, py::object retry_type, py::object execute_async)
+      : execute_(std::move(execute)),
+        retry_type_(std::move(retry_type)),
+        execute_async_(std::move(execute_async)) {
     py::module_ json = py::module_::import("json");
     dumps_ = json.attr("dumps");
     py::module_ tb = py::module_::import("traceback");
@@ -74,6 +76,7 @@ class PyRunner final : public TaskRunner {
     py::gil_scoped_acquire gil;
     execute_ = py::function();
     retry_type_ = py::object();
+    execute_async_ = py::object();
     dumps_ = py::object();
     format_exception_ = py::object();
   }
@@ -98,58 +101,96 @@ class PyRunner final : public TaskRunner {
       py::object result =
           execute_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts,
                    job.lease_token, job.soft_time_limit);
-      if (result.is_none()) {
-        out.result = "null";
-      } else {
-        try {
-          out.result = py::cast<std::string>(dumps_(result, py::arg("separators") =
-                                                                py::make_tuple(",", ":")));
-        } catch (py::error_already_set& e) {
-          fail(out, "fastq.ResultNotSerializable",
-               "the task returned a value JSON cannot encode: " + std::string(e.what()), "");
-          return;
-        }
-      }
-      out.outcome = Outcome::kSucceeded;
+      fill_result(result, out);
     } catch (py::error_already_set& e) {
-      if (retry_type_ && e.matches(retry_type_)) {
-        // The front end decided to run this job again later and says when and why.
-        try {
-          py::object r = e.value();
-          out.outcome = Outcome::kRetry;
-          out.retry_at = py::cast<Micros>(r.attr("eta_us"));
-          out.error_type = py::cast<std::string>(r.attr("error_type"));
-          out.error = py::cast<std::string>(r.attr("error"));
-          out.traceback = py::cast<std::string>(r.attr("traceback"));
-          return;
-        } catch (py::error_already_set& bad) {
-          fail(out, "fastq.InvalidRetry", bad.what(), "");
-          return;
-        }
-      }
-      std::string type, tb;
-      try {
-        py::handle t = e.type();
-        const std::string module = py::str(t.attr("__module__"));
-        const std::string qualname = py::str(t.attr("__qualname__"));
-        type = module == "builtins" ? qualname : module + "." + qualname;
-        tb = py::cast<std::string>(py::str("").attr("join")(format_exception_(e.value())));
-      } catch (...) {
-        type = "Exception";
-      }
-      std::string message;
-      try {
-        message = py::str(e.value());
-      } catch (...) {
-        message = "<unprintable exception>";
-      }
-      fail(out, type, message, tb);
+      fill_exception(e.value(), out);
     } catch (const std::exception& e) {
       fail(out, "fastq.InvalidPayload", e.what(), "");
     }
   }
 
+  // async def tasks: handed to the worker's event loop; the loop thread reports back.
+  void start_async(const ClaimedJob& job, Done done) override {
+    auto shared = std::make_shared<Done>(std::move(done));
+    try {
+      if (execute_async_.is_none()) throw std::logic_error("no event loop for async tasks");
+      py::object args = decode(parser_, job.args);
+      py::object kwargs = decode(parser_, job.kwargs);
+      py::cpp_function report([this, shared](bool ok, py::object value) {
+        Completion c;
+        if (ok) {
+          fill_result(value, c);
+        } else {
+          fill_exception(value, c);
+        }
+        py::gil_scoped_release release;
+        (*shared)(std::move(c));
+      });
+      execute_async_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts,
+                     job.lease_token, job.soft_time_limit, report);
+    } catch (py::error_already_set& e) {
+      Completion c;
+      fill_exception(e.value(), c);
+      (*shared)(std::move(c));
+    } catch (const std::exception& e) {
+      Completion c;
+      fail(c, "fastq.InvalidPayload", e.what(), "");
+      (*shared)(std::move(c));
+    }
+  }
+
  private:
+  void fill_result(const py::object& result, Completion& out) {
+    if (result.is_none()) {
+      out.result = "null";
+    } else {
+      try {
+        out.result = py::cast<std::string>(
+            dumps_(result, py::arg("separators") = py::make_tuple(",", ":")));
+      } catch (py::error_already_set& e) {
+        fail(out, "fastq.ResultNotSerializable",
+             "the task returned a value JSON cannot encode: " + std::string(e.what()), "");
+        return;
+      }
+    }
+    out.outcome = Outcome::kSucceeded;
+  }
+
+  // The outcome of an attempt that ended in `exc`: a retry the front end asked for (and
+  // filled in), or a failure with the exception's type, message and traceback.
+  void fill_exception(const py::object& exc, Completion& out) {
+    if (retry_type_ && py::isinstance(exc, retry_type_)) {
+      try {
+        out.outcome = Outcome::kRetry;
+        out.retry_at = py::cast<Micros>(exc.attr("eta_us"));
+        out.error_type = py::cast<std::string>(exc.attr("error_type"));
+        out.error = py::cast<std::string>(exc.attr("error"));
+        out.traceback = py::cast<std::string>(exc.attr("traceback"));
+        return;
+      } catch (py::error_already_set& bad) {
+        fail(out, "fastq.InvalidRetry", bad.what(), "");
+        return;
+      }
+    }
+    std::string type, tb;
+    try {
+      py::handle t = py::type::handle_of(exc);
+      const std::string module = py::str(t.attr("__module__"));
+      const std::string qualname = py::str(t.attr("__qualname__"));
+      type = module == "builtins" ? qualname : module + "." + qualname;
+      tb = py::cast<std::string>(py::str("").attr("join")(format_exception_(exc)));
+    } catch (...) {
+      type = "Exception";
+    }
+    std::string message;
+    try {
+      message = py::str(exc);
+    } catch (...) {
+      message = "<unprintable exception>";
+    }
+    fail(out, type, message, tb);
+  }
+
   static void fail(Completion& out, std::string type, std::string message, std::string tb) {
     out.outcome = Outcome::kFailed;
     out.error_type = std::move(type);
@@ -166,6 +207,7 @@ class PyRunner final : public TaskRunner {
 
   py::function execute_;
   py::object retry_type_;
+  py::object execute_async_;
   py::object dumps_;
   py::object format_exception_;
 };
@@ -176,8 +218,8 @@ thread_local simdjson::dom::parser PyRunner::parser_;
 class PyWorker {
  public:
   PyWorker(const DriverPtr& driver, py::function execute, py::object retry_type,
-           WorkerConfig cfg, std::optional<py::function> log)
-      : runner_(std::move(execute), std::move(retry_type)) {
+           py::object execute_async, WorkerConfig cfg, std::optional<py::function> log)
+      : runner_(std::move(execute), std::move(retry_type), std::move(execute_async)) {
     if (log) {
       auto fn = std::make_shared<py::function>(std::move(*log));
       log_ = fn;
@@ -331,7 +373,8 @@ void bind_worker(py::module_& m) {
                        std::size_t max_payload_bytes, bool burst, int grace_ms,
                        bool handle_signals, std::string name,
                        std::optional<py::function> log, std::uint64_t max_jobs,
-                       const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits) {
+                       const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits,
+                       py::object execute_async, std::vector<std::string> async_tasks) {
              WorkerConfig cfg;
              cfg.registered = {registered.begin(), registered.end()};
              cfg.queues = std::move(queues);
@@ -351,9 +394,10 @@ void bind_worker(py::module_& m) {
                cfg.rate_limits[task] = RateLimit{limit.first, limit.second};
              }
              if (auto* tracker = current_tracker()) cfg.tracker = tracker;
+             cfg.async_tasks = {async_tasks.begin(), async_tasks.end()};
              return std::make_unique<PyWorker>(driver, std::move(execute),
-                                               std::move(retry_type), std::move(cfg),
-                                               std::move(log));
+                                               std::move(retry_type), std::move(execute_async),
+                                               std::move(cfg), std::move(log));
            }),
            py::arg("driver"), py::arg("execute"), py::arg("retry_type"), py::arg("registered"),
            py::arg("queues") = std::vector<std::string>{"default"}, py::arg("concurrency") = 4,
@@ -363,7 +407,9 @@ void bind_worker(py::module_& m) {
            py::arg("grace_ms") = 30000,
            py::arg("handle_signals") = true, py::arg("name") = "",
            py::arg("log") = py::none(), py::arg("max_jobs") = 0,
-           py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{})
+           py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{},
+           py::arg("execute_async") = py::none(),
+           py::arg("async_tasks") = std::vector<std::string>{})
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")

@@ -99,6 +99,7 @@ struct Worker::Impl {
   asio::steady_timer rate_timer{poll_io};
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
+  std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
   int capacity = 0;
   int low_water = 1;
   milliseconds backoff{5};
@@ -450,7 +451,7 @@ struct Worker::Impl {
     rate_wait.clear();
     q_cv.notify_all();
     release(unstarted);
-    if (running_executors.load() == 0) {
+    if (running_executors.load() == 0 && async_inflight.load() == 0) {
       poll_io.stop();
       return;
     }
@@ -471,14 +472,27 @@ struct Worker::Impl {
     poll_io.stop();
   }
 
-  // Executor threads, when they leave: the last one out ends a graceful stop.
+  // Executor threads, when they leave, and async jobs, when they end: the last one out
+  // ends a graceful stop.
   void executor_done() {
-    if (--running_executors == 0) {
-      asio::post(poll_io, [this] {
+    if (--running_executors == 0) post_stop_if_idle();
+  }
+  void post_stop_if_idle() {
+    asio::post(poll_io, [this] {
+      if (running_executors.load() == 0 && async_inflight.load() == 0) {
         grace_timer.cancel();
         poll_io.stop();
-      });
-    }
+      }
+    });
+  }
+
+  void async_done(Completion&& c) {
+    std::vector<Completion> one;
+    one.push_back(std::move(c));
+    add_outcomes(one);
+    held -= 1;
+    if (--async_inflight == 0 && stopping) post_stop_if_idle();
+    poke();
   }
 
   // ---- executors ----------------------------------------------------------------------
@@ -513,7 +527,7 @@ struct Worker::Impl {
       outs.clear();
       outs.reserve(batch.size());
       const auto started = std::chrono::steady_clock::now();
-      std::size_t ran = 0;
+      std::size_t ran = 0, started_async = 0;
       runner.begin_batch();
       for (const auto& job : batch) {
         if (stopping) break;  // not started: goes back to the queue
@@ -536,21 +550,31 @@ struct Worker::Impl {
           c.error = std::move(bad->message);
           counters.rejected++;
           log(LogLevel::kWarning, "job " + job.id + " is dead: " + c.error_type + ": " + c.error);
+        } else if (cfg.async_tasks.contains(job.task)) {
+          outs.pop_back();  // the outcome arrives later, through async_done
+          ++started_async;
+          async_inflight++;
+          if (cfg.tracker) cfg.tracker->started(job, index);
+          runner.start_async(job, [this, id = job.id, token = job.lease_token](Completion&& out) {
+            out.id = id;
+            out.lease_token = token;
+            async_done(std::move(out));
+          });
         } else {
           if (cfg.tracker) cfg.tracker->started(job, index);
           runner.run(job, c);
         }
       }
       runner.end_batch();
-      if (ran > 0) {
-        const auto per_job = (std::chrono::steady_clock::now() - started) / ran;
+      if (ran > started_async) {
+        const auto per_job = (std::chrono::steady_clock::now() - started) / (ran - started_async);
         limit = per_job < std::chrono::microseconds(200) ? std::min(limit * 2, max_batch) : 1;
       }
       if (ran < batch.size()) {
         std::lock_guard lock(q_mu);
         for (std::size_t i = ran; i < batch.size(); ++i) unrun.push_back(std::move(batch[i]));
       }
-      held -= static_cast<int>(ran);
+      held -= static_cast<int>(ran - started_async);
       add_outcomes(outs);
       poke();
     }

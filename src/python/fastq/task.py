@@ -369,30 +369,117 @@ def run_job(
         if signals.task_succeeded.has_listeners(task):
             signals.task_succeeded.send(sender=task, job=job, result=result)
         return result
-    except Retry as retry:
-        if attempt >= max_attempts:
-            final = retry.exc or MaxRetriesExceededError(
-                f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
-            )
-            if signals.task_failed.has_listeners(task):
-                signals.task_failed.send(sender=task, job=job, exception=final)
-            raise final from None
-        _fill_retry(task, retry, attempt, retry.exc or retry)
-        _send_retried(task, job, retry)
-        raise
     except BaseException as exc:
-        if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
-            retry = Retry(exc=exc)
-            _fill_retry(task, retry, attempt, exc)
-            _send_retried(task, job, retry)
-            raise retry from exc
-        if signals.task_failed.has_listeners(task):
-            signals.task_failed.send(sender=task, job=job, exception=exc)
-        raise
+        raise _ending(task, job, exc)  # noqa: B904 - _ending sets the cause it means
     finally:
         if soft is not None:
             timelimits.disarm(soft)
         _current.reset(token)
+
+
+async def run_job_async(
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    attempt: int,
+    max_attempts: int,
+    lease_token: int | None = None,
+    soft_time_limit: float | None = None,
+) -> Any:
+    """:func:`run_job` for an ``async def`` task, run on the worker's event loop (many at
+    once). A soft time limit cancels the coroutine (it sees ``CancelledError`` at its
+    current ``await``) and the attempt ends with :class:`fastq.SoftTimeLimitExceeded`."""
+    job = JobContext(job_id, task.name, attempt, max_attempts, lease_token)
+    _current.set(job)  # this coroutine runs in a context of its own
+    try:
+        if signals.task_started.has_listeners(task):
+            signals.task_started.send(sender=task, job=job)
+        coro = task(*args, **kwargs)
+        if soft_time_limit:
+            limit = asyncio.timeout(soft_time_limit)
+            try:
+                async with limit:
+                    result = await coro
+            except TimeoutError as exc:
+                if not limit.expired():
+                    raise
+                raise timelimits.SoftTimeLimitExceeded(
+                    f"{task.name} ran past its soft_time_limit of {soft_time_limit} s"
+                ) from exc
+        else:
+            result = await coro
+        if signals.task_succeeded.has_listeners(task):
+            signals.task_succeeded.send(sender=task, job=job, result=result)
+        return result
+    except BaseException as exc:
+        raise _ending(task, job, exc)  # noqa: B904 - _ending sets the cause it means
+
+
+def _ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseException:
+    """The exception an attempt that raised ``exc`` ends with: a filled-in :class:`Retry`
+    while attempts remain and the task asks for one, else the final error."""
+    attempt, max_attempts = job.attempt, job.max_attempts
+    if isinstance(exc, Retry):
+        if attempt >= max_attempts:
+            final = exc.exc or MaxRetriesExceededError(
+                f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
+            )
+            final.__suppress_context__ = True
+            if signals.task_failed.has_listeners(task):
+                signals.task_failed.send(sender=task, job=job, exception=final)
+            return final
+        _fill_retry(task, exc, attempt, exc.exc or exc)
+        _send_retried(task, job, exc)
+        return exc
+    if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
+        retry = Retry(exc=exc)
+        retry.__cause__ = exc
+        _fill_retry(task, retry, attempt, exc)
+        _send_retried(task, job, retry)
+        return retry
+    if signals.task_failed.has_listeners(task):
+        signals.task_failed.send(sender=task, job=job, exception=exc)
+    return exc
+
+
+_async_loop: asyncio.AbstractEventLoop | None = None
+_async_thread: threading.Thread | None = None
+_async_lock = threading.Lock()
+
+
+def async_loop() -> asyncio.AbstractEventLoop:
+    """The event loop ``async def`` tasks share in a worker process, on a thread of its
+    own (started on first use)."""
+    global _async_loop, _async_thread
+    with _async_lock:
+        if _async_loop is None or _async_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="fastq-async-tasks", daemon=True
+            )
+            thread.start()
+            _async_loop, _async_thread = loop, thread
+        return _async_loop
+
+
+def stop_async_loop() -> None:
+    """Stop the shared event loop (the worker calls this once it has stopped)."""
+    global _async_loop, _async_thread
+    with _async_lock:
+        loop, thread = _async_loop, _async_thread
+        _async_loop = _async_thread = None
+    if loop is None or thread is None:
+        return
+
+    async def _shutdown() -> None:
+        await loop.shutdown_asyncgens()
+
+    asyncio.run_coroutine_threadsafe(_shutdown(), loop).result(timeout=5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+    if not thread.is_alive():
+        loop.close()
 
 
 _loops = threading.local()

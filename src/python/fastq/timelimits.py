@@ -20,6 +20,9 @@ class SoftTimeLimitExceeded(Exception):
     """The task ran past its ``soft_time_limit``: clean up and return (or re-raise)."""
 
 
+SoftTimeLimitExceeded.__module__ = "fastq"  # recorded as fastq.SoftTimeLimitExceeded
+
+
 class _Watchdog:
     def __init__(self) -> None:
         self._cond = threading.Condition()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import inspect
 import logging
 import os
 import socket
@@ -12,7 +15,15 @@ from typing import Any
 
 from fastq import _core, conf
 from fastq.brokers import Broker, get_broker
-from fastq.task import Retry, close_event_loops, registry, run_job
+from fastq.task import (
+    Retry,
+    async_loop,
+    close_event_loops,
+    registry,
+    run_job,
+    run_job_async,
+    stop_async_loop,
+)
 
 log = logging.getLogger("fastq.worker")
 _LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
@@ -46,6 +57,42 @@ def execute(
         lease_token,
         soft_time_limit or None,
     )
+
+
+def execute_async(
+    task_name: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    attempt: int,
+    max_attempts: int,
+    lease_token: int,
+    soft_time_limit: float,
+    report: Callable[[bool, Any], None],
+) -> None:
+    """Called by the C++ executors for ``async def`` tasks: schedules the job on the
+    process's event loop and returns; ``report(ok, value_or_exception)`` ends it."""
+    coro = run_job_async(
+        registry[task_name],
+        args,
+        kwargs,
+        job_id,
+        attempt,
+        max_attempts,
+        lease_token,
+        soft_time_limit or None,
+    )
+    future = asyncio.run_coroutine_threadsafe(coro, async_loop())
+
+    def finished(f: concurrent.futures.Future[Any]) -> None:
+        try:
+            value = f.result()
+        except BaseException as exc:
+            report(False, exc)
+            return
+        report(True, value)
+
+    future.add_done_callback(finished)
 
 
 _active: _core.Worker | None = None
@@ -118,6 +165,8 @@ class Worker:
                 for t in registry.values()
                 if t.rate_interval
             },
+            execute_async=execute_async,
+            async_tasks=[t.name for t in registry.values() if inspect.iscoroutinefunction(t.fn)],
         )
 
     def run(self) -> _core.WorkerStats:
@@ -134,6 +183,7 @@ class Worker:
         finally:
             _active = None
             close_event_loops()
+            stop_async_loop()
 
     def retired(self, stats: _core.WorkerStats) -> bool:
         """Whether the run ended because it had taken ``max_jobs`` jobs."""

@@ -113,3 +113,20 @@ def poison():
 def limited(key):
     job = fastq.current_job()
     Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+
+
+@fastq.task
+async def async_sleep(seconds):
+    """Returns when it ran: [start, end] (tests measure how many ran at once)."""
+    import asyncio
+
+    start = time.time()
+    await asyncio.sleep(seconds)
+    return [start, time.time()]
+
+
+@fastq.task(soft_time_limit=0.2, max_retries=0)
+async def async_overrun():
+    import asyncio
+
+    await asyncio.sleep(30)

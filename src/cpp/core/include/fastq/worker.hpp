@@ -59,6 +59,15 @@ class TaskRunner {
   virtual void end_batch() {}
   // Fills `out` (id and lease_token are already set) with the outcome of running `job`.
   virtual void run(const ClaimedJob& job, Completion& out) = 0;
+  // For tasks in WorkerConfig::async_tasks: starts `job` and returns at once; `done` is
+  // called exactly once, from any thread, with the outcome (id and lease_token are filled
+  // in by the worker). Called between begin_batch() and end_batch().
+  using Done = std::function<void(Completion&&)>;
+  virtual void start_async(const ClaimedJob& job, Done done) {
+    Completion c;
+    run(job, c);
+    done(std::move(c));
+  }
 };
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
@@ -111,6 +120,9 @@ struct WorkerConfig {
   // later ones go back to the queue, due when their turn is expected.
   std::chrono::milliseconds rate_horizon{2000};
   JobTracker* tracker = nullptr;  // not owned; may be null
+  // Tasks started with TaskRunner::start_async (async def): many run at once, each
+  // holding one of the worker's `concurrency + prefetch` places until it finishes.
+  std::unordered_set<std::string> async_tasks;
   std::function<void(LogLevel, const std::string&)> log;  // any thread; may be empty
 };
 

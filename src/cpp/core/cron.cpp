@@ -614,6 +614,7 @@ sys_seconds Cron::next_after(UtcMicros after, const TimeZone& zone) const {
     }
     const seconds limit = std::min(seg.end, horizon).time_since_epoch() + seg.offset;
     if (auto local = next_local(from, limit)) return sys_seconds{*local - seg.offset};
+    if (seg.end <= t) break;  // a segment must move time forward; never loop in place
     t = seg.end;
     seg = tz.segment(t);
   }

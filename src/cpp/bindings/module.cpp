@@ -2,7 +2,10 @@
 #include "common.hpp"
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fastq's C++ core: broker drivers and the worker (private; use the fastq package)";
+  m.doc() =
+      "fastq's C++ core: broker drivers, the worker and cron schedules (private; use the "
+      "fastq package)";
   fastq::py_bindings::bind_driver(m);
   fastq::py_bindings::bind_worker(m);
+  fastq::py_bindings::bind_cron(m);
 }

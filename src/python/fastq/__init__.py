@@ -11,6 +11,7 @@
 Run the tasks with ``python manage.py fastq_worker``.
 """
 
+from fastq._core import Cron, CronError
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
 from fastq.conf import configure
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncResult",
     "Broker",
+    "Cron",
+    "CronError",
     "EagerResult",
     "JobSnapshot",
     "MaxRetriesExceededError",

@@ -50,3 +50,35 @@ def test_a_paused_worker_cannot_overwrite_the_attempt_that_replaced_it(fleet, le
     b.finish(60)
     report = ledger_check.check(ledger, [job.id], killed_pgids=[a.pid])
     assert report.states() == {"succeeded": 1}
+
+
+def test_a_resumed_worker_does_not_start_the_jobs_it_lost(fleet, ledger):
+    """Fencing keeps a late outcome out of the table, but not a task's side effects: a
+    worker waking up past its lease must not start the jobs it had claimed and not
+    started yet, since another worker has them now."""
+    running = reliability_tasks.sleep.delay(3.0, "running")
+    held = [reliability_tasks.sleep.delay(0.0, f"held{i}").id for i in range(3)]
+    a = fleet("--concurrency", "1", "--lease", "1")  # claims all four, runs one at a time
+    wait_for(lambda: ledger_check.read(ledger), 60, "worker A to start a job", alive=[a])
+    assert Job.objects.filter(pk__in=held, state="running").count() == 3, "A holds them"
+    a.signal_all(signal.SIGSTOP)
+    time.sleep(1.5)
+    b = fleet("--concurrency", "2", "--lease", "5")
+    wait_for(
+        lambda: Job.objects.filter(state="succeeded").count() == 4, 60, "B to run them", alive=[b]
+    )
+    resumed = time.time()
+    a.signal_all(signal.SIGCONT)
+    wait_for(lambda: ledger_check.read(ledger)[0].completed, 30, "A's running job to end")
+    time.sleep(1.0)  # room for A to start what it still holds, if it would
+    a.signal(signal.SIGTERM)
+    a.finish(60)
+    b.signal(signal.SIGTERM)
+    b.finish(60)
+
+    report = ledger_check.check(ledger, [running.id, *held])
+    late = [str(e) for e in report.executions if e.pgid == a.pid and e.started > resumed]
+    assert not late, f"A started jobs it no longer held:\n{report.summary()}"
+    for job_id in held:
+        assert [e.pgid for e in report.of(job_id)] == [b.pid]
+    assert report.states() == {"succeeded": 4}

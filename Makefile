@@ -7,7 +7,8 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
-        test-django-lts bench lint format sanitize fuzz fuzz-smoke clean
+        test-django-lts test-reliability-sqlite test-reliability-postgres bench lint format \
+        sanitize fuzz fuzz-smoke clean
 
 all: bootstrap
 
@@ -18,7 +19,7 @@ demo: bootstrap
 	$(PY) examples/demo/run_demo.py
 
 test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
-      test-django-lts lint
+      test-django-lts test-reliability-sqlite test-reliability-postgres lint
 	@echo "make test: all suites passed"
 
 $(CPP_BUILD)/build.ninja:
@@ -37,6 +38,14 @@ test-django-sqlite: bootstrap
 
 test-django-postgres: bootstrap
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django
+
+# Chaos and failure tests: worker kills, pauses, signals, a database restart, bad input,
+# limits (tests/integration/reliability; a few minutes each).
+test-reliability-sqlite: bootstrap
+	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/integration/reliability
+
+test-reliability-postgres: bootstrap
+	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/reliability
 
 # The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS.
 test-django-lts:

@@ -4,6 +4,7 @@ import time
 import fastq
 from django.db import transaction
 
+from testapp import reliability_tasks  # noqa: F401 - the reliability suite's tasks
 from testapp.models import Execution
 
 

@@ -77,6 +77,11 @@ else:
     raise RuntimeError(f"FASTQ_TEST_DB must be sqlite or postgres, not {_kind!r}")
 
 FASTQ = {"IMPORTS": ["testapp.extra_tasks"]}
+# The reliability suite (tests/integration/reliability) gives a worker more task modules
+# (comma-separated) and a smaller payload limit through the environment.
+FASTQ["IMPORTS"] += [m for m in os.environ.get("FASTQ_TEST_IMPORTS", "").split(",") if m]
+if os.environ.get("FASTQ_TEST_MAX_PAYLOAD_BYTES"):
+    FASTQ["MAX_PAYLOAD_BYTES"] = int(os.environ["FASTQ_TEST_MAX_PAYLOAD_BYTES"])
 
 LOGGING = {
     "version": 1,

@@ -55,6 +55,7 @@ class SupervisorTest : public ::testing::TestWithParam<std::string> {
       wc.handle_signals = false;
       wc.max_jobs = max_jobs;
       wc.tracker = Supervisor::child_tracker();
+      wc.supervised = true;
       wc.name = "child:" + std::to_string(getpid());
       int code = 0;
       try {

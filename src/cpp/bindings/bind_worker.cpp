@@ -355,6 +355,7 @@ void bind_worker(py::module_& m) {
       .def_readonly("db_errors", &WorkerStats::db_errors)
       .def_readonly("rejected", &WorkerStats::rejected)
       .def_readonly("deferred", &WorkerStats::deferred)
+      .def_readonly("stale", &WorkerStats::stale)
       .def_readonly("hard_stopped", &WorkerStats::hard_stopped)
       .def("__repr__", [](const WorkerStats& s) {
         return "WorkerStats(claimed=" + std::to_string(s.claimed) +
@@ -393,7 +394,10 @@ void bind_worker(py::module_& m) {
              for (const auto& [task, limit] : rate_limits) {
                cfg.rate_limits[task] = RateLimit{limit.first, limit.second};
              }
-             if (auto* tracker = current_tracker()) cfg.tracker = tracker;
+             if (auto* tracker = current_tracker()) {
+               cfg.tracker = tracker;
+               cfg.supervised = true;
+             }
              cfg.async_tasks = {async_tasks.begin(), async_tasks.end()};
              return std::make_unique<PyWorker>(driver, std::move(execute),
                                                std::move(retry_type), std::move(execute_async),

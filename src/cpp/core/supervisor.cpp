@@ -263,7 +263,11 @@ struct Supervisor::Impl {
     }
   }
 
-  void begin_stop(int sig) {
+  // First SIGINT/SIGTERM: children stop gracefully (SIGTERM). A later SIGINT: they stop
+  // now (SIGUSR1), returning their running jobs to the queue. A later SIGTERM stays
+  // graceful.
+  void begin_stop(int received) {
+    const int sig = stopping && received == SIGINT ? SIGUSR1 : SIGTERM;
     if (!stopping) {
       stopping = true;
       stop_began_us = monotonic_us();
@@ -365,6 +369,12 @@ struct Supervisor::Impl {
         stop_began_us = now;  // and wait for them to be reaped
       }
     }
+    // Signals that arrived while the children were finishing were handled by forwarding;
+    // left pending they would hit the interpreter (a KeyboardInterrupt at exit).
+    const timespec zero{0, 0};
+    siginfo_t info{};
+    while (sigtimedwait(&mask, &info, &zero) > 0) {
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return stats;
   }
@@ -407,11 +417,13 @@ void Supervisor::enter_child(int index) {
   sigset_t none;
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, nullptr);
-  signal(SIGINT, SIG_DFL);
+  // Children share the supervisor's process group, so a signal to the group (a job
+  // control SIGSTOP, a kill of the group) reaches every process. A terminal's Ctrl-C
+  // does too: children ignore SIGINT and take their orders from the supervisor.
+  signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_DFL);
   signal(SIGCHLD, SIG_DFL);
   const pid_t parent = getppid();
-  setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
   g_child = index;

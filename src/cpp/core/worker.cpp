@@ -28,6 +28,12 @@ namespace fastq {
 namespace {
 using std::chrono::milliseconds;
 
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Longest idle back-off for a broker that cannot notify: bounds enqueue-to-start latency.
 constexpr milliseconds kPollingCeiling{100};
 
@@ -35,7 +41,7 @@ struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       skipped{0},
       completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0},
-      rejected{0}, deferred{0};
+      rejected{0}, deferred{0}, stale{0};
   std::atomic<bool> hard_stopped{false};
   WorkerStats snapshot() const {
     return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
@@ -43,7 +49,7 @@ struct Counters {
                        completed_written.load(),
                        fenced.load(),   flushes.load(),  released.load(),
                        rescued.load(),  db_errors.load(), rejected.load(),
-                       deferred.load(), hard_stopped.load()};
+                       deferred.load(), stale.load(), hard_stopped.load()};
   }
 };
 
@@ -54,15 +60,18 @@ class SavedSignals {
   SavedSignals() {
     sigaction(SIGINT, nullptr, &int_);
     sigaction(SIGTERM, nullptr, &term_);
+    sigaction(SIGUSR1, nullptr, &usr1_);
   }
   ~SavedSignals() {
     sigaction(SIGINT, &int_, nullptr);
     sigaction(SIGTERM, &term_, nullptr);
+    sigaction(SIGUSR1, &usr1_, nullptr);
   }
 
  private:
   struct sigaction int_ {};
   struct sigaction term_ {};
+  struct sigaction usr1_ {};
 };
 }  // namespace
 
@@ -100,6 +109,10 @@ struct Worker::Impl {
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
   std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
+  // Steady-clock microseconds at which the last successful lease renewal was sent: every
+  // lease held then is valid until at least this + lease.
+  std::atomic<std::int64_t> leases_confirmed_us{0};
+  std::vector<ClaimedJob> stale_jobs;  // guarded by q_mu: not started, lease in doubt
   int capacity = 0;
   int low_water = 1;
   milliseconds backoff{5};
@@ -162,6 +175,7 @@ struct Worker::Impl {
       want = static_cast<int>(std::min<std::uint64_t>(want, cfg.max_jobs - taken));
     }
     std::vector<ClaimedJob> jobs;
+    const auto claim_sent = steady_us();
     try {
       jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name});
     } catch (const DriverError& e) {
@@ -178,6 +192,7 @@ struct Worker::Impl {
       return;
     }
     const int got = static_cast<int>(jobs.size());
+    for (auto& j : jobs) j.claimed_at_steady_us = claim_sent;
     if (got > 0) {
       counters.claims++;
       counters.claimed += static_cast<std::uint64_t>(got);
@@ -416,6 +431,12 @@ struct Worker::Impl {
   void wait_signals() {
     signals.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
+      if (signo == SIGUSR1) {  // from the supervisor: a second Ctrl-C reached it
+        log(LogLevel::kInfo, "told to stop now: returning running jobs to the queue");
+        hard_stop();
+        wait_signals();
+        return;
+      }
       const bool again = stopping;
       log(LogLevel::kInfo,
           std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
@@ -529,9 +550,22 @@ struct Worker::Impl {
       const auto started = std::chrono::steady_clock::now();
       std::size_t ran = 0, started_async = 0;
       runner.begin_batch();
+      std::size_t skipped = 0;
       for (const auto& job : batch) {
         if (stopping) break;  // not started: goes back to the queue
         ++ran;
+        if (lease_in_doubt(job)) {
+          // This process was paused or cut off past the lease: another worker may own
+          // the job by now. Never start it; hand it back (fenced: a no-op if it moved).
+          ++skipped;
+          counters.stale++;
+          {
+            std::lock_guard lock(q_mu);
+            stale_jobs.push_back(job);
+          }
+          asio::post(poll_io, [this] { release_stale(); });
+          continue;
+        }
         Completion& c = outs.emplace_back();
         c.id = job.id;
         c.lease_token = job.lease_token;
@@ -566,20 +600,42 @@ struct Worker::Impl {
         }
       }
       runner.end_batch();
-      if (ran > started_async) {
-        const auto per_job = (std::chrono::steady_clock::now() - started) / (ran - started_async);
+      if (ran > started_async + skipped) {
+        const auto per_job =
+            (std::chrono::steady_clock::now() - started) / (ran - started_async - skipped);
         limit = per_job < std::chrono::microseconds(200) ? std::min(limit * 2, max_batch) : 1;
       }
       if (ran < batch.size()) {
         std::lock_guard lock(q_mu);
         for (std::size_t i = ran; i < batch.size(); ++i) unrun.push_back(std::move(batch[i]));
       }
-      held -= static_cast<int>(ran - started_async);
+      held -= static_cast<int>(ran - started_async - skipped);
       add_outcomes(outs);
       poke();
     }
     runner.thread_stopping();
     executor_done();
+  }
+
+  // Whether this job's lease may have run out: neither its claim nor a renewal since is
+  // recent enough to vouch for it (with a tenth of the lease to spare).
+  bool lease_in_doubt(const ClaimedJob& job) const {
+    const std::int64_t lease_us = cfg.lease.count() * 1000;
+    const std::int64_t since = std::max(job.claimed_at_steady_us, leases_confirmed_us.load());
+    return steady_us() > since + lease_us - lease_us / 10;
+  }
+
+  void release_stale() {
+    std::vector<ClaimedJob> jobs;
+    {
+      std::lock_guard lock(q_mu);
+      jobs.swap(stale_jobs);
+    }
+    if (jobs.empty()) return;
+    log(LogLevel::kWarning, std::to_string(jobs.size()) +
+                                " held job(s) not started: this worker was paused or cut off "
+                                "past their lease, so another worker may own them now");
+    release(jobs);
   }
 
   // Poller thread (or run() once the poller stopped): hands claimed jobs that never
@@ -709,7 +765,9 @@ struct Worker::Impl {
       }
       try {
         std::vector<std::string> cancelled;
+        const auto sent = steady_us();
         complete_db->renew(refs, cfg.lease, &cancelled);
+        leases_confirmed_us = sent;
         if (!cancelled.empty()) {
           std::lock_guard lock(lease_mu);
           for (auto& id : cancelled) {
@@ -776,8 +834,13 @@ struct Worker::Impl {
     std::optional<SavedSignals> saved;
     if (cfg.handle_signals) {
       saved.emplace();
-      signals.add(SIGINT);
-      signals.add(SIGTERM);
+      if (cfg.supervised) {
+        signals.add(SIGTERM);
+        signals.add(SIGUSR1);
+      } else {
+        signals.add(SIGINT);
+        signals.add(SIGTERM);
+      }
       wait_signals();
     }
     complete_db = claim_db->connect_another();
@@ -813,6 +876,8 @@ struct Worker::Impl {
     {
       std::lock_guard lock(q_mu);
       never_started.swap(unrun);  // popped by executors, never started
+      for (auto& j : stale_jobs) never_started.push_back(std::move(j));
+      stale_jobs.clear();
     }
     release(never_started);
     claim_db->set_wakeup(nullptr);

@@ -153,6 +153,8 @@ class Worker:
             prefetch=prefetch,
             claim_batch=claim_batch,
             lease_ms=int(lease * 1000),
+            # A dead worker's jobs come back within about one lease, also for short leases.
+            rescue_interval_ms=int(min(5.0, max(0.5, lease / 2)) * 1000),
             max_payload_bytes=int(conf.get("MAX_PAYLOAD_BYTES")),
             burst=burst,
             grace_ms=int(grace * 1000),

@@ -13,9 +13,10 @@
 //  * Recycles children: --max-tasks-per-child is counted by the child (it retires by
 //    itself), --max-memory-per-child is checked here (the child is asked to stop
 //    gracefully) and a fresh child takes the place of either.
-//  * Forwards SIGTERM/SIGINT to the children (who each stop as a single worker does) and
-//    exits once they have all gone; children that outlive the grace period by 10 s are
-//    killed and their jobs settled as above.
+//  * On SIGTERM/SIGINT asks the children to stop gracefully (SIGTERM); on a second SIGINT
+//    to stop now (SIGUSR1: running jobs go back to the queue unspent); exits once they
+//    have all gone. Children that outlive the grace period by 10 s are killed and their
+//    jobs settled as above.
 //
 // Children learn which jobs they hold through a JobTracker over shared memory (one
 // region mapped before the first fork); the supervisor reads it when a child dies.
@@ -74,9 +75,9 @@ class Supervisor {
   // each finished). Blocks SIGCHLD/SIGINT/SIGTERM on the calling thread while it runs.
   SupervisorStats run();
 
-  // In a freshly forked child: default signal handling, its own process group (a
-  // terminal's Ctrl-C reaches only the supervisor, which forwards it once), death with
-  // the supervisor, and the tracker for its slots.
+  // In a freshly forked child: SIGINT ignored (the supervisor relays Ctrl-C), death with
+  // the supervisor, and the tracker for its slots. The worker it runs must set
+  // WorkerConfig::supervised.
   static void enter_child(int index);
   // The tracker of this child process, or nullptr outside a supervised child.
   static JobTracker* child_tracker();

@@ -73,6 +73,9 @@ struct ClaimedJob {
   double time_limit = 0;       // seconds, 0 = none
   double soft_time_limit = 0;  // seconds, 0 = none
   std::string rate_key;
+  // Set by the worker: steady-clock microseconds just before the claim was sent, the
+  // earliest the database can have started this lease.
+  std::int64_t claimed_at_steady_us = 0;
 };
 
 // kRetry puts the job back in the queue for `retry_at`, keeping the error of this attempt.

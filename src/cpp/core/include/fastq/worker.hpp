@@ -110,6 +110,9 @@ struct WorkerConfig {
   bool burst = false;            // stop once nothing runnable is left
   std::chrono::milliseconds grace{30000};  // running jobs get this long after a stop
   bool handle_signals = true;    // SIGINT / SIGTERM start a graceful stop
+  // A child of the prefork supervisor: SIGTERM stops gracefully, SIGUSR1 stops now, and
+  // SIGINT is left to the supervisor (a terminal's Ctrl-C reaches the whole group).
+  bool supervised = false;
   std::string name;              // "host:pid", recorded on claimed rows
   // Stop claiming after this many jobs, finish them, and stop (0: never). The prefork
   // supervisor then starts a fresh child (--max-tasks-per-child).
@@ -141,6 +144,7 @@ struct WorkerStats {
   std::uint64_t db_errors = 0;
   std::uint64_t rejected = 0;  // bad messages: dead without reaching the runner
   std::uint64_t deferred = 0;  // rate-limited jobs handed back for later
+  std::uint64_t stale = 0;     // held jobs not started: their lease was in doubt
   bool hard_stopped = false;  // see "Hard stop" above: exit the process now
 };
 

@@ -148,7 +148,8 @@ class MemoryDriver final : public Driver {
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
-                    std::vector<std::string>* cancel_requested) override {
+                    std::vector<std::string>* cancel_requested,
+                    std::vector<std::string>* renewed) override {
     std::lock_guard lock(store_->mu);
     const Micros until = now_micros() + lease.count() * 1000;
     std::size_t n = 0;
@@ -160,6 +161,7 @@ class MemoryDriver final : public Driver {
         if (cancel_requested && it->second.rec.cancel_requested) {
           cancel_requested->push_back(j.id);
         }
+        if (renewed) renewed->push_back(j.id);
         ++n;
       }
     }

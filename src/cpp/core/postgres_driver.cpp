@@ -326,7 +326,8 @@ class PostgresDriver final : public Driver {
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
-                    std::vector<std::string>* cancel_requested) override {
+                    std::vector<std::string>* cancel_requested,
+                    std::vector<std::string>* renewed) override {
     if (jobs.empty()) return 0;
     const auto j = refs_json(jobs);
     const auto ms = std::to_string(lease.count());
@@ -338,8 +339,11 @@ class PostgresDriver final : public Driver {
         "RETURNING j.id, j.cancel_requested",
         {j.c_str(), ms.c_str()});
     const int n = PQntuples(r.get());
-    for (int i = 0; cancel_requested && i < n; ++i) {
-      if (PQgetvalue(r.get(), i, 1)[0] == 't') cancel_requested->push_back(PQgetvalue(r.get(), i, 0));
+    for (int i = 0; i < n; ++i) {
+      if (cancel_requested && PQgetvalue(r.get(), i, 1)[0] == 't') {
+        cancel_requested->push_back(PQgetvalue(r.get(), i, 0));
+      }
+      if (renewed) renewed->push_back(PQgetvalue(r.get(), i, 0));
     }
     return static_cast<std::size_t>(n);
   }

@@ -300,7 +300,8 @@ class SqliteDriver final : public Driver {
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
-                    std::vector<std::string>* cancel_requested) override {
+                    std::vector<std::string>* cancel_requested,
+                    std::vector<std::string>* renewed) override {
     if (jobs.empty()) return 0;
     auto& s = stmt("renew",
                    "UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS "
@@ -317,6 +318,7 @@ class SqliteDriver final : public Driver {
       if (cancel_requested && s.integer(1) != 0) {
         cancel_requested->push_back(to_canonical_id(s.text(0)));
       }
+      if (renewed) renewed->push_back(to_canonical_id(s.text(0)));
     }
     return n;
   }

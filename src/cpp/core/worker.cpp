@@ -109,9 +109,6 @@ struct Worker::Impl {
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
   std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
-  // Steady-clock microseconds at which the last successful lease renewal was sent: every
-  // lease held then is valid until at least this + lease.
-  std::atomic<std::int64_t> leases_confirmed_us{0};
   std::vector<ClaimedJob> stale_jobs;  // guarded by q_mu: not started, lease in doubt
   int capacity = 0;
   int low_water = 1;
@@ -146,7 +143,13 @@ struct Worker::Impl {
 
   // Leases held by this worker: id -> token, from claim until the outcome is written.
   mutable std::mutex lease_mu;
-  std::unordered_map<std::string, std::int64_t> leases;
+  // A held job's lease: its token, and the steady-clock microseconds at which the claim
+  // or the last renewal that covered it was sent (valid until at least then + lease).
+  struct Lease {
+    std::int64_t token = 0;
+    std::int64_t confirmed_us = 0;
+  };
+  std::unordered_map<std::string, Lease> leases;
   std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
 
   void log(LogLevel level, const std::string& msg) {
@@ -198,7 +201,7 @@ struct Worker::Impl {
       counters.claimed += static_cast<std::uint64_t>(got);
       {
         std::lock_guard lock(lease_mu);
-        for (const auto& j : jobs) leases.emplace(j.id, j.lease_token);
+        for (const auto& j : jobs) leases.emplace(j.id, Lease{j.lease_token, claim_sent});
       }
       if (cfg.tracker) {
         for (const auto& j : jobs) cfg.tracker->claimed(j);
@@ -621,7 +624,13 @@ struct Worker::Impl {
   // recent enough to vouch for it (with a tenth of the lease to spare).
   bool lease_in_doubt(const ClaimedJob& job) const {
     const std::int64_t lease_us = cfg.lease.count() * 1000;
-    const std::int64_t since = std::max(job.claimed_at_steady_us, leases_confirmed_us.load());
+    std::int64_t since = job.claimed_at_steady_us;
+    {
+      std::lock_guard lock(lease_mu);
+      auto it = leases.find(job.id);
+      if (it == leases.end()) return true;
+      since = std::max(since, it->second.confirmed_us);
+    }
     return steady_us() > since + lease_us - lease_us / 10;
   }
 
@@ -761,18 +770,20 @@ struct Worker::Impl {
       {
         std::lock_guard lock(lease_mu);
         refs.reserve(leases.size());
-        for (const auto& [id, token] : leases) refs.push_back(JobRef{id, token});
+        for (const auto& [id, lease] : leases) refs.push_back(JobRef{id, lease.token});
       }
       try {
         std::vector<std::string> cancelled;
+        std::vector<std::string> renewed;
         const auto sent = steady_us();
-        complete_db->renew(refs, cfg.lease, &cancelled);
-        leases_confirmed_us = sent;
-        if (!cancelled.empty()) {
-          std::lock_guard lock(lease_mu);
-          for (auto& id : cancelled) {
-            if (leases.contains(id)) cancels.insert(std::move(id));
-          }
+        complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
+        std::lock_guard lock(lease_mu);
+        for (const auto& id : renewed) {
+          auto it = leases.find(id);
+          if (it != leases.end()) it->second.confirmed_us = sent;
+        }
+        for (auto& id : cancelled) {
+          if (leases.contains(id)) cancels.insert(std::move(id));
         }
       } catch (const DriverError& e) {
         counters.db_errors++;
@@ -893,10 +904,10 @@ struct Worker::Impl {
       std::vector<ClaimedJob> running;
       {
         std::lock_guard lock(lease_mu);
-        for (const auto& [id, token] : leases) {
+        for (const auto& [id, lease] : leases) {
           ClaimedJob j;
           j.id = id;
-          j.lease_token = token;
+          j.lease_token = lease.token;
           running.push_back(std::move(j));
         }
       }

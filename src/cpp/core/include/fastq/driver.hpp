@@ -62,9 +62,11 @@ class Driver {
   virtual std::vector<std::string> enqueue(std::span<const NewJob> jobs) = 0;
   virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
   virtual std::size_t complete(std::span<const Completion> completions) = 0;
-  // Also appends to `cancel_requested` (when given) the ids whose cancel was requested.
+  // Also appends to `cancel_requested` (when given) the ids whose cancel was requested,
+  // and to `renewed` (when given) the ids whose lease was renewed.
   virtual std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
-                            std::vector<std::string>* cancel_requested = nullptr) = 0;
+                            std::vector<std::string>* cancel_requested = nullptr,
+                            std::vector<std::string>* renewed = nullptr) = 0;
   virtual std::size_t release(std::span<const JobRef> jobs) = 0;
   // Like release(), but each job starts no earlier than its run_at.
   virtual std::size_t defer(std::span<const Deferral> jobs) = 0;

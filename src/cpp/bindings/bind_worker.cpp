@@ -321,20 +321,21 @@ void bind_worker(py::module_& m) {
   py::class_<PySupervisor>(m, "Supervisor")
       .def(py::init([](const DriverPtr& driver, py::function spawn, int processes,
                        int slots_per_child, int grace_ms, std::uint64_t max_memory_kb,
-                       bool burst, std::optional<py::function> log) {
+                       bool burst, std::optional<py::function> log, bool restore_signals) {
              SupervisorConfig cfg;
              cfg.processes = processes;
              cfg.slots_per_child = slots_per_child;
              cfg.grace = std::chrono::milliseconds(grace_ms);
              cfg.max_memory_kb = max_memory_kb;
              cfg.burst = burst;
+             cfg.restore_signals = restore_signals;
              return std::make_unique<PySupervisor>(driver, std::move(cfg), std::move(spawn),
                                                    std::move(log));
            }),
            py::arg("driver"), py::arg("spawn"), py::arg("processes"),
            py::arg("slots_per_child"), py::arg("grace_ms") = 30000,
            py::arg("max_memory_kb") = 0, py::arg("burst") = false,
-           py::arg("log") = py::none())
+           py::arg("log") = py::none(), py::arg("restore_signals") = true)
       .def("run", &PySupervisor::run,
            "Fork the worker processes and look after them until they have all stopped.");
   m.def("enter_child", &Supervisor::enter_child, py::arg("index"),

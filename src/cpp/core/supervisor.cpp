@@ -375,7 +375,7 @@ struct Supervisor::Impl {
     siginfo_t info{};
     while (sigtimedwait(&mask, &info, &zero) > 0) {
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (cfg.restore_signals) pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return stats;
   }
 };

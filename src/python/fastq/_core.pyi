@@ -131,6 +131,7 @@ class Supervisor:
         max_memory_kb: int = 0,
         burst: bool = False,
         log: Callable[[int, str], None] | None = None,
+        restore_signals: bool = True,
     ) -> None: ...
     def run(self) -> SupervisorStats: ...
 

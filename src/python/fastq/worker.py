@@ -213,12 +213,15 @@ def run_supervised(
     max_memory_mb: int = 0,
     burst: bool = False,
     on_child_start: Callable[[int], None] | None = None,
+    restore_signals: bool = True,
 ) -> _core.SupervisorStats:
     """Prefork mode: a C++ supervisor forks ``processes`` children that each run
     ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
     its hard ``time_limit``, recycles children above ``max_memory_mb``, and forwards
     SIGTERM/SIGINT. Call it once the application is loaded and with no other threads
-    running (the children are forks of this process). Returns when all children stopped.
+    running (the children are forks of this process). Returns when all children stopped;
+    with ``restore_signals=False`` SIGINT/SIGTERM stay blocked afterwards (for a program
+    that exits next).
     """
 
     def spawn(index: int) -> int:
@@ -254,5 +257,6 @@ def run_supervised(
         max_memory_kb=max_memory_mb * 1024,
         burst=burst,
         log=_log,
+        restore_signals=restore_signals,
     )
     return supervisor.run()

@@ -1,5 +1,5 @@
 """Stopping a worker: SIGTERM (sent to the worker's pid, as ``kill`` and container
-runtimes do) stops claims at once and lets the running job finish within --grace; a job
+runtimes do) stops claims within 1 s and lets the running job finish within --grace; a job
 that outlives the grace period goes back to the queue without spending an attempt; a
 second SIGTERM stays graceful; SIGINT twice (sent to the whole process group, as Ctrl-C in
 a terminal does) stops now and still returns the running job. The worker exits 0 in every
@@ -46,11 +46,16 @@ def test_sigterm_stops_claiming_and_the_running_job_finishes(fleet, ledger):
     code, out = w.wait(120)
     assert code == 0, out
     runs = ledger_check.read(ledger)
-    assert [e.key for e in runs] == ["long"], [str(e) for e in runs]
+    # The supervisor relays the signal to its worker processes: a job enqueued in the
+    # same instant may still be claimed (and then runs to the end); none after 1 s.
+    keys = [e.key for e in runs]
+    assert keys[0] == "long" and set(keys[1:]) <= {f"after{i}" for i in range(5)}, keys
     assert runs[0].completed and runs[0].outcome == "ok"
-    assert all(e.started < signalled for e in runs), "a job started after SIGTERM"
+    assert all(e.completed for e in runs), [str(e) for e in runs]
+    assert all(e.started < signalled + 1.0 for e in runs), "a job started 1 s after SIGTERM"
     assert Job.objects.get(pk=long.id).state == "succeeded"
-    _returned_unspent(queued + after + later)
+    ran = {e.job for e in runs}
+    _returned_unspent(queued + [a for a in after if ledger_check.job_key(a) not in ran] + later)
 
 
 def test_a_job_outliving_the_grace_period_goes_back_unspent(fleet, ledger):

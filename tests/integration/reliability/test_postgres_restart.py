@@ -28,9 +28,9 @@ def _completed(ledger) -> int:
 def test_a_server_restart_mid_load_loses_nothing(fleet, ledger):
     if connection.vendor != "postgresql":
         pytest.skip("restarts the PostgreSQL server")
-    ids = [r.id for r in reliability_tasks.sleep.map([(0.005, f"p{i}") for i in range(JOBS)])]
+    ids = [r.id for r in reliability_tasks.sleep.map([(0.01, f"p{i}") for i in range(JOBS)])]
     # One executor each, so that the load lasts long enough to restart the server inside it.
-    workers = [fleet("--concurrency", "1") for _ in range(2)]
+    workers = [fleet("--processes", "1", "--concurrency", "1") for _ in range(2)]
     wait_for(lambda: _completed(ledger) >= JOBS // 5, 120, "a fifth of the jobs", alive=workers)
 
     connection.close()

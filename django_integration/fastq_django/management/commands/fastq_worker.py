@@ -194,6 +194,7 @@ class Command(BaseCommand):
                 grace=options["grace"],
                 max_memory_mb=options["max_memory_per_child"],
                 burst=options["burst"],
+                restore_signals=False,  # the command ends here: a late Ctrl-C changes nothing
             )
         except fastq._core.DriverError as exc:
             raise CommandError(f"cannot reach the broker database: {exc}") from exc

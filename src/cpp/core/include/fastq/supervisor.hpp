@@ -46,6 +46,9 @@ struct SupervisorConfig {
   std::uint64_t max_memory_kb = 0;  // per child resident set; 0 = no limit
   bool burst = false;               // a child that exits 0 is not replaced
   std::chrono::milliseconds tick{50};
+  // Unblock SIGINT/SIGTERM again when run() returns. A command that exits right after
+  // keeps them blocked, so a late Ctrl-C cannot interrupt its last words.
+  bool restore_signals = true;
   std::function<void(LogLevel, const std::string&)> log;
 };
 

@@ -24,7 +24,9 @@ def test_autoretry_then_success_and_exhaustion():
         exhausted.get(timeout=10)
     assert info.value.type == "ConnectionError"
     assert "attempt 3" in info.value.message
+    assert exhausted.status == "DEAD"  # retried as asked, attempts spent: given up
     assert Execution.objects.filter(key="bad").count() == 3
+    assert tasks.fail.delay("once").status == "QUEUED"
     assert "fastq worker" in out
 
 

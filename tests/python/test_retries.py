@@ -54,9 +54,10 @@ def test_autoretry_until_success(broker):
     assert broker.fetch(r.id).attempts == 3
 
 
-def test_autoretry_exhausted_fails_with_the_last_error(broker):
+def test_autoretry_exhausted_is_dead_with_the_last_error(broker):
     r = flaky.delay("b", 10)
     run_burst()
+    assert r.status == "DEAD"
     with pytest.raises(fastq.TaskFailed) as info:
         r.get()
     assert info.value.type == "ConnectionError"
@@ -132,4 +133,4 @@ def test_eager_mode_retries_inline(broker):
     fastq.configure(EAGER=True)
     assert flaky.delay("j", 2).get() == 3
     failed = flaky.delay("k", 10)
-    assert failed.status == "FAILED"
+    assert failed.status == "DEAD"  # retried as asked; attempts spent

@@ -189,6 +189,8 @@ class PyRunner final : public TaskRunner {
       message = "<unprintable exception>";
     }
     fail(out, type, message, tb);
+    // Retried as the task asked, and no attempts are left: the job is given up (dead).
+    if (py::hasattr(exc, "_fastq_gave_up")) out.outcome = Outcome::kDead;
   }
 
   static void fail(Completion& out, std::string type, std::string message, std::string tb) {

@@ -14,7 +14,7 @@ QUEUED = "QUEUED"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
-DEAD = "DEAD"  # given up: its workers kept dying (error_type fastq.WorkerLost)
+DEAD = "DEAD"  # given up after its retries (or its workers kept dying), or a bad message
 EXPIRED = "EXPIRED"  # not started before its expiry
 CANCELLED = "CANCELLED"
 UNKNOWN = "UNKNOWN"  # no such job: never enqueued, or its transaction has not committed
@@ -120,14 +120,19 @@ class AsyncResult:
 class EagerResult(AsyncResult):
     """The result of a task run inline (``FASTQ["EAGER"]``): already finished."""
 
-    def __init__(self, id: str, value: Any = None, failure: TaskFailed | None = None) -> None:
+    def __init__(
+        self, id: str, value: Any = None, failure: TaskFailed | None = None, dead: bool = False
+    ) -> None:
         super().__init__(id)
         self._value = value
         self._failure = failure
+        self._dead = dead
 
     @property
     def status(self) -> str:
-        return FAILED if self._failure else SUCCEEDED
+        if self._failure:
+            return DEAD if self._dead else FAILED
+        return SUCCEEDED
 
     state = status
 

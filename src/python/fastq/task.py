@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -341,7 +342,9 @@ class Task(Generic[P, R]):
                     str(exc),
                     "".join(traceback.format_exception(exc)),
                 )
-                return EagerResult(job.id, failure=failure)
+                return EagerResult(
+                    job.id, failure=failure, dead=getattr(exc, "_fastq_gave_up", False)
+                )
         raise AssertionError("unreachable: the last attempt never retries")
 
 
@@ -426,6 +429,7 @@ def _ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseEx
                 f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
             )
             final.__suppress_context__ = True
+            _mark_gave_up(final)
             if signals.task_failed.has_listeners(task):
                 signals.task_failed.send(sender=task, job=job, exception=final)
             return final
@@ -438,9 +442,17 @@ def _ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseEx
         _fill_retry(task, retry, attempt, exc)
         _send_retried(task, job, retry)
         return retry
+    if task.autoretry_for and isinstance(exc, task.autoretry_for):
+        _mark_gave_up(exc)  # a retryable error, but no attempts are left
     if signals.task_failed.has_listeners(task):
         signals.task_failed.send(sender=task, job=job, exception=exc)
     return exc
+
+
+def _mark_gave_up(exc: BaseException) -> None:
+    """The job ends DEAD, not FAILED: it was retried as asked and its attempts are spent."""
+    with contextlib.suppress(AttributeError, TypeError):
+        exc._fastq_gave_up = True  # type: ignore[attr-defined]
 
 
 _async_loop: asyncio.AbstractEventLoop | None = None

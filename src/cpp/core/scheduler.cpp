@@ -2,6 +2,9 @@
 // in the drivers (hold_lease, load_schedules, fire_schedule); see scheduler.hpp.
 #include "fastq/scheduler.hpp"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -287,7 +290,13 @@ void Scheduler::start() {
   std::lock_guard l(impl_->mu);
   if (impl_->thread.joinable()) return;
   impl_->stopping = false;
+  // The thread never takes signals: SIGTERM/SIGINT/SIGCHLD belong to the worker or the
+  // supervisor, which block them on their own thread and wait for them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   impl_->thread = std::thread([this] { impl_->loop(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void Scheduler::stop() {

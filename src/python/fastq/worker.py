@@ -211,17 +211,29 @@ def run_supervised(
     max_memory_mb: int = 0,
     burst: bool = False,
     on_child_start: Callable[[int], None] | None = None,
+    fork_guard: Any = None,
 ) -> _core.SupervisorStats:
     """Prefork mode: a C++ supervisor forks ``processes`` children that each run
     ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
     its hard ``time_limit``, recycles children above ``max_memory_mb``, and forwards
     SIGTERM/SIGINT. Call it once the application is loaded and with no other threads
-    running (the children are forks of this process). Returns when all children stopped.
+    running (the children are forks of this process), except a ``fork_guard`` (an object
+    with ``pause()`` and ``resume()``, such as ``fastq._core.Scheduler``), which is paused
+    between its passes around every fork. Returns when all children stopped.
     """
 
     def spawn(index: int) -> int:
-        pid = os.fork()
+        if fork_guard is not None:
+            fork_guard.pause()
+        try:
+            pid = os.fork()
+        except BaseException:
+            if fork_guard is not None:
+                fork_guard.resume()
+            raise
         if pid:
+            if fork_guard is not None:
+                fork_guard.resume()
             return pid
         code = 1
         try:

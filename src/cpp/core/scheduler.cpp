@@ -310,10 +310,13 @@ void Scheduler::stop() {
   if (impl_->leader) {
     try {
       impl_->driver->drop_lease(impl_->cfg.lease_name, impl_->cfg.holder);
+      impl_->log(LogLevel::kInfo, "scheduler: " + impl_->cfg.holder + " gave the lead up");
     } catch (const DriverError&) {
       // The lease expires by itself.
     }
-    impl_->set_leader(false);
+    impl_->leader = false;
+    std::lock_guard l(impl_->stats_mu);
+    impl_->stats.leader = false;
   }
 }
 

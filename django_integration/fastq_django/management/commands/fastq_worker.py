@@ -11,7 +11,7 @@ from typing import Any
 
 import fastq
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import DatabaseError, connections
 from fastq.worker import Worker, default_queues, run_supervised
 
 from fastq_django.broker import default_broker
@@ -165,6 +165,11 @@ class Command(BaseCommand):
             created, updated, disabled = sync_schedules(broker.alias)
         except fastq.CronError as exc:
             raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            raise CommandError(
+                f"cannot write the schedules table ({exc}); run `python manage.py migrate` "
+                "or start the worker with --no-scheduler"
+            ) from exc
         if created or updated or disabled:
             log.info(
                 "schedules from code: %d created, %d updated, %d disabled",

@@ -247,6 +247,29 @@ TEST_P(SchedulerTest, CatchUpPolicies) {
   }
 }
 
+TEST_P(SchedulerTest, OldRunsArePruned) {
+  ASSERT_TRUE(a_->hold_lease("scheduler", "A", 15s));
+  sql("INSERT INTO fastq_schedule (name, task, every, enabled, max_instances, catch_up, "
+      "source) VALUES ('tick', 'app.tick', 60, true, 0, 'latest', 'code')");
+  const Micros day = 86'400'000'000LL;
+  const Micros now = now_micros();
+  for (const Micros slot : {now - 9 * day, now - 8 * day, now - day}) {
+    ScheduleFire f;
+    f.lease_name = "scheduler";
+    f.holder = "A";
+    f.schedule = "tick";
+    f.max_instances = 0;
+    f.slot = slot;
+    f.next_run_at = slot + 1;
+    f.job.id = new_job_id();
+    f.job.task = "app.tick";
+    sql("UPDATE fastq_schedule SET next_run_at = NULL");
+    ASSERT_EQ(a_->fire_schedule(f), FireResult::kFired);
+  }
+  EXPECT_EQ(a_->prune_schedule_runs(now - 7 * day), 2u);
+  EXPECT_EQ(sql("SELECT count(*) FROM fastq_schedule_run"), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, SchedulerTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -341,6 +341,18 @@ class MemoryDriver final : public Driver {
     return FireResult::kFired;
   }
 
+  std::size_t prune_schedule_runs(Micros before) override {
+    std::lock_guard lock(store_->mu);
+    std::size_t n = 0;
+    for (auto& [name, runs] : store_->runs) {
+      for (auto it = runs.begin(); it != runs.end() && it->first < before;) {
+        it = runs.erase(it);
+        ++n;
+      }
+    }
+    return n;
+  }
+
   void put_schedule(const ScheduleRow& row, bool enabled) {
     std::lock_guard lock(store_->mu);
     auto& s = store_->schedules[row.name];

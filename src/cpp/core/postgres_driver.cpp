@@ -549,6 +549,15 @@ class PostgresDriver final : public Driver {
     }
   }
 
+  std::size_t prune_schedule_runs(Micros before) override {
+    const auto b = std::to_string(before);
+    Result r = conn_.exec("fastq_prune_runs",
+                          "DELETE FROM fastq_schedule_run WHERE slot < "
+                          "to_timestamp($1::bigint / 1e6)",
+                          {b.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
   std::size_t rescue_expired() override {
     Result r = conn_.exec(
         "fastq_rescue",

@@ -52,6 +52,7 @@ struct Scheduler::Impl {
   bool leader = false;
   Micros next_lease = 0;
   Micros next_reload = 0;
+  Micros next_prune = 0;
   std::vector<ScheduleRow> rows;
   std::set<std::string> reported;  // "name: error" already logged
 
@@ -230,6 +231,12 @@ struct Scheduler::Impl {
           }
         }
         if (!go_on) break;
+      }
+      if (leader && now >= next_prune) {
+        const Micros keep = std::chrono::duration_cast<std::chrono::microseconds>(
+                                cfg.keep_runs).count();
+        driver->prune_schedule_runs(now - keep);
+        next_prune = now + 600'000'000;
       }
     } catch (const DriverError& e) {
       log(LogLevel::kWarning, std::string("scheduler: ") + e.what());

@@ -599,6 +599,16 @@ class SqliteDriver final : public Driver {
     }
   }
 
+  std::size_t prune_schedule_runs(Micros before) override {
+    auto& s = stmt("prune_runs", "DELETE FROM fastq_schedule_run WHERE slot < ?1");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, format_utc(before));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
   std::size_t count_runnable(std::span<const std::string> queues) override {
     auto& s = stmt("count_runnable",
                    "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "

@@ -90,6 +90,8 @@ class Driver {
   virtual std::vector<ScheduleRow> load_schedules() = 0;
   // One transaction; see ScheduleFire.
   virtual FireResult fire_schedule(const ScheduleFire& fire) = 0;
+  // Deletes fastq_schedule_run rows of slots before `before`; returns how many.
+  virtual std::size_t prune_schedule_runs(Micros before) = 0;
 
   // Runnable jobs left in these queues (state queued and due now).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;

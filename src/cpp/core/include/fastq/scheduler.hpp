@@ -15,6 +15,7 @@
 //  * Overlap: with max_instances > 0, a schedule whose queued-or-running jobs number
 //    max_instances or more does not fire; last_outcome says "skipped: still running".
 //  * The leader re-reads the table every `reload`, so edits take effect within seconds.
+//  * The leader prunes fastq_schedule_run rows older than keep_runs (default 7 days).
 #pragma once
 
 #include <atomic>
@@ -56,6 +57,8 @@ struct SchedulerConfig {
   std::chrono::milliseconds renew{0};  // 0: lease / 3
   std::chrono::milliseconds reload{2000};
   std::chrono::milliseconds misfire_grace{60000};
+  // The leader deletes fastq_schedule_run rows of slots older than this, every 10 min.
+  std::chrono::hours keep_runs{24 * 7};
   std::map<std::string, TaskDefaults> tasks;
   std::function<void(LogLevel, const std::string&)> log;
 };

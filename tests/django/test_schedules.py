@@ -283,3 +283,25 @@ def test_admin_edit_takes_effect_without_restart(worker):
     w.signal(signal.SIGTERM)
     w.finish(60)
     assert os.getpid()  # the worker was never restarted: one process served it all
+
+
+def test_no_scheduler_worker_stays_out_of_the_election(worker):
+    _tick_schedule("tick")
+    bystander = worker("--processes", "0", "--no-scheduler")
+    tasks.add.delay(1, 1).get(timeout=120)  # it is up and running jobs
+    leader = worker("--processes", "0", "--scheduler-lease", "2")
+    _wait_for(lambda: len(_jobs_of("tick")) >= 2, what="2 slots fired")
+    assert _leader_pid() == leader.proc.pid
+    for w in (bystander, leader):
+        w.signal(signal.SIGTERM)
+    assert "scheduler:" not in bystander.finish(60)
+    leader.finish(60)
+
+
+def test_bad_settings_schedule_fails_at_startup(settings):
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.FASTQ = {"SCHEDULE": {"backup": {"task": "a.b", "cron": "0 3 * * MONDAY"}}}
+    with pytest.raises(ImproperlyConfigured, match=r"schedule 'backup': cron: cron \"0 3"):
+        apps.get_app_config("fastq_django").ready()

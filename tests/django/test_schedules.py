@@ -234,27 +234,31 @@ def test_every_second_fires_each_slot_once_with_two_workers_and_fails_over(worke
 
 
 def test_catch_up_policies_after_downtime(worker):
+    # Hourly at a minute half an hour away from now: the latest slot is ~30 min late
+    # (beyond the 60 s grace of catch_up="none") and the next ~30 min ahead.
     hour = timedelta(hours=1)
     now = datetime.now(UTC)
-    top = now.replace(minute=0, second=0, microsecond=0)
+    minute = (now.minute + 30) % 60
+    cron = f"{minute} * * * *"
+    latest = now.replace(minute=minute, second=0, microsecond=0)
+    if latest > now:
+        latest -= hour
     for policy in ("latest", "all", "none"):
         _tick_schedule(
-            policy, every=None, cron="0 * * * *", catch_up=policy, next_run_at=top - 4 * hour
+            policy, every=None, cron=cron, catch_up=policy, next_run_at=latest - 4 * hour
         )
     w = worker("--processes", "0")
     _wait_for(
-        lambda: all(
-            s.next_run_at > datetime.now(UTC) for s in Schedule.objects.filter(cron="0 * * * *")
-        ),
-        what="all three schedules moved to the next hour",
+        lambda: all(s.next_run_at > datetime.now(UTC) for s in Schedule.objects.filter(cron=cron)),
+        what="all three schedules moved to the next slot",
     )
     w.signal(signal.SIGTERM)
     w.finish(60)
     assert len(_jobs_of("latest")) == 1
-    assert len(_jobs_of("all")) == 5  # top - 4h, -3h, -2h, -1h, top
+    assert len(_jobs_of("all")) == 5  # latest - 4h, -3h, -2h, -1h, latest
     assert len(_jobs_of("none")) == 0
     assert "missed" in Schedule.objects.get(name="none").last_outcome
-    assert {s.next_run_at for s in Schedule.objects.filter(cron="0 * * * *")} == {top + hour}
+    assert {s.next_run_at for s in Schedule.objects.filter(cron=cron)} == {latest + hour}
 
 
 def test_max_instances_skips_while_the_last_run_is_queued(worker):

@@ -247,7 +247,9 @@ class Schedule(models.Model):
         """A changed expression, interval, zone or a re-enable moves the schedule: the
         scheduler computes the next slot from now (within seconds)."""
         if self.pk is not None and "update_fields" not in kwargs:
-            old = type(self).objects.filter(pk=self.pk).values(*self.TIMING_FIELDS).first()
+            db = kwargs.get("using") or self._state.db
+            rows = type(self)._default_manager.using(db).filter(pk=self.pk)  # type: ignore[arg-type]
+            old = rows.values(*self.TIMING_FIELDS).first()
             if old and any(old[f] != getattr(self, f) for f in self.TIMING_FIELDS):
                 self.next_run_at = None
         super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class FastqConfig(AppConfig):
@@ -6,3 +7,13 @@ class FastqConfig(AppConfig):
     label = "fastq_django"
     verbose_name = "fastq task queue"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # A bad FASTQ["SCHEDULE"] entry fails at startup, naming the entry and the field.
+        from fastq import conf
+        from fastq.schedules import from_settings
+
+        try:
+            from_settings(conf.get("SCHEDULE"))
+        except ValueError as exc:  # CronError is a ValueError
+            raise ImproperlyConfigured(str(exc)) from exc

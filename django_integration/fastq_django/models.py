@@ -128,3 +128,161 @@ class RateLimit(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+_now = timezone.now  # Schedule has a field named timezone
+
+
+class CatchUp(models.TextChoices):
+    LATEST = "latest", "latest: fire once for the missed slots"
+    ALL = "all", "all: fire every missed slot"
+    NONE = "none", "none: skip to the next slot"
+
+
+class ScheduleSource(models.TextChoices):
+    CODE = "code", "code"
+    ADMIN = "admin", "admin"
+
+
+class Schedule(models.Model):
+    """A periodic schedule. Rows with source "code" are written by ``fastq_worker`` at
+    start from ``@fastq.periodic`` and ``FASTQ["SCHEDULE"]``; the scheduler (C++ core,
+    src/cpp/core/scheduler.cpp) reads the enabled rows every few seconds and writes
+    ``next_run_at`` and the ``last_*`` columns."""
+
+    name = models.CharField(max_length=200, unique=True)
+    task = models.CharField(max_length=255, help_text="Dotted name of a registered task.")
+    args = models.TextField(default="[]", db_default="[]", help_text="JSON array.")
+    kwargs = models.TextField(default="{}", db_default="{}", help_text="JSON object.")
+    queue = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="Blank: the task's."
+    )
+    priority = models.SmallIntegerField(
+        default=0, db_default=0, help_text="0: the task's. Higher runs first."
+    )
+    cron = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text='Cron expression, e.g. "*/5 8-18 * * *" (or blank: set every).',
+    )
+    timezone = models.CharField(
+        max_length=64, default="UTC", db_default="UTC", help_text="IANA zone of the cron."
+    )
+    every = models.FloatField(
+        null=True, blank=True, help_text="Interval in seconds (instead of cron)."
+    )
+    enabled = models.BooleanField(default=True, db_default=True)
+    catch_up = models.CharField(
+        max_length=8, choices=CatchUp.choices, default=CatchUp.LATEST, db_default="latest"
+    )
+    max_instances = models.IntegerField(
+        default=1,
+        db_default=1,
+        help_text="Skip a slot while this many runs are active (0: no limit).",
+    )
+    source = models.CharField(
+        max_length=8,
+        choices=ScheduleSource.choices,
+        default=ScheduleSource.ADMIN,
+        db_default="admin",
+        editable=False,
+    )
+    next_run_at = models.DateTimeField(
+        null=True, blank=True, help_text="Next slot; empty: computed by the scheduler."
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_job_id = models.UUIDField(null=True, blank=True, editable=False)
+    last_outcome = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
+    created_at = models.DateTimeField(default=_now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Columns whose change moves the schedule (next_run_at is recomputed).
+    TIMING_FIELDS = ("cron", "timezone", "every", "enabled")
+
+    class Meta:
+        db_table = "fastq_schedule"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def expression(self) -> str:
+        if self.cron:
+            return f"{self.cron} ({self.timezone})"
+        return f"every {self.every:g}s" if self.every else "—"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from fastq import Cron, CronError
+
+        errors: dict[str, str] = {}
+        if bool(self.cron) == (self.every is not None):
+            errors["cron"] = "Give a cron expression or an interval (every), not both."
+        elif self.cron:
+            try:
+                Cron(self.cron, timezone=self.timezone or "UTC")
+            except CronError as exc:
+                errors["timezone" if "time zone" in str(exc) else "cron"] = str(exc)
+        elif self.every is not None and not self.every > 0:
+            errors["every"] = "The interval must be positive."
+        for field_name, kind in (("args", list), ("kwargs", dict)):
+            try:
+                value = json.loads(getattr(self, field_name) or "null")
+            except ValueError as exc:
+                errors[field_name] = f"Not JSON: {exc}"
+                continue
+            if not isinstance(value, kind):
+                errors[field_name] = f"Must be a JSON {'array' if kind is list else 'object'}."
+        if self.max_instances is not None and self.max_instances < 0:
+            errors["max_instances"] = "0 (no limit) or more."
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """A changed expression, interval, zone or a re-enable moves the schedule: the
+        scheduler computes the next slot from now (within seconds)."""
+        if self.pk is not None and "update_fields" not in kwargs:
+            db = kwargs.get("using") or self._state.db
+            rows = type(self)._default_manager.using(db).filter(pk=self.pk)  # type: ignore[arg-type]
+            old = rows.values(*self.TIMING_FIELDS).first()
+            if old and any(old[f] != getattr(self, f) for f in self.TIMING_FIELDS):
+                self.next_run_at = None
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class ScheduleRun(models.Model):
+    """One fired slot of a schedule. The unique (schedule, slot) pair is what makes a slot
+    fire once, whatever the number of schedulers."""
+
+    schedule = models.CharField(max_length=200)
+    slot = models.DateTimeField()
+    job_id = models.UUIDField(null=True, blank=True, help_text="Empty: skipped (overlap).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "fastq_schedule_run"
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "slot"], name="fastq_schedule_run_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} @ {self.slot.isoformat()}"
+
+
+class Leader(models.Model):
+    """A leader lease (the scheduler's row is "scheduler"), taken and renewed by workers."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=255)
+    lease_expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "fastq_leader"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"

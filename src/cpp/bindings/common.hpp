@@ -18,5 +18,6 @@ using DriverPtr = std::shared_ptr<Driver>;
 void bind_driver(py::module_& m);
 void bind_worker(py::module_& m);
 void bind_cron(py::module_& m);
+void bind_scheduler(py::module_& m);
 
 }  // namespace fastq::py_bindings

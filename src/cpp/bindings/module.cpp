@@ -3,9 +3,10 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() =
-      "fastq's C++ core: broker drivers, the worker and cron schedules (private; use the "
+      "fastq's C++ core: broker drivers, the worker, cron schedules and the scheduler (private; use the "
       "fastq package)";
   fastq::py_bindings::bind_driver(m);
   fastq::py_bindings::bind_worker(m);
   fastq::py_bindings::bind_cron(m);
+  fastq::py_bindings::bind_scheduler(m);
 }

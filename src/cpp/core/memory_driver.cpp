@@ -31,6 +31,21 @@ struct Store {
   std::unordered_map<std::string, std::string> unique;  // key -> id of its latest job
   std::function<void()> wakeup;
   std::unordered_map<std::string, Micros> rate_tat;  // rate-limit buckets
+  // Scheduler tables.
+  struct Lease {
+    std::string holder;
+    Micros expires = 0;
+  };
+  std::map<std::string, Lease> leases;
+  struct Schedule {
+    ScheduleRow row;
+    bool enabled = true;
+    std::optional<Micros> last_run_at;
+    std::string last_job_id;
+    std::string last_outcome;
+  };
+  std::map<std::string, Schedule> schedules;
+  std::map<std::string, std::map<Micros, std::string>> runs;  // schedule -> slot -> job id
 };
 
 class MemoryDriver final : public Driver {
@@ -256,6 +271,97 @@ class MemoryDriver final : public Driver {
     return n;
   }
 
+  bool hold_lease(const std::string& name, const std::string& holder,
+                  std::chrono::milliseconds lease) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    auto& l = store_->leases[name];
+    if (l.holder.empty() || l.holder == holder || l.expires < now) {
+      l.holder = holder;
+      l.expires = now + lease.count() * 1000;
+    }
+    return l.holder == holder;
+  }
+
+  void drop_lease(const std::string& name, const std::string& holder) override {
+    std::lock_guard lock(store_->mu);
+    auto it = store_->leases.find(name);
+    if (it != store_->leases.end() && it->second.holder == holder) store_->leases.erase(it);
+  }
+
+  std::vector<ScheduleRow> load_schedules() override {
+    std::lock_guard lock(store_->mu);
+    std::vector<ScheduleRow> out;
+    for (const auto& [name, s] : store_->schedules) {
+      if (s.enabled) out.push_back(s.row);
+    }
+    return out;
+  }
+
+  FireResult fire_schedule(const ScheduleFire& f) override {
+    {
+      std::lock_guard lock(store_->mu);
+      const auto l = store_->leases.find(f.lease_name);
+      if (l == store_->leases.end() || l->second.holder != f.holder ||
+          l->second.expires <= now_micros()) {
+        return FireResult::kNotLeader;
+      }
+      const auto it = store_->schedules.find(f.schedule);
+      if (it == store_->schedules.end() || !it->second.enabled ||
+          it->second.row.next_run_at != f.expect_next) {
+        return FireResult::kStale;
+      }
+      auto& sched = it->second;
+      sched.row.next_run_at = f.next_run_at;
+      if (!f.slot) {
+        if (!f.outcome.empty()) sched.last_outcome = f.outcome;
+        return FireResult::kAdvanced;
+      }
+      auto& runs = store_->runs[f.schedule];
+      if (runs.contains(*f.slot)) return FireResult::kAlreadyFired;
+      if (f.check_overlap && f.max_instances > 0) {
+        int active = 0;
+        for (const auto& [slot, id] : runs) {
+          const auto row = store_->rows.find(id);
+          if (row != store_->rows.end() && (row->second.rec.state == state::kQueued ||
+                                            row->second.rec.state == state::kRunning)) {
+            ++active;
+          }
+        }
+        if (active >= f.max_instances) {
+          runs.emplace(*f.slot, std::string());
+          sched.last_outcome = kSkippedRunningOutcome;
+          return FireResult::kSkipped;
+        }
+      }
+      runs.emplace(*f.slot, f.job.id);
+      sched.last_run_at = now_micros();
+      sched.last_job_id = f.job.id;
+      sched.last_outcome = state::kQueued;
+    }
+    enqueue(std::span<const NewJob>(&f.job, 1));
+    return FireResult::kFired;
+  }
+
+  std::size_t prune_schedule_runs(Micros before) override {
+    std::lock_guard lock(store_->mu);
+    std::size_t n = 0;
+    for (auto& [name, runs] : store_->runs) {
+      for (auto it = runs.begin(); it != runs.end() && it->first < before;) {
+        it = runs.erase(it);
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  void put_schedule(const ScheduleRow& row, bool enabled) {
+    std::lock_guard lock(store_->mu);
+    auto& s = store_->schedules[row.name];
+    s.row = row;
+    s.enabled = enabled;
+  }
+
   std::size_t count_runnable(std::span<const std::string> queues) override {
     std::lock_guard lock(store_->mu);
     const Micros now = now_micros();
@@ -295,6 +401,10 @@ class MemoryDriver final : public Driver {
 };
 
 }  // namespace
+
+void memory_put_schedule(Driver& memory_driver, const ScheduleRow& row, bool enabled) {
+  dynamic_cast<MemoryDriver&>(memory_driver).put_schedule(row, enabled);
+}
 
 std::unique_ptr<Driver> make_memory_driver() {
   return std::make_unique<MemoryDriver>(std::make_shared<Store>());

@@ -428,6 +428,140 @@ class PostgresDriver final : public Driver {
     }
   }
 
+  bool hold_lease(const std::string& name, const std::string& holder,
+                  std::chrono::milliseconds lease) override {
+    const auto ms = std::to_string(lease.count());
+    Result r = conn_.exec(
+        "fastq_hold_lease",
+        "INSERT INTO fastq_leader AS l (name, holder, lease_expires_at) VALUES ($1, $2, "
+        "now() + $3::bigint * interval '1 millisecond') ON CONFLICT (name) DO UPDATE SET "
+        "holder = excluded.holder, lease_expires_at = excluded.lease_expires_at "
+        "WHERE l.holder = excluded.holder OR l.lease_expires_at < now() RETURNING l.holder",
+        {name.c_str(), holder.c_str(), ms.c_str()});
+    return PQntuples(r.get()) == 1 && holder == PQgetvalue(r.get(), 0, 0);
+  }
+
+  void drop_lease(const std::string& name, const std::string& holder) override {
+    conn_.exec("fastq_drop_lease", "DELETE FROM fastq_leader WHERE name = $1 AND holder = $2",
+               {name.c_str(), holder.c_str()});
+  }
+
+  std::vector<ScheduleRow> load_schedules() override {
+    Result r = conn_.exec(
+        "fastq_load_schedules",
+        "SELECT name, task, args, kwargs, queue, priority, cron, timezone, "
+        "COALESCE(every, 0), catch_up, max_instances, "
+        "(extract(epoch FROM next_run_at) * 1000000)::bigint "
+        "FROM fastq_schedule WHERE enabled ORDER BY name",
+        {});
+    std::vector<ScheduleRow> out;
+    const int n = PQntuples(r.get());
+    for (int i = 0; i < n; ++i) {
+      auto v = [&](int c) { return std::string(PQgetvalue(r.get(), i, c)); };
+      ScheduleRow row;
+      row.name = v(0);
+      row.task = v(1);
+      row.args = v(2);
+      row.kwargs = v(3);
+      row.queue = v(4);
+      row.priority = std::atoi(v(5).c_str());
+      row.cron = v(6);
+      row.timezone = v(7);
+      row.every = std::atof(v(8).c_str());
+      row.catch_up = v(9);
+      row.max_instances = std::atoi(v(10).c_str());
+      if (!PQgetisnull(r.get(), i, 11)) row.next_run_at = std::atoll(v(11).c_str());
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+
+  FireResult fire_schedule(const ScheduleFire& f) override {
+    conn_.exec_simple("BEGIN");
+    try {
+      auto finish = [&](FireResult r) {
+        conn_.exec_simple(r == FireResult::kNotLeader || r == FireResult::kStale ? "ROLLBACK"
+                                                                                 : "COMMIT");
+        return r;
+      };
+      {
+        // FOR SHARE: a competitor cannot take the lease over until this commits.
+        Result r = conn_.exec("fastq_fire_leader",
+                              "SELECT 1 FROM fastq_leader WHERE name = $1 AND holder = $2 "
+                              "AND lease_expires_at > now() FOR SHARE",
+                              {f.lease_name.c_str(), f.holder.c_str()});
+        if (PQntuples(r.get()) == 0) return finish(FireResult::kNotLeader);
+      }
+      const auto next = std::to_string(f.next_run_at);
+      const auto expect = f.expect_next ? std::to_string(*f.expect_next) : std::string();
+      {
+        Result r = conn_.exec(
+            "fastq_fire_cas",
+            "UPDATE fastq_schedule SET next_run_at = to_timestamp($2::bigint / 1e6) "
+            "WHERE name = $1 AND enabled AND (($3::bigint IS NULL AND next_run_at IS NULL) "
+            "OR (extract(epoch FROM next_run_at) * 1000000)::bigint = $3::bigint)",
+            {f.schedule.c_str(), next.c_str(), f.expect_next ? expect.c_str() : nullptr});
+        if (std::string_view(PQcmdTuples(r.get())) == "0") return finish(FireResult::kStale);
+      }
+      if (!f.slot) {
+        if (!f.outcome.empty()) {
+          conn_.exec("fastq_fire_outcome",
+                     "UPDATE fastq_schedule SET last_outcome = $2 WHERE name = $1",
+                     {f.schedule.c_str(), f.outcome.c_str()});
+        }
+        return finish(FireResult::kAdvanced);
+      }
+      bool skip = false;
+      if (f.check_overlap && f.max_instances > 0) {
+        Result r = conn_.exec(
+            "fastq_fire_active",
+            "SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') AND id IN "
+            "(SELECT job_id FROM fastq_schedule_run WHERE schedule = $1 AND job_id IS NOT "
+            "NULL ORDER BY slot DESC LIMIT 100)",
+            {f.schedule.c_str()});
+        skip = std::atoll(PQgetvalue(r.get(), 0, 0)) >= f.max_instances;
+      }
+      const auto slot = std::to_string(*f.slot);
+      {
+        Result r = conn_.exec(
+            "fastq_fire_slot",
+            "INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES "
+            "($1, to_timestamp($2::bigint / 1e6), $3::uuid, now()) "
+            "ON CONFLICT (schedule, slot) DO NOTHING",
+            {f.schedule.c_str(), slot.c_str(), skip ? nullptr : f.job.id.c_str()});
+        if (std::string_view(PQcmdTuples(r.get())) == "0") {
+          return finish(FireResult::kAlreadyFired);
+        }
+      }
+      if (skip) {
+        conn_.exec("fastq_fire_outcome",
+                   "UPDATE fastq_schedule SET last_outcome = $2 WHERE name = $1",
+                   {f.schedule.c_str(), kSkippedRunningOutcome});
+        return finish(FireResult::kSkipped);
+      }
+      enqueue(std::span<const NewJob>(&f.job, 1));
+      conn_.exec("fastq_fire_ran",
+                 "UPDATE fastq_schedule SET last_run_at = now(), last_job_id = $2::uuid, "
+                 "last_outcome = 'queued' WHERE name = $1",
+                 {f.schedule.c_str(), f.job.id.c_str()});
+      return finish(FireResult::kFired);
+    } catch (const DriverError&) {
+      if (PQstatus(conn_.raw()) == CONNECTION_OK) {
+        Result rb(PQexec(conn_.raw(), "ROLLBACK"));
+      }
+      throw;
+    }
+  }
+
+  std::size_t prune_schedule_runs(Micros before) override {
+    const auto b = std::to_string(before);
+    Result r = conn_.exec("fastq_prune_runs",
+                          "DELETE FROM fastq_schedule_run WHERE slot < "
+                          "to_timestamp($1::bigint / 1e6)",
+                          {b.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
   std::size_t rescue_expired() override {
     Result r = conn_.exec(
         "fastq_rescue",

@@ -134,6 +134,29 @@ class SqliteDriver final : public Driver {
   std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
     if (jobs.empty()) return {};
     const std::string now = format_utc(now_micros());
+    std::vector<std::string> inserted;
+    {
+      Lock lock(*write_mu_);
+      last_claim_empty_ = false;  // our own writes don't move data_version
+      inserted = insert_jobs(jobs, now);
+    }
+    return resolve_unique(
+        jobs, inserted,
+        [this](const std::vector<std::string>& keys) {
+          auto& q = stmt("unique_holders",
+                         "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', "
+                         "'running') AND unique_key IN (SELECT value FROM json_each(?1))");
+          Run run(q);
+          q.bind(1, json_string_array(keys));
+          std::vector<std::pair<std::string, std::string>> out;
+          while (q.step()) out.emplace_back(q.text(0), to_canonical_id(q.text(1)));
+          return out;
+        },
+        [this](std::span<const NewJob> again) { return enqueue(again); });
+  }
+
+  // One INSERT of `jobs` (write_mu_ held); the ids written (unique-key conflicts skipped).
+  std::vector<std::string> insert_jobs(std::span<const NewJob> jobs, const std::string& now) {
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       const auto& x = jobs[i];
@@ -187,25 +210,11 @@ class SqliteDriver final : public Driver {
                          "value->>'rate_key' FROM json_each(?1) WHERE true "
                      "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
                      "DO NOTHING RETURNING id");
-      Lock lock(*write_mu_);
-      last_claim_empty_ = false;  // our own writes don't move data_version
       Run run(s);
       s.bind(1, j).bind(2, now);
       while (s.step()) inserted.push_back(to_canonical_id(s.text(0)));
     }
-    return resolve_unique(
-        jobs, inserted,
-        [this](const std::vector<std::string>& keys) {
-          auto& q = stmt("unique_holders",
-                         "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', "
-                         "'running') AND unique_key IN (SELECT value FROM json_each(?1))");
-          Run run(q);
-          q.bind(1, json_string_array(keys));
-          std::vector<std::pair<std::string, std::string>> out;
-          while (q.step()) out.emplace_back(q.text(0), to_canonical_id(q.text(1)));
-          return out;
-        },
-        [this](std::span<const NewJob> again) { return enqueue(again); });
+    return inserted;
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
@@ -446,6 +455,158 @@ class SqliteDriver final : public Driver {
         .bind(2, std::string(kWorkerLostType))
         .bind(3, std::string(kWorkerLostPrefix))
         .bind(4, std::string(kWorkerLostSuffix));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  bool hold_lease(const std::string& name, const std::string& holder,
+                  std::chrono::milliseconds lease) override {
+    // SQLite has no server clock: instants come from this host's (UTC text compares in
+    // order). Only the scheduler writes this table.
+    auto& s = stmt("hold_lease",
+                   "INSERT INTO fastq_leader (name, holder, lease_expires_at) "
+                   "VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET "
+                   "holder = excluded.holder, lease_expires_at = excluded.lease_expires_at "
+                   "WHERE fastq_leader.holder = excluded.holder OR "
+                   "fastq_leader.lease_expires_at < ?3 RETURNING holder");
+    const Micros now = now_micros();
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, name).bind(2, holder).bind(3, format_utc(now))
+        .bind(4, format_utc(now + lease.count() * 1000));
+    bool held = false;
+    while (s.step()) held = s.text(0) == holder;
+    return held;
+  }
+
+  void drop_lease(const std::string& name, const std::string& holder) override {
+    auto& s = stmt("drop_lease", "DELETE FROM fastq_leader WHERE name = ?1 AND holder = ?2");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, name).bind(2, holder);
+    s.step();
+  }
+
+  std::vector<ScheduleRow> load_schedules() override {
+    auto& s = stmt("load_schedules",
+                   "SELECT name, task, args, kwargs, queue, priority, cron, timezone, "
+                   "coalesce(every, 0), catch_up, max_instances, next_run_at "
+                   "FROM fastq_schedule WHERE enabled ORDER BY name");
+    Run run(s);
+    std::vector<ScheduleRow> out;
+    while (s.step()) {
+      ScheduleRow r;
+      r.name = s.text(0);
+      r.task = s.text(1);
+      r.args = s.text(2);
+      r.kwargs = s.text(3);
+      r.queue = s.text(4);
+      r.priority = static_cast<int>(s.integer(5));
+      r.cron = s.text(6);
+      r.timezone = s.text(7);
+      r.every = s.real(8);
+      r.catch_up = s.text(9);
+      r.max_instances = static_cast<int>(s.integer(10));
+      if (!s.is_null(11)) r.next_run_at = parse_utc(s.text(11));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  FireResult fire_schedule(const ScheduleFire& f) override {
+    auto& leader = stmt("fire_leader",
+                        "SELECT count(*) FROM fastq_leader WHERE name = ?1 AND holder = ?2 "
+                        "AND lease_expires_at > ?3");
+    // Django writes whole seconds without a fraction: compare instants, not text.
+    auto& cas = stmt("fire_cas",
+                     "UPDATE fastq_schedule SET next_run_at = ?2 WHERE name = ?1 AND enabled "
+                     "AND ((?3 IS NULL AND next_run_at IS NULL) OR "
+                     "julianday(next_run_at) = julianday(?3))");
+    auto& active = stmt("fire_active",
+                        "SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') "
+                        "AND id IN (SELECT job_id FROM fastq_schedule_run WHERE schedule = ?1 "
+                        "AND job_id IS NOT NULL ORDER BY slot DESC LIMIT 100)");
+    auto& slot = stmt("fire_slot",
+                      "INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) "
+                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (schedule, slot) DO NOTHING");
+    auto& outcome = stmt("fire_outcome",
+                         "UPDATE fastq_schedule SET last_outcome = ?2 WHERE name = ?1");
+    auto& ran = stmt("fire_ran",
+                     "UPDATE fastq_schedule SET last_run_at = ?2, last_job_id = ?3, "
+                     "last_outcome = 'queued' WHERE name = ?1");
+    const Micros now_us = now_micros();
+    const std::string now = format_utc(now_us);
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    exec("BEGIN IMMEDIATE");
+    try {
+      auto finish = [&](FireResult r) {
+        exec(r == FireResult::kNotLeader || r == FireResult::kStale ? "ROLLBACK" : "COMMIT");
+        return r;
+      };
+      {
+        Run run(leader);
+        leader.bind(1, f.lease_name).bind(2, f.holder).bind(3, now);
+        leader.step();
+        if (leader.integer(0) == 0) return finish(FireResult::kNotLeader);
+      }
+      {
+        Run run(cas);
+        cas.bind(1, f.schedule).bind(2, format_utc(f.next_run_at));
+        if (f.expect_next) cas.bind(3, format_utc(*f.expect_next));
+        cas.step();
+        if (cas.changes() == 0) return finish(FireResult::kStale);
+      }
+      if (!f.slot) {
+        if (!f.outcome.empty()) {
+          Run run(outcome);
+          outcome.bind(1, f.schedule).bind(2, f.outcome);
+          outcome.step();
+        }
+        return finish(FireResult::kAdvanced);
+      }
+      bool skip = false;
+      if (f.check_overlap && f.max_instances > 0) {
+        Run run(active);
+        active.bind(1, f.schedule);
+        active.step();
+        skip = active.integer(0) >= f.max_instances;
+      }
+      const std::string job_hex = to_hex_id(f.job.id);
+      {
+        Run run(slot);
+        slot.bind(1, f.schedule).bind(2, format_utc(*f.slot)).bind(4, now);
+        if (!skip) slot.bind(3, job_hex);
+        slot.step();
+        if (slot.changes() == 0) return finish(FireResult::kAlreadyFired);
+      }
+      if (skip) {
+        Run run(outcome);
+        outcome.bind(1, f.schedule).bind(2, std::string(kSkippedRunningOutcome));
+        outcome.step();
+        return finish(FireResult::kSkipped);
+      }
+      insert_jobs(std::span<const NewJob>(&f.job, 1), now);
+      {
+        Run run(ran);
+        ran.bind(1, f.schedule).bind(2, now).bind(3, job_hex);
+        ran.step();
+      }
+      return finish(FireResult::kFired);
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::size_t prune_schedule_runs(Micros before) override {
+    auto& s = stmt("prune_runs", "DELETE FROM fastq_schedule_run WHERE slot < ?1");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, format_utc(before));
     s.step();
     return static_cast<std::size_t>(s.changes());
   }

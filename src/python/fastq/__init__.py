@@ -8,13 +8,15 @@
     result = send_sms.delay("+233244123456", "code 123456")
     result.get(timeout=10)
 
-Run the tasks with ``python manage.py fastq_worker``.
+Run the tasks with ``python manage.py fastq_worker``; ``@fastq.periodic(cron=...)`` or
+``(every=...)`` runs one on a schedule.
 """
 
 from fastq._core import Cron, CronError
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
 from fastq.conf import configure
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
+from fastq.schedules import PeriodicSchedule, periodic, schedule_once
 from fastq.task import MaxRetriesExceededError, Retry, Task, current_job, registry, task
 from fastq.timelimits import SoftTimeLimitExceeded
 from fastq.worker import Worker
@@ -31,6 +33,7 @@ __all__ = [
     "MaxRetriesExceededError",
     "MemoryBroker",
     "NewJob",
+    "PeriodicSchedule",
     "Retry",
     "SoftTimeLimitExceeded",
     "Task",
@@ -41,7 +44,9 @@ __all__ = [
     "configure",
     "current_job",
     "get_broker",
+    "periodic",
     "registry",
+    "schedule_once",
     "set_broker",
     "task",
 ]

@@ -7,6 +7,7 @@ Known keys:
 ``IMPORTS``    extra modules the worker imports to register tasks.
 ``QUEUES``     queues a worker consumes when ``--queues`` is not given.
 ``MAX_PAYLOAD_BYTES``  largest args+kwargs JSON a worker will run (default 1 MiB).
+``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "IMPORTS": [],
     "QUEUES": None,
     "MAX_PAYLOAD_BYTES": 1 << 20,
+    "SCHEDULE": {},
 }
 
 

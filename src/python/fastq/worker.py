@@ -214,19 +214,31 @@ def run_supervised(
     burst: bool = False,
     on_child_start: Callable[[int], None] | None = None,
     restore_signals: bool = True,
+    fork_guard: Any = None,
 ) -> _core.SupervisorStats:
     """Prefork mode: a C++ supervisor forks ``processes`` children that each run
     ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
     its hard ``time_limit``, recycles children above ``max_memory_mb``, and forwards
     SIGTERM/SIGINT. Call it once the application is loaded and with no other threads
-    running (the children are forks of this process). Returns when all children stopped;
-    with ``restore_signals=False`` SIGINT/SIGTERM stay blocked afterwards (for a program
-    that exits next).
+    running (the children are forks of this process), except a ``fork_guard`` (an object
+    with ``pause()`` and ``resume()``, such as ``fastq._core.Scheduler``), which is paused
+    between its passes around every fork. Returns when all children stopped; with
+    ``restore_signals=False`` SIGINT/SIGTERM stay blocked afterwards (for a program that
+    exits next).
     """
 
     def spawn(index: int) -> int:
-        pid = os.fork()
+        if fork_guard is not None:
+            fork_guard.pause()
+        try:
+            pid = os.fork()
+        except BaseException:
+            if fork_guard is not None:
+                fork_guard.resume()
+            raise
         if pid:
+            if fork_guard is not None:
+                fork_guard.resume()
             return pid
         code = 1
         try:

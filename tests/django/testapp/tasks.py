@@ -1,5 +1,6 @@
 import os
 import time
+from datetime import timedelta
 
 import fastq
 from django.db import transaction
@@ -131,3 +132,25 @@ async def async_overrun():
     import asyncio
 
     await asyncio.sleep(30)
+
+
+@fastq.periodic(cron="0 3 * * 0", timezone="Asia/Tehran", kwargs={"key": "weekly"})
+@fastq.task
+def weekly_report(key):
+    return key
+
+
+@fastq.periodic(every=timedelta(hours=6), name="six-hourly")
+def six_hourly():
+    """A plain function: @fastq.periodic registers the task too."""
+    return "ok"
+
+
+@fastq.task
+def tick(key, sleep=0.0):
+    """Fired by schedules in the tests: records each run with its job id."""
+    job = fastq.current_job()
+    Execution.objects.create(job_id=job.id, key=key, attempt=job.attempt, pid=os.getpid())
+    if sleep:
+        time.sleep(sleep)
+    return key

@@ -76,7 +76,14 @@ elif _kind == "sqlite":
 else:
     raise RuntimeError(f"FASTQ_TEST_DB must be sqlite or postgres, not {_kind!r}")
 
-FASTQ = {"IMPORTS": ["testapp.extra_tasks"]}
+FASTQ = {
+    "IMPORTS": ["testapp.extra_tasks"],
+    # Synced into fastq_schedule by every non-burst worker (tests/django/test_schedules.py).
+    "SCHEDULE": {
+        "nightly-noop": {"task": "testapp.tasks.noop", "cron": "0 3 * * *", "timezone": "UTC"},
+        "hourly-add": {"task": "testapp.tasks.add", "every": 3600, "args": [1, 2]},
+    },
+}
 # The reliability suite (tests/integration/reliability) gives a worker more task modules
 # (comma-separated) and a smaller payload limit through the environment.
 FASTQ["IMPORTS"] += [m for m in os.environ.get("FASTQ_TEST_IMPORTS", "").split(",") if m]

@@ -11,7 +11,7 @@ from typing import Any
 
 import fastq
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import DatabaseError, connections
 from fastq.worker import Worker, default_queues, run_supervised
 
 from fastq_django.broker import default_broker
@@ -90,6 +90,19 @@ class Command(BaseCommand):
             "a second SIGINT) they go back to the queue without spending an attempt.",
         )
         parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="Do not run the scheduler here (by default every non-burst worker runs one "
+            "and they elect one leader that fires periodic schedules).",
+        )
+        parser.add_argument(
+            "--scheduler-lease",
+            type=float,
+            default=15.0,
+            help="Seconds the scheduler leader's lease lasts without renewal (default 15); "
+            "another worker takes over this long after the leader dies.",
+        )
+        parser.add_argument(
             "--loglevel", "-l", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
         )
 
@@ -123,6 +136,7 @@ class Command(BaseCommand):
 
         tasks = sorted(fastq.registry)
         processes = options["processes"]
+        scheduler = self._make_scheduler(broker, options)
         self.stderr.write(
             f"fastq worker {socket.gethostname()}:{os.getpid()} on {broker.name} "
             f"({broker.vendor}), queues {','.join(queues)}, "
@@ -132,8 +146,62 @@ class Command(BaseCommand):
         )
         # Workers use their own connections; don't hold (or fork) Django's idle ones.
         connections.close_all()
+        try:
+            self._run(broker, make_worker, options, scheduler)
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    def _make_scheduler(self, broker: Any, options: dict[str, Any]) -> Any:
+        """The scheduler thread of this fastq_worker (one per command, whatever
+        --processes), after the code-declared schedules are written to the table."""
+        if options["no_scheduler"] or options["burst"]:
+            return None
+        from fastq.worker import _log
+
+        from fastq_django.schedules import sync_schedules
+
+        try:
+            created, updated, disabled = sync_schedules(broker.alias)
+        except fastq.CronError as exc:
+            raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            raise CommandError(
+                f"cannot write the schedules table ({exc}); run `python manage.py migrate` "
+                "or start the worker with --no-scheduler"
+            ) from exc
+        if created or updated or disabled:
+            log.info(
+                "schedules from code: %d created, %d updated, %d disabled",
+                created,
+                updated,
+                disabled,
+            )
+        if options["scheduler_lease"] <= 0:
+            raise CommandError("--scheduler-lease must be positive")
+        scheduler = fastq._core.Scheduler(
+            broker.worker_driver(),
+            holder=f"{socket.gethostname()}:{os.getpid()}",
+            lease_ms=int(options["scheduler_lease"] * 1000),
+            tasks={
+                t.name: (
+                    t.queue,
+                    t.priority,
+                    t.max_retries + 1,
+                    t.time_limit or 0.0,
+                    t.soft_time_limit or 0.0,
+                )
+                for t in fastq.registry.values()
+            },
+            log=_log,
+        )
+        scheduler.start()
+        return scheduler
+
+    def _run(self, broker: Any, make_worker: Any, options: dict[str, Any], scheduler: Any) -> None:
+        processes = options["processes"]
         if processes:
-            self._run_supervised(broker, make_worker, options)
+            self._run_supervised(broker, make_worker, options, scheduler)
             return
         timed = [t.name for t in fastq.registry.values() if t.time_limit]
         if timed:
@@ -153,6 +221,8 @@ class Command(BaseCommand):
         self._report(stats, time.monotonic() - started)
         if stats.hard_stopped:
             # Threads may still be inside task code; their jobs are back in the queue.
+            if scheduler is not None:
+                scheduler.stop()
             self.stderr.flush()
             sys.stdout.flush()
             os._exit(0)
@@ -165,7 +235,9 @@ class Command(BaseCommand):
             f"{stats.rescued} rescued, {stats.fenced} fenced ({rate:,.0f} jobs/s)"
         )
 
-    def _run_supervised(self, broker: Any, make_worker: Any, options: dict[str, Any]) -> None:
+    def _run_supervised(
+        self, broker: Any, make_worker: Any, options: dict[str, Any], scheduler: Any
+    ) -> None:
         prefetch = options["prefetch"] or options["claim_batch"]
         started = time.monotonic()
 
@@ -195,6 +267,7 @@ class Command(BaseCommand):
                 max_memory_mb=options["max_memory_per_child"],
                 burst=options["burst"],
                 restore_signals=False,  # the command ends here: a late Ctrl-C changes nothing
+                fork_guard=scheduler,
             )
         except fastq._core.DriverError as exc:
             raise CommandError(f"cannot reach the broker database: {exc}") from exc

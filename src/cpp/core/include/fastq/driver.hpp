@@ -23,6 +23,9 @@
 //    that held them is presumed dead); the attempt it spent stays counted, and a job
 //    whose attempts reached max_attempts becomes dead with error_type
 //    "fastq.WorkerLost" instead.
+//  * hold_lease() / fire_schedule() implement the scheduler's leader lease and its
+//    fire-each-slot-once transaction (tables fastq_leader, fastq_schedule,
+//    fastq_schedule_run).
 //  * A driver object is used by one thread at a time. connect_another() opens a sibling
 //    on the same database for another thread.
 #pragma once
@@ -78,6 +81,20 @@ class Driver {
   virtual std::size_t rescue_expired() = 0;
   virtual CancelResult cancel(const std::string& id) = 0;
 
+  // Scheduler (scheduler.hpp). Takes the lease row `name` for `holder` when it is free,
+  // expired or already held by `holder`, extending it to now + lease, in one conditional
+  // statement; true if `holder` holds it afterwards.
+  virtual bool hold_lease(const std::string& name, const std::string& holder,
+                          std::chrono::milliseconds lease) = 0;
+  // Gives the lease up (if `holder` holds it).
+  virtual void drop_lease(const std::string& name, const std::string& holder) = 0;
+  // The enabled schedules.
+  virtual std::vector<ScheduleRow> load_schedules() = 0;
+  // One transaction; see ScheduleFire.
+  virtual FireResult fire_schedule(const ScheduleFire& fire) = 0;
+  // Deletes fastq_schedule_run rows of slots before `before`; returns how many.
+  virtual std::size_t prune_schedule_runs(Micros before) = 0;
+
   // Runnable jobs left in these queues (state queued and due now).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
   virtual std::optional<JobRecord> get(const std::string& id) = 0;
@@ -104,6 +121,8 @@ std::vector<std::string> resolve_unique(
 
 // Factories. Each opens its connection eagerly so that a bad DSN fails here, clearly.
 std::unique_ptr<Driver> make_memory_driver();
+// Memory driver only (tests): inserts or replaces a schedule row.
+void memory_put_schedule(Driver& memory_driver, const ScheduleRow& row, bool enabled = true);
 // `path` is a file path (":memory:" is refused: a worker needs a database other processes
 // can see). WAL mode and a busy timeout are set on every connection.
 std::unique_ptr<Driver> make_sqlite_driver(const std::string& path,

@@ -157,6 +157,55 @@ struct RateGrant {
   Micros base_delay = 0;
 };
 
+// A periodic schedule as the scheduler reads it (table fastq_schedule, enabled rows).
+struct ScheduleRow {
+  std::string name;
+  std::string task;
+  std::string args = "[]";
+  std::string kwargs = "{}";
+  std::string queue;  // empty: the task's
+  int priority = 0;
+  std::string cron;      // empty when `every` is set
+  std::string timezone = "UTC";
+  double every = 0;      // seconds; 0 when `cron` is set
+  std::string catch_up = "latest";  // "latest", "all" or "none"
+  int max_instances = 1;            // 0: no limit
+  std::optional<Micros> next_run_at;  // empty: not computed yet
+};
+
+// One write of the scheduler (Driver::fire_schedule), all in one transaction:
+//  * only while `holder` holds the lease `lease_name` (a stale leader writes nothing);
+//  * only if the schedule's next_run_at still equals `expect_next` (compare-and-set);
+//  * next_run_at becomes `next_run_at`;
+//  * with `slot`: inserts (schedule, slot) into fastq_schedule_run and, unless that slot
+//    was fired already or (check_overlap) max_instances jobs of the schedule are still
+//    queued or running, inserts `job` and records it as the last run.
+//  * without `slot`, `outcome` (when not empty) is recorded as last_outcome.
+struct ScheduleFire {
+  std::string lease_name;
+  std::string holder;
+  std::string schedule;
+  std::optional<Micros> expect_next;
+  Micros next_run_at = 0;
+  std::optional<Micros> slot;
+  bool check_overlap = true;
+  int max_instances = 1;
+  NewJob job;
+  std::string outcome;
+};
+
+// last_outcome of a schedule whose slot was skipped for overlap (max_instances).
+inline constexpr const char* kSkippedRunningOutcome = "skipped: still running";
+
+enum class FireResult : std::uint8_t {
+  kFired,        // the job was inserted
+  kSkipped,      // overlap: max_instances jobs still queued or running (recorded)
+  kAdvanced,     // no slot: next_run_at (and outcome) written
+  kAlreadyFired, // the slot is in fastq_schedule_run already
+  kStale,        // next_run_at moved or the schedule is gone/disabled: nothing written
+  kNotLeader,    // the lease is not ours: nothing written
+};
+
 // The error recorded when a job is given up because its workers kept dying:
 // kWorkerLostPrefix + attempts + kWorkerLostSuffix (SQL drivers build it server-side).
 inline constexpr const char* kWorkerLostType = "fastq.WorkerLost";

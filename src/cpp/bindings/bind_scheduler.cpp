@@ -1,0 +1,106 @@
+// fastq._core.Scheduler: the periodic-schedule leader (scheduler.hpp) on its own thread.
+#include <pybind11/stl.h>
+
+#include "common.hpp"
+#include "fastq/scheduler.hpp"
+
+namespace fastq::py_bindings {
+
+namespace {
+
+class PyScheduler {
+ public:
+  PyScheduler(const DriverPtr& driver, SchedulerConfig cfg, std::optional<py::function> log) {
+    if (log) {
+      auto fn = std::make_shared<py::function>(std::move(*log));
+      log_ = fn;
+      cfg.log = [fn](LogLevel level, const std::string& msg) {
+        py::gil_scoped_acquire gil;
+        try {
+          (*fn)(static_cast<int>(level), msg);
+        } catch (py::error_already_set& e) {
+          e.discard_as_unraisable("fastq scheduler log callback");
+        }
+      };
+    }
+    std::unique_ptr<Driver> own;
+    {
+      py::gil_scoped_release release;
+      own = driver->connect_another();
+    }
+    sched_ = std::make_unique<Scheduler>(std::move(own), std::move(cfg));
+  }
+  ~PyScheduler() {
+    {
+      // The thread may be waiting for the GIL to log.
+      py::gil_scoped_release release;
+      sched_.reset();
+    }
+    log_.reset();
+  }
+
+  void start() { sched_->start(); }
+  void stop() {
+    py::gil_scoped_release release;
+    sched_->stop();
+  }
+  void pause() {
+    py::gil_scoped_release release;
+    sched_->pause();
+  }
+  void resume() { sched_->resume(); }
+  std::int64_t step(std::int64_t now) {
+    py::gil_scoped_release release;
+    return sched_->step(now);
+  }
+  SchedulerStats stats() const { return sched_->stats(); }
+
+ private:
+  std::shared_ptr<py::function> log_;
+  std::unique_ptr<Scheduler> sched_;
+};
+
+}  // namespace
+
+void bind_scheduler(py::module_& m) {
+  py::class_<SchedulerStats>(m, "SchedulerStats")
+      .def_readonly("fired", &SchedulerStats::fired)
+      .def_readonly("skipped", &SchedulerStats::skipped)
+      .def_readonly("missed", &SchedulerStats::missed)
+      .def_readonly("lost", &SchedulerStats::lost)
+      .def_readonly("terms", &SchedulerStats::terms)
+      .def_readonly("leader", &SchedulerStats::leader);
+
+  py::class_<PyScheduler>(m, "Scheduler")
+      .def(py::init([](const DriverPtr& driver, const std::string& holder, int lease_ms,
+                       int reload_ms, int misfire_grace_ms,
+                       const std::map<std::string, std::tuple<std::string, int, int, double,
+                                                              double>>& tasks,
+                       std::optional<py::function> log) {
+             SchedulerConfig cfg;
+             cfg.holder = holder;
+             cfg.lease = std::chrono::milliseconds(lease_ms);
+             cfg.reload = std::chrono::milliseconds(reload_ms);
+             cfg.misfire_grace = std::chrono::milliseconds(misfire_grace_ms);
+             for (const auto& [name, t] : tasks) {
+               const auto& [queue, priority, max_attempts, time_limit, soft_time_limit] = t;
+               cfg.tasks[name] =
+                   TaskDefaults{queue, priority, max_attempts, time_limit, soft_time_limit};
+             }
+             return std::make_unique<PyScheduler>(driver, std::move(cfg), std::move(log));
+           }),
+           py::arg("driver"), py::arg("holder"), py::arg("lease_ms") = 15000,
+           py::arg("reload_ms") = 2000, py::arg("misfire_grace_ms") = 60000,
+           py::arg("tasks") = std::map<std::string,
+                                       std::tuple<std::string, int, int, double, double>>{},
+           py::arg("log") = py::none())
+      .def("start", &PyScheduler::start, "Run on a background thread until stop().")
+      .def("stop", &PyScheduler::stop, "Stop the thread and give the leader lease up.")
+      .def("pause", &PyScheduler::pause, "Hold the thread between passes (around fork()).")
+      .def("resume", &PyScheduler::resume)
+      .def("step", &PyScheduler::step, py::arg("now_us"),
+           "One pass at `now_us` (tests); returns when it wants to run again.")
+      .def("stats", &PyScheduler::stats);
+}
+
+}  // namespace fastq::py_bindings

@@ -396,3 +396,28 @@ TEST(Postgres, BadConninfoFailsClearly) {
 
 }  // namespace
 }  // namespace fastq
+
+namespace fastq {
+namespace {
+
+TEST_P(Conformance, ReleaseClaimReturnsWhatOneClaimTookUnspent) {
+  std::vector<NewJob> jobs{job("a"), job("b"), job("c")};
+  db->enqueue(jobs);
+  ClaimRequest req{{"default"}, 2, std::chrono::milliseconds(30000), "w:1", 424242};
+  const auto claimed = db->claim(req);
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].lease_token, 424242);
+  auto other = db->claim(ClaimRequest{{"default"}, 5, std::chrono::milliseconds(30000), "w:2"});
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(db->release_claim(424242), 2u);
+  for (const auto& c : claimed) {
+    const auto rec = db->get(c.id);
+    EXPECT_EQ(rec->state, "queued");
+    EXPECT_EQ(rec->attempts, 0);
+  }
+  EXPECT_EQ(db->get(other[0].id)->state, "running") << "another claim is left alone";
+  EXPECT_EQ(db->release_claim(424242), 0u);
+}
+
+}  // namespace
+}  // namespace fastq

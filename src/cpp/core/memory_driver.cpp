@@ -120,7 +120,7 @@ class MemoryDriver final : public Driver {
                         if (a->run_at != b->run_at) return a->run_at < b->run_at;
                         return a->seq < b->seq;
                       });
-    const std::int64_t token = new_lease_token();
+    const std::int64_t token = req.lease_token ? req.lease_token : new_lease_token();
     std::vector<ClaimedJob> out;
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -218,6 +218,23 @@ class MemoryDriver final : public Driver {
       }
     }
     wake();
+    return n;
+  }
+
+  std::size_t release_claim(std::int64_t lease_token) override {
+    std::size_t n = 0;
+    {
+      std::lock_guard lock(store_->mu);
+      for (auto& [id, r] : store_->rows) {
+        if (r.rec.state == state::kRunning && r.lease_token == lease_token) {
+          r.rec.state = state::kQueued;
+          r.rec.attempts -= 1;
+          r.lease_token = 0;
+          ++n;
+        }
+      }
+    }
+    if (n) wake();
     return n;
   }
 

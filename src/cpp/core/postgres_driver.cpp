@@ -256,7 +256,7 @@ class PostgresDriver final : public Driver {
     }
     const auto limit = std::to_string(req.limit);
     const auto lease = std::to_string(req.lease.count());
-    const std::int64_t token = new_lease_token();
+    const std::int64_t token = req.lease_token ? req.lease_token : new_lease_token();
     const auto token_s = std::to_string(token);
     Result r = conn_.exec("fastq_claim", claim_sql(),
                           {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
@@ -375,6 +375,18 @@ class PostgresDriver final : public Driver {
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING 1) "
         "SELECT count(*), pg_notify('fastq', 'release') FROM r",
         {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::size_t release_claim(std::int64_t lease_token) override {
+    const auto token = std::to_string(lease_token);
+    Result r = conn_.exec(
+        "fastq_release_claim",
+        "WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+        "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
+        "WHERE state = 'running' AND lease_token = $1 RETURNING 1) "
+        "SELECT count(*), pg_notify('fastq', 'release') FROM r",
+        {token.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 

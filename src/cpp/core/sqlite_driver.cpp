@@ -232,7 +232,7 @@ class SqliteDriver final : public Driver {
     }
     const std::string now = format_utc(now_us);
     const std::string expires = format_utc(now_us + req.lease.count() * 1000);
-    const std::int64_t token = new_lease_token();
+    const std::int64_t token = req.lease_token ? req.lease_token : new_lease_token();
     auto& s = stmt("claim", claim_sql_);
     Lock lock(*write_mu_);
     Run run(s);
@@ -373,6 +373,19 @@ class SqliteDriver final : public Driver {
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, refs(jobs));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t release_claim(std::int64_t lease_token) override {
+    auto& s = stmt("release_claim",
+                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
+                   "worker = '' WHERE state = 'running' AND lease_token = ?1");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, lease_token);
     s.step();
     return static_cast<std::size_t>(s.changes());
   }

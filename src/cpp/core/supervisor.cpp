@@ -42,6 +42,8 @@ static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 
 struct Table {
   Slot* slots = nullptr;  // processes * per_child
+  // Per child: the lease token of a claim in flight (its jobs not all in slots yet).
+  std::atomic<std::int64_t>* claims = nullptr;
   int processes = 0;
   int per_child = 0;
   std::size_t bytes = 0;
@@ -53,9 +55,13 @@ int g_child = -1;      // this process's index once it is a supervised child
 
 class SlotTracker final : public JobTracker {
  public:
-  SlotTracker(Slot* slots, int n) : slots_(slots) {
+  SlotTracker(Slot* slots, int n, std::atomic<std::int64_t>* claim)
+      : slots_(slots), claim_(claim) {
     free_.reserve(static_cast<std::size_t>(n));
     for (int i = n - 1; i >= 0; --i) free_.push_back(i);
+  }
+  void claiming(std::int64_t lease_token) override {
+    claim_->store(lease_token, std::memory_order_release);
   }
   void claimed(const ClaimedJob& job) override {
     std::lock_guard lock(mu_);
@@ -96,6 +102,7 @@ class SlotTracker final : public JobTracker {
  private:
   std::mutex mu_;
   Slot* slots_;
+  std::atomic<std::int64_t>* claim_;
   std::vector<int> free_;
   std::unordered_map<std::string, int> index_;
 };
@@ -161,6 +168,7 @@ struct Supervisor::Impl {
     for (int s = 0; s < cfg.slots_per_child; ++s) {
       g_table.child(i)[s].state.store(Slot::kFree, std::memory_order_relaxed);
     }
+    g_table.claims[i].store(0, std::memory_order_relaxed);
     const pid_t pid = spawn(i);
     if (pid <= 0) {
       log(LogLevel::kError, "could not start worker process " + std::to_string(i) +
@@ -219,9 +227,12 @@ struct Supervisor::Impl {
       }
       slot.state.store(Slot::kFree, std::memory_order_relaxed);
     }
+    // A claim in flight when the child died: its jobs that never reached a slot.
+    const std::int64_t claim = g_table.claims[i].exchange(0);
     try {
       if (!release.empty()) stats.released += db->release(release);
       if (!outcomes.empty()) db->complete(outcomes);
+      if (claim != 0) stats.released += db->release_claim(claim);
     } catch (const DriverError& e) {
       log(LogLevel::kWarning, std::string("could not settle the jobs of a dead worker process "
                                           "(they return when their leases expire): ") +
@@ -392,12 +403,17 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   impl_->children.resize(static_cast<std::size_t>(impl_->cfg.processes));
   g_table.processes = impl_->cfg.processes;
   g_table.per_child = impl_->cfg.slots_per_child;
-  g_table.bytes = sizeof(Slot) * static_cast<std::size_t>(g_table.processes) *
-                  static_cast<std::size_t>(g_table.per_child);
+  const std::size_t slot_bytes = sizeof(Slot) * static_cast<std::size_t>(g_table.processes) *
+                                 static_cast<std::size_t>(g_table.per_child);
+  g_table.bytes =
+      slot_bytes + sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
   void* mem = mmap(nullptr, g_table.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("mmap of the supervisor's job table failed");
   g_table.slots = static_cast<Slot*>(mem);
+  g_table.claims = reinterpret_cast<std::atomic<std::int64_t>*>(static_cast<char*>(mem) +
+                                                                 slot_bytes);
+  for (int i = 0; i < g_table.processes; ++i) new (&g_table.claims[i]) std::atomic<std::int64_t>(0);
   for (std::size_t i = 0; i < static_cast<std::size_t>(g_table.processes * g_table.per_child);
        ++i) {
     new (&g_table.slots[i]) Slot();
@@ -428,7 +444,8 @@ void Supervisor::enter_child(int index) {
   if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
   g_child = index;
   if (g_table.slots && index >= 0 && index < g_table.processes) {
-    g_tracker = new SlotTracker(g_table.child(index), g_table.per_child);  // lives until exit
+    g_tracker = new SlotTracker(g_table.child(index), g_table.per_child,
+                                &g_table.claims[index]);  // lives until exit
   }
 }
 

@@ -179,8 +179,10 @@ struct Worker::Impl {
     }
     std::vector<ClaimedJob> jobs;
     const auto claim_sent = steady_us();
+    const std::int64_t token = new_lease_token();
+    if (cfg.tracker) cfg.tracker->claiming(token);
     try {
-      jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name});
+      jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name, token});
     } catch (const DriverError& e) {
       counters.db_errors++;
       if (!e.transient()) {
@@ -206,6 +208,9 @@ struct Worker::Impl {
       if (cfg.tracker) {
         for (const auto& j : jobs) cfg.tracker->claimed(j);
       }
+    }
+    if (cfg.tracker) cfg.tracker->claiming(0);
+    if (got > 0) {
       held += got;
       if (!cfg.rate_limits.empty()) apply_rate_limits(jobs);
       const auto ready = jobs.size();

@@ -71,6 +71,9 @@ class Driver {
                             std::vector<std::string>* cancel_requested = nullptr,
                             std::vector<std::string>* renewed = nullptr) = 0;
   virtual std::size_t release(std::span<const JobRef> jobs) = 0;
+  // release() of every job still running under this claim's lease token (a worker that
+  // died before it learnt which jobs its claim took).
+  virtual std::size_t release_claim(std::int64_t lease_token) = 0;
   // Like release(), but each job starts no earlier than its run_at.
   virtual std::size_t defer(std::span<const Deferral> jobs) = 0;
   // Generic cell rate algorithm over the bucket `key`, shared by every worker on this

@@ -134,6 +134,7 @@ struct ClaimRequest {
   int limit = 100;
   std::chrono::milliseconds lease{30000};
   std::string worker;  // "host:pid", stored for operators
+  std::int64_t lease_token = 0;  // 0: the driver draws one
 };
 
 // A claimed job named by id and the lease token of its claim (renew, release).

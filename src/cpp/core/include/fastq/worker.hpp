@@ -79,6 +79,8 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 class JobTracker {
  public:
   virtual ~JobTracker() = default;
+  // A claim under this lease token is about to be sent (0: its jobs are all tracked now).
+  virtual void claiming(std::int64_t /*lease_token*/) {}
   virtual void claimed(const ClaimedJob& job) = 0;
   // An executor is about to run the job (index: the executor, 0..concurrency-1).
   virtual void started(const ClaimedJob& job, int executor) = 0;

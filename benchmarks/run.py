@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -40,6 +41,8 @@ IO_TARGETS = {
     "django-q2/redis",
     "django-tasks/postgres",
 }
+# Peers run these only in the first repeat: they take the longest and are cut off anyway.
+PEERS_ONCE = {"io", "depth"}
 DEPTH_TARGETS = {
     "fastq/postgres",
     "fastq/sqlite",
@@ -52,13 +55,13 @@ DEPTH_TARGETS = {
 @dataclass
 class Sizes:
     noop_jobs: int = 50_000
-    noop_cap: float = 8.0  # seconds from worker start; slower systems are cut off there
+    noop_cap: float = 6.0  # seconds from worker start; slower systems are cut off there
     enqueue_jobs: int = 50_000
-    enqueue_cap: float = 2.0
+    enqueue_cap: float = 1.5
     latency_rate: float = 200.0
     latency_seconds: float = 2.5
     io_jobs: int = 5_000
-    io_cap: float = 20.0
+    io_cap: float = 12.0
     depth_jobs: int = 1_000_000
     limit_jobs: int = 200_000
 
@@ -66,15 +69,19 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             noop_jobs=2_000,
-            noop_cap=3.0,
+            noop_cap=2.0,
             enqueue_jobs=2_000,
             enqueue_cap=0.5,
-            latency_seconds=1.0,
+            latency_seconds=0.5,
             io_jobs=200,
-            io_cap=5.0,
+            io_cap=2.0,
             depth_jobs=20_000,
             limit_jobs=20_000,
         )
+
+
+class BenchProcess(subprocess.Popen[str]):
+    ready: dict[str, Any]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -97,6 +104,7 @@ class Runner:
     ) -> list[dict[str, Any]]:
         """One measurement of one target; returns its record(s), printing each."""
         base = {"system": target.system, "broker": target.broker, "repeat": repeat}
+        started = time.monotonic()
         results: dict[str, dict[str, Any]]
         if step in ("noop", "io", "depth"):
             results = {step: self.drain(target, step)}
@@ -106,7 +114,7 @@ class Runner:
             results = {w: r for w, r in self.enqueue(target).items() if w in workloads}
         records = [{**base, "workload": w, **r} for w, r in results.items()]
         for rec in records:
-            report.progress(rec)
+            report.progress(rec, time.monotonic() - started)
         return records
 
     def log_path(self, target: Target, workload: str) -> Path:
@@ -116,6 +124,27 @@ class Runner:
     def _fail(self, target: Target, what: str, log: Path | None) -> RuntimeError:
         tail = log.read_text()[-3000:] if log and log.exists() else ""
         return RuntimeError(f"{target.key} {what}\n{tail}")
+
+    def _bench(self, target: Target, cmd: list[str], purpose: str, log: Path) -> BenchProcess:
+        """Starts ``manage.py bench <op>`` and waits for its ``ready`` line."""
+        bench = BenchProcess(
+            cmd,
+            cwd=target.project,
+            env=target.env(purpose),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("a"),
+            text=True,
+        )
+        assert bench.stdout
+        line = ""
+        while not line.startswith("{"):
+            line = bench.stdout.readline()
+            if not line:
+                bench.wait()
+                raise self._fail(target, f"{cmd[3]}: bench failed before ready", log)
+        bench.ready = json.loads(line)
+        return bench
 
     def drain(self, target: Target, workload: str) -> dict[str, Any]:
         """Prefill, start the worker(s), measure from their start until the last job is
@@ -130,22 +159,9 @@ class Runner:
         if target.external_stop:
             cmd.append("--external")
         log = self.log_path(target, workload)
-        bench = subprocess.Popen(
-            cmd,
-            cwd=target.project,
-            env=target.env(purpose),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log.open("a"),
-            text=True,
-        )
-        assert bench.stdin and bench.stdout
-        line = ""
-        while not line.startswith("{"):
-            line = bench.stdout.readline()
-            if not line:
-                raise self._fail(target, f"{workload}: bench drain failed", log)
-        prefill_s = json.loads(line)["prefill_s"]
+        bench = self._bench(target, cmd, purpose, log)
+        assert bench.stdin
+        prefill_s = bench.ready["prefill_s"]
         env = target.worker_env(workload, purpose)
         t0 = time.time()
         workers = [
@@ -197,28 +213,25 @@ class Runner:
     def latency(self, target: Target) -> dict[str, Any]:
         s = self.sizes
         log = self.log_path(target, "latency")
+        cmd = [str(target.python), "manage.py", "bench", "latency"]
+        cmd += ["--rate", str(s.latency_rate), "--seconds", str(s.latency_seconds)]
+        bench = self._bench(target, cmd, "main", log)
+        assert bench.stdin
         env = target.worker_env("latency", "main")
-        target.manage("main", "bench", "reset")
-        workers = [
-            procs.start(c, target.project, env, log) for c in target.worker_commands("latency")
-        ]
+        commands = target.worker_commands("latency")
+        workers = [procs.start(c, target.project, env, log) for c in commands]
         try:
-            out = target.manage(
-                "main",
-                "bench",
-                "latency",
-                "--rate",
-                str(s.latency_rate),
-                "--seconds",
-                str(s.latency_seconds),
-                timeout=300,
-            )
+            bench.stdin.write("go\n")
+            bench.stdin.flush()
+            out, _ = bench.communicate(timeout=300)
         finally:
             procs.stop(workers)
-        result = json_lines(out)[-1]
-        if "error" in result:
-            raise self._fail(target, f"latency: {result['error']}", log)
-        return result
+            if bench.poll() is None:
+                bench.kill()
+        results = json_lines(out)
+        if bench.returncode != 0 or not results or "error" in results[-1]:
+            raise self._fail(target, "latency failed", log)
+        return results[-1]
 
     def enqueue(self, target: Target) -> dict[str, dict[str, Any]]:
         s = self.sizes
@@ -269,7 +282,12 @@ def machine_info(peer_versions: dict[str, str]) -> dict[str, Any]:
     return info
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that `finally` stops workers and drops databases
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--systems", default=",".join((*SYSTEMS, "limit")))
@@ -340,6 +358,8 @@ def main() -> int:
                         if step == "io" and t.key not in IO_TARGETS:
                             continue
                         if step == "depth" and t.key not in DEPTH_TARGETS:
+                            continue
+                        if step in PEERS_ONCE and repeat > 0 and t.system != "fastq":
                             continue
                         try:
                             records += runner.step(t, step, repeat, workloads)

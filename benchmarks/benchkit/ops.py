@@ -108,12 +108,15 @@ def op_enqueue(adapter: Adapter, jobs: int, cap: float) -> None:
         done += step
     out["enqueue"] = {"jobs": done, "seconds": time.perf_counter() - started}
     adapter.reset()
-    done, started = 0, time.perf_counter()
+    # The first call is small, so that a slow bulk path cannot overrun the cap by much;
+    # then calls grow to what a quarter of the cap takes, at most BULK_CHUNK.
+    done, started, step = 0, time.perf_counter(), min(500, jobs)
     while done < jobs and time.perf_counter() - started < cap:
-        step = min(BULK_CHUNK, jobs - done)
         if not adapter.enqueue_bulk(step):
             break
         done += step
+        rate = done / (time.perf_counter() - started)
+        step = min(jobs - done, max(100, min(BULK_CHUNK, int(rate * cap / 4))))
     if done:
         out["enqueue-bulk"] = {"jobs": done, "seconds": time.perf_counter() - started}
     adapter.reset()
@@ -121,8 +124,12 @@ def op_enqueue(adapter: Adapter, jobs: int, cap: float) -> None:
 
 
 def op_latency(adapter: Adapter, rate: float, seconds: float, timeout: float) -> None:
-    """Enqueues probes at a steady ``rate`` for ``seconds`` (the worker is already
-    running) and reports enqueue-to-start percentiles."""
+    """Resets the queue, says ``ready`` and waits for ``go`` (the harness then starts
+    the worker); enqueues probes at a steady ``rate`` for ``seconds`` and reports
+    enqueue-to-start percentiles."""
+    adapter.reset()
+    emit({"ready": True})
+    sys.stdin.readline()
     # The worker may still be starting: wait until a first probe has run.
     warm = [adapter.probe(time.time()) for _ in range(3)]
     if None in adapter.probe_starts(warm, timeout):

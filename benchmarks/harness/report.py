@@ -15,8 +15,9 @@ SYSTEM_ORDER = ("fastq", "limit", "celery", "django-q2", "django-tasks")
 BROKER_ORDER = ("postgres", "sqlite", "redis")
 
 
-def progress(rec: dict[str, Any]) -> None:
-    """One line per measurement while the run goes on."""
+def progress(rec: dict[str, Any], took: float | None = None) -> None:
+    """One line per measurement while the run goes on (``took``: wall time of the step,
+    preparation included)."""
     what = f"  {rec['repeat']} {rec['workload']:13}{rec['system']:>13}/{rec['broker']:9}"
     if "p50_ms" in rec:
         fig = f"p50 {rec['p50_ms']:.1f} ms  p95 {rec['p95_ms']:.1f}  p99 {rec['p99_ms']:.1f}"
@@ -30,6 +31,8 @@ def progress(rec: dict[str, Any]) -> None:
             fig += f"  worker run {rec['worker_jobs_per_s']:,.0f} jobs/s"
         if "peak_rss_mb" in rec and rec["workload"] == "noop":
             fig += f"  RSS {rec['peak_rss_mb']:.0f} MiB"
+    if took is not None:
+        fig += f"  [{took:.0f} s]"
     print(what + fig, flush=True)
 
 

@@ -53,14 +53,29 @@ class DjangoTasksAdapter:
 
     def depth(self, n: int) -> int:
         present = DBTaskResult.objects.filter(queue_name=DEPTH_QUEUE).count()
-        for start in range(present, n, BATCH):
-            count = min(BATCH, n - start)
-            DBTaskResult.objects.bulk_create(
-                [self._row(noop, [], DEPTH_QUEUE) for _ in range(count)]
+        if present >= n:
+            return present
+        if not self._postgres():
+            for start in range(present, n, BATCH):
+                count = min(BATCH, n - start)
+                DBTaskResult.objects.bulk_create(
+                    [self._row(noop, [], DEPTH_QUEUE) for _ in range(count)]
+                )
+            return present
+        # A million rows through the ORM take minutes; the same rows in one statement,
+        # with ascending ids so that they append to the primary key index.
+        table = DBTaskResult._meta.db_table
+        with connection.cursor() as c:
+            c.execute(
+                f"INSERT INTO {table} (id, status, args_kwargs, priority, task_path, "
+                "queue_name, backend_name, run_after, enqueued_at, exception_class_path, "
+                "traceback, worker_ids) SELECT "
+                "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'READY', "
+                """'{"args": [], "kwargs": {}}', 0, %s, %s, 'default', %s, now(), '', '', """
+                "'[]' FROM generate_series(%s, %s) AS i",
+                [noop.module_path, DEPTH_QUEUE, get_date_max(), present + 1, n],
             )
-        if self._postgres() and present < n:
-            with connection.cursor() as c:
-                c.execute(f"VACUUM ANALYZE {DBTaskResult._meta.db_table}")
+            c.execute(f"VACUUM ANALYZE {table}")
         return present
 
     def enqueue(self, n: int) -> None:

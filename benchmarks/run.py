@@ -166,6 +166,7 @@ class Runner:
         assert bench.stdin
         prefill_s = bench.ready["prefill_s"]
         env = target.worker_env(workload, purpose)
+        children_cpu = procs.children_cpu_s()
         t0 = time.time()
         workers = [
             procs.start(c, target.project, env, log) for c in target.worker_commands(workload)
@@ -175,13 +176,17 @@ class Runner:
         try:
             with procs.RssSampler([w.pid for w in workers]) as rss:
                 if target.external_stop:
-                    if not procs.wait_any_exit(workers, cap * 10 + 60):
+                    if not procs.wait_all_exit(workers, cap * 10 + 60):
                         raise self._fail(target, f"{workload}: worker did not finish", log)
                     if any(w.returncode != 0 for w in workers):
                         raise self._fail(target, f"{workload}: worker failed", log)
+                    # Exited and reaped: its whole CPU time, to the end, is known.
+                    rss.cpu_s = procs.children_cpu_s() - children_cpu
                     bench.stdin.write("finished\n")
                     bench.stdin.flush()
                 out, _ = bench.communicate(timeout=cap * 10 + 120)
+                if not target.external_stop:
+                    rss.sample()  # the CPU time up to the last job, before the kill
         finally:
             procs.stop(workers)
             if bench.poll() is None:
@@ -202,6 +207,7 @@ class Runner:
             "seconds": seconds,
             "capped": done < jobs,
             "peak_rss_mb": round(rss.peak_mb, 1),
+            "worker_cpu_s": round(rss.cpu_s, 2),  # start-up included
             "prefill_s": round(prefill_s, 3),
             "workers": len(workers),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -64,9 +65,23 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def tree_rss_mb(roots: Sequence[int]) -> float:
-    """Resident memory of ``roots`` and all their descendants, in MiB."""
-    tree = _children()
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (children it reaped included)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted from 1 with pid.
+    return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def tree(roots: Sequence[int]) -> set[int]:
+    """``roots`` and all their live descendants."""
+    children = _children()
     seen: set[int] = set()
     stack = list(roots)
     while stack:
@@ -74,18 +89,25 @@ def tree_rss_mb(roots: Sequence[int]) -> float:
         if pid in seen:
             continue
         seen.add(pid)
-        stack.extend(tree.get(pid, []))
-    return sum(_rss_kb(pid) for pid in seen) / 1024.0
+        stack.extend(children.get(pid, []))
+    return seen
+
+
+def tree_rss_mb(roots: Sequence[int]) -> float:
+    """Resident memory of ``roots`` and all their descendants, in MiB."""
+    return sum(_rss_kb(pid) for pid in tree(roots)) / 1024.0
 
 
 class RssSampler:
     """Samples the summed RSS of the worker process trees every ``interval`` seconds in a
-    background thread and keeps the peak."""
+    background thread and keeps the peak; also the CPU time they have used, which other
+    load on the machine hardly changes (unlike wall time)."""
 
     def __init__(self, roots: Sequence[int], interval: float = 0.05) -> None:
         self.roots = list(roots)
         self.interval = interval
         self.peak_mb = 0.0
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -99,11 +121,22 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, tree_rss_mb(self.roots))
+            self.sample()
             self._stop.wait(self.interval)
 
+    def sample(self) -> None:
+        pids = tree(self.roots)
+        self.peak_mb = max(self.peak_mb, sum(_rss_kb(p) for p in pids) / 1024.0)
+        self.cpu_s = max(self.cpu_s, sum(_cpu_s(p) for p in pids))
 
-def wait_any_exit(procs: Sequence[subprocess.Popen[str]], timeout: float) -> bool:
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process' children that have exited and been waited for."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wait_all_exit(procs: Sequence[subprocess.Popen[str]], timeout: float) -> bool:
     """True once every process in ``procs`` has exited, False at the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

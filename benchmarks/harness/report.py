@@ -249,9 +249,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"`*`: not finished {sizes['io_cap']:.0f} s after the worker started; jobs/s is "
         "what was done by then.",
         "",
-        "## Peak RSS of all worker processes during no-op (MiB)",
+        "## Peak RSS of the worker processes during no-op (MiB)",
         "",
-        "| system | broker | processes | peak RSS | min..max |",
+        "Summed over each command started and all its descendants, sampled from /proc.",
+        "",
+        "| system | broker | commands started | peak RSS | min..max |",
         "|---|---|---:|---:|---|",
     ]
     for key in stats.keys("noop"):
@@ -261,8 +263,7 @@ def markdown(data: dict[str, Any]) -> str:
             continue
         n = stats.groups[key][0].get("workers", 1)
         lines.append(
-            f"| {system} | {broker} | {n} command(s) | {rss:.0f} | "
-            f"{stats.spread(key, 'peak_rss_mb', '.0f')} |"
+            f"| {system} | {broker} | {n} | {rss:.0f} | {stats.spread(key, 'peak_rss_mb', '.0f')} |"
         )
     lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
     for label, fig, met in targets(stats):

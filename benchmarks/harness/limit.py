@@ -19,6 +19,7 @@ from harness.systems import HERE, PG, Target
 
 LIMIT_DIR = HERE / "limit"
 INSERT_BATCH = 1000  # rows per INSERT: a pgbench -D variable must stay under 128 KiB
+SQLITE_INSERT_BATCH = 2000  # task.map's rows per statement on SQLite (broker._MAX_ROWS)
 CLAIM_BATCH = 256  # fastq_worker's default --claim-batch
 CLIENTS = 2  # fastq's worker claims and completes on two connections at once
 
@@ -90,7 +91,8 @@ def sqlite(target: Target, jobs: int) -> Limit:
     target.ready.discard("limit")
     target.setup("limit")
     binary = build_sqlite(target.tmp)
-    cmd = [str(binary), target.db_name("limit"), str(jobs), str(INSERT_BATCH), str(CLAIM_BATCH)]
+    cmd = [str(binary), target.db_name("limit"), str(jobs), str(SQLITE_INSERT_BATCH)]
+    cmd.append(str(CLAIM_BATCH))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     return Limit(result["insert_jobs_per_s"], result["drain_jobs_per_s"], result["drained"])

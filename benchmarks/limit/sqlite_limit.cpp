@@ -1,5 +1,6 @@
-// The SQLite floor: fastq's own statements (src/cpp/core/sqlite_driver.cpp: enqueue,
-// claim, complete) in a tight loop on one connection, with no queue logic around them.
+// The SQLite floor: fastq's own statements (the bulk INSERT of task.map; the claim and
+// completion of src/cpp/core/sqlite_driver.cpp) in a tight loop on one connection, with
+// no queue logic around them.
 //
 //   sqlite_limit DB JOBS INSERT_BATCH CLAIM_BATCH
 //
@@ -71,17 +72,19 @@ int main(int argc, char** argv) {
     check(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr,
                        nullptr, nullptr),
           db, "pragma");
-    sqlite3_stmt* enqueue = prepare(
-        db,
-        "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-        "run_at, attempts, max_attempts, expires_at, cancel_requested, "
-        "unique_key, worker, error_type, error, traceback, created_at) "
-        "SELECT value->>'id', value->>'task', value->>'queue', "
-        "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
-        "value->>'run_at', 0, value->>'max_attempts', value->>'expires_at', 0, "
-        "value->>'unique_key', '', '', '', '', ?2 FROM json_each(?1) WHERE true "
-        "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
-        "DO NOTHING RETURNING id");
+    // task.map's INSERT on SQLite (django_integration/fastq_django/broker.py,
+    // _insert_sqlite): multi-row VALUES, 11 parameters a row. The worker's own enqueue
+    // (sqlite_driver.cpp) goes through json_each instead; bulk enqueue uses this one.
+    const std::string row = "(?, ?, ?, ?, 'queued', ?, ?, ?, 0, ?, ?, 0, ?, '', '', '', '', ?)";
+    auto insert_sql = [&](long rows) {
+      std::string sql =
+          "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
+          "attempts, max_attempts, expires_at, cancel_requested, unique_key, worker, "
+          "error_type, error, traceback, created_at) VALUES ";
+      for (long i = 0; i < rows; ++i) sql += (i ? ", " : "") + row;
+      return sql;
+    };
+    sqlite3_stmt* enqueue = prepare(db, insert_sql(insert_batch));
     sqlite3_stmt* claim = prepare(
         db,
         "UPDATE fastq_job SET state = 'running', attempts = attempts + 1, "
@@ -110,27 +113,31 @@ int main(int argc, char** argv) {
     const auto started = std::chrono::steady_clock::now();
     for (long done = 0; done < jobs;) {
       const long n = std::min(insert_batch, jobs - done);
+      sqlite3_stmt* stmt = n == insert_batch ? enqueue : prepare(db, insert_sql(n));
       const std::string now = now_text();
-      std::string j = "[";
+      int p = 1;
       for (long i = 0; i < n; ++i) {
         std::snprintf(hex, sizeof hex, "%016llx%016llx",
                       static_cast<unsigned long long>(rng()),
                       static_cast<unsigned long long>(rng()));
-        if (i) j += ',';
-        j += "{\"id\":\"";
-        j += hex;
-        j += "\",\"task\":\"bench.tasks.noop\",\"queue\":\"default\",\"priority\":0,"
-             "\"args\":\"[]\",\"kwargs\":\"{}\",\"run_at\":\"" +
-             now + "\",\"max_attempts\":4}";
+        bind_text(stmt, p++, hex);
+        bind_text(stmt, p++, "bench.tasks.noop");
+        bind_text(stmt, p++, "default");
+        sqlite3_bind_int64(stmt, p++, 0);
+        bind_text(stmt, p++, "[]");
+        bind_text(stmt, p++, "{}");
+        bind_text(stmt, p++, now);
+        sqlite3_bind_int64(stmt, p++, 4);
+        sqlite3_bind_null(stmt, p++);
+        sqlite3_bind_null(stmt, p++);
+        bind_text(stmt, p++, now);
       }
-      j += ']';
-      bind_text(enqueue, 1, j);
-      bind_text(enqueue, 2, now);
-      int rc;
-      while ((rc = sqlite3_step(enqueue)) == SQLITE_ROW) {
+      check(sqlite3_step(stmt), db, "enqueue");
+      if (stmt == enqueue) {
+        sqlite3_reset(enqueue);
+      } else {
+        sqlite3_finalize(stmt);
       }
-      check(rc, db, "enqueue");
-      sqlite3_reset(enqueue);
       done += n;
     }
     const double insert_s = seconds_since(started);

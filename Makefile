@@ -7,8 +7,8 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
-        test-django-lts test-reliability-sqlite test-reliability-postgres bench lint format \
-        sanitize fuzz fuzz-smoke clean
+        test-django-lts test-reliability-sqlite test-reliability-postgres bench bench-quick \
+        lint format sanitize fuzz fuzz-smoke clean
 
 all: bootstrap
 
@@ -53,8 +53,14 @@ test-django-lts:
 	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest tests/django
 	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest tests/django
 
+# fastq side by side with Celery, Django-Q2 and django-tasks, and the SQL limit
+# (benchmarks/README.md). The peers install into benchmarks/.peers on first use.
 bench: bootstrap
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
+bench-quick: bootstrap
+	$(PY) benchmarks/run.py --quick --out build/bench-quick/latest.json $(BENCH_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

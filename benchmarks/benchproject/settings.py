@@ -1,5 +1,5 @@
-"""Benchmark project. FASTQ_BENCH_BROKER=sqlite|postgres; FASTQ_BENCH_NAME is the SQLite
-file or the PostgreSQL database (at 127.0.0.1, user postgres)."""
+"""fastq's benchmark project. BENCH_BROKER=sqlite|postgres; BENCH_DB is the SQLite file
+or the PostgreSQL database (at 127.0.0.1, user postgres)."""
 
 import os
 
@@ -8,8 +8,8 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "fastq_django", "bench"]
 
-_broker = os.environ.get("FASTQ_BENCH_BROKER", "sqlite")
-_name = os.environ.get("FASTQ_BENCH_NAME", "/tmp/fastq_bench.sqlite3")
+_broker = os.environ.get("BENCH_BROKER", "sqlite")
+_name = os.environ.get("BENCH_DB", "/tmp/fastq_bench.sqlite3")
 if _broker == "postgres":
     DATABASES = {
         "default": {
@@ -20,6 +20,7 @@ if _broker == "postgres":
         }
     }
 else:
+    # What fastq's README asks of a SQLite broker shared with a worker process.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",

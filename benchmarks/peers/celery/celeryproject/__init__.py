@@ -1,0 +1,3 @@
+from celeryproject.celery import app as celery_app
+
+__all__ = ("celery_app",)

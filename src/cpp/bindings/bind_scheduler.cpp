@@ -11,18 +11,7 @@ namespace {
 class PyScheduler {
  public:
   PyScheduler(const DriverPtr& driver, SchedulerConfig cfg, std::optional<py::function> log) {
-    if (log) {
-      auto fn = std::make_shared<py::function>(std::move(*log));
-      log_ = fn;
-      cfg.log = [fn](LogLevel level, const std::string& msg) {
-        py::gil_scoped_acquire gil;
-        try {
-          (*fn)(static_cast<int>(level), msg);
-        } catch (py::error_already_set& e) {
-          e.discard_as_unraisable("fastq scheduler log callback");
-        }
-      };
-    }
+    cfg.log = log_hook(std::move(log), log_, "fastq scheduler log callback");
     std::unique_ptr<Driver> own;
     {
       py::gil_scoped_release release;

@@ -222,18 +222,7 @@ class PyWorker {
   PyWorker(const DriverPtr& driver, py::function execute, py::object retry_type,
            py::object execute_async, WorkerConfig cfg, std::optional<py::function> log)
       : runner_(std::move(execute), std::move(retry_type), std::move(execute_async)) {
-    if (log) {
-      auto fn = std::make_shared<py::function>(std::move(*log));
-      log_ = fn;
-      cfg.log = [fn](LogLevel level, const std::string& msg) {
-        py::gil_scoped_acquire gil;
-        try {
-          (*fn)(static_cast<int>(level), msg);
-        } catch (py::error_already_set& e) {
-          e.discard_as_unraisable("fastq worker log callback");
-        }
-      };
-    }
+    cfg.log = log_hook(std::move(log), log_, "fastq worker log callback");
     std::unique_ptr<Driver> own;
     {
       py::gil_scoped_release release;
@@ -267,18 +256,7 @@ class PySupervisor {
                std::optional<py::function> log) {
     auto spawn_fn = std::make_shared<py::function>(std::move(spawn));
     spawn_ = spawn_fn;
-    if (log) {
-      auto fn = std::make_shared<py::function>(std::move(*log));
-      log_ = fn;
-      cfg.log = [fn](LogLevel level, const std::string& msg) {
-        py::gil_scoped_acquire gil;
-        try {
-          (*fn)(static_cast<int>(level), msg);
-        } catch (py::error_already_set& e) {
-          e.discard_as_unraisable("fastq supervisor log callback");
-        }
-      };
-    }
+    cfg.log = log_hook(std::move(log), log_, "fastq supervisor log callback");
     std::unique_ptr<Driver> own;
     {
       py::gil_scoped_release release;

@@ -33,7 +33,7 @@ TEST(PollerMemory, RefusesClearly) {
   auto d = make_memory_driver();
   PollCycle c;
   c.name = "p";
-  c.rows = {"SELECT id FROM t", {}, "id"};
+  c.rows = {"SELECT id FROM t", {}, "id", ""};
   c.check.task = "app.check";
   try {
     run_poll(*d, c);
@@ -174,7 +174,8 @@ TEST_P(PollerTest, TextKeysAndEmptyQueries) {
   c.name = "parcels";
   c.rows = {"SELECT \"parcel\".\"code\" FROM \"parcel\" WHERE \"parcel\".\"done\" = %s",
             {std::int64_t{0}},
-            "\"code\""};
+            "\"code\"",
+            ""};
   c.check.task = "app.check_parcel";
   c.batch = 2;
   const PollStats st = run_poll(*d_, c);
@@ -182,6 +183,11 @@ TEST_P(PollerTest, TextKeysAndEmptyQueries) {
   EXPECT_EQ(st.enqueued, 3);
   EXPECT_EQ(sql("SELECT count(*) FROM fastq_job WHERE args = '[\"a''4\"]'"), 1);
   EXPECT_EQ(sql("SELECT count(*) FROM fastq_job WHERE unique_key = 'poll:parcels:b-2'"), 1);
+
+  const PollStats again = run_poll(*d_, c);  // every check pending: none enqueued
+  EXPECT_EQ(again.enqueued, 0);
+  EXPECT_EQ(again.pending, 3);
+  EXPECT_EQ(again.pages, 2);  // the walk still reads every key, in pages of 2
 
   c.rows.params = {std::int64_t{7}};
   const PollStats none = run_poll(*d_, c);

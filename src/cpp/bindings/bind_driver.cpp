@@ -97,8 +97,8 @@ void bind_driver(py::module_& m) {
              const std::optional<JobTemplate>& alert) {
             PollCycle c;
             c.name = name;
-            c.rows = KeysetQuery{sql, sql_values(params), key};
-            if (stale_sql) c.stale = KeysetQuery{*stale_sql, sql_values(stale_params), key};
+            c.rows = KeysetQuery{sql, sql_values(params), key, ""};
+            if (stale_sql) c.stale = KeysetQuery{*stale_sql, sql_values(stale_params), key, ""};
             c.check = job_template(check);
             if (alert) c.alert = job_template(*alert);
             c.start = start_us;

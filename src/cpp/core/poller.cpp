@@ -11,7 +11,7 @@
 namespace fastq {
 
 std::vector<SqlValue> Driver::select_keys(const KeysetQuery&, const std::optional<SqlValue>&,
-                                          int) {
+                                          int, std::vector<char>*) {
   throw DriverError("the " + name() + " broker cannot run a poller's query", false);
 }
 
@@ -84,40 +84,46 @@ PollStats run_poll(Driver& driver, const PollCycle& c) {
   const int batch = std::max(c.batch, 1);
   PollStats st;
 
-  const std::int64_t total = driver.count_rows(c.rows);
-  if (total > 0) st.gap = c.span / total;
+  const std::string prefix = "poll:" + c.name + ":";
+  // Every row keeps its place in the interval from cycle to cycle (start + i * gap, i its
+  // rank by key), so a row is checked at a steady cadence. Rows whose check is still
+  // queued or running are flagged by the read and get no job.
+  KeysetQuery walk = c.rows;
+  walk.pending_prefix = prefix;
+  st.rows = driver.count_rows(c.rows);
+  if (st.rows > 0) st.gap = c.span / st.rows;
   st.gap = std::max(st.gap, c.min_gap);
 
   std::optional<SqlValue> after;
   std::vector<NewJob> jobs;
   jobs.reserve(static_cast<std::size_t>(batch));
-  const std::string prefix = "poll:" + c.name + ":";
+  std::vector<char> pending;
+  std::int64_t rank = 0;
   for (;;) {
-    auto keys = driver.select_keys(c.rows, after, batch);
+    pending.clear();
+    auto keys = driver.select_keys(walk, after, batch, &pending);
     ++st.pages;
     if (keys.empty()) break;
     jobs.clear();
-    for (const auto& key : keys) {
+    for (std::size_t i = 0; i < keys.size(); ++i, ++rank) {
+      if (i < pending.size() && pending[i]) continue;
       NewJob job = c.check;
       job.id = new_job_id();
-      job.args = "[" + key_json(key) + "]";
+      job.args = "[" + key_json(keys[i]) + "]";
       job.kwargs = "{}";
-      job.run_at = c.start + st.rows * st.gap;
-      job.unique_key = prefix + key_text(key);
+      job.run_at = c.start + rank * st.gap;
+      job.unique_key = prefix + key_text(keys[i]);
       jobs.push_back(std::move(job));
-      ++st.rows;
     }
+    // A check that became pending since the read (a cycle run by hand) bounces here.
     const auto ids = driver.enqueue(jobs);
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (ids[i] == jobs[i].id) {
-        ++st.enqueued;
-      } else {
-        ++st.pending;
-      }
+      if (ids[i] == jobs[i].id) ++st.enqueued;
     }
     if (keys.size() < static_cast<std::size_t>(batch)) break;
     after = std::move(keys.back());
   }
+  st.pending = std::max<std::int64_t>(rank - st.enqueued, 0);
 
   if (c.stale && !c.alert.task.empty()) {
     after.reset();

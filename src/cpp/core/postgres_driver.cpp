@@ -635,20 +635,42 @@ class PostgresDriver final : public Driver {
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
-  std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
-                                    int limit) override {
-    auto params = text_params(q.params);
-    std::string sql = "SELECT fastq_q." + q.key + " FROM (" +
-                      native_placeholders(q.sql, true) + ") AS fastq_q";
+  // The SELECT of a poller's page (limit > 0: the key, and with pending_prefix a flag)
+  // or count (limit = 0) over `q`.
+  static std::string keyset_sql(const KeysetQuery& q, std::vector<std::optional<std::string>>& params,
+                                const std::optional<SqlValue>& after, int limit) {
+    const std::string k = "fastq_q." + q.key;
+    std::string sql = "SELECT count(*)";
+    if (limit > 0) {
+      sql = "SELECT " + k;
+      if (!q.pending_prefix.empty()) {
+        // A scalar subquery is a per-row index probe whatever the table's statistics
+        // say (an anti-join planned on a fresh, unanalyzed table can scan it per row).
+        params.push_back(q.pending_prefix);
+        sql += ", (SELECT 1 FROM fastq_job fastq_j WHERE fastq_j.unique_key = $" +
+               std::to_string(params.size()) + " || " + k +
+               "::text AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL";
+      }
+    }
+    sql += " FROM (" + native_placeholders(q.sql, true) + ") AS fastq_q";
     if (after) {
       params.push_back(key_text(*after));
-      sql += " WHERE fastq_q." + q.key + " > $" + std::to_string(params.size());
+      sql += " WHERE " + k + " > $" + std::to_string(params.size());
     }
-    sql += " ORDER BY fastq_q." + q.key + " LIMIT " + std::to_string(std::max(limit, 1));
+    if (limit > 0) sql += " ORDER BY " + k + " LIMIT " + std::to_string(limit);
+    return sql;
+  }
+
+  std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
+                                    int limit, std::vector<char>* pending) override {
+    auto params = text_params(q.params);
+    // The query's own parameters are numbered first, ours after them.
+    const std::string sql = keyset_sql(q, params, after, std::max(limit, 1));
     Result r = conn_.exec_dynamic(sql, params, "a poller's query");
     // Integer keys stay integers (the check's argument); anything else is text.
     const Oid type = PQftype(r.get(), 0);
     const bool integer = type == 20 || type == 21 || type == 23;  // int8, int2, int4
+    const bool flagged = !q.pending_prefix.empty();
     std::vector<SqlValue> keys;
     keys.reserve(static_cast<std::size_t>(PQntuples(r.get())));
     for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -661,14 +683,15 @@ class PostgresDriver final : public Driver {
       } else {
         keys.emplace_back(std::string(v, static_cast<std::size_t>(PQgetlength(r.get(), i, 0))));
       }
+      if (flagged && pending) pending->push_back(PQgetvalue(r.get(), i, 1)[0] == 't');
     }
     return keys;
   }
 
   std::int64_t count_rows(const KeysetQuery& q) override {
-    Result r = conn_.exec_dynamic(
-        "SELECT count(*) FROM (" + native_placeholders(q.sql, true) + ") AS fastq_q",
-        text_params(q.params), "a poller's query");
+    auto params = text_params(q.params);
+    const std::string sql = keyset_sql(q, params, std::nullopt, 0);
+    Result r = conn_.exec_dynamic(sql, params, "a poller's query");
     return std::atoll(PQgetvalue(r.get(), 0, 0));
   }
 

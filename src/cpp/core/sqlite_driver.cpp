@@ -439,16 +439,35 @@ class SqliteDriver final : public Driver {
     return static_cast<std::size_t>(s.changes());
   }
 
+  // The SELECT of a poller's page (limit > 0: the key, and with pending_prefix a flag)
+  // or count (limit = 0) over `q`. Parameters: the query's, then pending_prefix, after
+  // and the limit, each when present.
+  static std::string keyset_sql(const KeysetQuery& q, bool after, int limit) {
+    const std::string k = "fastq_q." + q.key;
+    std::string sql = "SELECT count(*)";
+    if (limit > 0) {
+      sql = "SELECT " + k;
+      if (!q.pending_prefix.empty()) {
+        sql += ", (SELECT 1 FROM fastq_job fastq_j WHERE fastq_j.unique_key = ? || " + k +
+               " AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL";
+      }
+    }
+    sql += " FROM (" + native_placeholders(q.sql, false) + ") AS fastq_q";
+    if (after) sql += " WHERE " + k + " > ?";
+    if (limit > 0) sql += " ORDER BY " + k + " LIMIT ?";
+    return sql;
+  }
+
   std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
-                                    int limit) override {
-    std::string sql = "SELECT fastq_q." + q.key + " FROM (" +
-                      native_placeholders(q.sql, false) + ") AS fastq_q";
-    if (after) sql += " WHERE fastq_q." + q.key + " > ?";
-    sql += " ORDER BY fastq_q." + q.key + " LIMIT ?";
+                                    int limit, std::vector<char>* pending) override {
+    const std::string sql = keyset_sql(q, after.has_value(), std::max(limit, 1));
     // The same query comes back once per page: keep one prepared statement per text.
     auto& s = stmt("poll:" + sql, sql);
     Run run(s);
+    // The pending flag's "?" comes first in the text (select list), then the query's.
     int i = 1;
+    const bool flagged = !q.pending_prefix.empty();
+    if (flagged) s.bind(i++, q.pending_prefix);
     for (const auto& p : q.params) s.bind(i++, p);
     if (after) s.bind(i++, *after);
     s.bind(i, static_cast<std::int64_t>(std::max(limit, 1)));
@@ -458,14 +477,14 @@ class SqliteDriver final : public Driver {
       if (std::holds_alternative<std::monostate>(keys.back())) {
         throw std::invalid_argument("poller query: a row's key is NULL");
       }
+      if (flagged && pending) pending->push_back(s.integer(1) != 0);
     }
     forget_poll_statements("poll:" + sql);
     return keys;
   }
 
   std::int64_t count_rows(const KeysetQuery& q) override {
-    Statement s(db_, "SELECT count(*) FROM (" + native_placeholders(q.sql, false) +
-                         ") AS fastq_q");
+    Statement s(db_, keyset_sql(q, false, 0));
     int i = 1;
     for (const auto& p : q.params) s.bind(i++, p);
     s.step();

@@ -100,9 +100,11 @@ class Driver {
 
   // Batch poller (poller.hpp). Drivers that cannot run SQL (memory) throw DriverError.
   // Up to `limit` keys of `query`'s rows greater than `after` (all when it is empty), in
-  // key order: one keyset-paginated page, one round trip.
+  // key order: one keyset-paginated page, one round trip. With query.pending_prefix,
+  // `pending` (when given) receives one flag per key (see KeysetQuery).
   virtual std::vector<SqlValue> select_keys(const KeysetQuery& query,
-                                            const std::optional<SqlValue>& after, int limit);
+                                            const std::optional<SqlValue>& after, int limit,
+                                            std::vector<char>* pending = nullptr);
   // How many rows `query` has.
   virtual std::int64_t count_rows(const KeysetQuery& query);
   // One transaction: records (scope, keys[i]) in fastq_poller_mark where not recorded yet

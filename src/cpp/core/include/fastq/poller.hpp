@@ -4,10 +4,12 @@
 // one round trip, `WHERE key > last ORDER BY key LIMIT batch`, so memory stays flat and no
 // page is skipped or repeated when rows come and go meanwhile. For every key it enqueues
 // one check job, task(key), with the unique key "poll:<poller>:<key>": a row whose
-// previous check is still queued or running gets no second one. The jobs' run_at are
-// spread evenly over the cycle (start + i * gap, gap = span / rows, but never less than
-// min_gap, the task's rate-limit interval), so a provider sees a steady trickle rather
-// than a burst. Rows that left the query (delivered, cancelled) are simply not walked.
+// previous check is still queued or running gets no second one (the read flags such rows,
+// and the unique index holds against a race). The jobs' run_at are spread evenly over
+// the cycle (start + i * gap for the i-th row by key, gap = span / rows, but never less
+// than min_gap, the task's rate-limit interval), so a provider sees a steady trickle
+// rather than a burst, and each row a steady cadence. Rows that left the query
+// (delivered, cancelled) are simply not walked.
 //
 // With a stale query (the rows waiting too long), a second walk offers their keys to
 // Driver::enqueue_once(), which enqueues alert(key) once per row, ever.
@@ -40,7 +42,7 @@ struct PollCycle {
 };
 
 struct PollStats {
-  std::int64_t rows = 0;       // keys walked
+  std::int64_t rows = 0;       // rows of the query (counted before the walk)
   std::int64_t enqueued = 0;   // checks enqueued
   std::int64_t pending = 0;    // rows whose previous check was still queued or running
   std::int64_t stale = 0;      // stale keys walked

@@ -215,10 +215,15 @@ using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string>
 // Django's parameter style ("%s" placeholders, "%%" for a literal %), as
 // QuerySet.query.sql_with_params() gives it, with `params`; `key` is the quoted name of
 // its first output column, which must be unique per row (the primary key).
+//
+// `pending_prefix`, when not empty, is a unique-key prefix: select_keys() then flags each
+// key whose job with the unique key pending_prefix + key is queued or running (one probe
+// of the partial unique index per key returned).
 struct KeysetQuery {
   std::string sql;
   std::vector<SqlValue> params;
   std::string key;
+  std::string pending_prefix;
 };
 
 // The error recorded when a job is given up because its workers kept dying:

@@ -23,7 +23,7 @@ TEST(Bulk, CopyListsOnlyTheColumnsTheBatchUses) {
   jobs[1].queue = "q";
   jobs[1].priority = -3;
   jobs[1].max_attempts = 1;
-  const auto plain = pg_copy_batch(jobs, 0, 2, 0);
+  const auto plain = pg_copy_batch(jobs, 0);
   EXPECT_EQ(plain.columns, "id, task, queue, priority, args, kwargs, max_attempts, envelope");
   EXPECT_EQ(plain.data,
             "01a214b8-ad59-7ba3-a9f3-47781564e3bd\tt\tdefault\t0\t[\"x\\\\ty\"]\t{}\t4\t1\n"
@@ -35,7 +35,7 @@ TEST(Bulk, CopyListsOnlyTheColumnsTheBatchUses) {
   jobs[0].time_limit = 2.5;
   jobs[1].soft_time_limit = 1;
   jobs[1].rate_key = "r";
-  const auto full = pg_copy_batch(jobs, 0, 2, 2'000'000);
+  const auto full = pg_copy_batch(jobs, 2'000'000);
   EXPECT_EQ(full.columns,
             "id, task, queue, priority, args, kwargs, max_attempts, envelope, run_at, "
             "expires_at, unique_key, time_limit, soft_time_limit, rate_key");
@@ -45,11 +45,11 @@ TEST(Bulk, CopyListsOnlyTheColumnsTheBatchUses) {
             "01a214b8-ad59-74cf-97aa-9403903d7c35\tt\tq\t-3\t[]\t{}\t1\t1\t"
             "2023-11-14 22:13:20.123456+00\t1970-01-01 00:00:01.000000+00\t\\N\t\\N\t1\tr\n");
 
-  const auto second = pg_copy_batch(jobs, 1, 2, 0);
+  const auto second = pg_copy_batch(std::span<const NewJob>(jobs).subspan(1), 0);
   EXPECT_EQ(second.columns,
             "id, task, queue, priority, args, kwargs, max_attempts, envelope, run_at, "
             "expires_at, soft_time_limit, rate_key");
-  EXPECT_TRUE(pg_copy_batch(jobs, 2, 2, 0).data.empty());
+  EXPECT_TRUE(pg_copy_batch(std::span<const NewJob>(jobs).subspan(2), 0).data.empty());
 }
 
 }  // namespace fastq

@@ -169,7 +169,8 @@ void bind_bulk(py::module_& m) {
             PgCopyBatch copy;
             {
               py::gil_scoped_release release;
-              copy = pg_copy_batch(b.jobs, start, stop, now_micros());
+              copy = pg_copy_batch(std::span<const NewJob>(b.jobs).subspan(start, stop - start),
+                                   now_micros());
             }
             return py::make_tuple(copy.columns, py::bytes(copy.data));
           },

@@ -48,13 +48,11 @@ void append_timestamp(std::string& out, Micros t) {
 
 }  // namespace
 
-PgCopyBatch pg_copy_batch(const std::vector<NewJob>& jobs, std::size_t begin, std::size_t end,
-                          Micros now) {
+PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now) {
   bool run_at = false, expires_at = false, unique_key = false, time_limit = false,
        soft_time_limit = false, rate_key = false;
   std::size_t bytes = 0;
-  for (std::size_t i = begin; i < end; ++i) {
-    const NewJob& j = jobs[i];
+  for (const NewJob& j : jobs) {
     run_at |= j.run_at.has_value();
     expires_at |= j.expires_at.has_value();
     unique_key |= !j.unique_key.empty();
@@ -75,9 +73,8 @@ PgCopyBatch pg_copy_batch(const std::vector<NewJob>& jobs, std::size_t begin, st
 
   const std::string envelope = std::to_string(kEnvelopeVersion);
   std::string& d = out.data;
-  d.reserve(bytes + (run_at ? 32 : 0) * (end - begin) + (expires_at ? 32 : 0) * (end - begin));
-  for (std::size_t i = begin; i < end; ++i) {
-    const NewJob& j = jobs[i];
+  d.reserve(bytes + (run_at ? 32 : 0) * jobs.size() + (expires_at ? 32 : 0) * jobs.size());
+  for (const NewJob& j : jobs) {
     d += j.id;
     d += '\t';
     append_copy_text(d, j.task);

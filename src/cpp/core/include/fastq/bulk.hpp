@@ -3,9 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "fastq/types.hpp"
 
@@ -21,10 +21,9 @@ struct PgCopyBatch {
   std::string data;     // one line per job, tab-separated, COPY text escapes
 };
 
-// Jobs [begin, end) of `jobs`. A job without run_at in a batch where another job has one
-// gets `now` (microseconds since the epoch) in that column.
-PgCopyBatch pg_copy_batch(const std::vector<NewJob>& jobs, std::size_t begin, std::size_t end,
-                          Micros now);
+// A job without run_at in a batch where another job has one gets `now` (microseconds
+// since the epoch) in that column.
+PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now);
 
 // Appends `text` with COPY's text-format escapes (backslash, tab, newline, carriage
 // return).

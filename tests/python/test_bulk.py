@@ -4,11 +4,13 @@ options on every job, and the per-job path for what needs Python per call."""
 import enum
 import json
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import fastq
 import pytest
 from fastq import _core, signals
+from fastq.brokers import to_micros
 from fastq.serialization import dumps
 
 from .conftest import run_burst
@@ -97,6 +99,21 @@ def test_map_applies_the_task_options_to_every_job(broker):
     assert run_burst(queues=["default"]).succeeded == 0
     assert run_burst(queues=["bulk"]).succeeded == 3
     assert [r.result for r in results] == [0, 1, 2]
+
+
+def test_an_aware_datetime_as_the_tasks_expiry(broker):
+    past = datetime(2020, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+
+    @fastq.task(name="test_bulk.expiring", expires=past)  # type: ignore[arg-type]
+    def expiring():
+        return None
+
+    batch = _core.job_batch("t", "q", 0, 1, None, to_micros(past), None, None, [()], _dumps_call)
+    assert batch.rows()[0][8] == to_micros(past)
+    (result,) = expiring.map([()])
+    assert result.status == "QUEUED"
+    run_burst(queues=["default"])
+    assert result.status == "EXPIRED"
 
 
 def test_batch_rows_carry_the_options():

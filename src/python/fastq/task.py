@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from fastq import _core, conf, signals, timelimits
-from fastq.brokers import NewJob, get_broker
+from fastq.brokers import NewJob, get_broker, to_micros
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
 
@@ -234,7 +234,9 @@ class Task(Generic[P, R]):
         if self.unique or self.rate_limit_key is not None or conf.get("EAGER"):
             return self._map_jobs(calls)
         expires_at = None
-        if self.expires is not None:
+        if isinstance(self.expires, datetime):
+            expires_at = to_micros(self.expires)
+        elif self.expires is not None:
             expires_at = int((time.time() + float(self.expires)) * 1_000_000)
         batch = _core.job_batch(
             self.name,

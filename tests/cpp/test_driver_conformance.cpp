@@ -1,6 +1,7 @@
 // One suite, every driver: the contract in fastq/driver.hpp.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -351,6 +352,63 @@ TEST_P(Conformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
   std::set<std::string> distinct;
   for (auto& v : seen) distinct.insert(v.begin(), v.end());
   EXPECT_EQ(distinct.size(), 1u);
+  EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
+}
+
+TEST_P(Conformance, ABigBatchKeepsEveryField) {
+  const Micros now = now_micros();
+  for (const bool timed : {false, true}) {
+    std::vector<NewJob> jobs;
+    for (int i = 0; i < 3000; ++i) {
+      auto j = job("t", "bulk", i % 3);
+      j.args = "[" + std::to_string(i) + ",\"tab\\there\\nand \\\\ é\"]";
+      j.max_attempts = 2;
+      j.expires_at = now + 3'600'000'000;
+      j.time_limit = 1.5;
+      j.soft_time_limit = i % 2 ? 0.25 : 0;
+      j.rate_key = i % 2 ? "t:r" : "";
+      if (timed) j.run_at = now - 1'000'000;
+      jobs.push_back(j);
+    }
+    const auto ids = db->enqueue(jobs);
+    ASSERT_EQ(ids.size(), jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(ids[i], jobs[i].id);
+
+    auto got = db->claim(req(5000, {"bulk"}));
+    ASSERT_EQ(got.size(), jobs.size());
+    std::map<std::string, const NewJob*> by_id;
+    for (const auto& j : jobs) by_id[j.id] = &j;
+    for (const auto& c : got) {
+      const NewJob& j = *by_id.at(c.id);
+      EXPECT_EQ(c.task, "t");
+      EXPECT_EQ(c.queue, "bulk");
+      EXPECT_EQ(c.args, j.args);
+      EXPECT_EQ(c.kwargs, j.kwargs);
+      EXPECT_EQ(c.priority, j.priority);
+      EXPECT_EQ(c.max_attempts, 2);
+      EXPECT_FALSE(c.expired);
+      EXPECT_DOUBLE_EQ(c.time_limit, 1.5);
+      EXPECT_DOUBLE_EQ(c.soft_time_limit, j.soft_time_limit);
+      EXPECT_EQ(c.rate_key, j.rate_key);
+    }
+  }
+}
+
+TEST_P(Conformance, ABatchIsAllOrNothing) {
+  if (GetParam() == "memory") GTEST_SKIP() << "no transactions in memory";
+  auto taken = job("t");
+  db->enqueue(std::span(&taken, 1));
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 100; ++i) jobs.push_back(job("t"));
+  jobs.push_back(taken);  // a duplicate id fails the batch
+  EXPECT_THROW(db->enqueue(jobs), DriverError);
+  EXPECT_FALSE(db->get(jobs[0].id));
+  EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
+  jobs.pop_back();
+  jobs.back().unique_key = "t:k";  // and so does one with a unique key
+  jobs.push_back(taken);
+  EXPECT_THROW(db->enqueue(jobs), DriverError);
+  EXPECT_FALSE(db->get(jobs[0].id));
   EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
 }
 

@@ -38,6 +38,7 @@ inline std::function<void(LogLevel, const std::string&)> log_hook(
 }
 
 void bind_driver(py::module_& m);
+void bind_bulk(py::module_& m);
 void bind_worker(py::module_& m);
 void bind_cron(py::module_& m);
 void bind_scheduler(py::module_& m);

@@ -6,6 +6,7 @@ PYBIND11_MODULE(_core, m) {
       "fastq's C++ core: broker drivers, the worker, cron schedules and the scheduler (private; use the "
       "fastq package)";
   fastq::py_bindings::bind_driver(m);
+  fastq::py_bindings::bind_bulk(m);
   fastq::py_bindings::bind_worker(m);
   fastq::py_bindings::bind_cron(m);
   fastq::py_bindings::bind_scheduler(m);

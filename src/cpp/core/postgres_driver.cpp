@@ -1,5 +1,6 @@
 // PostgreSQL driver (libpq). Batches travel as one JSON parameter expanded server-side by
-// json_to_recordset, so every batch operation is one statement and one round trip.
+// json_to_recordset, so every batch operation is one statement and one round trip; new
+// jobs without unique keys go in by COPY, cheaper still.
 // Claims use FOR UPDATE SKIP LOCKED; workers LISTEN on channel "fastq", which the
 // INSERT trigger created by the Django migration notifies at commit.
 #include <libpq-fe.h>
@@ -10,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "fastq/bulk.hpp"
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
 #include "fastq/poller.hpp"
@@ -148,6 +150,23 @@ class Connection {
     check(r.get(), PGRES_COMMAND_OK, sql);
   }
 
+  // COPY ... FROM STDIN with `data` in text format.
+  void copy_in(const std::string& sql, const std::string& data) {
+    ensure();
+    Result start(PQexec(conn_, sql.c_str()));
+    check(start.get(), PGRES_COPY_IN, "COPY");
+    bool sent = true;
+    constexpr std::size_t kChunk = 1 << 20;
+    for (std::size_t off = 0; sent && off < data.size(); off += kChunk) {
+      const auto n = static_cast<int>(std::min(kChunk, data.size() - off));
+      sent = PQputCopyData(conn_, data.data() + off, n) == 1;
+    }
+    PQputCopyEnd(conn_, sent ? nullptr : "fastq: sending the COPY data failed");
+    Result end(PQgetResult(conn_));
+    while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+    check(end.get(), PGRES_COMMAND_OK, "COPY");
+  }
+
  private:
   void connect() {
     conn_ = PQconnectdb(conninfo_.c_str());
@@ -211,6 +230,21 @@ class PostgresDriver final : public Driver {
 
   std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
     if (jobs.empty()) return {};
+    // Without unique keys nothing can conflict: COPY, the cheapest way in, and every id
+    // is the job's own. Jobs without run_at take the column's default (the server's
+    // statement time), so a batch mixing both takes the INSERT below instead.
+    const bool unique =
+        std::any_of(jobs.begin(), jobs.end(), [](const NewJob& j) { return !j.unique_key.empty(); });
+    const auto timed =
+        std::count_if(jobs.begin(), jobs.end(), [](const NewJob& j) { return j.run_at.has_value(); });
+    if (!unique && (timed == 0 || static_cast<std::size_t>(timed) == jobs.size())) {
+      const PgCopyBatch copy = pg_copy_batch(jobs, 0);
+      conn_.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+      std::vector<std::string> ids;
+      ids.reserve(jobs.size());
+      for (const auto& j : jobs) ids.push_back(j.id);
+      return ids;
+    }
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       const auto& x = jobs[i];

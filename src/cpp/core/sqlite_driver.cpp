@@ -1,9 +1,10 @@
 // SQLite driver: the embedded default. The schema is Django's (UUIDs stored as 32 hex
 // characters, timestamps as "YYYY-MM-DD HH:MM:SS.ffffff" UTC text), so jobs written here
 // and by the Django ORM are the same rows. Batches travel as one JSON parameter expanded
-// by json_each(), so each batch is one statement. SQLite has no notifications: an idle
-// worker polls, and PRAGMA data_version lets an idle poll skip the write lock when no
-// other connection committed anything.
+// by json_each(), so each batch is one statement (enqueue: one prepared INSERT a job, in
+// one transaction). SQLite has no notifications: an idle worker polls, and PRAGMA
+// data_version lets an idle poll skip the write lock when no other connection committed
+// anything.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -56,6 +57,15 @@ class Statement {
 
   Statement& bind(int i, const std::string& v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // The text must outlive the step (it is not copied).
+  Statement& bind_static(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
     return *this;
   }
   Statement& bind(int i, std::int64_t v) {
@@ -178,64 +188,45 @@ class SqliteDriver final : public Driver {
         [this](std::span<const NewJob> again) { return enqueue(again); });
   }
 
-  // One INSERT of `jobs` (write_mu_ held); the ids written (unique-key conflicts skipped).
+  // Inserts `jobs` (write_mu_ held), one prepared single-row INSERT each inside one
+  // transaction (the caller's, if one is open); the ids written (unique-key conflicts
+  // skipped). Cheaper than one statement over json_each, which extracts every field
+  // from JSON text again.
   std::vector<std::string> insert_jobs(std::span<const NewJob> jobs, const std::string& now) {
-    std::string j = "[";
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      const auto& x = jobs[i];
-      if (i) j.push_back(',');
-      j += "{\"id\":";
-      append_json_string(j, to_hex_id(x.id));
-      j += ",\"task\":";
-      append_json_string(j, x.task);
-      j += ",\"queue\":";
-      append_json_string(j, x.queue);
-      j += ",\"priority\":" + std::to_string(x.priority);
-      j += ",\"args\":";
-      append_json_string(j, x.args);
-      j += ",\"kwargs\":";
-      append_json_string(j, x.kwargs);
-      j += ",\"run_at\":";
-      append_json_string(j, x.run_at ? format_utc(*x.run_at) : now);
-      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
-      if (x.expires_at) {
-        j += ",\"expires_at\":";
-        append_json_string(j, format_utc(*x.expires_at));
-      }
-      if (!x.unique_key.empty()) {
-        j += ",\"unique_key\":";
-        append_json_string(j, x.unique_key);
-      }
-      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
-      if (x.soft_time_limit > 0) {
-        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
-      }
-      if (!x.rate_key.empty()) {
-        j += ",\"rate_key\":";
-        append_json_string(j, x.rate_key);
-      }
-      j.push_back('}');
-    }
-    j.push_back(']');
+    auto& s = stmt("enqueue_row",
+                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
+                   "run_at, attempts, max_attempts, expires_at, cancel_requested, unique_key, "
+                   "worker, error_type, error, traceback, created_at, envelope, time_limit, "
+                   "soft_time_limit, rate_key) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, 0, "
+                   "?8, ?9, 0, ?10, '', '', '', '', ?11, " +
+                       std::to_string(kEnvelopeVersion) +
+                       ", ?12, ?13, ?14) "
+                   "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
+                   "DO NOTHING");
+    const bool own_transaction = sqlite3_get_autocommit(db_) != 0;
+    if (own_transaction) exec("BEGIN IMMEDIATE");
     std::vector<std::string> inserted;
-    {
-      auto& s = stmt("enqueue",
-                     "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                     "run_at, attempts, max_attempts, expires_at, cancel_requested, "
-                     "unique_key, worker, error_type, error, traceback, created_at, envelope, "
-                     "time_limit, soft_time_limit, rate_key) "
-                     "SELECT value->>'id', value->>'task', value->>'queue', "
-                     "value->>'priority', 'queued', value->>'args', value->>'kwargs', "
-                     "value->>'run_at', 0, value->>'max_attempts', value->>'expires_at', 0, "
-                     "value->>'unique_key', '', '', '', '', ?2, " +
-                         std::to_string(kEnvelopeVersion) +
-                         ", value->>'time_limit', value->>'soft_time_limit', "
-                         "value->>'rate_key' FROM json_each(?1) WHERE true "
-                     "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
-                     "DO NOTHING RETURNING id");
-      Run run(s);
-      s.bind(1, j).bind(2, now);
-      while (s.step()) inserted.push_back(to_canonical_id(s.text(0)));
+    inserted.reserve(jobs.size());
+    try {
+      for (const auto& x : jobs) {
+        Run run(s);
+        s.bind(1, to_hex_id(x.id)).bind_static(2, x.task).bind_static(3, x.queue);
+        s.bind(4, static_cast<std::int64_t>(x.priority)).bind_static(5, x.args);
+        s.bind_static(6, x.kwargs).bind(7, x.run_at ? format_utc(*x.run_at) : now);
+        s.bind(8, static_cast<std::int64_t>(x.max_attempts));
+        if (x.expires_at) s.bind(9, format_utc(*x.expires_at));
+        if (!x.unique_key.empty()) s.bind_static(10, x.unique_key);
+        s.bind_static(11, now);
+        if (x.time_limit > 0) s.bind(12, x.time_limit);
+        if (x.soft_time_limit > 0) s.bind(13, x.soft_time_limit);
+        if (!x.rate_key.empty()) s.bind_static(14, x.rate_key);
+        s.step();
+        if (s.changes() > 0) inserted.push_back(x.id);
+      }
+      if (own_transaction) exec("COMMIT");
+    } catch (...) {
+      if (own_transaction) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
     }
     return inserted;
   }

@@ -1,7 +1,7 @@
 """Type stubs for the private C++ extension ``fastq._core``. Keep in step with
 src/cpp/bindings."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,50 @@ class Driver:
     def rescue_expired(self) -> int: ...
     def cancel(self, id: str) -> str: ...  # "cancelled", "requested", "finished", "not_found"
 
+class JobBatch:
+    """The jobs of one ``task.map()`` call, held in C++."""
+
+    def __len__(self) -> int: ...
+    def ids(self) -> list[str]: ...
+    # As Driver.enqueue takes them.
+    def rows(
+        self,
+    ) -> list[
+        tuple[
+            str,
+            str,
+            str,
+            int,
+            str,
+            str,
+            int | None,
+            int,
+            int | None,
+            str,
+            float | None,
+            float | None,
+            str,
+        ]
+    ]: ...
+    # Jobs [start, stop) as (columns, data) of COPY fastq_job (columns) FROM STDIN.
+    def pg_copy(self, start: int, stop: int) -> tuple[str, bytes]: ...
+    # Jobs [start, stop) as the 14 parameters a job of fastq_django's SQLite INSERT.
+    def sqlite_params(
+        self, start: int, stop: int, now: Any, timestamp: Callable[[int], Any]
+    ) -> list[Any]: ...
+
+def job_batch(
+    task: str,
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    run_at: int | None,  # microseconds since the epoch; None: now
+    expires_at: int | None,  # microseconds since the epoch
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    calls: Iterable[Any],  # argument tuples
+    encode_args: Callable[[Any], str],  # JSON of a call the core does not encode itself
+) -> JobBatch: ...
 def memory_driver() -> Driver: ...
 def sqlite_driver(path: str, busy_timeout_ms: int = 30000) -> Driver: ...
 def postgres_driver(conninfo: str) -> Driver: ...

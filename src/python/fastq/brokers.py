@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastq import _core
 
@@ -57,6 +57,12 @@ class Broker(abc.ABC):
         for each, the id of the job standing for it: its own, or for a ``unique_key`` the
         queued-or-running job already holding the key."""
 
+    def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
+        """Insert the jobs of ``task.map()`` (none has a unique key). Brokers override
+        this to write the batch without a Python object per job; by default it goes
+        through :meth:`enqueue`."""
+        return self.enqueue([_new_job(row) for row in batch.rows()])
+
     @abc.abstractmethod
     def fetch(self, job_id: str) -> JobSnapshot | None:
         """Read one job back, or None if it does not exist (or is not committed yet)."""
@@ -74,6 +80,30 @@ class Broker(abc.ABC):
     def before_job(self) -> None:
         """Called on the executor thread before each job runs (connection hygiene)."""
         return None
+
+
+def _new_job(row: tuple) -> NewJob:  # type: ignore[type-arg]
+    (id_, task, queue, priority, args, kwargs, run_at, max_attempts, expires_at) = row[:9]
+    unique_key, time_limit, soft_time_limit, rate_key = row[9:]
+    return NewJob(
+        id=id_,
+        task=task,
+        queue=queue,
+        priority=priority,
+        args=args,
+        kwargs=kwargs,
+        run_at=from_micros(run_at) if run_at is not None else None,
+        max_attempts=max_attempts,
+        expires_at=from_micros(expires_at) if expires_at is not None else None,
+        unique_key=unique_key,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        rate_key=rate_key,
+    )
+
+
+def from_micros(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def to_micros(dt: datetime) -> int:
@@ -112,6 +142,9 @@ class MemoryBroker(Broker):
                 for j in jobs
             ]
         )
+
+    def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
+        return self._driver.enqueue(batch.rows())
 
     def fetch(self, job_id: str) -> JobSnapshot | None:
         row = self._driver.get(job_id)

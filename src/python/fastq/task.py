@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from fastq import _core, conf, signals, timelimits
-from fastq.brokers import NewJob, get_broker
+from fastq.brokers import NewJob, get_broker, to_micros
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
 
@@ -225,7 +225,45 @@ class Task(Generic[P, R]):
         return AsyncResult(job_id, broker)
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
-        """Enqueue one job per argument tuple, ``MAP_BATCH`` rows per round trip."""
+        """Enqueue one job per argument tuple, with the task's options.
+
+        The batch is built in the C++ core (ids, JSON arguments) and handed to the broker
+        in one piece (on PostgreSQL: ``COPY``). Tasks with unique or rate-limit keys,
+        which need Python per call, take the per-job path.
+        """
+        if self.unique or self.rate_limit_key is not None or conf.get("EAGER"):
+            return self._map_jobs(calls)
+        expires_at = None
+        if isinstance(self.expires, datetime):
+            expires_at = to_micros(self.expires)
+        elif self.expires is not None:
+            expires_at = int((time.time() + float(self.expires)) * 1_000_000)
+        batch = _core.job_batch(
+            self.name,
+            self.queue,
+            self.priority,
+            self.max_retries + 1,
+            None,
+            expires_at,
+            self.time_limit,
+            self.soft_time_limit,
+            calls,
+            self._encode_call,
+        )
+        if not len(batch):
+            return []
+        broker = get_broker()
+        ids = broker.enqueue_batch(batch)
+        if signals.task_enqueued.has_listeners(self):
+            signals.task_enqueued.send(sender=self, job_ids=ids)
+        return [AsyncResult(i, broker) for i in ids]
+
+    def _encode_call(self, call: Iterable[Any]) -> str:
+        return encode_arguments(self.name, tuple(call), {})[0]
+
+    def _map_jobs(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
+        """:meth:`map` one :class:`NewJob` at a time (unique and rate-limit keys, eager
+        mode), ``MAP_BATCH`` jobs per broker call."""
         jobs = [
             self._new_job(tuple(a), {}, None, None, None, None, None, None, None, None)
             for a in calls

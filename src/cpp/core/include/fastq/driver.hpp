@@ -2,7 +2,7 @@
 // same conformance suite (tests/cpp/driver_conformance.cpp).
 //
 // Contract, for every driver:
-//  * enqueue() inserts all jobs in one statement and returns, for each, the id of the job
+//  * enqueue() inserts all jobs at once (all or none) and returns, for each, the id of the job
 //    that stands for it: its own, or (unique_key) the queued-or-running job holding the
 //    key. Uniqueness holds under concurrent enqueues (a partial unique index).
 //  * claim() takes up to `limit` runnable jobs (state queued, run_at <= now, queue in the

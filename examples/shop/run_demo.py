@@ -60,6 +60,7 @@ def main() -> int:
     with FakeProvider(delivery_delay=(2.0, 8.0)) as provider:
         env = dict(
             os.environ,
+            DJANGO_SETTINGS_MODULE="shopproject.settings",
             SHOP_FAST="1",
             SHOP_PROVIDER_URL=provider.url,
             SHOP_SQLITE_PATH=str(DATABASE),

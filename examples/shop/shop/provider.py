@@ -51,6 +51,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._deliver_at: dict[str, float] = {}  # tracking id -> monotonic time
         self._delivered_at: dict[str, datetime] = {}
+        self._first_delivered_answer: dict[str, float] = {}  # tracking id -> monotonic
         self._hits: dict[str, list[float]] = defaultdict(list)  # tracking id -> times
         self._calls: Counter[str] = Counter()
         self._sms: list[dict[str, str]] = []
@@ -101,6 +102,12 @@ class FakeProvider:
         with self._lock:
             return {k: list(v) for k, v in self._hits.items()}
 
+    def delivered_answers(self) -> dict[str, float]:
+        """Monotonic time of the first "delivered" answer, by tracking id: a shop that
+        stops asking about delivered parcels sends no query for that id after it."""
+        with self._lock:
+            return dict(self._first_delivered_answer)
+
     def calls(self) -> dict[str, int]:
         """Requests served, by endpoint."""
         with self._lock:
@@ -122,6 +129,8 @@ class FakeProvider:
             if now >= deliver_at and tracking_id not in self._delivered_at:
                 self._delivered_at[tracking_id] = datetime.now(UTC)
             delivered = self._delivered_at.get(tracking_id)
+            if delivered:
+                self._first_delivered_answer.setdefault(tracking_id, now)
         return {
             "tracking_id": tracking_id,
             "status": "delivered" if delivered else "in_transit",

@@ -56,6 +56,7 @@ def collect() -> dict[str, Any]:
                 "status": o.status,
                 "product_id": o.product_id,
                 "quantity": o.quantity,
+                "unit_price_cents": o.unit_price_cents,
                 "total_cents": o.total_cents,
                 "tracking_id": o.tracking_id,
                 "created_at": _iso(o.created_at),

@@ -17,7 +17,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	$(PY) examples/demo/run_demo.py
+	$(PY) examples/shop/run_demo.py
 
 test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
       test-django-lts test-reliability-sqlite test-reliability-postgres test-acceptance lint

@@ -104,7 +104,7 @@ if SHOP_FAST:
     SHOP_TRACKING_EVERY = timedelta(seconds=2)
     # Long enough that an order shipped at seeding time is delivered before it goes stale
     # (orders seeded as shipped days ago are stale from the start).
-    SHOP_TRACKING_STALE_AFTER = timedelta(minutes=5)
+    SHOP_TRACKING_STALE_AFTER = timedelta(minutes=10)
     # Same names as the @fastq.periodic declarations in shop/tasks.py: these win.
     FASTQ["SCHEDULE"] = {
         "shop.tasks.cancel_unpaid_orders": {

@@ -64,10 +64,12 @@ test-django-lts:
 # (benchmarks/README.md). The peers install into benchmarks/.peers on first use.
 bench: bootstrap
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/poller_cycle.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
 	$(PY) benchmarks/run.py --quick --out build/bench-quick/latest.json $(BENCH_ARGS)
+	$(PY) benchmarks/poller_cycle.py --rows 20000 --out build/bench-quick/poller.json
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

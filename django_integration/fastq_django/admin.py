@@ -192,6 +192,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     list_display = (
         "name",
+        "kind",
         "task",
         "enabled",
         "expression",

@@ -211,6 +211,11 @@ class Schedule(models.Model):
         return self.name
 
     @property
+    def kind(self) -> str:
+        """ "poller" for a batch poller's schedule (its runs are cycles), else "periodic"."""
+        return "poller" if self.task == "fastq.poll" else "periodic"
+
+    @property
     def expression(self) -> str:
         if self.cron:
             return f"{self.cron} ({self.timezone})"
@@ -286,3 +291,21 @@ class Leader(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder}"
+
+
+class PollerMark(models.Model):
+    """A row a batch poller has alerted on (``on_stale``): the unique (poller, key) pair
+    makes the alert fire once per row, written in the same transaction as its job."""
+
+    poller = models.CharField(max_length=200)
+    key = models.CharField(max_length=255, help_text="The row's primary key, as text.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "fastq_poller_mark"
+        constraints = [
+            models.UniqueConstraint(fields=["poller", "key"], name="fastq_poller_mark_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.poller}: {self.key}"

@@ -96,6 +96,59 @@ inline std::string temp_sqlite_path(const std::string& tag) {
       .string();
 }
 
+// Runs SQL on its own connection to the test database of `kind` ("sqlite": the file at
+// `sqlite_path`); returns the first column of the first row (0 or "" when none).
+inline long long probe_int(const std::string& kind, const std::string& sqlite_path,
+                           const std::string& q) {
+  if (kind == "sqlite") {
+    sqlite3* db = nullptr;
+    sqlite3_open(sqlite_path.c_str(), &db);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    long long v = 0;
+    EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db) << " in " << q;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  PGconn* c = PQconnectdb(pg_test_dsn().c_str());
+  PGresult* r = PQexec(c, q.c_str());
+  const auto st = PQresultStatus(r);
+  EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+  long long v = 0;
+  if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
+inline std::string probe_text(const std::string& kind, const std::string& sqlite_path,
+                              const std::string& q) {
+  if (kind == "sqlite") {
+    sqlite3* db = nullptr;
+    sqlite3_open(sqlite_path.c_str(), &db);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    std::string v;
+    EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db) << " in " << q;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+      v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  PGconn* c = PQconnectdb(pg_test_dsn().c_str());
+  PGresult* r = PQexec(c, q.c_str());
+  std::string v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
 // Opens a driver by kind ("memory", "sqlite", "postgres") on a fresh schema, or skips
 // (fails under CI) when PostgreSQL is not reachable.
 #define FASTQ_OPEN_DRIVER(kind, out)                                                     \

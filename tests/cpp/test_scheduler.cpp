@@ -27,53 +27,8 @@ class SchedulerTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  // Runs SQL on its own connection; returns the first column of the first row, or 0.
-  long long sql(const std::string& q) {
-    if (GetParam() == "sqlite") {
-      sqlite3* db = nullptr;
-      sqlite3_open(path_.c_str(), &db);
-      sqlite3_busy_timeout(db, 5000);
-      sqlite3_stmt* st = nullptr;
-      long long v = 0;
-      EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr), SQLITE_OK)
-          << sqlite3_errmsg(db) << " in " << q;
-      if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-      sqlite3_finalize(st);
-      sqlite3_close(db);
-      return v;
-    }
-    PGconn* c = PQconnectdb(testing::pg_test_dsn().c_str());
-    PGresult* r = PQexec(c, q.c_str());
-    const auto st = PQresultStatus(r);
-    EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) << PQresultErrorMessage(r);
-    long long v = 0;
-    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-  }
-
-  std::string text(const std::string& q) {
-    if (GetParam() == "sqlite") {
-      sqlite3* db = nullptr;
-      sqlite3_open(path_.c_str(), &db);
-      sqlite3_stmt* st = nullptr;
-      std::string v;
-      sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr);
-      if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-        v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-      }
-      sqlite3_finalize(st);
-      sqlite3_close(db);
-      return v;
-    }
-    PGconn* c = PQconnectdb(testing::pg_test_dsn().c_str());
-    PGresult* r = PQexec(c, q.c_str());
-    std::string v = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
-    PQclear(r);
-    PQfinish(c);
-    return v;
-  }
+  long long sql(const std::string& q) { return testing::probe_int(GetParam(), path_, q); }
+  std::string text(const std::string& q) { return testing::probe_text(GetParam(), path_, q); }
 
   SchedulerConfig config(const std::string& holder, std::chrono::milliseconds lease = 15s) {
     SchedulerConfig c;

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include "common.hpp"
+#include "fastq/poller.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq::py_bindings {
@@ -24,6 +25,39 @@ py::object record_to_dict(const JobRecord& r) {
   d["traceback"] = r.traceback;
   return d;
 }
+std::vector<SqlValue> sql_values(const py::sequence& params) {
+  std::vector<SqlValue> out;
+  out.reserve(py::len(params));
+  for (const py::handle item : params) {
+    if (item.is_none()) {
+      out.emplace_back(std::monostate{});
+    } else if (py::isinstance<py::bool_>(item)) {
+      out.emplace_back(static_cast<std::int64_t>(item.cast<bool>() ? 1 : 0));
+    } else if (py::isinstance<py::int_>(item)) {
+      out.emplace_back(item.cast<std::int64_t>());
+    } else if (py::isinstance<py::float_>(item)) {
+      out.emplace_back(item.cast<double>());
+    } else if (py::isinstance<py::str>(item)) {
+      out.emplace_back(item.cast<std::string>());
+    } else {
+      throw py::type_error("poller query parameter of type " +
+                           py::str(py::type::of(item).attr("__name__")).cast<std::string>() +
+                           ": only None, bool, int, float and str can be bound");
+    }
+  }
+  return out;
+}
+
+// (task, queue, priority, max_attempts, time_limit, soft_time_limit, rate_key)
+using JobTemplate = std::tuple<std::string, std::string, int, int, double, double, std::string>;
+
+NewJob job_template(const JobTemplate& t) {
+  NewJob j;
+  std::tie(j.task, j.queue, j.priority, j.max_attempts, j.time_limit, j.soft_time_limit,
+           j.rate_key) = t;
+  return j;
+}
+
 }  // namespace
 
 void bind_driver(py::module_& m) {
@@ -54,6 +88,49 @@ void bind_driver(py::module_& m) {
             return d.enqueue(jobs);
           },
           py::arg("jobs"))
+      .def(
+          "poll",
+          [](Driver& d, const std::string& name, const std::string& sql,
+             const py::sequence& params, const std::string& key, const JobTemplate& check,
+             std::int64_t start_us, std::int64_t span_us, std::int64_t min_gap_us, int batch,
+             const std::optional<std::string>& stale_sql, const py::sequence& stale_params,
+             const std::optional<JobTemplate>& alert) {
+            PollCycle c;
+            c.name = name;
+            c.rows = KeysetQuery{sql, sql_values(params), key};
+            if (stale_sql) c.stale = KeysetQuery{*stale_sql, sql_values(stale_params), key};
+            c.check = job_template(check);
+            if (alert) c.alert = job_template(*alert);
+            c.start = start_us;
+            c.span = span_us;
+            c.min_gap = min_gap_us;
+            c.batch = batch;
+            PollStats st;
+            {
+              py::gil_scoped_release release;
+              try {
+                st = run_poll(d, c);
+              } catch (const std::invalid_argument& e) {
+                py::gil_scoped_acquire gil;
+                throw py::value_error(e.what());
+              }
+            }
+            py::dict out;
+            out["rows"] = st.rows;
+            out["enqueued"] = st.enqueued;
+            out["pending"] = st.pending;
+            out["stale"] = st.stale;
+            out["alerted"] = st.alerted;
+            out["pages"] = st.pages;
+            out["gap_us"] = st.gap;
+            return out;
+          },
+          py::arg("name"), py::arg("sql"), py::arg("params"), py::arg("key"), py::arg("check"),
+          py::arg("start_us"), py::arg("span_us"), py::arg("min_gap_us") = 0,
+          py::arg("batch") = 5000, py::arg("stale_sql") = py::none(),
+          py::arg("stale_params") = py::list(), py::arg("alert") = py::none(),
+          "One cycle of a batch poller (poller.hpp): walks the query's keys and enqueues a "
+          "spread check job per row; returns the cycle's counts.")
       .def(
           "get",
           [](Driver& d, const std::string& id) -> py::object {

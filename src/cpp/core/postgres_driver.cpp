@@ -5,12 +5,14 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
 
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
+#include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
 
 namespace fastq {
@@ -51,6 +53,25 @@ std::string pg_text_array(std::span<const std::string> items) {
     out.push_back('"');
   }
   out.push_back('}');
+  return out;
+}
+
+// A poller's parameters as libpq text; PostgreSQL infers each one's type from where it
+// stands in the query.
+std::vector<std::optional<std::string>> text_params(const std::vector<SqlValue>& values) {
+  std::vector<std::optional<std::string>> out;
+  out.reserve(values.size() + 1);
+  for (const auto& v : values) {
+    if (std::holds_alternative<std::monostate>(v)) {
+      out.emplace_back(std::nullopt);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", *d);
+      out.emplace_back(buf);
+    } else {
+      out.emplace_back(key_text(v));
+    }
+  }
   return out;
 }
 
@@ -103,6 +124,21 @@ class Connection {
                             nullptr, 0));
     const auto st = PQresultStatus(r.get());
     check(r.get(), st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, name);
+    return r;
+  }
+
+  // An unnamed statement with text parameters (nullopt: NULL): for SQL that changes from
+  // call to call (a poller's query).
+  Result exec_dynamic(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+                      const char* what) {
+    ensure();
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    Result r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, 0));
+    const auto st = PQresultStatus(r.get());
+    check(r.get(), st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, what);
     return r;
   }
 
@@ -597,6 +633,72 @@ class PostgresDriver final : public Driver {
                           "queue = ANY($1::text[]) AND run_at <= now()",
                           {arr.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
+                                    int limit) override {
+    auto params = text_params(q.params);
+    std::string sql = "SELECT fastq_q." + q.key + " FROM (" +
+                      native_placeholders(q.sql, true) + ") AS fastq_q";
+    if (after) {
+      params.push_back(key_text(*after));
+      sql += " WHERE fastq_q." + q.key + " > $" + std::to_string(params.size());
+    }
+    sql += " ORDER BY fastq_q." + q.key + " LIMIT " + std::to_string(std::max(limit, 1));
+    Result r = conn_.exec_dynamic(sql, params, "a poller's query");
+    // Integer keys stay integers (the check's argument); anything else is text.
+    const Oid type = PQftype(r.get(), 0);
+    const bool integer = type == 20 || type == 21 || type == 23;  // int8, int2, int4
+    std::vector<SqlValue> keys;
+    keys.reserve(static_cast<std::size_t>(PQntuples(r.get())));
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      if (PQgetisnull(r.get(), i, 0)) {
+        throw std::invalid_argument("poller query: a row's key is NULL");
+      }
+      const char* v = PQgetvalue(r.get(), i, 0);
+      if (integer) {
+        keys.emplace_back(static_cast<std::int64_t>(std::strtoll(v, nullptr, 10)));
+      } else {
+        keys.emplace_back(std::string(v, static_cast<std::size_t>(PQgetlength(r.get(), i, 0))));
+      }
+    }
+    return keys;
+  }
+
+  std::int64_t count_rows(const KeysetQuery& q) override {
+    Result r = conn_.exec_dynamic(
+        "SELECT count(*) FROM (" + native_placeholders(q.sql, true) + ") AS fastq_q",
+        text_params(q.params), "a poller's query");
+    return std::atoll(PQgetvalue(r.get(), 0, 0));
+  }
+
+  std::size_t enqueue_once(const std::string& scope, std::span<const std::string> keys,
+                           std::span<const NewJob> jobs) override {
+    if (keys.size() != jobs.size()) throw std::invalid_argument("enqueue_once: keys != jobs");
+    if (keys.empty()) return 0;
+    const auto arr = pg_text_array(keys);
+    conn_.exec_simple("BEGIN");
+    try {
+      Result r = conn_.exec("fastq_mark",
+                            "INSERT INTO fastq_poller_mark (poller, key, created_at) "
+                            "SELECT $1, k, now() FROM unnest($2::text[]) AS k "
+                            "ON CONFLICT (poller, key) DO NOTHING RETURNING key",
+                            {scope.c_str(), arr.c_str()});
+      std::set<std::string> fresh;
+      for (int i = 0; i < PQntuples(r.get()); ++i) fresh.emplace(PQgetvalue(r.get(), i, 0));
+      std::vector<NewJob> todo;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (fresh.contains(keys[i])) todo.push_back(jobs[i]);
+      }
+      enqueue(todo);
+      conn_.exec_simple("COMMIT");
+      return todo.size();
+    } catch (const DriverError&) {
+      if (PQstatus(conn_.raw()) == CONNECTION_OK) {
+        Result rb(PQexec(conn_.raw(), "ROLLBACK"));
+      }
+      throw;
+    }
   }
 
   std::optional<JobRecord> get(const std::string& id) override {

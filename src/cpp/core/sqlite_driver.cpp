@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "fastq/driver.hpp"
 #include "fastq/json.hpp"
+#include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
 #include "fastq/time.hpp"
 
@@ -59,6 +61,27 @@ class Statement {
   Statement& bind(int i, std::int64_t v) {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
+  }
+  Statement& bind(int i, const SqlValue& v) {
+    if (const auto* n = std::get_if<std::int64_t>(&v)) {
+      sqlite3_bind_int64(stmt_, i, *n);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      sqlite3_bind_double(stmt_, i, *d);
+    } else if (const auto* t = std::get_if<std::string>(&v)) {
+      bind(i, *t);
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+    return *this;
+  }
+  // Column `col` as it is stored: integer, real or text (NULL for anything else).
+  SqlValue value(int col) const {
+    switch (sqlite3_column_type(stmt_, col)) {
+      case SQLITE_INTEGER: return integer(col);
+      case SQLITE_FLOAT: return real(col);
+      case SQLITE_TEXT: return text(col);
+      default: return std::monostate{};
+    }
   }
   // Steps once; true while a row is available.
   bool step() {
@@ -416,6 +439,71 @@ class SqliteDriver final : public Driver {
     return static_cast<std::size_t>(s.changes());
   }
 
+  std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
+                                    int limit) override {
+    std::string sql = "SELECT fastq_q." + q.key + " FROM (" +
+                      native_placeholders(q.sql, false) + ") AS fastq_q";
+    if (after) sql += " WHERE fastq_q." + q.key + " > ?";
+    sql += " ORDER BY fastq_q." + q.key + " LIMIT ?";
+    // The same query comes back once per page: keep one prepared statement per text.
+    auto& s = stmt("poll:" + sql, sql);
+    Run run(s);
+    int i = 1;
+    for (const auto& p : q.params) s.bind(i++, p);
+    if (after) s.bind(i++, *after);
+    s.bind(i, static_cast<std::int64_t>(std::max(limit, 1)));
+    std::vector<SqlValue> keys;
+    while (s.step()) {
+      keys.push_back(s.value(0));
+      if (std::holds_alternative<std::monostate>(keys.back())) {
+        throw std::invalid_argument("poller query: a row's key is NULL");
+      }
+    }
+    forget_poll_statements("poll:" + sql);
+    return keys;
+  }
+
+  std::int64_t count_rows(const KeysetQuery& q) override {
+    Statement s(db_, "SELECT count(*) FROM (" + native_placeholders(q.sql, false) +
+                         ") AS fastq_q");
+    int i = 1;
+    for (const auto& p : q.params) s.bind(i++, p);
+    s.step();
+    return s.integer(0);
+  }
+
+  std::size_t enqueue_once(const std::string& scope, std::span<const std::string> keys,
+                           std::span<const NewJob> jobs) override {
+    if (keys.size() != jobs.size()) throw std::invalid_argument("enqueue_once: keys != jobs");
+    if (keys.empty()) return 0;
+    auto& mark = stmt("poller_mark",
+                      "INSERT INTO fastq_poller_mark (poller, key, created_at) "
+                      "SELECT ?1, value, ?3 FROM json_each(?2) WHERE true "
+                      "ON CONFLICT (poller, key) DO NOTHING RETURNING key");
+    const std::string now = format_utc(now_micros());
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    exec("BEGIN IMMEDIATE");
+    try {
+      std::set<std::string> fresh;
+      {
+        Run run(mark);
+        mark.bind(1, scope).bind(2, json_string_array(keys)).bind(3, now);
+        while (mark.step()) fresh.insert(mark.text(0));
+      }
+      std::vector<NewJob> todo;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (fresh.contains(keys[i])) todo.push_back(jobs[i]);
+      }
+      if (!todo.empty()) insert_jobs(todo, now);
+      exec("COMMIT");
+      return todo.size();
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
   RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst, int want,
                          Micros horizon_us) override {
     auto& ins = stmt("rate_ins", "INSERT OR IGNORE INTO fastq_rate_limit (key, tat) VALUES (?1, 0)");
@@ -719,6 +807,17 @@ class SqliteDriver final : public Driver {
     }
   }
 
+  // A poller's statements are kept while its cycle pages through; the oldest of more
+  // than a few are dropped so that queries that keep changing do not pile up.
+  void forget_poll_statements(const std::string& keep) {
+    poll_keys_.erase(std::remove(poll_keys_.begin(), poll_keys_.end(), keep), poll_keys_.end());
+    poll_keys_.push_back(keep);
+    while (poll_keys_.size() > 8) {
+      stmts_.erase(poll_keys_.front());
+      poll_keys_.erase(poll_keys_.begin());
+    }
+  }
+
   Statement& stmt(const std::string& key, const std::string& sql) {
     auto it = stmts_.find(key);
     if (it == stmts_.end()) {
@@ -744,6 +843,7 @@ class SqliteDriver final : public Driver {
   std::chrono::steady_clock::time_point busy_since_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> stmts_;
+  std::vector<std::string> poll_keys_;
   std::vector<std::string> claim_queues_;
   std::string claim_sql_;
   bool last_claim_empty_ = false;

@@ -9,12 +9,14 @@
     result.get(timeout=10)
 
 Run the tasks with ``python manage.py fastq_worker``; ``@fastq.periodic(cron=...)`` or
-``(every=...)`` runs one on a schedule.
+``(every=...)`` runs one on a schedule; ``@fastq.poller(queryset=...)`` checks every row
+of a queryset on one.
 """
 
 from fastq._core import Cron, CronError
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
 from fastq.conf import configure
+from fastq.pollers import Poller, poller
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
 from fastq.schedules import PeriodicSchedule, periodic, schedule_once
 from fastq.task import MaxRetriesExceededError, Retry, Task, current_job, registry, task
@@ -34,6 +36,7 @@ __all__ = [
     "MemoryBroker",
     "NewJob",
     "PeriodicSchedule",
+    "Poller",
     "Retry",
     "SoftTimeLimitExceeded",
     "Task",
@@ -45,6 +48,7 @@ __all__ = [
     "current_job",
     "get_broker",
     "periodic",
+    "poller",
     "registry",
     "schedule_once",
     "set_broker",

@@ -7,6 +7,10 @@ from typing import Any
 
 class DriverError(RuntimeError): ...
 
+# A poller's job template: (task, queue, priority, max_attempts, time_limit,
+# soft_time_limit, rate_key).
+JobTemplate = tuple[str, str, int, int, float, float, str]
+
 class Driver:
     @property
     def name(self) -> str: ...
@@ -30,6 +34,21 @@ class Driver:
             ]
         ],
     ) -> list[str]: ...
+    def poll(
+        self,
+        name: str,
+        sql: str,
+        params: Sequence[bool | int | float | str | None],
+        key: str,
+        check: JobTemplate,
+        start_us: int,
+        span_us: int,
+        min_gap_us: int = 0,
+        batch: int = 5000,
+        stale_sql: str | None = None,
+        stale_params: Sequence[bool | int | float | str | None] = (),
+        alert: JobTemplate | None = None,
+    ) -> dict[str, int]: ...  # rows, enqueued, pending, stale, alerted, pages, gap_us
     def get(self, id: str) -> dict[str, Any] | None: ...
     def count_runnable(self, queues: Sequence[str]) -> int: ...
     def rescue_expired(self) -> int: ...

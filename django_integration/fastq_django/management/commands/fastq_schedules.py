@@ -15,7 +15,8 @@ from fastq_django.schedules import last_outcome, next_run, run_now
 
 class Command(BaseCommand):
     help = (
-        "List periodic schedules (source, enabled, expression, next and last run), or "
+        "List periodic schedules and batch pollers (kind, source, enabled, expression, "
+        "next and last run; a poller's last outcome counts its last cycle), or "
         "--run / --enable / --disable one by name."
     )
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         rows = [
             (
                 s.name,
+                s.kind,
                 s.source,
                 "yes" if s.enabled else "no",
                 s.expression,
@@ -56,7 +58,16 @@ class Command(BaseCommand):
             )
             for s in Schedule.objects.order_by("name")
         ]
-        header = ("NAME", "SOURCE", "ENABLED", "WHEN", "NEXT RUN", "LAST RUN", "LAST OUTCOME")
+        header = (
+            "NAME",
+            "KIND",
+            "SOURCE",
+            "ENABLED",
+            "WHEN",
+            "NEXT RUN",
+            "LAST RUN",
+            "LAST OUTCOME",
+        )
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         for r in [header, *rows]:
             self.stdout.write("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))

@@ -98,6 +98,19 @@ class Driver {
   // Deletes fastq_schedule_run rows of slots before `before`; returns how many.
   virtual std::size_t prune_schedule_runs(Micros before) = 0;
 
+  // Batch poller (poller.hpp). Drivers that cannot run SQL (memory) throw DriverError.
+  // Up to `limit` keys of `query`'s rows greater than `after` (all when it is empty), in
+  // key order: one keyset-paginated page, one round trip.
+  virtual std::vector<SqlValue> select_keys(const KeysetQuery& query,
+                                            const std::optional<SqlValue>& after, int limit);
+  // How many rows `query` has.
+  virtual std::int64_t count_rows(const KeysetQuery& query);
+  // One transaction: records (scope, keys[i]) in fastq_poller_mark where not recorded yet
+  // and enqueues jobs[i] for each key newly recorded; returns how many were. A key is
+  // thereby acted on once, however often it is offered.
+  virtual std::size_t enqueue_once(const std::string& scope, std::span<const std::string> keys,
+                                   std::span<const NewJob> jobs);
+
   // Runnable jobs left in these queues (state queued and due now).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
   virtual std::optional<JobRecord> get(const std::string& id) = 0;

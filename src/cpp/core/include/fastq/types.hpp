@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace fastq {
@@ -205,6 +206,19 @@ enum class FireResult : std::uint8_t {
   kAlreadyFired, // the slot is in fastq_schedule_run already
   kStale,        // next_run_at moved or the schedule is gone/disabled: nothing written
   kNotLeader,    // the lease is not ours: nothing written
+};
+
+// A value bound to, or read from, a poller's query: NULL, an integer, a real or text.
+using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+// A query whose rows a batch poller walks (Driver::select_keys). `sql` is a SELECT in
+// Django's parameter style ("%s" placeholders, "%%" for a literal %), as
+// QuerySet.query.sql_with_params() gives it, with `params`; `key` is the quoted name of
+// its first output column, which must be unique per row (the primary key).
+struct KeysetQuery {
+  std::string sql;
+  std::vector<SqlValue> params;
+  std::string key;
 };
 
 // The error recorded when a job is given up because its workers kept dying:

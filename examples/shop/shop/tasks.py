@@ -177,6 +177,9 @@ def alert_long_pending(order_id: int) -> None:
     stale_after=settings.SHOP_TRACKING_STALE_AFTER,  # 3 days in production
     stale_field="shipped_at",
     on_stale=alert_long_pending,
+    queue="tracking",
+    autoretry_for=(ConnectionError,),  # the carrier's API down: try again, with back-off
+    retry_backoff=True,
 )
 def track_order(order_id: int) -> str:
     """Asks the carrier about one shipped order and marks it delivered when it is, queuing

@@ -191,6 +191,9 @@ def test_shop(database: dict[str, str]) -> None:
         delivered_answers = provider.delivered_answers()
 
     orders = {o["id"]: o for o in report["orders"]}
+    schedule_rows = {s["name"]: s for s in report["schedules"]}
+    assert schedule_rows["shop.tasks.track_order"]["kind"] == "poller"
+    poller_cycles = schedule_rows["shop.tasks.track_order"]["runs"]
 
     # Tracking: every shipped order ends delivered, through the carrier's answer.
     for pk in tracked:
@@ -205,6 +208,7 @@ def test_shop(database: dict[str, str]) -> None:
         assert max(times) <= delivered_answers[tid], f"{tid} checked after delivery"
         cycles = (max(times) - min(times)) / CYCLE + 2
         assert len(times) <= cycles, f"{tid}: {len(times)} checks in {cycles:.1f} cycles"
+        assert len(times) <= poller_cycles, f"{tid}: {len(times)} checks, {poller_cycles} cycles"
     # Never two check jobs pending for one order: each was created after the previous
     # one finished.
     jobs: dict[int, list[dict[str, Any]]] = defaultdict(list)

@@ -107,6 +107,7 @@ def collect() -> dict[str, Any]:
             {
                 "name": s.name,
                 "task": s.task,
+                "kind": s.kind,
                 "when": s.expression,
                 "enabled": s.enabled,
                 "last_run_at": _iso(s.last_run_at),
@@ -164,7 +165,8 @@ def render(data: dict[str, Any]) -> str:
     )
     lines.append("schedules (manage.py fastq_schedules):")
     lines.extend(
-        f"  {s['name']:<36} {s['when']:<32} fired {s['runs']}x, last {s['last_outcome']}"
+        f"  {s['name']:<36} {s['kind']:<8} {s['when']:<28} "
+        f"fired {s['runs']}x, last {s['last_outcome']}"
         for s in data["schedules"]
     )
     return "\n".join(lines)

@@ -99,6 +99,8 @@ def main() -> int:
             + ", ".join(f"{n} {k}" for k, n in sorted(provider.calls().items()))
         )
         print(manage(env, "shop_report"))
+        print("\n$ python manage.py fastq_schedules")
+        print(manage(env, "fastq_schedules"))
 
     if not finished(report, seeded):
         print("\nsome background work did not finish in time (see above)", file=sys.stderr)

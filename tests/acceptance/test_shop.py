@@ -210,7 +210,9 @@ def test_shop(database: dict[str, str]) -> None:
         assert len(times) <= cycles, f"{tid}: {len(times)} checks in {cycles:.1f} cycles"
         assert len(times) <= poller_cycles, f"{tid}: {len(times)} checks, {poller_cycles} cycles"
     # Never two check jobs pending for one order: each was created after the previous
-    # one finished.
+    # one finished. (On PostgreSQL created_at is the start of the cycle's transaction, a
+    # few milliseconds before its INSERT, hence the tolerance; a second check enqueued
+    # beside a pending one would precede its finish by most of a cycle.)
     jobs: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for job in report["tracking_jobs"]:
         jobs[job["order_id"]].append(job)
@@ -218,7 +220,7 @@ def test_shop(database: dict[str, str]) -> None:
         assert pk in tracked, f"order {pk} is not shipped but was tracked"
         for before, after in pairwise(runs):
             assert before["finished_at"] is not None, before
-            assert after["created_at"] >= before["finished_at"] - 0.05, (pk, before, after)
+            assert after["created_at"] >= before["finished_at"] - 0.25, (pk, before, after)
     assert {j["state"] for j in report["tracking_jobs"]} == {"succeeded"}
 
     # Alerts: exactly one per order in transit past the threshold, none for the others.

@@ -163,12 +163,6 @@ def render(data: dict[str, Any]) -> str:
         f"  {j['state']} {j['task']}{tuple(j['args'])}: {j['error_type']}: {j['error']}"
         for j in data["jobs"]["failed"]
     )
-    lines.append("schedules (manage.py fastq_schedules):")
-    lines.extend(
-        f"  {s['name']:<36} {s['kind']:<8} {s['when']:<28} "
-        f"fired {s['runs']}x, last {s['last_outcome']}"
-        for s in data["schedules"]
-    )
     return "\n".join(lines)
 
 

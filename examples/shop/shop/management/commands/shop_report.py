@@ -1,7 +1,7 @@
 """``python manage.py shop_report``: what the background work did, read from the
 database: orders by state, alerts, the payment-timeout sweep, rates and gold prices, the
-SMS outbox, fastq's jobs and schedules. ``--json`` gives the same as one JSON object
-(the demo and the acceptance test read it)."""
+SMS outbox, fastq's jobs. ``--json`` gives the same, with each schedule's runs and every
+tracking check, as one JSON object (the demo and the acceptance test read it)."""
 
 from __future__ import annotations
 

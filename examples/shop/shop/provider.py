@@ -89,6 +89,15 @@ class FakeProvider:
         if self._thread is not None:
             self._thread.join()
 
+    def serve_forever(self) -> None:
+        """Serves in this thread until Ctrl-C (for running the provider by hand)."""
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
+
     def __enter__(self) -> FakeProvider:
         return self.start()
 
@@ -204,14 +213,10 @@ def main() -> None:
         help="seconds from a parcel's first query to its delivery (default 60 600)",
     )
     options = parser.parse_args()
-    provider = FakeProvider(port=options.port, delivery_delay=tuple(options.delivery_delay))
+    low, high = options.delivery_delay
+    provider = FakeProvider(port=options.port, delivery_delay=(low, high))
     print(f"fake provider on {provider.url}; Ctrl-C stops it", flush=True)
-    try:
-        provider._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        provider._server.server_close()
+    provider.serve_forever()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
-        test-django-lts test-reliability-sqlite test-reliability-postgres bench bench-quick \
+        test-django-lts test-reliability-sqlite test-reliability-postgres test-acceptance \
+        bench bench-quick \
         lint format sanitize fuzz fuzz-smoke clean
 
 all: bootstrap
@@ -16,10 +17,10 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	$(PY) examples/demo/run_demo.py
+	$(PY) examples/shop/run_demo.py
 
 test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
-      test-django-lts test-reliability-sqlite test-reliability-postgres lint
+      test-django-lts test-reliability-sqlite test-reliability-postgres test-acceptance lint
 	@echo "make test: all suites passed"
 
 $(CPP_BUILD)/build.ninja:
@@ -46,6 +47,12 @@ test-reliability-sqlite: bootstrap
 
 test-reliability-postgres: bootstrap
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/reliability
+
+# The example shop (examples/shop) run as its users run it, on SQLite and on PostgreSQL:
+# migrate, seed, fastq_worker with its schedules and tracking poller, outcomes checked in
+# the database (about a minute each).
+test-acceptance: bootstrap
+	$(PY) -m pytest tests/acceptance
 
 # The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS.
 test-django-lts:

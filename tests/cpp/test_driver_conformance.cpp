@@ -334,6 +334,27 @@ TEST_P(Conformance, UniqueKeyYieldsTheActiveJob) {
       << "a finished job frees its key";
 }
 
+// Large batches of unique-key jobs (a poller's pages) may take a faster path; a conflict
+// anywhere in one still resolves every key the same way.
+TEST_P(Conformance, LargeUniqueBatchesResolveConflicts) {
+  std::vector<NewJob> first, second;
+  for (int i = 0; i < 400; ++i) {
+    first.push_back(job("t"));
+    first.back().unique_key = "big:" + std::to_string(i);
+  }
+  EXPECT_EQ(db->enqueue(first).size(), 400u);
+  for (int i = 399; i < 799; ++i) {  // key 399 is still held by the first batch
+    second.push_back(job("t"));
+    second.back().unique_key = "big:" + std::to_string(i);
+  }
+  const auto ids = db->enqueue(second);
+  ASSERT_EQ(ids.size(), 400u);
+  EXPECT_EQ(ids[0], first[399].id);
+  for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_EQ(ids[i], second[i].id);
+  EXPECT_FALSE(db->get(second[0].id));
+  EXPECT_TRUE(db->get(second[399].id));
+}
+
 TEST_P(Conformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
   std::vector<std::thread> threads;
   std::vector<std::vector<std::string>> seen(4);

@@ -21,6 +21,8 @@ namespace fastq {
 namespace {
 
 constexpr const char* kChannel = "fastq";
+// Batches of unique-key jobs at least this large try COPY before INSERT ... ON CONFLICT.
+constexpr std::size_t kOptimisticCopyMin = 256;
 
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -244,6 +246,27 @@ class PostgresDriver final : public Driver {
       ids.reserve(jobs.size());
       for (const auto& j : jobs) ids.push_back(j.id);
       return ids;
+    }
+    // A large batch with unique keys (a poller's page, whose read already left out the
+    // keys in use) tries COPY too, in a transaction (or savepoint) of its own: a
+    // conflict fails it whole, and the INSERT below sorts the batch out instead.
+    if (unique && jobs.size() >= kOptimisticCopyMin &&
+        (timed == 0 || static_cast<std::size_t>(timed) == jobs.size())) {
+      const bool nested = PQtransactionStatus(conn_.raw()) == PQTRANS_INTRANS;
+      conn_.exec_simple(nested ? "SAVEPOINT fastq_copy" : "BEGIN");
+      try {
+        const PgCopyBatch copy = pg_copy_batch(jobs, 0);
+        conn_.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+        conn_.exec_simple(nested ? "RELEASE SAVEPOINT fastq_copy" : "COMMIT");
+        std::vector<std::string> ids;
+        ids.reserve(jobs.size());
+        for (const auto& j : jobs) ids.push_back(j.id);
+        return ids;
+      } catch (const DriverError& e) {
+        if (PQstatus(conn_.raw()) != CONNECTION_OK) throw;
+        conn_.exec_simple(nested ? "ROLLBACK TO SAVEPOINT fastq_copy" : "ROLLBACK");
+        if (nested) conn_.exec_simple("RELEASE SAVEPOINT fastq_copy");
+      }
     }
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -97,41 +97,15 @@ inline std::string temp_sqlite_path(const std::string& tag) {
 }
 
 // Runs SQL on its own connection to the test database of `kind` ("sqlite": the file at
-// `sqlite_path`); returns the first column of the first row (0 or "" when none).
-inline long long probe_int(const std::string& kind, const std::string& sqlite_path,
-                           const std::string& q) {
-  if (kind == "sqlite") {
-    sqlite3* db = nullptr;
-    sqlite3_open(sqlite_path.c_str(), &db);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt* st = nullptr;
-    long long v = 0;
-    EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db) << " in " << q;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-  }
-  PGconn* c = PQconnectdb(pg_test_dsn().c_str());
-  PGresult* r = PQexec(c, q.c_str());
-  const auto st = PQresultStatus(r);
-  EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) << PQresultErrorMessage(r);
-  long long v = 0;
-  if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) v = std::atoll(PQgetvalue(r, 0, 0));
-  PQclear(r);
-  PQfinish(c);
-  return v;
-}
-
+// `sqlite_path`); returns the first column of the first row as text ("" when none).
 inline std::string probe_text(const std::string& kind, const std::string& sqlite_path,
                               const std::string& q) {
+  std::string v;
   if (kind == "sqlite") {
     sqlite3* db = nullptr;
     sqlite3_open(sqlite_path.c_str(), &db);
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt* st = nullptr;
-    std::string v;
     EXPECT_EQ(sqlite3_prepare_v2(db, q.c_str(), -1, &st, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db) << " in " << q;
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
@@ -143,10 +117,18 @@ inline std::string probe_text(const std::string& kind, const std::string& sqlite
   }
   PGconn* c = PQconnectdb(pg_test_dsn().c_str());
   PGresult* r = PQexec(c, q.c_str());
-  std::string v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+  const auto st = PQresultStatus(r);
+  EXPECT_TRUE(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+  if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) v = PQgetvalue(r, 0, 0);
   PQclear(r);
   PQfinish(c);
   return v;
+}
+
+// The same as a number (0 when none).
+inline long long probe_int(const std::string& kind, const std::string& sqlite_path,
+                           const std::string& q) {
+  return std::atoll(probe_text(kind, sqlite_path, q).c_str());
 }
 
 // Opens a driver by kind ("memory", "sqlite", "postgres") on a fresh schema, or skips

@@ -12,6 +12,7 @@
 
 #include "common.hpp"
 #include "fastq/bulk.hpp"
+#include "fastq/json.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq::py_bindings {
@@ -19,30 +20,7 @@ namespace fastq::py_bindings {
 namespace {
 
 void append_json_string(std::string& out, const char* s, Py_ssize_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  Py_ssize_t clean = 0;
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s + clean, static_cast<std::size_t>(i - clean));
-    clean = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
-    }
-  }
-  out.append(s + clean, static_cast<std::size_t>(n - clean));
-  out += '"';
+  fastq::append_json_string(out, std::string_view(s, static_cast<std::size_t>(n)));
 }
 
 // Python's json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -78,11 +78,11 @@ def main() -> int:
             worker = subprocess.Popen(
                 command, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-            report: dict[str, Any] = {}
+            done = False
             while time.monotonic() - started < DEADLINE and worker.poll() is None:
                 time.sleep(2)
-                report = json.loads(manage(env, "shop_report", "--json"))
-                if finished(report, seeded):
+                done = finished(json.loads(manage(env, "shop_report", "--json")), seeded)
+                if done:
                     break
             elapsed = time.monotonic() - started
             worker.send_signal(signal.SIGTERM)
@@ -92,7 +92,6 @@ def main() -> int:
         if code != 0:
             print(f"worker exited {code}", file=sys.stderr)
             return 1
-        report = json.loads(manage(env, "shop_report", "--json"))
         print(
             f"\nafter {elapsed:.0f} s of worker time; {sum(provider.calls().values())} calls "
             f"to the provider: "
@@ -102,7 +101,9 @@ def main() -> int:
         print("\n$ python manage.py fastq_schedules")
         print(manage(env, "fastq_schedules"))
 
-    if not finished(report, seeded):
+    # Judged while the worker ran: schedules keep firing until it stops, so a slot fired
+    # in its last moment may be left queued for the next start, as in production.
+    if not done:
         print("\nsome background work did not finish in time (see above)", file=sys.stderr)
         return 1
     print(

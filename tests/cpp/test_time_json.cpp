@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <set>
 
 #include "fastq/json.hpp"
@@ -98,6 +99,41 @@ TEST(EnvelopeTest, RejectsWhatMustNotRunWithItsReason) {
   EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.PayloadTooLarge");
   j.args = "[1,";
   EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.InvalidPayload");
+}
+
+TEST(RowBoundsTest, ARowOutsideTheTablesBoundsIsInvalid) {
+  ClaimedJob j;
+  j.attempts = 1;
+  j.max_attempts = 4;
+  EXPECT_FALSE(check_row_bounds(j));
+  j.attempts = 4;
+  EXPECT_FALSE(check_row_bounds(j)) << "the last attempt is within bounds";
+  j.time_limit = kMaxTimeLimitSeconds;
+  EXPECT_FALSE(check_row_bounds(j));
+  auto invalid = [](ClaimedJob job) {
+    auto r = check_row_bounds(job);
+    return r && std::string(r->type) == "fastq.InvalidJob" && !r->message.empty();
+  };
+  for (int attempts : {0, -1, 5, kAttemptsCeiling, std::numeric_limits<int>::max(),
+                       std::numeric_limits<int>::min()}) {
+    ClaimedJob k = j;
+    k.attempts = attempts;
+    EXPECT_TRUE(invalid(k)) << attempts;
+  }
+  for (int max : {0, -5, kMaxAttemptsLimit + 1, std::numeric_limits<int>::max()}) {
+    ClaimedJob k = j;
+    k.max_attempts = max;
+    EXPECT_TRUE(invalid(k)) << max;
+  }
+  for (double limit : {-1.0, 1e300, std::numeric_limits<double>::quiet_NaN(),
+                       std::numeric_limits<double>::infinity()}) {
+    ClaimedJob k = j;
+    k.time_limit = limit;
+    EXPECT_TRUE(invalid(k)) << limit;
+    k = j;
+    k.soft_time_limit = limit;
+    EXPECT_TRUE(invalid(k)) << limit;
+  }
 }
 
 TEST(RateTest, GcraReservesTokensWithinTheHorizon) {

@@ -163,34 +163,50 @@ class PyRunner final : public TaskRunner {
       try {
         out.outcome = Outcome::kRetry;
         out.retry_at = py::cast<Micros>(exc.attr("eta_us"));
-        out.error_type = py::cast<std::string>(exc.attr("error_type"));
-        out.error = py::cast<std::string>(exc.attr("error"));
-        out.traceback = py::cast<std::string>(exc.attr("traceback"));
+        out.error_type = text_of(exc.attr("error_type"));
+        out.error = text_of(exc.attr("error"));
+        out.traceback = text_of(exc.attr("traceback"));
         return;
       } catch (py::error_already_set& bad) {
         fail(out, "fastq.InvalidRetry", bad.what(), "");
         return;
       }
     }
-    std::string type, tb;
+    // Each part on its own: an exception whose __str__ raises, or whose text holds lone
+    // surrogates, still records its type and traceback. The core makes the texts storable.
+    std::string type = "Exception", tb, message;
     try {
       py::handle t = py::type::handle_of(exc);
-      const std::string module = py::str(t.attr("__module__"));
-      const std::string qualname = py::str(t.attr("__qualname__"));
+      const std::string module = text_of(t.attr("__module__"));
+      const std::string qualname = text_of(t.attr("__qualname__"));
       type = module == "builtins" ? qualname : module + "." + qualname;
-      tb = py::cast<std::string>(py::str("").attr("join")(format_exception_(exc)));
-    } catch (...) {
-      type = "Exception";
+    } catch (py::error_already_set&) {
     }
-    std::string message;
     try {
-      message = py::str(exc);
-    } catch (...) {
+      tb = text_of(py::str("").attr("join")(format_exception_(exc)));
+    } catch (py::error_already_set&) {
+      tb = "<traceback could not be formatted>";
+    }
+    try {
+      message = text_of(py::str(exc));
+    } catch (py::error_already_set&) {
       message = "<unprintable exception>";
     }
     fail(out, type, message, tb);
     // Retried as the task asked, and no attempts are left: the job is given up (dead).
     if (py::hasattr(exc, "_fastq_gave_up")) out.outcome = Outcome::kDead;
+  }
+
+  // A Python str (or subclass) as UTF-8, lone surrogates written as \udcXX escapes
+  // rather than failing. Anything else is passed through str() first.
+  static std::string text_of(const py::handle& obj) {
+    py::object s = PyUnicode_Check(obj.ptr()) ? py::reinterpret_borrow<py::object>(obj)
+                                              : py::object(py::str(obj));
+    PyObject* bytes = PyUnicode_AsEncodedString(s.ptr(), "utf-8", "backslashreplace");
+    if (!bytes) throw py::error_already_set();
+    std::string out(PyBytes_AS_STRING(bytes), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes)));
+    Py_DECREF(bytes);
+    return out;
   }
 
   static void fail(Completion& out, std::string type, std::string message, std::string tb) {
@@ -337,6 +353,8 @@ void bind_worker(py::module_& m) {
       .def_readonly("rejected", &WorkerStats::rejected)
       .def_readonly("deferred", &WorkerStats::deferred)
       .def_readonly("stale", &WorkerStats::stale)
+      .def_readonly("sanitized", &WorkerStats::sanitized)
+      .def_readonly("isolated", &WorkerStats::isolated)
       .def_readonly("hard_stopped", &WorkerStats::hard_stopped)
       .def("__repr__", [](const WorkerStats& s) {
         return "WorkerStats(claimed=" + std::to_string(s.claimed) +

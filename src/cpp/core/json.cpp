@@ -69,6 +69,27 @@ std::optional<std::string> validate_payload(std::string_view args, std::string_v
   return std::nullopt;
 }
 
+std::optional<Rejection> check_row_bounds(const ClaimedJob& job) {
+  if (job.max_attempts < 1 || job.max_attempts > kMaxAttemptsLimit) {
+    return Rejection{kInvalidJobType, "max_attempts " + std::to_string(job.max_attempts) +
+                                          " is outside 1.." + std::to_string(kMaxAttemptsLimit)};
+  }
+  if (job.attempts < 1 || job.attempts > job.max_attempts) {
+    return Rejection{kInvalidJobType,
+                     "attempt " + std::to_string(job.attempts) + " is outside 1.." +
+                         std::to_string(job.max_attempts) +
+                         " (max_attempts): the row's attempts were changed behind fastq's back"};
+  }
+  auto bad_limit = [](double v) { return !(v >= 0 && v <= kMaxTimeLimitSeconds); };
+  if (bad_limit(job.time_limit) || bad_limit(job.soft_time_limit)) {
+    return Rejection{kInvalidJobType, "time_limit " + std::to_string(job.time_limit) +
+                                          " / soft_time_limit " +
+                                          std::to_string(job.soft_time_limit) +
+                                          " is not a number of seconds in 0..1e9"};
+  }
+  return std::nullopt;
+}
+
 std::optional<Rejection> check_envelope(const ClaimedJob& job,
                                         const std::unordered_set<std::string>& registered,
                                         std::size_t max_bytes) {

@@ -126,7 +126,7 @@ class MemoryDriver final : public Driver {
     for (std::size_t i = 0; i < n; ++i) {
       Row& r = *due[i];
       r.rec.state = state::kRunning;
-      r.rec.attempts += 1;
+      if (r.rec.attempts < kAttemptsCeiling) r.rec.attempts += 1;
       r.lease_token = token;
       r.lease_expires = now + req.lease.count() * 1000;
       out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
@@ -212,7 +212,7 @@ class MemoryDriver final : public Driver {
           continue;
         }
         it->second.rec.state = state::kQueued;
-        it->second.rec.attempts -= 1;
+        if (it->second.rec.attempts > 0) it->second.rec.attempts -= 1;
         it->second.lease_token = 0;
         ++n;
       }
@@ -228,7 +228,7 @@ class MemoryDriver final : public Driver {
       for (auto& [id, r] : store_->rows) {
         if (r.rec.state == state::kRunning && r.lease_token == lease_token) {
           r.rec.state = state::kQueued;
-          r.rec.attempts -= 1;
+          if (r.rec.attempts > 0) r.rec.attempts -= 1;
           r.lease_token = 0;
           ++n;
         }
@@ -249,7 +249,7 @@ class MemoryDriver final : public Driver {
           continue;
         }
         it->second.rec.state = state::kQueued;
-        it->second.rec.attempts -= 1;
+        if (it->second.rec.attempts > 0) it->second.rec.attempts -= 1;
         it->second.lease_token = 0;
         it->second.run_at = j.run_at;
         ++n;

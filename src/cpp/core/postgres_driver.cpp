@@ -211,13 +211,28 @@ std::string claim_sql() {
          "SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND "
          "queue = q.name AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $1 "
          "FOR UPDATE SKIP LOCKED) AS p ORDER BY p.priority DESC, p.run_at, p.id LIMIT $1) "
-         "UPDATE fastq_job j SET state = 'running', attempts = j.attempts + 1, "
+         "UPDATE fastq_job j SET state = 'running', attempts = CASE WHEN j.attempts < " +
+         std::to_string(kAttemptsCeiling) +
+         " THEN j.attempts + 1 ELSE j.attempts END, "
          "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
          "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
          "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
          "j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(), "
          "j.cancel_requested, j.envelope, COALESCE(j.time_limit, 0), "
          "COALESCE(j.soft_time_limit, 0), COALESCE(j.rate_key, '')";
+}
+
+// Ends one queued row as dead with the reason $2, its columns brought within the table's
+// CHECK constraints (which any UPDATE of the row must pass).
+std::string quarantine_sql() {
+  return "UPDATE fastq_job SET state = 'dead', finished_at = now(), error_type = '" +
+         std::string(kInvalidJobType) + "', error = $2, attempts = LEAST(GREATEST(attempts, 0), " +
+         std::to_string(kAttemptsCeiling) + "), max_attempts = LEAST(GREATEST(max_attempts, 1), " +
+         std::to_string(kMaxAttemptsLimit) +
+         "), time_limit = CASE WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
+         "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND soft_time_limit <= 1e9 THEN "
+         "soft_time_limit END, lease_token = NULL, lease_expires_at = NULL "
+         "WHERE id = $1 AND state = 'queued'";
 }
 
 class PostgresDriver final : public Driver {
@@ -376,6 +391,45 @@ class PostgresDriver final : public Driver {
     return out;
   }
 
+  std::size_t quarantine(const ClaimRequest& req, const std::string& why) override {
+    const auto arr = pg_text_array(req.queues);
+    const auto limit = std::to_string(std::max(req.limit, 1));
+    Result found = conn_.exec(
+        "fastq_quarantine_candidates",
+        "SELECT id, format('attempts=%s max_attempts=%s priority=%s time_limit=%s "
+        "soft_time_limit=%s', attempts, max_attempts, priority, time_limit, soft_time_limit) "
+        "FROM fastq_job WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now() "
+        "ORDER BY priority DESC, run_at, id LIMIT $2",
+        {arr.c_str(), limit.c_str()});
+    std::size_t ended = 0;
+    for (int i = 0; i < PQntuples(found.get()); ++i) {
+      const std::string id = PQgetvalue(found.get(), i, 0);
+      const std::string values = PQgetvalue(found.get(), i, 1);
+      std::string refusal;
+      conn_.exec_simple("BEGIN");
+      try {
+        conn_.exec("fastq_quarantine_try",
+                   "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
+                       std::to_string(kAttemptsCeiling) +
+                       " THEN attempts + 1 ELSE attempts END, lease_token = 0 WHERE id = $1",
+                   {id.c_str()});
+      } catch (const DriverError& e) {
+        if (e.transient()) {
+          if (PQstatus(conn_.raw()) == CONNECTION_OK) conn_.exec_simple("ROLLBACK");
+          throw;
+        }
+        refusal = e.what();
+      }
+      conn_.exec_simple("ROLLBACK");
+      if (refusal.empty()) continue;
+      const std::string reason = "no claim can take this row (" + values + "): " + refusal;
+      Result r = conn_.exec("fastq_quarantine_end", quarantine_sql(), {id.c_str(), reason.c_str()});
+      ended += static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+    }
+    (void)why;
+    return ended;
+  }
+
   std::size_t complete(std::span<const Completion> done) override {
     if (done.empty()) return 0;
     std::string j = "[";
@@ -462,7 +516,7 @@ class PostgresDriver final : public Driver {
     const auto j = refs_json(jobs);
     Result r = conn_.exec(
         "fastq_release",
-        "WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = j.attempts - 1, "
+        "WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), "
         "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
         "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING 1) "
@@ -475,7 +529,7 @@ class PostgresDriver final : public Driver {
     const auto token = std::to_string(lease_token);
     Result r = conn_.exec(
         "fastq_release_claim",
-        "WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+        "WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
         "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
         "WHERE state = 'running' AND lease_token = $1 RETURNING 1) "
         "SELECT count(*), pg_notify('fastq', 'release') FROM r",
@@ -496,7 +550,7 @@ class PostgresDriver final : public Driver {
     j.push_back(']');
     Result r = conn_.exec(
         "fastq_defer",
-        "UPDATE fastq_job j SET state = 'queued', attempts = j.attempts - 1, "
+        "UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), "
         "run_at = to_timestamp(v.run_at_us / 1e6), lease_token = NULL, "
         "lease_expires_at = NULL, started_at = NULL, worker = '' "
         "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, run_at_us bigint) "

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,6 +22,13 @@
 
 namespace fastq {
 namespace {
+
+// SQLite integers are 64-bit and untyped: a stored value outside int's range reaches the
+// worker clamped (and the worker's checks end such a row), never wrapped around.
+int clamp_int(std::int64_t v) {
+  return static_cast<int>(std::clamp<std::int64_t>(v, std::numeric_limits<int>::min(),
+                                                   std::numeric_limits<int>::max()));
+}
 
 std::string to_hex_id(const std::string& id) {
   std::string out;
@@ -255,10 +263,9 @@ class SqliteDriver final : public Driver {
     std::vector<ClaimedJob> out;
     while (s.step()) {
       out.push_back(ClaimedJob{to_canonical_id(s.text(0)), s.text(1), s.text(2), s.text(3),
-                               s.text(4), static_cast<int>(s.integer(5)),
-                               static_cast<int>(s.integer(6)),
-                               static_cast<int>(s.integer(7)), token, s.integer(8) != 0,
-                               s.integer(9) != 0, static_cast<int>(s.integer(10)),
+                               s.text(4), clamp_int(s.integer(5)), clamp_int(s.integer(6)),
+                               clamp_int(s.integer(7)), token, s.integer(8) != 0,
+                               s.integer(9) != 0, clamp_int(s.integer(10)),
                                s.real(11), s.real(12), s.text(13)});
     }
     std::stable_sort(out.begin(), out.end(), [](const ClaimedJob& a, const ClaimedJob& b) {
@@ -270,6 +277,67 @@ class SqliteDriver final : public Driver {
       empty_at_ = now_us;
     }
     return out;
+  }
+
+  std::size_t quarantine(const ClaimRequest& req, const std::string& why) override {
+    (void)why;
+    std::vector<std::pair<std::string, std::string>> candidates;
+    {
+      Statement s(db_,
+                  "SELECT id, 'attempts=' || attempts || ' max_attempts=' || max_attempts || "
+                  "' priority=' || priority || ' time_limit=' || coalesce(time_limit, 'NULL') || "
+                  "' soft_time_limit=' || coalesce(soft_time_limit, 'NULL') FROM fastq_job "
+                  "WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?1)) AND "
+                  "run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3");
+      Run run(s);
+      s.bind(1, json_string_array(req.queues))
+          .bind(2, format_utc(now_micros()))
+          .bind(3, static_cast<std::int64_t>(std::max(req.limit, 1)));
+      while (s.step()) candidates.emplace_back(s.text(0), s.text(1));
+    }
+    std::size_t ended = 0;
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    for (const auto& [id, values] : candidates) {
+      std::string refusal;
+      exec("BEGIN IMMEDIATE");
+      try {
+        Statement t(db_, "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN "
+                         "attempts < " + std::to_string(kAttemptsCeiling) +
+                             " THEN attempts + 1 ELSE attempts END, lease_token = 0 "
+                             "WHERE id = ?1");
+        Run run(t);
+        t.bind(1, id);
+        t.step();
+      } catch (const DriverError& e) {
+        if (e.transient()) {
+          exec("ROLLBACK");
+          throw;
+        }
+        refusal = e.what();
+      }
+      exec("ROLLBACK");
+      if (refusal.empty()) continue;
+      Statement end(db_,
+                    "UPDATE fastq_job SET state = 'dead', finished_at = ?3, error_type = '" +
+                        std::string(kInvalidJobType) +
+                        "', error = ?2, attempts = min(max(attempts, 0), " +
+                        std::to_string(kAttemptsCeiling) +
+                        "), max_attempts = min(max(max_attempts, 1), " +
+                        std::to_string(kMaxAttemptsLimit) +
+                        "), priority = min(max(priority, -32768), 32767), time_limit = CASE "
+                        "WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
+                        "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND "
+                        "soft_time_limit <= 1e9 THEN soft_time_limit END, lease_token = NULL, "
+                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued'");
+      Run run(end);
+      end.bind(1, id)
+          .bind(2, "no claim can take this row (" + values + "): " + refusal)
+          .bind(3, format_utc(now_micros()));
+      end.step();
+      ended += static_cast<std::size_t>(end.changes());
+    }
+    return ended;
   }
 
   std::size_t complete(std::span<const Completion> done) override {
@@ -378,7 +446,7 @@ class SqliteDriver final : public Driver {
   std::size_t release(std::span<const JobRef> jobs) override {
     if (jobs.empty()) return 0;
     auto& s = stmt("release",
-                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
                    "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
                    "worker = '' FROM (SELECT value->>'id' AS id, value->>'token' AS token "
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
@@ -393,7 +461,7 @@ class SqliteDriver final : public Driver {
 
   std::size_t release_claim(std::int64_t lease_token) override {
     auto& s = stmt("release_claim",
-                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
                    "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
                    "worker = '' WHERE state = 'running' AND lease_token = ?1");
     Lock lock(*write_mu_);
@@ -417,7 +485,7 @@ class SqliteDriver final : public Driver {
     }
     j.push_back(']');
     auto& s = stmt("defer",
-                   "UPDATE fastq_job SET state = 'queued', attempts = attempts - 1, "
+                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
                    "run_at = v.run_at, lease_token = NULL, lease_expires_at = NULL, "
                    "started_at = NULL, worker = '' FROM (SELECT value->>'id' AS id, "
                    "value->>'token' AS token, value->>'run_at' AS run_at FROM json_each(?1)) "
@@ -789,7 +857,9 @@ class SqliteDriver final : public Driver {
               lit(queues[i]) +
               " AND run_at <= ?1 ORDER BY priority DESC, run_at, id LIMIT ?5)";
     }
-    return "UPDATE fastq_job SET state = 'running', attempts = attempts + 1, "
+    return "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
+           std::to_string(kAttemptsCeiling) +
+           " THEN attempts + 1 ELSE attempts END, "
            "lease_token = ?3, lease_expires_at = ?2, started_at = ?1, worker = ?4 "
            "WHERE id IN (SELECT id FROM (" +
            pick +

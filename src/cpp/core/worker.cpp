@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "fastq/json.hpp"
+#include "fastq/outcome.hpp"
 #include "fastq/rate.hpp"
 
 namespace asio = boost::asio;
@@ -41,7 +42,7 @@ struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
       skipped{0},
       completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0},
-      rejected{0}, deferred{0}, stale{0};
+      rejected{0}, deferred{0}, stale{0}, sanitized{0}, isolated{0};
   std::atomic<bool> hard_stopped{false};
   WorkerStats snapshot() const {
     return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
@@ -49,7 +50,8 @@ struct Counters {
                        completed_written.load(),
                        fenced.load(),   flushes.load(),  released.load(),
                        rescued.load(),  db_errors.load(), rejected.load(),
-                       deferred.load(), stale.load(), hard_stopped.load()};
+                       deferred.load(), stale.load(), sanitized.load(), isolated.load(),
+                       hard_stopped.load()};
   }
 };
 
@@ -86,9 +88,11 @@ struct Worker::Impl {
     low_water = std::max(1, capacity / 4);
     if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
     backoff = cfg.idle_poll_min;
+    outcome_limits.max_result_bytes = cfg.max_payload_bytes;
   }
 
   WorkerConfig cfg;
+  OutcomeLimits outcome_limits;
   TaskRunner& runner;
   std::unique_ptr<Driver> claim_db;     // poller thread only
   std::unique_ptr<Driver> complete_db;  // completer thread only
@@ -158,6 +162,16 @@ struct Worker::Impl {
 
   // ---- poller -------------------------------------------------------------------------
 
+  std::size_t quarantine(const ClaimRequest& request, const std::string& why) {
+    try {
+      return claim_db->quarantine(request, why);
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("looking for the row that failed the claim: ") +
+                                  e.what());
+      return 0;
+    }
+  }
+
   void maybe_claim() {
     if (stopping) return;
     const int h = held.load();
@@ -181,11 +195,23 @@ struct Worker::Impl {
     const auto claim_sent = steady_us();
     const std::int64_t token = new_lease_token();
     if (cfg.tracker) cfg.tracker->claiming(token);
+    const ClaimRequest request{cfg.queues, want, cfg.lease, cfg.name, token};
     try {
-      jobs = claim_db->claim(ClaimRequest{cfg.queues, want, cfg.lease, cfg.name, token});
+      jobs = claim_db->claim(request);
     } catch (const DriverError& e) {
       counters.db_errors++;
       if (!e.transient()) {
+        // Perhaps one row no claim can take (values outside the table's bounds): end
+        // those rows with the reason and claim again, rather than stop every queue.
+        if (const auto ended = quarantine(request, e.what())) {
+          counters.rejected += ended;
+          log(LogLevel::kError, std::to_string(ended) +
+                                    " queued row(s) that no claim could take are dead "
+                                    "(fastq.InvalidJob); the claim had failed with: " +
+                                    e.what());
+          asio::post(poll_io, [this] { maybe_claim(); });
+          return;
+        }
         fatal = std::current_exception();
         shutdown();
         return;
@@ -585,7 +611,8 @@ struct Worker::Impl {
           c.outcome = Outcome::kExpired;
           c.error_type = "fastq.Expired";
           c.error = "not started before its expiry";
-        } else if (auto bad = check_envelope(job, cfg.registered, cfg.max_payload_bytes)) {
+        } else if (auto bad = check_row_bounds(job) ? check_row_bounds(job)
+                              : check_envelope(job, cfg.registered, cfg.max_payload_bytes)) {
           // A bad message: dead at once with the reason; no task code, no import.
           c.outcome = Outcome::kDead;
           c.error_type = bad->type;
@@ -673,7 +700,8 @@ struct Worker::Impl {
   // ---- completer ----------------------------------------------------------------------
 
   void add_outcomes(std::vector<Completion>& outs) {
-    for (const auto& c : outs) {
+    for (auto& c : outs) {
+      if (sanitize_outcome(c, outcome_limits)) counters.sanitized++;
       switch (c.outcome) {
         case Outcome::kSucceeded: counters.succeeded++; break;
         case Outcome::kFailed:
@@ -707,7 +735,8 @@ struct Worker::Impl {
     }
   }
 
-  // Completer thread. Returns false if the write failed and outcomes were kept.
+  // Completer thread. Returns false if a transient error kept some outcomes for a retry.
+  // One outcome the store refuses costs only its own job (write_outcomes narrows it down).
   bool flush() {
     std::vector<Completion> batch;
     {
@@ -717,41 +746,22 @@ struct Worker::Impl {
       flush_armed = false;
     }
     if (batch.empty()) return true;
-    try {
-      const std::size_t written = complete_db->complete(batch);
-      counters.flushes++;
-      counters.completed_written += written;
-      if (written < batch.size()) {
-        counters.fenced += batch.size() - written;
-        log(LogLevel::kWarning, std::to_string(batch.size() - written) +
-                                    " outcome(s) refused: their lease had moved to another "
-                                    "worker (this worker was presumed dead)");
-      }
-      flush_backoff = milliseconds(100);
-    } catch (const DriverError& e) {
-      counters.db_errors++;
-      if (e.transient()) {
-        log(LogLevel::kWarning,
-            std::string("writing outcomes failed, keeping them and retrying: ") + e.what());
-        std::lock_guard lock(out_mu);
-        batch.insert(batch.end(), std::make_move_iterator(pending.begin()),
-                     std::make_move_iterator(pending.end()));
-        pending.swap(batch);
-        if (!flush_armed && !flush_posted) {
-          flush_armed = true;
-          retry_timer.expires_after(flush_backoff);
-          retry_timer.async_wait([this](const boost::system::error_code& ec) {
-            if (!ec) flush();
-          });
-        }
-        flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
-        return false;
-      }
-      log(LogLevel::kError,
-          std::string("writing outcomes failed permanently; the jobs run again after their "
-                      "lease expires: ") +
-              e.what());
+    const WriteReport rep = write_outcomes(*complete_db, batch);
+    counters.flushes++;
+    counters.completed_written += rep.written;
+    counters.isolated += rep.isolated;
+    for (const auto& problem : rep.problems) log(LogLevel::kError, problem);
+    const std::size_t fenced = rep.settled - rep.written - rep.dropped;
+    if (fenced > 0) {
+      counters.fenced += fenced;
+      log(LogLevel::kWarning, std::to_string(fenced) +
+                                  " outcome(s) refused: their lease had moved to another "
+                                  "worker (this worker was presumed dead)");
     }
+    // Forget the settled ones; keep the rest (a transient error) and retry with back-off.
+    std::vector<Completion> kept(std::make_move_iterator(batch.begin() + rep.settled),
+                                 std::make_move_iterator(batch.end()));
+    batch.resize(rep.settled);
     {
       std::lock_guard lock(lease_mu);
       for (const auto& c : batch) {
@@ -763,6 +773,25 @@ struct Worker::Impl {
       for (const auto& c : batch) cfg.tracker->forgotten(c.id);
     }
     unflushed -= batch.size();
+    if (!rep.transient_error.empty()) {
+      counters.db_errors++;
+      log(LogLevel::kWarning, "writing outcomes failed, keeping " + std::to_string(kept.size()) +
+                                  " and retrying: " + rep.transient_error);
+      std::lock_guard lock(out_mu);
+      kept.insert(kept.end(), std::make_move_iterator(pending.begin()),
+                  std::make_move_iterator(pending.end()));
+      pending.swap(kept);
+      if (!flush_armed && !flush_posted) {
+        flush_armed = true;
+        retry_timer.expires_after(flush_backoff);
+        retry_timer.async_wait([this](const boost::system::error_code& ec) {
+          if (!ec) flush();
+        });
+      }
+      flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
+      return false;
+    }
+    flush_backoff = milliseconds(100);
     if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
     return true;
   }

@@ -64,6 +64,14 @@ class Driver {
 
   virtual std::vector<std::string> enqueue(std::span<const NewJob> jobs) = 0;
   virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
+  // Called after claim() failed for a non-transient reason: tries each of the rows that
+  // claim would take on its own (rolled back), and ends every row no claim can take as
+  // dead (fastq.InvalidJob, with `why` and the row's values), its columns brought within
+  // the table's bounds so the write itself succeeds. Returns how many rows it ended; 0
+  // means no single row is to blame (a missing table, say) and the error stands.
+  virtual std::size_t quarantine(const ClaimRequest& /*request*/, const std::string& /*why*/) {
+    return 0;
+  }
   virtual std::size_t complete(std::span<const Completion> completions) = 0;
   // Also appends to `cancel_requested` (when given) the ids whose cancel was requested,
   // and to `renewed` (when given) the ids whose lease was renewed.

@@ -34,6 +34,12 @@ inline constexpr const char* kUnknownEnvelopeType = "fastq.UnknownEnvelope";
 inline constexpr const char* kUnknownTaskType = "fastq.UnknownTask";
 inline constexpr const char* kPayloadTooLargeType = "fastq.PayloadTooLarge";
 inline constexpr const char* kInvalidPayloadType = "fastq.InvalidPayload";
+inline constexpr const char* kInvalidJobType = "fastq.InvalidJob";
+
+// A claimed row's counters and limits within their bounds (kMaxAttemptsLimit, attempts in
+// 1..max_attempts, time limits in 0..kMaxTimeLimitSeconds). A row written behind fastq's
+// back that breaks them ends as fastq.InvalidJob instead of confusing the worker.
+std::optional<Rejection> check_row_bounds(const ClaimedJob& job);
 
 // The envelope decoder's verdict on a claimed job, before any task code (or import) is
 // involved: the envelope version, the task name, the payload size, and that args/kwargs

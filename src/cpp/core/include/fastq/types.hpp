@@ -35,6 +35,13 @@ inline constexpr int kDefaultMaxAttempts = 4;
 // meeting another version does not guess: the job goes dead as fastq.UnknownEnvelope.
 inline constexpr int kEnvelopeVersion = 1;
 
+// Bounds on what a row may hold (the migrations' CHECK constraints say the same). A claim
+// counts attempts up to kAttemptsCeiling and no further, so that no stored value can make
+// the claim statement itself fail; the worker then ends such a row as fastq.InvalidJob.
+inline constexpr int kMaxAttemptsLimit = 1'000'000;
+inline constexpr int kAttemptsCeiling = 1'000'000'000;
+inline constexpr double kMaxTimeLimitSeconds = 1e9;
+
 // A job to insert. `args` must be a JSON array and `kwargs` a JSON object (text).
 struct NewJob {
   std::string id;  // canonical UUID text (8-4-4-4-12, lower case)

@@ -147,6 +147,8 @@ struct WorkerStats {
   std::uint64_t rejected = 0;  // bad messages: dead without reaching the runner
   std::uint64_t deferred = 0;  // rate-limited jobs handed back for later
   std::uint64_t stale = 0;     // held jobs not started: their lease was in doubt
+  std::uint64_t sanitized = 0;  // outcomes made storable (texts repaired or cut, result too large)
+  std::uint64_t isolated = 0;   // outcomes the database refused, recorded as OutcomeNotStored
   bool hard_stopped = false;  // see "Hard stop" above: exit the process now
 };
 

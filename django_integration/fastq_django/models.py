@@ -21,6 +21,42 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# Bounds of a job row; the C++ core holds the same numbers (fastq/types.hpp) and the
+# Python API refuses values outside them at the call site.
+MAX_ATTEMPTS_LIMIT = 1_000_000
+ATTEMPTS_CEILING = 1_000_000_000
+MAX_TIME_LIMIT_SECONDS = 1e9
+
+JOB_CHECKS = [
+    models.CheckConstraint(
+        condition=models.Q(attempts__gte=0, attempts__lte=ATTEMPTS_CEILING),
+        name="fastq_job_attempts_range",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(max_attempts__gte=1, max_attempts__lte=MAX_ATTEMPTS_LIMIT),
+        name="fastq_job_max_attempts_range",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(priority__gte=-32768, priority__lte=32767),
+        name="fastq_job_priority_range",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(time_limit__isnull=True)
+        | models.Q(time_limit__gte=0, time_limit__lte=MAX_TIME_LIMIT_SECONDS),
+        name="fastq_job_time_limit_range",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(soft_time_limit__isnull=True)
+        | models.Q(soft_time_limit__gte=0, soft_time_limit__lte=MAX_TIME_LIMIT_SECONDS),
+        name="fastq_job_soft_time_limit_range",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(state__in=JobState.values),
+        name="fastq_job_state_valid",
+    ),
+]
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     task = models.CharField(max_length=255)
@@ -78,6 +114,10 @@ class Job(models.Model):
                 condition=models.Q(state__in=["queued", "running"]),
                 name="fastq_job_unique_active",
             ),
+            # What a row may hold (migration 0008). The worker's claim counts attempts only
+            # up to ATTEMPTS_CEILING, so no stored value can make the claim itself fail; a
+            # row outside these bounds that slipped in anyway ends as fastq.InvalidJob.
+            *JOB_CHECKS,
         ]
         indexes = [
             # The claim: one range scan per queue, in claim order, over queued rows only.

@@ -107,3 +107,41 @@ def unique(key: str) -> str:
     with execution(key):
         pass
     return key
+
+
+class _StrSubclass(str):
+    """A str subclass, as some libraries hand out; its text may hold surrogate-escaped
+    bytes that are not UTF-8."""
+
+
+def _long_named_error() -> type[Exception]:
+    name = "E" * 300
+    return type(name, (Exception,), {"__qualname__": name, "__module__": __name__})
+
+
+# The hostile outcomes of the outcome-isolation tests: each is something a task can raise
+# or return that a store cannot take as it is. Keys are kinds; values make the outcome.
+def _raise(exc: BaseException) -> Any:
+    raise exc
+
+
+HOSTILE = {
+    "nul_message": lambda: _raise(ValueError("before\x00after")),
+    "long_type": lambda: _raise(_long_named_error()("a class path past the column")),
+    "surrogate_message": lambda: _raise(ValueError("lone \udc80 surrogate")),
+    "huge_message": lambda: _raise(ValueError("x" * 10_000_000)),
+    "non_utf8_str_subclass": lambda: _raise(
+        ValueError(_StrSubclass(b"bytes \xff\xfe here".decode("utf-8", "surrogateescape")))
+    ),
+    "nul_result": lambda: "a\x00b",
+    "surrogate_result": lambda: "x\udc80y",
+    "huge_result": lambda: "y" * 10_000_000,
+    "refused_message": lambda: _raise(ValueError("refused-by-the-store")),
+}
+
+
+@fastq.task(max_retries=0)
+def hostile(kind: str) -> Any:
+    """A ledger task ending with one of HOSTILE's outcomes."""
+    with execution(kind):
+        return HOSTILE[kind]()

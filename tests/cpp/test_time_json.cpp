@@ -103,6 +103,7 @@ TEST(EnvelopeTest, RejectsWhatMustNotRunWithItsReason) {
 
 TEST(RowBoundsTest, ARowOutsideTheTablesBoundsIsInvalid) {
   ClaimedJob j;
+  j.id = new_job_id();
   j.attempts = 1;
   j.max_attempts = 4;
   EXPECT_FALSE(check_row_bounds(j));
@@ -134,6 +135,13 @@ TEST(RowBoundsTest, ARowOutsideTheTablesBoundsIsInvalid) {
     k.soft_time_limit = limit;
     EXPECT_TRUE(invalid(k)) << limit;
   }
+  for (const char* id : {"", "42", "not-a-uuid", "0190c3c2-7d1e-7abc-8def-0123456789ag",
+                         "0190c3c27d1e7abc8def0123456789ab"}) {
+    ClaimedJob k = j;
+    k.id = id;
+    EXPECT_TRUE(invalid(k)) << id;
+  }
+  EXPECT_TRUE(is_uuid_text("0190C3C2-7D1E-7ABC-8DEF-0123456789AB"));
 }
 
 TEST(RateTest, GcraReservesTokensWithinTheHorizon) {

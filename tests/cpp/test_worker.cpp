@@ -259,6 +259,103 @@ TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {
   EXPECT_EQ(rec->attempts, 2);
 }
 
+// Forwards to a driver, except that while `down` is set every call fails as a lost
+// connection would (transient). Its siblings share the switch.
+class OutageDriver final : public Driver {
+ public:
+  OutageDriver(std::unique_ptr<Driver> inner, std::shared_ptr<std::atomic<bool>> down)
+      : inner_(std::move(inner)), down_(std::move(down)) {}
+  std::string name() const override { return inner_->name(); }
+  std::unique_ptr<Driver> connect_another() const override {
+    return std::make_unique<OutageDriver>(inner_->connect_another(), down_);
+  }
+  std::vector<std::string> enqueue(std::span<const NewJob> j) override { return up().enqueue(j); }
+  std::vector<ClaimedJob> claim(const ClaimRequest& r) override { return up().claim(r); }
+  std::size_t complete(std::span<const Completion> c) override { return up().complete(c); }
+  std::size_t renew(std::span<const JobRef> j, std::chrono::milliseconds l,
+                    std::vector<std::string>* c, std::vector<std::string>* r) override {
+    return up().renew(j, l, c, r);
+  }
+  std::size_t release(std::span<const JobRef> j) override { return up().release(j); }
+  std::size_t release_claim(std::int64_t t) override { return up().release_claim(t); }
+  std::size_t defer(std::span<const Deferral> j) override { return up().defer(j); }
+  RateGrant acquire_rate(const std::string& k, Micros i, int b, int w, Micros h) override {
+    return up().acquire_rate(k, i, b, w, h);
+  }
+  std::size_t rescue_expired() override { return up().rescue_expired(); }
+  CancelResult cancel(const std::string& id) override { return up().cancel(id); }
+  bool hold_lease(const std::string& n, const std::string& h, std::chrono::milliseconds l) override {
+    return up().hold_lease(n, h, l);
+  }
+  void drop_lease(const std::string& n, const std::string& h) override { up().drop_lease(n, h); }
+  std::vector<ScheduleRow> load_schedules() override { return up().load_schedules(); }
+  FireResult fire_schedule(const ScheduleFire& f) override { return up().fire_schedule(f); }
+  std::size_t prune_schedule_runs(Micros b) override { return up().prune_schedule_runs(b); }
+  std::size_t count_runnable(std::span<const std::string> q) override {
+    return up().count_runnable(q);
+  }
+  std::optional<JobRecord> get(const std::string& id) override { return up().get(id); }
+  void set_wakeup(std::function<void()> w) override { inner_->set_wakeup(std::move(w)); }
+
+ private:
+  Driver& up() {
+    if (down_->load()) throw DriverError("database unreachable (test outage)", true);
+    return *inner_;
+  }
+  std::unique_ptr<Driver> inner_;
+  std::shared_ptr<std::atomic<bool>> down_;
+};
+
+// An outage longer than the lease: the worker finishes jobs while the database is away
+// and holds their outcomes; on the database's clock their leases have expired. When it
+// returns, the worker must write those outcomes (and renew its leases) before any rescue
+// pass, never hand its own finished jobs back to be run again.
+TEST(WorkerOutageTest, OutcomesHeldThroughAnOutageAreWrittenNotRescued) {
+  auto down = std::make_shared<std::atomic<bool>>(false);
+  auto db = std::make_unique<OutageDriver>(make_memory_driver(), down);
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 8; ++i) jobs.push_back(job("ok"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+
+  class GatedRunner : public RecordingRunner {
+   public:
+    void run(const ClaimedJob& j, Completion& out) override {
+      started++;
+      RecordingRunner::run(j, out);
+    }
+    std::atomic<int> started{0};
+  } runner;
+  runner.sleep_for = 150ms;
+  auto cfg = config();
+  cfg.burst = false;
+  cfg.lease = 300ms;
+  cfg.rescue_interval = 20ms;  // rescue passes far more often than renewals (lease/3)
+  Worker worker(std::move(db), runner, cfg);
+  std::thread t([&] { worker.run(); });
+  while (runner.started.load() < 4) std::this_thread::sleep_for(1ms);
+  down->store(true);  // the jobs running now finish while the database is away
+  std::this_thread::sleep_for(900ms);  // three leases
+  down->store(false);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto all_done = [&] {
+    for (const auto& j : jobs) {
+      auto rec = probe->get(j.id);
+      if (!rec || rec->state != "succeeded") return false;
+    }
+    return true;
+  };
+  while (!all_done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  worker.stop();
+  t.join();
+  ASSERT_TRUE(all_done());
+  const auto stats = worker.stats();
+  EXPECT_EQ(stats.fenced, 0u) << "an outcome was refused: its job had been rescued";
+  for (const auto& j : jobs) EXPECT_EQ(runner.runs[j.id], 1) << j.id;
+}
+
 TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 200; ++i) jobs.push_back(job("ok"));

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <cctype>
+
 namespace fastq {
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -69,7 +71,26 @@ std::optional<std::string> validate_payload(std::string_view args, std::string_v
   return std::nullopt;
 }
 
+bool is_uuid_text(std::string_view id) {
+  if (id.size() != 36) return false;
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::optional<Rejection> check_row_bounds(const ClaimedJob& job) {
+  if (!is_uuid_text(job.id)) {
+    std::string shown;
+    append_json_string(shown, job.id.substr(0, 80));
+    return Rejection{kInvalidJobType,
+                     "id " + shown + " is not a UUID: the row was written behind fastq's back"};
+  }
   if (job.max_attempts < 1 || job.max_attempts > kMaxAttemptsLimit) {
     return Rejection{kInvalidJobType, "max_attempts " + std::to_string(job.max_attempts) +
                                           " is outside 1.." + std::to_string(kMaxAttemptsLimit)};

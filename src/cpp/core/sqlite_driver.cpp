@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -30,7 +31,10 @@ int clamp_int(std::int64_t v) {
                                                    std::numeric_limits<int>::max()));
 }
 
+// Django stores UUIDs as 32 hex digits on SQLite. An id of any other shape (a row written
+// by hand) is passed through as it is, so that writes about it still find it.
 std::string to_hex_id(const std::string& id) {
+  if (!is_uuid_text(id)) return id;
   std::string out;
   out.reserve(32);
   for (char c : id) {
@@ -40,7 +44,12 @@ std::string to_hex_id(const std::string& id) {
 }
 
 std::string to_canonical_id(std::string_view hex) {
-  if (hex.size() != 32) return std::string(hex);
+  // Only Django's own form (32 lowercase hex digits) is rewritten: anything else comes
+  // back exactly as stored, so writes about it still match the row.
+  const auto lower_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (hex.size() != 32 || !std::all_of(hex.begin(), hex.end(), lower_hex)) {
+    return std::string(hex);
+  }
   std::string out;
   out.reserve(36);
   for (std::size_t i = 0; i < 32; ++i) {

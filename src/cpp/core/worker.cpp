@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 
 #include "fastq/json.hpp"
 #include "fastq/outcome.hpp"
+#include "fastq/rescue.hpp"
 #include "fastq/rate.hpp"
 
 namespace asio = boost::asio;
@@ -97,6 +99,7 @@ struct Worker::Impl {
   std::unique_ptr<Driver> claim_db;     // poller thread only
   std::unique_ptr<Driver> complete_db;  // completer thread only
   Counters counters;
+  std::atomic<std::int64_t> last_db_error_us{std::numeric_limits<std::int64_t>::min() / 2};
 
   // Poller (runs on the thread that called run()).
   asio::io_context poll_io;
@@ -160,6 +163,12 @@ struct Worker::Impl {
     if (cfg.log) cfg.log(level, msg);
   }
 
+  // Any thread: a statement failed. Rescues hold off for a lease after the last one.
+  void note_db_error() {
+    counters.db_errors++;
+    last_db_error_us = steady_us();
+  }
+
   // ---- poller -------------------------------------------------------------------------
 
   std::size_t quarantine(const ClaimRequest& request, const std::string& why) {
@@ -199,7 +208,7 @@ struct Worker::Impl {
     try {
       jobs = claim_db->claim(request);
     } catch (const DriverError& e) {
-      counters.db_errors++;
+      note_db_error();
       if (!e.transient()) {
         // Perhaps one row no claim can take (values outside the table's bounds): end
         // those rows with the reason and claim again, rather than stop every queue.
@@ -229,7 +238,9 @@ struct Worker::Impl {
       counters.claimed += static_cast<std::uint64_t>(got);
       {
         std::lock_guard lock(lease_mu);
-        for (const auto& j : jobs) leases.emplace(j.id, Lease{j.lease_token, claim_sent});
+        // insert_or_assign: a job rescued from this worker and claimed by it again has a
+        // new token; the old attempt's outcome, if still held, is fenced and forgotten.
+        for (const auto& j : jobs) leases.insert_or_assign(j.id, Lease{j.lease_token, claim_sent});
       }
       if (cfg.tracker) {
         for (const auto& j : jobs) cfg.tracker->claimed(j);
@@ -271,7 +282,7 @@ struct Worker::Impl {
           return;
         }
       } catch (const DriverError& e) {
-        counters.db_errors++;
+        note_db_error();
         log(LogLevel::kWarning, std::string("count failed: ") + e.what());
       }
     }
@@ -309,7 +320,7 @@ struct Worker::Impl {
                                    static_cast<int>(idx.size()),
                                    cfg.rate_horizon.count() * 1000);
       } catch (const DriverError& e) {
-        counters.db_errors++;
+        note_db_error();
         log(LogLevel::kWarning, "rate limit " + key + ": " + e.what() + "; retrying in 1 s");
         g.granted = 0;
         g.base_delay = 1'000'000;
@@ -343,7 +354,7 @@ struct Worker::Impl {
       try {
         counters.deferred += claim_db->defer(later);
       } catch (const DriverError& e) {
-        counters.db_errors++;
+        note_db_error();
         log(LogLevel::kWarning, std::string("could not hand rate-limited jobs back (they "
                                             "return when their lease expires): ") +
                                     e.what());
@@ -393,7 +404,10 @@ struct Worker::Impl {
   void forget(std::vector<ClaimedJob>& jobs) {
     {
       std::lock_guard lock(lease_mu);
-      for (const auto& j : jobs) leases.erase(j.id);
+      for (const auto& j : jobs) {
+        auto it = leases.find(j.id);
+        if (it != leases.end() && it->second.token == j.lease_token) leases.erase(it);
+      }
     }
     if (cfg.tracker) {
       for (const auto& j : jobs) cfg.tracker->forgotten(j.id);
@@ -689,7 +703,7 @@ struct Worker::Impl {
     try {
       counters.released += claim_db->release(refs);
     } catch (const DriverError& e) {
-      counters.db_errors++;
+      note_db_error();
       log(LogLevel::kWarning, std::string("could not release unstarted jobs (they return "
                                           "when their lease expires): ") +
                                   e.what());
@@ -765,8 +779,12 @@ struct Worker::Impl {
     {
       std::lock_guard lock(lease_mu);
       for (const auto& c : batch) {
-        leases.erase(c.id);
-        cancels.erase(c.id);
+        // Only this attempt's lease: the job may have been claimed again since.
+        auto it = leases.find(c.id);
+        if (it != leases.end() && it->second.token == c.lease_token) {
+          leases.erase(it);
+          cancels.erase(c.id);
+        }
       }
     }
     if (cfg.tracker) {
@@ -774,7 +792,7 @@ struct Worker::Impl {
     }
     unflushed -= batch.size();
     if (!rep.transient_error.empty()) {
-      counters.db_errors++;
+      note_db_error();
       log(LogLevel::kWarning, "writing outcomes failed, keeping " + std::to_string(kept.size()) +
                                   " and retrying: " + rep.transient_error);
       std::lock_guard lock(out_mu);
@@ -796,39 +814,64 @@ struct Worker::Impl {
     return true;
   }
 
+  // Completer thread: extends the lease of every job this worker holds (outcomes not yet
+  // written included). True if the renewal was written.
+  bool renew_now() {
+    std::vector<JobRef> refs;
+    {
+      std::lock_guard lock(lease_mu);
+      refs.reserve(leases.size());
+      for (const auto& [id, lease] : leases) refs.push_back(JobRef{id, lease.token});
+    }
+    if (refs.empty()) return true;
+    try {
+      std::vector<std::string> cancelled;
+      std::vector<std::string> renewed;
+      const auto sent = steady_us();
+      complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
+      std::lock_guard lock(lease_mu);
+      for (const auto& id : renewed) {
+        auto it = leases.find(id);
+        if (it != leases.end()) it->second.confirmed_us = sent;
+      }
+      for (auto& id : cancelled) {
+        if (leases.contains(id)) cancels.insert(std::move(id));
+      }
+      return true;
+    } catch (const DriverError& e) {
+      note_db_error();
+      log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
+      return false;
+    }
+  }
+
   void arm_renew() {
     renew_timer.expires_after(cfg.lease / 3);
     renew_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      std::vector<JobRef> refs;
-      {
-        std::lock_guard lock(lease_mu);
-        refs.reserve(leases.size());
-        for (const auto& [id, lease] : leases) refs.push_back(JobRef{id, lease.token});
-      }
-      try {
-        std::vector<std::string> cancelled;
-        std::vector<std::string> renewed;
-        const auto sent = steady_us();
-        complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
-        std::lock_guard lock(lease_mu);
-        for (const auto& id : renewed) {
-          auto it = leases.find(id);
-          if (it != leases.end()) it->second.confirmed_us = sent;
-        }
-        for (auto& id : cancelled) {
-          if (leases.contains(id)) cancels.insert(std::move(id));
-        }
-      } catch (const DriverError& e) {
-        counters.db_errors++;
-        log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
-      }
+      renew_now();
       arm_renew();
     });
   }
 
-  // Completer thread (or run() before the completer starts).
-  void rescue_now() {
+  // Completer thread (or run() before the completer starts). A rescue returns the jobs of
+  // workers presumed dead; it must never take a job whose outcome a live worker still
+  // holds. So: not within a lease of this worker's own last database error (an outage
+  // cut every worker off, and each needs up to a lease to come back, write its outcomes
+  // and renew its leases); and only after this worker has written its own outcomes and
+  // renewed its own leases in the same pass.
+  void rescue_now(bool at_start = false) {
+    if (!at_start &&
+        !rescue_may_run(steady_us(), last_db_error_us.load(), cfg.lease.count() * 1000)) {
+      return;
+    }
+    bool outcomes_pending;
+    {
+      std::lock_guard lock(out_mu);
+      outcomes_pending = !pending.empty();
+    }
+    if (outcomes_pending && !flush()) return;
+    if (!renew_now()) return;
     try {
       const auto n = complete_db->rescue_expired();
       if (n) {
@@ -838,7 +881,7 @@ struct Worker::Impl {
         asio::post(poll_io, [this] { on_notified(); });
       }
     } catch (const DriverError& e) {
-      counters.db_errors++;
+      note_db_error();
       log(LogLevel::kWarning, std::string("rescue failed: ") + e.what());
     }
   }
@@ -894,7 +937,7 @@ struct Worker::Impl {
 
     auto guard = asio::make_work_guard(done_io);
     completer = std::thread([this] { done_io.run(); });
-    rescue_now();  // before the first claim, so a burst run sees rescued jobs
+    rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
     asio::post(done_io, [this] {
       arm_renew();
       arm_rescue(cfg.rescue_interval);

@@ -41,6 +41,9 @@ inline constexpr const char* kInvalidJobType = "fastq.InvalidJob";
 // back that breaks them ends as fastq.InvalidJob instead of confusing the worker.
 std::optional<Rejection> check_row_bounds(const ClaimedJob& job);
 
+// True for a UUID in its canonical text form (8-4-4-4-12 hex digits, either case).
+bool is_uuid_text(std::string_view id);
+
 // The envelope decoder's verdict on a claimed job, before any task code (or import) is
 // involved: the envelope version, the task name, the payload size, and that args/kwargs
 // are a JSON array/object. std::nullopt: the job may run.

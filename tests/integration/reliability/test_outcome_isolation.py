@@ -246,3 +246,25 @@ def test_no_single_row_stops_a_worker(fleet, ledger, mode):
         assert [r.get(timeout=60) for r in after] == ["after-a", "after-b"]
         assert w.alive(), w.output()
         assert "starting a new one" not in w.output(), w.output()[-2000:]
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "0190C3C27D1E7ABC8DEF0123456789AB", "42"])
+def test_a_row_whose_id_is_not_a_uuid_is_dead_lettered(fleet, ledger, bad_id):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL's uuid column cannot hold such an id")
+    job_id = reliability_tasks.sleep.delay(0.0, "odd id").id
+    _set(job_id, "id", bad_id)
+    w = fleet("--concurrency", "2", "--processes", "1")
+
+    def row() -> tuple[str, str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT state, error_type, error FROM fastq_job WHERE id = %s", [bad_id])
+            return cursor.fetchone()
+
+    wait_for(lambda: row()[0] in ledger_check.TERMINAL, 60, "the odd row to end", alive=[w])
+    state, error_type, error = row()
+    assert (state, error_type) == ("dead", "fastq.InvalidJob"), error
+    assert "not a UUID" in error
+    assert not ledger_check.read(ledger), "a row fastq cannot name never runs"
+    assert reliability_tasks.sleep.delay(0.0, "after").get(timeout=60) == "after"
+    assert w.alive(), w.output()

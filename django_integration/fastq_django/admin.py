@@ -103,7 +103,12 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+        # The worker owns a job's row, so no one edits one through the form (saving it
+        # would write every column back over the worker's). change_job is what lets a
+        # user run the actions (retry, cancel), which Django checks without an object.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
 
     @admin.display(description="state", ordering="state")
     def colored_state(self, obj: Job) -> str:
@@ -129,7 +134,9 @@ class JobAdmin(admin.ModelAdmin):
     def pretty_traceback(self, obj: Job) -> str:
         return format_html("<pre>{}</pre>", obj.traceback or "—")
 
-    @admin.action(description="Retry selected failed, dead, expired or cancelled jobs")
+    @admin.action(
+        permissions=["change"], description="Retry selected failed, dead, expired or cancelled jobs"
+    )
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         total = queryset.count()
         n = retry_failed(queryset)
@@ -141,7 +148,7 @@ class JobAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(permissions=["change"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         broker = DatabaseBroker(queryset.db)
         outcomes = Counter(broker.cancel(str(pk)) for pk in queryset.values_list("pk", flat=True))
@@ -223,7 +230,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def last_outcome_display(self, obj: Schedule) -> str:
         return last_outcome(obj)
 
-    @admin.action(description="Enable selected schedules")
+    @admin.action(permissions=["change"], description="Enable selected schedules")
     def enable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         # From the next slot after now, not a backlog of the time it was off.
         n = queryset.filter(enabled=False).update(
@@ -231,12 +238,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{n} schedule(s) enabled.", messages.SUCCESS)
 
-    @admin.action(description="Disable selected schedules")
+    @admin.action(permissions=["change"], description="Disable selected schedules")
     def disable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         n = queryset.filter(enabled=True).update(enabled=False, updated_at=timezone.now())
         self.message_user(request, f"{n} schedule(s) disabled.", messages.SUCCESS)
 
-    @admin.action(description="Run selected schedules now (one job each)")
+    @admin.action(permissions=["change"], description="Run selected schedules now (one job each)")
     def run_now_action(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         ids = [run_now(schedule) for schedule in queryset]
         self.message_user(

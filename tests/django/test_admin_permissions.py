@@ -1,0 +1,209 @@
+"""Who may act in the admin. Every fastq action needs its model's change permission
+(Django's own delete action the delete one); anonymous and non-staff users are sent to
+the login page, view-only staff are offered no action and change nothing. Each case
+compares the whole job and schedule tables before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from fastq_django.models import Job, Schedule
+from testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROLES = ("anonymous", "non_staff", "view_only", "permitted")
+
+
+def _snapshot() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return (
+        list(Job.objects.order_by("pk").values()),
+        list(Schedule.objects.order_by("pk").values()),
+    )
+
+
+def _login(client: Client, role: str, model: str, perm: str) -> None:
+    """Logs ``client`` in as ``role``: non-staff users get every fastq permission (staff
+    status is what they lack), view-only staff the view permissions, permitted staff the
+    view permission and ``perm`` on ``model``."""
+    if role == "anonymous":
+        return
+    user = User.objects.create_user(role, password="pw", is_staff=role != "non_staff")
+    fastq = Permission.objects.filter(content_type__app_label="fastq_django")
+    if role == "non_staff":
+        granted = fastq.filter(content_type__model__in=["job", "schedule"])
+    elif role == "view_only":
+        granted = fastq.filter(codename__in=["view_job", "view_schedule"])
+    else:
+        granted = fastq.filter(codename__in=[f"view_{model}", f"{perm}_{model}"])
+    user.user_permissions.set(granted)
+    client.force_login(user)
+
+
+def _failed_job() -> Job:
+    return Job.objects.create(
+        task=tasks.fail.name,
+        args='["kaput"]',
+        state="failed",
+        attempts=1,
+        max_attempts=1,
+        error_type="ValueError",
+        error="kaput",
+        finished_at=timezone.now(),
+    )
+
+
+def _queued_job() -> Job:
+    return Job.objects.create(task=tasks.noop.name)
+
+
+def _schedule(enabled: bool = True) -> Schedule:
+    return Schedule.objects.create(
+        name="every-hour", task=tasks.noop.name, every=3600, enabled=enabled
+    )
+
+
+def _job_state(state: str) -> Callable[[Any], None]:
+    def check(pk: Any) -> None:
+        assert Job.objects.get(pk=pk).state == state
+
+    return check
+
+
+def _enabled(enabled: bool) -> Callable[[Any], None]:
+    def check(pk: Any) -> None:
+        assert Schedule.objects.get(pk=pk).enabled is enabled
+
+    return check
+
+
+def _ran_now(pk: Any) -> None:
+    schedule = Schedule.objects.get(pk=pk)
+    job = Job.objects.get()
+    assert job.task == tasks.noop.name and job.state == "queued"
+    assert schedule.last_job_id == job.id and schedule.last_outcome == "queued"
+
+
+def _deleted(model: type[Job] | type[Schedule]) -> Callable[[Any], None]:
+    def check(pk: Any) -> None:
+        assert not model.objects.filter(pk=pk).exists()
+
+    return check
+
+
+@dataclass
+class Action:
+    model: str
+    name: str
+    perm: str
+    make: Callable[[], Job | Schedule]
+    check: Callable[[Any], None]  # asserts the permitted run changed the row
+
+
+ACTIONS = [
+    Action("job", "retry_jobs", "change", _failed_job, _job_state("queued")),
+    Action("job", "cancel_jobs", "change", _queued_job, _job_state("cancelled")),
+    Action("job", "delete_selected", "delete", _failed_job, _deleted(Job)),
+    Action("schedule", "run_now_action", "change", _schedule, _ran_now),
+    Action("schedule", "enable_schedules", "change", lambda: _schedule(False), _enabled(True)),
+    Action("schedule", "disable_schedules", "change", _schedule, _enabled(False)),
+    Action("schedule", "delete_selected", "delete", _schedule, _deleted(Schedule)),
+]
+
+
+def _offered(response: Any) -> set[str]:
+    form = response.context["action_form"]  # None: no action at all
+    return set() if form is None else {name for name, _ in form.fields["action"].choices}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda a: f"{a.model}-{a.name}")
+def test_action_needs_staff_and_its_permission(client, action, role):
+    row = action.make()
+    before = _snapshot()
+    _login(client, role, action.model, action.perm)
+    url = reverse(f"admin:fastq_django_{action.model}_changelist")
+
+    page = client.get(url)
+    posted = client.post(
+        url,
+        # "post": the confirmation of Django's delete action; the others ignore it.
+        {"action": action.name, "_selected_action": [str(row.pk)], "post": "yes"},
+    )
+
+    if role in ("anonymous", "non_staff"):
+        for response in (page, posted):
+            assert response.status_code == 302
+            assert response.url.startswith(reverse("admin:login"))
+        assert _snapshot() == before
+    elif role == "view_only":
+        assert page.status_code == 200
+        assert action.name not in _offered(page)
+        # Django ignores an action it does not offer: the list is shown again.
+        assert posted.status_code == 200
+        assert _snapshot() == before
+    else:
+        assert page.status_code == 200
+        assert action.name in _offered(page)
+        assert posted.status_code == 302 and posted.url == url
+        action.check(row.pk)
+
+
+@pytest.mark.parametrize("role", ["view_only", "permitted"])
+def test_job_page_is_read_only_even_with_change_job(client, role):
+    """change_job lets a user retry and cancel; it does not make the job's page a form
+    (saving one would write every column back over the worker's)."""
+    job = _failed_job()
+    before = _snapshot()
+    _login(client, role, "job", "change")
+    url = reverse("admin:fastq_django_job_change", args=[job.pk])
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    posted = client.post(url, {"state": "succeeded", "attempts": "0", "_save": "Save"})
+    assert posted.status_code == 403
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_schedule_form_needs_change_schedule(client, role):
+    schedule = _schedule()
+    before = _snapshot()
+    _login(client, role, "schedule", "change")
+    url = reverse("admin:fastq_django_schedule_change", args=[schedule.pk])
+    form = {
+        "name": schedule.name,
+        "task": schedule.task,
+        # "enabled" left out: unchecked
+        "every": "3600",
+        "cron": "",
+        "timezone": "UTC",
+        "catch_up": "latest",
+        "max_instances": "1",
+        "args": "[]",
+        "kwargs": "{}",
+        "queue": "",
+        "priority": "0",
+        "_save": "Save",
+    }
+
+    posted = client.post(url, form)
+
+    if role in ("anonymous", "non_staff"):
+        assert posted.status_code == 302 and posted.url.startswith(reverse("admin:login"))
+        assert _snapshot() == before
+    elif role == "view_only":
+        assert posted.status_code == 403
+        assert _snapshot() == before
+    else:
+        assert posted.status_code == 302
+        assert posted.url == reverse("admin:fastq_django_schedule_changelist")
+        assert Schedule.objects.get(pk=schedule.pk).enabled is False

@@ -9,7 +9,7 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.db import connections, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -27,8 +27,21 @@ def _pretty(text: str | None) -> str:
         return text
 
 
+class _RejectNul(admin.ModelAdmin):
+    """Answers 400 to a list whose query string holds a NUL: PostgreSQL refuses the
+    character in a filter value (a 500 otherwise) and no row could match it."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return HttpResponseBadRequest("NUL character in the query string")
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(_RejectNul):
     list_display = (
         "id",
         "task",
@@ -192,7 +205,7 @@ def retry_failed(queryset: QuerySet[Job]) -> int:
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(_RejectNul):
     """Edits take effect within seconds: the leader re-reads the table every 2 s, and a
     changed expression, interval, zone or a re-enable makes it compute the next slot from
     now. Schedules declared in code are written again at each worker start."""

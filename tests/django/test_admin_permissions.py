@@ -207,3 +207,35 @@ def test_schedule_form_needs_change_schedule(client, role):
         assert posted.status_code == 302
         assert posted.url == reverse("admin:fastq_django_schedule_changelist")
         assert Schedule.objects.get(pk=schedule.pk).enabled is False
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("job", {"q": "a\x00b"}),
+        ("job", {"state__exact": "\x00"}),
+        ("job", {"state": "failed\x00"}),
+        ("job", {"queue__exact": "default\x00"}),
+        ("job", {"task__exact": "\x00"}),
+        ("job", {"state__exact": "failed", "o\x00": "1"}),
+        ("schedule", {"q": "\x00"}),
+        ("schedule", {"enabled__exact": "1\x00"}),
+        ("schedule", {"source__exact": "\x00admin"}),
+    ],
+)
+def test_nul_in_the_query_string_is_a_bad_request(client, model, params):
+    """PostgreSQL refuses a NUL in a filter value (it was a 500); SQLite matched nothing.
+    Both answer 400 now, and a clean query still lists the rows."""
+    _failed_job()
+    _schedule()
+    before = _snapshot()
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+    url = reverse(f"admin:fastq_django_{model}_changelist")
+
+    response = client.get(url, params)
+
+    assert response.status_code == 400
+    assert _snapshot() == before
+    clean = {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
+    listed = client.get(url, clean)
+    assert listed.status_code == 200

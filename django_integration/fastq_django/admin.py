@@ -1,11 +1,16 @@
 """The job admin: watch jobs by state, read arguments, results and tracebacks, retry
-failures. The schedule admin: periodic schedules, enable/disable, run now."""
+failures. The schedule admin: periodic schedules, enable/disable, run now.
+
+Every action needs the change permission of its model (change_job, change_schedule).
+Arguments and results are shown with ``FASTQ["ADMIN_REDACT"]`` applied (redact.py)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import connections, transaction
 from django.db.models import QuerySet
@@ -15,16 +20,15 @@ from django.utils.html import format_html
 
 from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Schedule
+from fastq_django.redact import (
+    Redaction,
+    configured_rule,
+    loads,
+    restore,
+    shown_call,
+    shown_job,
+)
 from fastq_django.schedules import last_outcome, next_run, run_now
-
-
-def _pretty(text: str | None) -> str:
-    if text is None:
-        return "—"
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
 
 
 class _RejectNul(admin.ModelAdmin):
@@ -77,7 +81,7 @@ class JobAdmin(_RejectNul):
         "pretty_kwargs",
         "pretty_result",
         "error_type",
-        "error",
+        "shown_error",
         "pretty_traceback",
     )
     fieldsets = (
@@ -99,7 +103,7 @@ class JobAdmin(_RejectNul):
             },
         ),
         ("Call", {"fields": ("pretty_args", "pretty_kwargs")}),
-        ("Outcome", {"fields": ("pretty_result", "error_type", "error", "pretty_traceback")}),
+        ("Outcome", {"fields": ("pretty_result", "error_type", "shown_error", "pretty_traceback")}),
     )
 
     _COLORS = {
@@ -133,19 +137,23 @@ class JobAdmin(_RejectNul):
 
     @admin.display(description="args")
     def pretty_args(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.args))
+        return format_html("<pre>{}</pre>", shown_job(obj)["args"])
 
     @admin.display(description="kwargs")
     def pretty_kwargs(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.kwargs))
+        return format_html("<pre>{}</pre>", shown_job(obj)["kwargs"])
 
     @admin.display(description="result")
     def pretty_result(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.result))
+        return format_html("<pre>{}</pre>", shown_job(obj)["result"])
+
+    @admin.display(description="error")
+    def shown_error(self, obj: Job) -> str:
+        return shown_job(obj)["error"] or self.get_empty_value_display()
 
     @admin.display(description="traceback")
     def pretty_traceback(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", obj.traceback or "—")
+        return format_html("<pre>{}</pre>", shown_job(obj)["traceback"] or "—")
 
     @admin.action(
         permissions=["change"], description="Retry selected failed, dead, expired or cancelled jobs"
@@ -204,6 +212,47 @@ def retry_failed(queryset: QuerySet[Job]) -> int:
     return n
 
 
+class ScheduleForm(forms.ModelForm):
+    """The schedule form with ``FASTQ["ADMIN_REDACT"]`` applied to args and kwargs: a
+    masked value shows as the mask and, left as it is, keeps its stored value on save."""
+
+    class Meta:
+        model = Schedule
+        fields = "__all__"  # the admin's fieldsets pick
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._masked: dict[str, tuple[Any, Any]] = {}  # field -> (stored, shown)
+        if self.instance.pk is None:
+            return
+        ok_args, stored_args = loads(self.instance.args)
+        ok_kwargs, stored_kwargs = loads(self.instance.kwargs)
+        shown_args, shown_kwargs = Redaction(configured_rule()).call(
+            self.instance.task, stored_args, stored_kwargs
+        )
+        for name, ok, stored, shown in (
+            ("args", ok_args, stored_args, shown_args),
+            ("kwargs", ok_kwargs, stored_kwargs, shown_kwargs),
+        ):
+            if ok and shown != stored and name in self.fields:
+                self._masked[name] = (stored, shown)
+                self.initial[name] = json.dumps(shown, ensure_ascii=False)
+
+    def _unmasked(self, name: str) -> str:
+        text = self.cleaned_data[name]
+        ok, submitted = loads(text)
+        if name not in self._masked or not ok:
+            return text
+        restored = restore(submitted, *self._masked[name])
+        return text if restored == submitted else json.dumps(restored, ensure_ascii=False)
+
+    def clean_args(self) -> str:
+        return self._unmasked("args")
+
+    def clean_kwargs(self) -> str:
+        return self._unmasked("kwargs")
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(_RejectNul):
     """Edits take effect within seconds: the leader re-reads the table every 2 s, and a
@@ -224,7 +273,16 @@ class ScheduleAdmin(_RejectNul):
     list_filter = ("enabled", "source", "catch_up")
     search_fields = ("name", "task")
     actions = ("enable_schedules", "disable_schedules", "run_now_action")
-    readonly_fields = ("source", "last_run_at", "last_job_id", "last_outcome", "updated_at")
+    form = ScheduleForm
+    readonly_fields = (
+        "source",
+        "last_run_at",
+        "last_job_id",
+        "last_outcome",
+        "updated_at",
+        "shown_args",
+        "shown_kwargs",
+    )
     fieldsets = (
         (None, {"fields": ("name", "task", "enabled", "source")}),
         ("When", {"fields": ("cron", "timezone", "every", "catch_up", "max_instances")}),
@@ -234,6 +292,26 @@ class ScheduleAdmin(_RejectNul):
             {"fields": ("next_run_at", "last_run_at", "last_job_id", "last_outcome", "updated_at")},
         ),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
+        """Whoever may not edit the schedule reads args and kwargs masked (a read-only
+        field would show the stored text)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        shown = {"args": "shown_args", "kwargs": "shown_kwargs"}
+        return [
+            (title, {**options, "fields": [shown.get(f, f) for f in options["fields"]]})
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description="args")
+    def shown_args(self, obj: Schedule) -> str:
+        return format_html("<pre>{}</pre>", shown_call(obj.task, obj.args, obj.kwargs)[0])
+
+    @admin.display(description="kwargs")
+    def shown_kwargs(self, obj: Schedule) -> str:
+        return format_html("<pre>{}</pre>", shown_call(obj.task, obj.args, obj.kwargs)[1])
 
     @admin.display(description="next run", ordering="next_run_at")
     def next_run_display(self, obj: Schedule) -> object:

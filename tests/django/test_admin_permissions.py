@@ -1,20 +1,25 @@
-"""Who may act in the admin. Every fastq action needs its model's change permission
-(Django's own delete action the delete one); anonymous and non-staff users are sent to
-the login page, view-only staff are offered no action and change nothing. Each case
-compares the whole job and schedule tables before and after."""
+"""Who may act in the admin, and what it shows. Every fastq action needs its model's
+change permission (Django's own delete action the delete one); anonymous and non-staff
+users are sent to the login page, view-only staff are offered no action and change
+nothing. Each case compares the whole job and schedule tables before and after.
+FASTQ["ADMIN_REDACT"] masks secrets on every page; a NUL in a list's query is a 400."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import fastq
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from fastq_django.models import Job, Schedule
+from fastq_django.redact import MASK, Redaction, configured_rule
 from testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -239,3 +244,148 @@ def test_nul_in_the_query_string_is_a_bad_request(client, model, params):
     clean = {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
     listed = client.get(url, clean)
     assert listed.status_code == 200
+
+
+@fastq.task(name="admin_tests.login")
+def login(user, password, *extra, **options):
+    """Only its signature matters: positional arguments are masked by parameter name."""
+
+
+def _superuser_client(client: Client) -> Client:
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+    return client
+
+
+def _pages(client: Client, model: str, pk: Any) -> list[str]:
+    pages = [
+        client.get(reverse(f"admin:fastq_django_{model}_changelist")),
+        client.get(reverse(f"admin:fastq_django_{model}_change", args=[pk])),
+    ]
+    assert [p.status_code for p in pages] == [200, 200]
+    return [p.content.decode() for p in pages]
+
+
+def test_redact_by_name_on_the_job_pages(client, settings):
+    settings.FASTQ = {**settings.FASTQ, "ADMIN_REDACT": ["PASSWORD", "api_key", "token"]}
+    job = Job.objects.create(
+        task=login.name,
+        state="failed",
+        args='["alice", "hunter2-positional", "extra-arg"]',
+        kwargs='{"Api_Key": "hunter2-keyword", "nested": {"deep": [{"password": '
+        '"hunter2-nested"}]}, "note": "visible-note"}',
+        result='{"token": {"value": "hunter2-result"}, "user": "alice"}',
+        error_type="ValueError",
+        error="login refused with hunter2-positional",
+        traceback='Traceback:\n  File "x.py", line 1\nValueError: key hunter2-keyword',
+    )
+
+    changelist, detail = _pages(_superuser_client(client), "job", job.pk)
+
+    for html in (changelist, detail):
+        assert "hunter2" not in html
+    assert detail.count(MASK) >= 6  # password, Api_Key, nested password, token, error, tb
+    for shown in ("alice", "extra-arg", "visible-note", "login refused with", "line 1"):
+        assert shown in detail
+    # What is stored is untouched: the worker runs the job with the real values.
+    assert "hunter2-positional" in Job.objects.get(pk=job.pk).args
+
+
+def test_redact_with_a_callable_on_the_job_pages(client, settings):
+    def secret(name: str, value: Any) -> bool:
+        return name.startswith("secret_") or (isinstance(value, str) and value[:3] == "sk_")
+
+    settings.FASTQ = {**settings.FASTQ, "ADMIN_REDACT": secret}
+    job = Job.objects.create(
+        task=tasks.add.name,
+        kwargs='{"secret_pin": 98765, "stripe": "sk_live_hidden", "plain": "visible-value"}',
+        result='[{"secret_out": "hidden-result"}]',
+    )
+
+    changelist, detail = _pages(_superuser_client(client), "job", job.pk)
+
+    for html in (changelist, detail):
+        for secret_value in ("98765", "sk_live_hidden", "hidden-result"):
+            assert secret_value not in html
+    assert detail.count(MASK) == 3
+    assert "visible-value" in detail
+
+
+def test_nothing_is_masked_without_the_setting(client):
+    job = Job.objects.create(task=login.name, args='["alice", "pw-shown"]')
+    _, detail = _pages(_superuser_client(client), "job", job.pk)
+    assert "pw-shown" in detail and MASK not in detail
+
+
+@pytest.mark.parametrize("setting", ["password", 42, ["password", 1]])
+def test_a_bad_setting_is_refused(settings, setting):
+    settings.FASTQ = {**settings.FASTQ, "ADMIN_REDACT": setting}
+    with pytest.raises(ImproperlyConfigured, match="ADMIN_REDACT"):
+        configured_rule()
+
+
+def _secret_schedule() -> Schedule:
+    return Schedule.objects.create(
+        name="nightly-login",
+        task=login.name,
+        every=3600,
+        args='["alice", "hunter2-positional"]',
+        kwargs='{"api_key": "hunter2-keyword", "region": "eu"}',
+    )
+
+
+@pytest.mark.parametrize("role", ["view_only", "permitted"])
+def test_redact_on_the_schedule_pages(client, settings, role):
+    """View-only staff read args and kwargs masked; editors get them masked in the form."""
+    settings.FASTQ = {**settings.FASTQ, "ADMIN_REDACT": ["password", "api_key"]}
+    schedule = _secret_schedule()
+    _login(client, role, "schedule", "change")
+
+    changelist, detail = _pages(client, "schedule", schedule.pk)
+
+    for html in (changelist, detail):
+        assert "hunter2" not in html
+    assert MASK in detail and "alice" in detail and "eu" in detail
+    assert ('name="kwargs"' in detail) is (role == "permitted")
+
+
+def test_saving_a_masked_schedule_form_keeps_the_secrets(client, settings):
+    settings.FASTQ = {**settings.FASTQ, "ADMIN_REDACT": ["password", "api_key"]}
+    schedule = _secret_schedule()
+    _login(client, "permitted", "schedule", "change")
+    url = reverse("admin:fastq_django_schedule_change", args=[schedule.pk])
+    form = client.get(url).context["adminform"].form
+    fields = "name task cron timezone every catch_up max_instances args kwargs queue priority"
+    data = {name: form[name].value() for name in fields.split()}
+    assert MASK in data["args"] and MASK in data["kwargs"]
+    data["enabled"] = "on"
+
+    # Left masked: the stored secrets stay; the region is changed.
+    data["kwargs"] = data["kwargs"].replace('"eu"', '"us"')
+    assert client.post(url, {**data, "_continue": "1"}).status_code == 302
+    saved = Schedule.objects.get(pk=schedule.pk)
+    assert json.loads(saved.args) == ["alice", "hunter2-positional"]
+    assert json.loads(saved.kwargs) == {"api_key": "hunter2-keyword", "region": "us"}
+
+    # Typed over: the new value is stored.
+    data["kwargs"] = data["kwargs"].replace(f'"{MASK}"', '"new-key"')
+    assert client.post(url, {**data, "_continue": "1"}).status_code == 302
+    saved = Schedule.objects.get(pk=schedule.pk)
+    assert json.loads(saved.kwargs) == {"api_key": "new-key", "region": "us"}
+    assert json.loads(saved.args) == ["alice", "hunter2-positional"]
+
+
+@fastq.task(name="admin_tests.bound_login", bind=True)
+def bound_login(self, password):
+    """A bound task: its first parameter is the task, not an argument."""
+
+
+def test_positional_arguments_are_named_by_the_registered_task():
+    redaction = Redaction(lambda name, value: name == "password")
+    assert redaction.call(bound_login.name, ["pw-1234"], {}) == ([MASK], {})
+    assert redaction.call(login.name, ["bob", "pw-5678", "x"], {}) == (["bob", MASK, "x"], {})
+    # Not registered in this process: only keyword names are known.
+    assert redaction.call("elsewhere.login", ["pw-9"], {"password": "pw-9"}) == (
+        ["pw-9"],
+        {"password": MASK},
+    )
+    assert redaction.text("refused: pw-1234, pw-5678") == f"refused: {MASK}, {MASK}"

@@ -1,34 +1,51 @@
 """The job admin: watch jobs by state, read arguments, results and tracebacks, retry
-failures. The schedule admin: periodic schedules, enable/disable, run now."""
+failures. The schedule admin: periodic schedules, enable/disable, run now.
+
+Every action needs the change permission of its model (change_job, change_schedule).
+Arguments and results are shown with ``FASTQ["ADMIN_REDACT"]`` applied (redact.py)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import connections, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
 from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Schedule
+from fastq_django.redact import (
+    Redaction,
+    configured_rule,
+    loads,
+    restore,
+    shown_call,
+    shown_job,
+)
 from fastq_django.schedules import last_outcome, next_run, run_now
 
 
-def _pretty(text: str | None) -> str:
-    if text is None:
-        return "—"
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
+class _RejectNul(admin.ModelAdmin):
+    """Answers 400 to a list whose query string holds a NUL: PostgreSQL refuses the
+    character in a filter value (a 500 otherwise) and no row could match it."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return HttpResponseBadRequest("NUL character in the query string")
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(_RejectNul):
     list_display = (
         "id",
         "task",
@@ -64,7 +81,7 @@ class JobAdmin(admin.ModelAdmin):
         "pretty_kwargs",
         "pretty_result",
         "error_type",
-        "error",
+        "shown_error",
         "pretty_traceback",
     )
     fieldsets = (
@@ -86,7 +103,7 @@ class JobAdmin(admin.ModelAdmin):
             },
         ),
         ("Call", {"fields": ("pretty_args", "pretty_kwargs")}),
-        ("Outcome", {"fields": ("pretty_result", "error_type", "error", "pretty_traceback")}),
+        ("Outcome", {"fields": ("pretty_result", "error_type", "shown_error", "pretty_traceback")}),
     )
 
     _COLORS = {
@@ -103,7 +120,12 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+        # The worker owns a job's row, so no one edits one through the form (saving it
+        # would write every column back over the worker's). change_job is what lets a
+        # user run the actions (retry, cancel), which Django checks without an object.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
 
     @admin.display(description="state", ordering="state")
     def colored_state(self, obj: Job) -> str:
@@ -115,21 +137,27 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="args")
     def pretty_args(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.args))
+        return format_html("<pre>{}</pre>", shown_job(obj)["args"])
 
     @admin.display(description="kwargs")
     def pretty_kwargs(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.kwargs))
+        return format_html("<pre>{}</pre>", shown_job(obj)["kwargs"])
 
     @admin.display(description="result")
     def pretty_result(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.result))
+        return format_html("<pre>{}</pre>", shown_job(obj)["result"])
+
+    @admin.display(description="error")
+    def shown_error(self, obj: Job) -> str:
+        return shown_job(obj)["error"] or self.get_empty_value_display()
 
     @admin.display(description="traceback")
     def pretty_traceback(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", obj.traceback or "—")
+        return format_html("<pre>{}</pre>", shown_job(obj)["traceback"] or "—")
 
-    @admin.action(description="Retry selected failed, dead, expired or cancelled jobs")
+    @admin.action(
+        permissions=["change"], description="Retry selected failed, dead, expired or cancelled jobs"
+    )
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         total = queryset.count()
         n = retry_failed(queryset)
@@ -141,7 +169,7 @@ class JobAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(permissions=["change"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         broker = DatabaseBroker(queryset.db)
         outcomes = Counter(broker.cancel(str(pk)) for pk in queryset.values_list("pk", flat=True))
@@ -184,8 +212,49 @@ def retry_failed(queryset: QuerySet[Job]) -> int:
     return n
 
 
+class ScheduleForm(forms.ModelForm):
+    """The schedule form with ``FASTQ["ADMIN_REDACT"]`` applied to args and kwargs: a
+    masked value shows as the mask and, left as it is, keeps its stored value on save."""
+
+    class Meta:
+        model = Schedule
+        fields = "__all__"  # the admin's fieldsets pick
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._masked: dict[str, tuple[Any, Any]] = {}  # field -> (stored, shown)
+        if self.instance.pk is None:
+            return
+        ok_args, stored_args = loads(self.instance.args)
+        ok_kwargs, stored_kwargs = loads(self.instance.kwargs)
+        shown_args, shown_kwargs = Redaction(configured_rule()).call(
+            self.instance.task, stored_args, stored_kwargs
+        )
+        for name, ok, stored, shown in (
+            ("args", ok_args, stored_args, shown_args),
+            ("kwargs", ok_kwargs, stored_kwargs, shown_kwargs),
+        ):
+            if ok and shown != stored and name in self.fields:
+                self._masked[name] = (stored, shown)
+                self.initial[name] = json.dumps(shown, ensure_ascii=False)
+
+    def _unmasked(self, name: str) -> str:
+        text = self.cleaned_data[name]
+        ok, submitted = loads(text)
+        if name not in self._masked or not ok:
+            return text
+        restored = restore(submitted, *self._masked[name])
+        return text if restored == submitted else json.dumps(restored, ensure_ascii=False)
+
+    def clean_args(self) -> str:
+        return self._unmasked("args")
+
+    def clean_kwargs(self) -> str:
+        return self._unmasked("kwargs")
+
+
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(_RejectNul):
     """Edits take effect within seconds: the leader re-reads the table every 2 s, and a
     changed expression, interval, zone or a re-enable makes it compute the next slot from
     now. Schedules declared in code are written again at each worker start."""
@@ -204,7 +273,16 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "source", "catch_up")
     search_fields = ("name", "task")
     actions = ("enable_schedules", "disable_schedules", "run_now_action")
-    readonly_fields = ("source", "last_run_at", "last_job_id", "last_outcome", "updated_at")
+    form = ScheduleForm
+    readonly_fields = (
+        "source",
+        "last_run_at",
+        "last_job_id",
+        "last_outcome",
+        "updated_at",
+        "shown_args",
+        "shown_kwargs",
+    )
     fieldsets = (
         (None, {"fields": ("name", "task", "enabled", "source")}),
         ("When", {"fields": ("cron", "timezone", "every", "catch_up", "max_instances")}),
@@ -215,6 +293,26 @@ class ScheduleAdmin(admin.ModelAdmin):
         ),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
+        """Whoever may not edit the schedule reads args and kwargs masked (a read-only
+        field would show the stored text)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        shown = {"args": "shown_args", "kwargs": "shown_kwargs"}
+        return [
+            (title, {**options, "fields": [shown.get(f, f) for f in options["fields"]]})
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description="args")
+    def shown_args(self, obj: Schedule) -> str:
+        return format_html("<pre>{}</pre>", shown_call(obj.task, obj.args, obj.kwargs)[0])
+
+    @admin.display(description="kwargs")
+    def shown_kwargs(self, obj: Schedule) -> str:
+        return format_html("<pre>{}</pre>", shown_call(obj.task, obj.args, obj.kwargs)[1])
+
     @admin.display(description="next run", ordering="next_run_at")
     def next_run_display(self, obj: Schedule) -> object:
         return next_run(obj) or "—"
@@ -223,7 +321,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def last_outcome_display(self, obj: Schedule) -> str:
         return last_outcome(obj)
 
-    @admin.action(description="Enable selected schedules")
+    @admin.action(permissions=["change"], description="Enable selected schedules")
     def enable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         # From the next slot after now, not a backlog of the time it was off.
         n = queryset.filter(enabled=False).update(
@@ -231,12 +329,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{n} schedule(s) enabled.", messages.SUCCESS)
 
-    @admin.action(description="Disable selected schedules")
+    @admin.action(permissions=["change"], description="Disable selected schedules")
     def disable_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         n = queryset.filter(enabled=True).update(enabled=False, updated_at=timezone.now())
         self.message_user(request, f"{n} schedule(s) disabled.", messages.SUCCESS)
 
-    @admin.action(description="Run selected schedules now (one job each)")
+    @admin.action(permissions=["change"], description="Run selected schedules now (one job each)")
     def run_now_action(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         ids = [run_now(schedule) for schedule in queryset]
         self.message_user(

@@ -17,3 +17,9 @@ class FastqConfig(AppConfig):
             from_settings(conf.get("SCHEDULE"))
         except ValueError as exc:  # CronError is a ValueError
             raise ImproperlyConfigured(str(exc)) from exc
+
+        # A FASTQ["ADMIN_REDACT"] that is neither names nor a callable fails at startup
+        # too, not on the first admin page.
+        from fastq_django.redact import configured_rule
+
+        configured_rule()

@@ -8,6 +8,8 @@ Known keys:
 ``QUEUES``     queues a worker consumes when ``--queues`` is not given.
 ``MAX_PAYLOAD_BYTES``  largest args+kwargs JSON a worker will run (default 1 MiB).
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
+``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
+               Django admin masks in job arguments and results (fastq_django/redact.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES": None,
     "MAX_PAYLOAD_BYTES": 1 << 20,
     "SCHEDULE": {},
+    "ADMIN_REDACT": (),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -107,6 +108,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # From here until the worker (or supervisor) takes the signals over, a SIGTERM or
+        # SIGINT (a test or systemd stopping us during start-up) asks for a stop instead
+        # of killing the process with the scheduler's lease and the schedules half-synced.
+        self._early_stop = _EarlyStop()
         logging.basicConfig(
             level=options["loglevel"],
             stream=sys.stderr,
@@ -213,6 +218,7 @@ class Command(BaseCommand):
             worker = make_worker()
         except fastq._core.DriverError as exc:
             raise CommandError(f"cannot reach the broker database: {exc}") from exc
+        self._early_stop.hand_over(worker)
         started = time.monotonic()
         try:
             stats = worker.run()
@@ -240,6 +246,9 @@ class Command(BaseCommand):
     ) -> None:
         prefetch = options["prefetch"] or options["claim_batch"]
         started = time.monotonic()
+        if self._early_stop.requested:
+            self.stderr.write("fastq supervisor: stopped before it started")
+            return
 
         def child_worker() -> Worker:
             worker = make_worker()
@@ -278,3 +287,26 @@ class Command(BaseCommand):
         )
         if stats.exit_code:
             raise CommandError("the worker processes could not run; see the log above")
+
+
+class _EarlyStop:
+    """SIGTERM/SIGINT handlers for the start-up of the command: they record the request
+    and, once the worker exists, ask it to stop (Worker.stop is safe before run(): the
+    worker then stops as soon as it starts). The worker and the supervisor install their
+    own handling when they run."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._worker: Worker | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self._worker is not None:
+            self._worker.stop()
+
+    def hand_over(self, worker: Worker) -> None:
+        self._worker = worker
+        if self.requested:
+            worker.stop()

@@ -36,6 +36,7 @@ class JobAdmin(admin.ModelAdmin):
         "queue",
         "priority",
         "attempts",
+        "interrupted",
         "run_at",
         "created_at",
         "finished_at",
@@ -54,6 +55,7 @@ class JobAdmin(admin.ModelAdmin):
         "priority",
         "attempts",
         "max_attempts",
+        "interrupted",
         "run_at",
         "created_at",
         "started_at",
@@ -70,7 +72,18 @@ class JobAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("id", "task", "state", "queue", "priority", "attempts", "max_attempts")},
+            {
+                "fields": (
+                    "id",
+                    "task",
+                    "state",
+                    "queue",
+                    "priority",
+                    "attempts",
+                    "max_attempts",
+                    "interrupted",
+                )
+            },
         ),
         (
             "Timing",

@@ -53,6 +53,7 @@ class JobAdmin(_RejectNul):
         "queue",
         "priority",
         "attempts",
+        "interrupted",
         "run_at",
         "created_at",
         "finished_at",
@@ -71,6 +72,7 @@ class JobAdmin(_RejectNul):
         "priority",
         "attempts",
         "max_attempts",
+        "interrupted",
         "run_at",
         "created_at",
         "started_at",
@@ -87,7 +89,18 @@ class JobAdmin(_RejectNul):
     fieldsets = (
         (
             None,
-            {"fields": ("id", "task", "state", "queue", "priority", "attempts", "max_attempts")},
+            {
+                "fields": (
+                    "id",
+                    "task",
+                    "state",
+                    "queue",
+                    "priority",
+                    "attempts",
+                    "max_attempts",
+                    "interrupted",
+                )
+            },
         ),
         (
             "Timing",

@@ -26,6 +26,9 @@ class JobState(models.TextChoices):
 MAX_ATTEMPTS_LIMIT = 1_000_000
 ATTEMPTS_CEILING = 1_000_000_000
 MAX_TIME_LIMIT_SECONDS = 1e9
+# Times a job goes back to the queue unspent (a run cut off at the end of --grace, a claim
+# rescued before it started) before such a hand-back is charged (fastq::kMaxUnspentHandbacks).
+MAX_UNSPENT_HANDBACKS = 3
 
 JOB_CHECKS = [
     models.CheckConstraint(
@@ -53,6 +56,10 @@ JOB_CHECKS = [
     models.CheckConstraint(
         condition=models.Q(state__in=JobState.values),
         name="fastq_job_state_valid",
+    ),
+    models.CheckConstraint(
+        condition=models.Q(interrupted__gte=0),
+        name="fastq_job_interrupted_range",
     ),
 ]
 
@@ -102,8 +109,20 @@ class Job(models.Model):
     error = models.TextField(blank=True, default="", db_default="")
     traceback = models.TextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When this attempt began running; empty while claimed but not started "
+        "(recorded a few milliseconds after the start).",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
+    interrupted = models.IntegerField(
+        default=0,
+        db_default=0,
+        help_text="Times it went back to the queue without an attempt charged: a run cut off "
+        f"at the end of --grace, or a claim lost before it started. After "
+        f"{MAX_UNSPENT_HANDBACKS} such hand-backs the attempt is charged.",
+    )
 
     class Meta:
         db_table = "fastq_job"

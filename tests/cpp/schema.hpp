@@ -34,7 +34,8 @@ CREATE TABLE fastq_job (
   envelope smallint NOT NULL DEFAULT 1,
   time_limit real NULL,
   soft_time_limit real NULL,
-  rate_key varchar(255) NULL
+  rate_key varchar(255) NULL,
+  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0)
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
@@ -119,7 +120,8 @@ CREATE TABLE fastq_job (
   envelope smallint NOT NULL DEFAULT 1,
   time_limit double precision NULL,
   soft_time_limit double precision NULL,
-  rate_key varchar(255) NULL
+  rate_key varchar(255) NULL,
+  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0)
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);

@@ -128,6 +128,8 @@ TEST_P(Conformance, CompletionIsFencedByLeaseToken) {
   db->enqueue(std::span(&j, 1));
   auto first = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
   ASSERT_EQ(first.size(), 1u);
+  const StartMark began{first[0].id, first[0].lease_token, now_micros()};
+  EXPECT_EQ(db->mark_started(std::span(&began, 1)), 1u);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(db->rescue_expired(), 1u);
   auto rec = db->get(j.id);
@@ -256,6 +258,8 @@ TEST_P(Conformance, WorkerLostPastMaxAttemptsIsDead) {
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].attempts, attempt);
     EXPECT_EQ(got[0].max_attempts, 2);
+    const StartMark began{got[0].id, got[0].lease_token, now_micros()};
+    EXPECT_EQ(db->mark_started(std::span(&began, 1)), 1u);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(db->rescue_expired(), 1u);
   }
@@ -496,6 +500,203 @@ TEST_P(Conformance, ReleaseClaimReturnsWhatOneClaimTookUnspent) {
   }
   EXPECT_EQ(db->get(other[0].id)->state, "running") << "another claim is left alone";
   EXPECT_EQ(db->release_claim(424242), 0u);
+}
+
+}  // namespace
+}  // namespace fastq
+
+namespace fastq {
+namespace {
+
+StartMark mark(const ClaimedJob& j, Micros at = 0) {
+  return StartMark{j.id, j.lease_token, at ? at : now_micros()};
+}
+
+// Claims `j` with a lease that is over at once, and lets it expire.
+ClaimedJob claim_expiring(Driver& db, const std::string& id) {
+  auto got = db.claim(req(1, {"default"}, std::chrono::milliseconds(1)));
+  EXPECT_EQ(got.size(), 1u);
+  if (got.empty()) return {};
+  EXPECT_EQ(got[0].id, id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return got[0];
+}
+
+TEST_P(Conformance, ClaimLeavesStartedAtNullAndMarkStartedIsFencedByToken) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_FALSE(db->get(j.id)->started_at) << "a claim is not a start";
+  const Micros t = now_micros() - 1'000'000;
+  const StartMark wrong{j.id, got[0].lease_token + 1, t};
+  EXPECT_EQ(db->mark_started(std::span(&wrong, 1)), 0u);
+  EXPECT_FALSE(db->get(j.id)->started_at);
+  const StartMark right = mark(got[0], t);
+  EXPECT_EQ(db->mark_started(std::span(&right, 1)), 1u);
+  const auto at = db->get(j.id)->started_at;
+  ASSERT_TRUE(at);
+  EXPECT_NEAR(static_cast<double>(*at), static_cast<double>(t), 1000.0);
+  const StartMark again = mark(got[0], t + 500'000);
+  EXPECT_EQ(db->mark_started(std::span(&again, 1)), 0u) << "the first start stands";
+  EXPECT_NEAR(static_cast<double>(*db->get(j.id)->started_at), static_cast<double>(t), 1000.0);
+  EXPECT_EQ(db->mark_started({}), 0u);
+}
+
+TEST_P(Conformance, MarkStartedWritesABatch) {
+  std::vector<NewJob> jobs{job("a"), job("b"), job("c")};
+  db->enqueue(jobs);
+  auto got = db->claim(req(3));
+  ASSERT_EQ(got.size(), 3u);
+  std::vector<StartMark> marks{mark(got[0]), mark(got[2])};
+  EXPECT_EQ(db->mark_started(marks), 2u);
+  EXPECT_TRUE(db->get(got[0].id)->started_at);
+  EXPECT_FALSE(db->get(got[1].id)->started_at);
+  EXPECT_TRUE(db->get(got[2].id)->started_at);
+}
+
+TEST_P(Conformance, CompletionFillsStartedAtWhenNoMarkDid) {
+  std::vector<NewJob> jobs{job("a"), job("b")};
+  db->enqueue(jobs);
+  auto got = db->claim(req(2));
+  ASSERT_EQ(got.size(), 2u);
+  const Micros marked = now_micros() - 2'000'000, carried = now_micros() - 1'000'000;
+  const StartMark m = mark(got[0], marked);
+  ASSERT_EQ(db->mark_started(std::span(&m, 1)), 1u);
+  std::vector<Completion> done{ok(got[0]), ok(got[1])};
+  done[0].started_at = carried;
+  done[1].started_at = carried;
+  EXPECT_EQ(db->complete(done), 2u);
+  EXPECT_NEAR(static_cast<double>(*db->get(got[0].id)->started_at), static_cast<double>(marked),
+              1000.0)
+      << "a recorded start stands";
+  EXPECT_NEAR(static_cast<double>(*db->get(got[1].id)->started_at), static_cast<double>(carried),
+              1000.0);
+  // A job ended without running (expired, cancelled, bad message) has no start.
+  auto k = job("c");
+  db->enqueue(std::span(&k, 1));
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  Completion c = ok(got[0]);
+  c.outcome = Outcome::kDead;
+  c.error_type = "fastq.UnknownTask";
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  EXPECT_FALSE(db->get(k.id)->started_at);
+}
+
+TEST_P(Conformance, ARetriedJobsNextClaimIsNotStartedYet) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  Completion c = ok(got[0]);
+  c.outcome = Outcome::kRetry;
+  c.retry_at = now_micros() - 1;
+  c.started_at = now_micros();
+  ASSERT_EQ(db->complete(std::span(&c, 1)), 1u);
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_FALSE(db->get(j.id)->started_at) << "the start of the previous attempt is not this one's";
+}
+
+TEST_P(Conformance, RescueOfALeaseThatNeverStartedRefundsTheAttempt) {
+  auto j = job("t");
+  j.max_attempts = 1;
+  db->enqueue(std::span(&j, 1));
+  claim_expiring(*db, j.id);
+  EXPECT_EQ(db->rescue_expired(), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued") << "never started: not charged, even on its last attempt";
+  EXPECT_EQ(rec->attempts, 0);
+  EXPECT_EQ(rec->interrupted, 1);
+  EXPECT_FALSE(rec->started_at);
+  EXPECT_EQ(db->claim(req(1)).size(), 1u) << "runnable again at once";
+}
+
+TEST_P(Conformance, RescueOfAStartedLeaseIsCharged) {
+  auto j = job("t");
+  j.max_attempts = 2;
+  db->enqueue(std::span(&j, 1));
+  auto got = claim_expiring(*db, j.id);
+  const StartMark m = mark(got);
+  ASSERT_EQ(db->mark_started(std::span(&m, 1)), 1u);
+  EXPECT_EQ(db->rescue_expired(), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 1);
+  EXPECT_EQ(rec->interrupted, 0);
+  got = claim_expiring(*db, j.id);
+  const StartMark m2 = mark(got);
+  ASSERT_EQ(db->mark_started(std::span(&m2, 1)), 1u);
+  EXPECT_EQ(db->rescue_expired(), 1u);
+  rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "dead");
+  EXPECT_EQ(rec->error_type, kWorkerLostType);
+  EXPECT_EQ(rec->attempts, 2);
+}
+
+TEST_P(Conformance, UnstartedRescuesAreRefundedOnlyUpToTheBound) {
+  auto j = job("t");
+  j.max_attempts = 1;
+  db->enqueue(std::span(&j, 1));
+  for (int n = 1; n <= kMaxUnspentHandbacks; ++n) {
+    claim_expiring(*db, j.id);
+    EXPECT_EQ(db->rescue_expired(), 1u);
+    auto rec = db->get(j.id);
+    EXPECT_EQ(rec->state, "queued");
+    EXPECT_EQ(rec->attempts, 0);
+    EXPECT_EQ(rec->interrupted, n);
+  }
+  claim_expiring(*db, j.id);
+  EXPECT_EQ(db->rescue_expired(), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "dead") << "past the bound it is charged like a started run";
+  EXPECT_EQ(rec->error_type, kWorkerLostType);
+  EXPECT_EQ(rec->attempts, 1);
+  EXPECT_EQ(rec->interrupted, kMaxUnspentHandbacks);
+}
+
+TEST_P(Conformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
+  auto j = job("t");
+  j.max_attempts = 2;
+  db->enqueue(std::span(&j, 1));
+  for (int n = 1; n <= kMaxUnspentHandbacks; ++n) {
+    auto got = db->claim(req(1));
+    ASSERT_EQ(got.size(), 1u);
+    const StartMark m = mark(got[0]);
+    ASSERT_EQ(db->mark_started(std::span(&m, 1)), 1u);
+    JobRef ref{got[0].id, got[0].lease_token};
+    JobRef stale{got[0].id, got[0].lease_token + 1};
+    EXPECT_EQ(db->interrupt(std::span(&stale, 1)), 0u) << "fenced by token";
+    EXPECT_EQ(db->interrupt(std::span(&ref, 1)), 1u);
+    EXPECT_EQ(db->interrupt(std::span(&ref, 1)), 0u);
+    auto rec = db->get(j.id);
+    EXPECT_EQ(rec->state, "queued");
+    EXPECT_EQ(rec->attempts, 0) << "refunded while below the bound";
+    EXPECT_EQ(rec->interrupted, n);
+  }
+  // Past the bound each cut-off is charged: attempt 1 of 2 stays spent...
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  JobRef ref{got[0].id, got[0].lease_token};
+  EXPECT_EQ(db->interrupt(std::span(&ref, 1)), 1u);
+  auto rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 1);
+  EXPECT_EQ(rec->interrupted, kMaxUnspentHandbacks + 1);
+  // ...and with none left the job ends.
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempts, 2);
+  ref = JobRef{got[0].id, got[0].lease_token};
+  EXPECT_EQ(db->interrupt(std::span(&ref, 1)), 1u);
+  rec = db->get(j.id);
+  EXPECT_EQ(rec->state, "dead");
+  EXPECT_EQ(rec->attempts, 2);
+  EXPECT_EQ(rec->interrupted, kMaxUnspentHandbacks + 2);
+  EXPECT_EQ(rec->error_type, kInterruptedType);
+  EXPECT_EQ(rec->error, interrupted_message(kMaxUnspentHandbacks + 2));
+  EXPECT_TRUE(db->claim(req(1)).empty());
 }
 
 }  // namespace

@@ -121,6 +121,8 @@ class RefusingDriver final : public Driver {
     return 0;
   }
   std::size_t release(std::span<const JobRef>) override { return 0; }
+  std::size_t mark_started(std::span<const StartMark>) override { return 0; }
+  std::size_t interrupt(std::span<const JobRef>) override { return 0; }
   std::size_t release_claim(std::int64_t) override { return 0; }
   std::size_t defer(std::span<const Deferral>) override { return 0; }
   RateGrant acquire_rate(const std::string&, Micros, int, int, Micros) override { return {}; }
@@ -207,6 +209,57 @@ TEST(RescueGate, HoldsOffForALeaseAfterTheLastDatabaseError) {
   // A worker that never saw an error (its last error stamped far in the past) may rescue
   // from its first pass on.
   EXPECT_TRUE(rescue_may_run(0, INT64_MIN / 2, lease));
+}
+
+}  // namespace
+}  // namespace fastq
+
+namespace fastq {
+namespace {
+
+Completion done_for(std::string id, std::int64_t token, Micros started_at = 0) {
+  Completion c;
+  c.id = std::move(id);
+  c.lease_token = token;
+  c.started_at = started_at;
+  return c;
+}
+
+TEST(StartMarks, MarksOfJobsWithoutAnOutcomeInTheFlushAreWritten) {
+  std::vector<StartMark> marks{{"a", 1, 100}, {"b", 1, 200}, {"c", 2, 300}};
+  std::vector<Completion> outcomes;
+  const auto out = marks_to_write(marks, outcomes);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].id, "a");
+  EXPECT_EQ(out[2].id, "c");
+}
+
+TEST(StartMarks, AnOutcomeInTheSameFlushCarriesTheStartInstead) {
+  std::vector<StartMark> marks{{"a", 1, 100}, {"b", 1, 200}, {"c", 2, 300}};
+  std::vector<Completion> outcomes{done_for("b", 1), done_for("c", 2, 250), done_for("z", 9)};
+  const auto out = marks_to_write(marks, outcomes);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "a");
+  EXPECT_EQ(outcomes[0].started_at, 200) << "filled from the mark";
+  EXPECT_EQ(outcomes[1].started_at, 250) << "the executor's own note stands";
+  EXPECT_EQ(outcomes[2].started_at, 0) << "never started (rejected, expired, cancelled)";
+}
+
+TEST(StartMarks, ANoOpDrainWritesNoMarkStatement) {
+  std::vector<StartMark> marks{{"a", 1, 100}, {"b", 1, 200}};
+  std::vector<Completion> outcomes{done_for("a", 1, 100), done_for("b", 1, 200)};
+  EXPECT_TRUE(marks_to_write(marks, outcomes).empty());
+  EXPECT_TRUE(marks_to_write({}, outcomes).empty());
+}
+
+TEST(StartMarks, AnOutcomeOfAnotherClaimOfTheJobDoesNotCoverItsMark) {
+  // Rescued from this worker and claimed by it again: the old attempt's outcome (fenced
+  // off anyway) says nothing about the new attempt's start.
+  std::vector<StartMark> marks{{"a", 2, 100}};
+  std::vector<Completion> outcomes{done_for("a", 1)};
+  const auto out = marks_to_write(marks, outcomes);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(outcomes[0].started_at, 0);
 }
 
 }  // namespace

@@ -244,7 +244,12 @@ TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {
   db->enqueue(jobs);
   // A "worker" claims both with a tiny lease and dies without completing them.
   auto dead = db->connect_another();
-  ASSERT_EQ(dead->claim(ClaimRequest{{"default"}, 10, 1ms, "dead:1"}).size(), 2u);
+  const auto held = dead->claim(ClaimRequest{{"default"}, 10, 1ms, "dead:1"});
+  ASSERT_EQ(held.size(), 2u);
+  // It had started one of them (jobs[0]); the other never ran.
+  const auto& began = held[0].id == jobs[0].id ? held[0] : held[1];
+  const StartMark mark{began.id, began.lease_token, now_micros()};
+  ASSERT_EQ(dead->mark_started(std::span(&mark, 1)), 1u);
   std::this_thread::sleep_for(20ms);
   auto probe = db->connect_another();
   RecordingRunner runner;
@@ -256,7 +261,40 @@ TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {
   EXPECT_EQ(stats.succeeded, 2u);
   auto rec = probe->get(jobs[0].id);
   EXPECT_EQ(rec->state, "succeeded");
-  EXPECT_EQ(rec->attempts, 2);
+  EXPECT_EQ(rec->attempts, 2) << "the started run was charged";
+  EXPECT_EQ(rec->interrupted, 0);
+  rec = probe->get(jobs[1].id);
+  EXPECT_EQ(rec->state, "succeeded");
+  EXPECT_EQ(rec->attempts, 1) << "the claim that never started was refunded";
+  EXPECT_EQ(rec->interrupted, 1);
+}
+
+TEST_P(WorkerTest, StartsAreRecordedWhileJobsRun) {
+  std::vector<NewJob> jobs{job("ok"), job("ok")};
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  RecordingRunner runner;
+  runner.sleep_for = 300ms;
+  auto cfg = config();
+  cfg.concurrency = 2;
+  Worker worker(std::move(db), runner, cfg);
+  std::thread t([&] { worker.run(); });
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    seen = true;
+    for (const auto& j : jobs) {
+      auto rec = probe->get(j.id);
+      seen = seen && rec->state == "running" && rec->started_at.has_value();
+    }
+    if (!seen) std::this_thread::sleep_for(2ms);
+  }
+  t.join();
+  EXPECT_TRUE(seen) << "both starts are in the rows while the jobs run";
+  for (const auto& j : jobs) {
+    auto rec = probe->get(j.id);
+    EXPECT_EQ(rec->state, "succeeded");
+    EXPECT_TRUE(rec->started_at);
+  }
 }
 
 // Forwards to a driver, except that while `down` is set every call fails as a lost
@@ -277,6 +315,8 @@ class OutageDriver final : public Driver {
     return up().renew(j, l, c, r);
   }
   std::size_t release(std::span<const JobRef> j) override { return up().release(j); }
+  std::size_t mark_started(std::span<const StartMark> m) override { return up().mark_started(m); }
+  std::size_t interrupt(std::span<const JobRef> j) override { return up().interrupt(j); }
   std::size_t release_claim(std::int64_t t) override { return up().release_claim(t); }
   std::size_t defer(std::span<const Deferral> j) override { return up().defer(j); }
   RateGrant acquire_rate(const std::string& k, Micros i, int b, int w, Micros h) override {
@@ -391,35 +431,40 @@ TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
   EXPECT_EQ(queued + succeeded, 200);
 }
 
-TEST_P(WorkerTest, GraceExpiryReturnsRunningJobsWithoutSpendingAnAttempt) {
+// A run cut off at the end of the grace period goes back with interrupted + 1; its attempt
+// is refunded kMaxUnspentHandbacks times, and charged after that.
+TEST_P(WorkerTest, GraceExpiryCountsTheCutOffRunAndRefundsItUpToTheBound) {
   auto j = job("ok");
   db->enqueue(std::span(&j, 1));
   auto probe = db->connect_another();
-  RecordingRunner runner;
-  runner.sleep_for = 400ms;
-  auto cfg = config();
-  cfg.burst = false;
-  cfg.grace = 50ms;
-  Worker worker(std::move(db), runner, cfg);
-  std::thread stopper([&] {
-    for (int i = 0; i < 200; ++i) {
-      {
-        std::lock_guard lock(runner.mu);
-        if (!runner.runs.empty()) break;
+  for (int round = 1; round <= kMaxUnspentHandbacks + 1; ++round) {
+    auto runner = std::make_shared<RecordingRunner>();
+    runner->sleep_for = 400ms;
+    auto cfg = config();
+    cfg.burst = false;
+    cfg.grace = 50ms;
+    auto worker = std::make_shared<Worker>(probe->connect_another(), *runner, cfg);
+    std::thread stopper([&] {
+      for (int i = 0; i < 200; ++i) {
+        {
+          std::lock_guard lock(runner->mu);
+          if (!runner->runs.empty()) break;
+        }
+        std::this_thread::sleep_for(5ms);
       }
-      std::this_thread::sleep_for(5ms);
-    }
-    worker.stop();
-  });
-  auto stats = worker.run();
-  stopper.join();
-  EXPECT_TRUE(stats.hard_stopped);
-  EXPECT_EQ(stats.released, 1u);
-  auto rec = probe->get(j.id);
-  EXPECT_EQ(rec->state, "queued");
-  EXPECT_EQ(rec->attempts, 0);
-  // The abandoned executor finishes its sleep; outlive it before tearing down.
-  std::this_thread::sleep_for(800ms);
+      worker->stop();
+    });
+    auto stats = worker->run();
+    stopper.join();
+    EXPECT_TRUE(stats.hard_stopped);
+    EXPECT_EQ(stats.released, 1u);
+    auto rec = probe->get(j.id);
+    EXPECT_EQ(rec->state, "queued");
+    EXPECT_EQ(rec->interrupted, round);
+    EXPECT_EQ(rec->attempts, round <= kMaxUnspentHandbacks ? 0 : 1) << "round " << round;
+    // The abandoned executor finishes its sleep; outlive it before tearing down.
+    std::this_thread::sleep_for(600ms);
+  }
 }
 
 TEST_P(WorkerTest, IdleWorkerWakesForNewWork) {

@@ -127,6 +127,7 @@ class MemoryDriver final : public Driver {
       Row& r = *due[i];
       r.rec.state = state::kRunning;
       if (r.rec.attempts < kAttemptsCeiling) r.rec.attempts += 1;
+      r.rec.started_at.reset();  // a claim is not a start (mark_started records it)
       r.lease_token = token;
       r.lease_expires = now + req.lease.count() * 1000;
       out.push_back(ClaimedJob{r.rec.id, r.rec.task, r.rec.queue, r.rec.args, r.rec.kwargs,
@@ -157,6 +158,7 @@ class MemoryDriver final : public Driver {
         r.rec.traceback = c.traceback;
       }
       if (c.outcome == Outcome::kRetry) r.run_at = c.retry_at;
+      if (!r.rec.started_at && c.started_at > 0) r.rec.started_at = c.started_at;
       ++n;
     }
     return n;
@@ -213,11 +215,58 @@ class MemoryDriver final : public Driver {
         }
         it->second.rec.state = state::kQueued;
         if (it->second.rec.attempts > 0) it->second.rec.attempts -= 1;
+        it->second.rec.started_at.reset();
         it->second.lease_token = 0;
         ++n;
       }
     }
     wake();
+    return n;
+  }
+
+  std::size_t mark_started(std::span<const StartMark> marks) override {
+    std::lock_guard lock(store_->mu);
+    std::size_t n = 0;
+    for (const auto& m : marks) {
+      auto it = store_->rows.find(m.id);
+      if (it == store_->rows.end() || it->second.lease_token != m.lease_token ||
+          it->second.rec.state != state::kRunning || it->second.rec.started_at) {
+        continue;
+      }
+      it->second.rec.started_at = std::min(m.started_at, now_micros());
+      ++n;
+    }
+    return n;
+  }
+
+  std::size_t interrupt(std::span<const JobRef> jobs) override {
+    std::size_t n = 0;
+    {
+      std::lock_guard lock(store_->mu);
+      for (const auto& j : jobs) {
+        auto it = store_->rows.find(j.id);
+        if (it == store_->rows.end() || it->second.lease_token != j.lease_token ||
+            it->second.rec.state != state::kRunning) {
+          continue;
+        }
+        JobRecord& r = it->second.rec;
+        const bool refund = r.interrupted < kMaxUnspentHandbacks;
+        if (r.interrupted < kAttemptsCeiling) r.interrupted += 1;
+        if (refund) {
+          if (r.attempts > 0) r.attempts -= 1;
+          r.state = state::kQueued;
+        } else if (r.attempts >= r.max_attempts) {
+          r.state = state::kDead;
+          r.error_type = kInterruptedType;
+          r.error = interrupted_message(r.interrupted);
+        } else {
+          r.state = state::kQueued;
+        }
+        it->second.lease_token = 0;
+        ++n;
+      }
+    }
+    if (n) wake();
     return n;
   }
 
@@ -229,6 +278,7 @@ class MemoryDriver final : public Driver {
         if (r.rec.state == state::kRunning && r.lease_token == lease_token) {
           r.rec.state = state::kQueued;
           if (r.rec.attempts > 0) r.rec.attempts -= 1;
+          r.rec.started_at.reset();
           r.lease_token = 0;
           ++n;
         }
@@ -250,6 +300,7 @@ class MemoryDriver final : public Driver {
         }
         it->second.rec.state = state::kQueued;
         if (it->second.rec.attempts > 0) it->second.rec.attempts -= 1;
+        it->second.rec.started_at.reset();
         it->second.lease_token = 0;
         it->second.run_at = j.run_at;
         ++n;
@@ -273,7 +324,12 @@ class MemoryDriver final : public Driver {
       for (auto& [id, r] : store_->rows) {
         if (r.rec.state == state::kRunning && r.lease_expires < now) {
           r.lease_token = 0;
-          if (r.rec.attempts >= r.rec.max_attempts) {
+          if (!r.rec.started_at && r.rec.interrupted < kMaxUnspentHandbacks) {
+            // Never started: back unspent, counted against the hand-back bound.
+            r.rec.state = state::kQueued;
+            if (r.rec.attempts > 0) r.rec.attempts -= 1;
+            r.rec.interrupted += 1;
+          } else if (r.rec.attempts >= r.rec.max_attempts) {
             r.rec.state = state::kDead;
             r.rec.error_type = kWorkerLostType;
             r.rec.error = worker_lost_message(r.rec.attempts);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <unordered_map>
 #include <utility>
 
 namespace fastq {
@@ -210,6 +211,26 @@ WriteReport write_outcomes(Driver& driver, std::vector<Completion>& batch) {
   }
   batch.swap(ordered);
   return report;
+}
+
+std::vector<StartMark> marks_to_write(std::vector<StartMark> marks,
+                                      std::span<Completion> outcomes) {
+  if (marks.empty() || outcomes.empty()) return marks;
+  std::unordered_map<std::string_view, Completion*> by_id;
+  by_id.reserve(outcomes.size());
+  for (auto& c : outcomes) by_id.emplace(c.id, &c);
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < marks.size(); ++i) {
+    auto it = by_id.find(marks[i].id);
+    if (it != by_id.end() && it->second->lease_token == marks[i].lease_token) {
+      if (it->second->started_at == 0) it->second->started_at = marks[i].started_at;
+      continue;
+    }
+    if (out != i) marks[out] = std::move(marks[i]);
+    ++out;
+  }
+  marks.resize(out);
+  return marks;
 }
 
 }  // namespace fastq

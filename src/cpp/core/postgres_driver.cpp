@@ -215,7 +215,7 @@ std::string claim_sql() {
          std::to_string(kAttemptsCeiling) +
          " THEN j.attempts + 1 ELSE j.attempts END, "
          "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
-         "started_at = now(), worker = $4 FROM c WHERE j.id = c.id "
+         "started_at = NULL, worker = $4 FROM c WHERE j.id = c.id "
          "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
          "j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(), "
          "j.cancel_requested, j.envelope, COALESCE(j.time_limit, 0), "
@@ -443,6 +443,7 @@ class PostgresDriver final : public Driver {
       j += outcome_state(c.outcome);
       j += "\"";
       if (c.outcome == Outcome::kRetry) j += ",\"retry_at_us\":" + std::to_string(c.retry_at);
+      if (c.started_at > 0) j += ",\"started_at_us\":" + std::to_string(c.started_at);
       if (c.outcome == Outcome::kSucceeded) {
         j += ",\"result\":";
         append_json_string(j, c.result);
@@ -463,10 +464,13 @@ class PostgresDriver final : public Driver {
         "error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''), "
         "traceback = COALESCE(v.traceback, ''), "
         "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END, "
-        "run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at), lease_token = NULL, "
+        "run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at), "
+        "started_at = COALESCE(j.started_at, CASE WHEN v.started_at_us IS NOT NULL THEN "
+        "LEAST(to_timestamp(v.started_at_us / 1e6), now()) END), "
+        "lease_token = NULL, "
         "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
         "state text, result text, error_type text, error text, traceback text, "
-        "retry_at_us bigint) "
+        "retry_at_us bigint, started_at_us bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
@@ -522,6 +526,53 @@ class PostgresDriver final : public Driver {
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING 1) "
         "SELECT count(*), pg_notify('fastq', 'release') FROM r",
         {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  std::size_t mark_started(std::span<const StartMark> marks) override {
+    if (marks.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < marks.size(); ++i) {
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, marks[i].id);
+      j += ",\"token\":" + std::to_string(marks[i].lease_token) +
+           ",\"at_us\":" + std::to_string(marks[i].started_at) + "}";
+    }
+    j.push_back(']');
+    Result r = conn_.exec(
+        "fastq_mark_started",
+        "UPDATE fastq_job j SET started_at = LEAST(to_timestamp(v.at_us / 1e6), now()) "
+        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, at_us bigint) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
+        "AND j.started_at IS NULL",
+        {j.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
+  std::size_t interrupt(std::span<const JobRef> jobs) override {
+    if (jobs.empty()) return 0;
+    const auto j = refs_json(jobs);
+    const std::string bound = std::to_string(kMaxUnspentHandbacks);
+    const std::string dead = "(j.interrupted >= " + bound + " AND j.attempts >= j.max_attempts)";
+    Result r = conn_.exec(
+        "fastq_interrupt",
+        "WITH r AS (UPDATE fastq_job j SET "
+        "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
+        "attempts = CASE WHEN j.interrupted < " + bound +
+            " THEN GREATEST(j.attempts - 1, 0) ELSE j.attempts END, "
+        "interrupted = CASE WHEN j.interrupted < " + std::to_string(kAttemptsCeiling) +
+            " THEN j.interrupted + 1 ELSE j.interrupted END, "
+        "error_type = CASE WHEN " + dead + " THEN $2 ELSE j.error_type END, "
+        "error = CASE WHEN " + dead + " THEN $3 || (j.interrupted + 1) || $4 ELSE j.error END, "
+        "finished_at = CASE WHEN " + dead + " THEN now() END, "
+        "lease_token = NULL, lease_expires_at = NULL, worker = '' "
+        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
+        "RETURNING j.state) "
+        "SELECT count(*), CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN "
+        "pg_notify('fastq', 'interrupt') END FROM r",
+        {j.c_str(), kInterruptedType, kInterruptedPrefix, kInterruptedSuffix});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
@@ -722,13 +773,20 @@ class PostgresDriver final : public Driver {
   }
 
   std::size_t rescue_expired() override {
+    // Never started (started_at NULL) and below the hand-back bound: back unspent.
+    // Otherwise charged: dead once its attempts are used up.
+    const std::string spare =
+        "(started_at IS NULL AND interrupted < " + std::to_string(kMaxUnspentHandbacks) + ")";
+    const std::string dead = "(NOT " + spare + " AND attempts >= max_attempts)";
     Result r = conn_.exec(
         "fastq_rescue",
         "WITH r AS (UPDATE fastq_job SET "
-        "state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
-        "error_type = CASE WHEN attempts >= max_attempts THEN $1 ELSE error_type END, "
-        "error = CASE WHEN attempts >= max_attempts THEN $2 || attempts || $3 ELSE error END, "
-        "finished_at = CASE WHEN attempts >= max_attempts THEN now() END, "
+        "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
+        "attempts = CASE WHEN " + spare + " THEN GREATEST(attempts - 1, 0) ELSE attempts END, "
+        "interrupted = CASE WHEN " + spare + " THEN interrupted + 1 ELSE interrupted END, "
+        "error_type = CASE WHEN " + dead + " THEN $1 ELSE error_type END, "
+        "error = CASE WHEN " + dead + " THEN $2 || attempts || $3 ELSE error END, "
+        "finished_at = CASE WHEN " + dead + " THEN now() END, "
         "lease_token = NULL, lease_expires_at = NULL, worker = '' WHERE state = 'running' "
         "AND lease_expires_at < now() RETURNING state) "
         "SELECT n, CASE WHEN q > 0 THEN pg_notify('fastq', 'rescue') END FROM (SELECT "
@@ -839,7 +897,8 @@ class PostgresDriver final : public Driver {
     Result r = conn_.exec("fastq_get",
                           "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
                           "result, error_type, error, traceback, max_attempts, "
-                          "cancel_requested FROM fastq_job WHERE id = $1",
+                          "cancel_requested, (extract(epoch FROM started_at) * 1000000)::bigint, "
+                          "interrupted FROM fastq_job WHERE id = $1",
                           {id.c_str()});
     if (PQntuples(r.get()) == 0) return std::nullopt;
     auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
@@ -856,10 +915,14 @@ class PostgresDriver final : public Driver {
                   std::nullopt,
                   v(9),
                   v(10),
-                  v(11)};
+                  v(11),
+                  std::nullopt,
+                  0};
     if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
     rec.max_attempts = std::atoi(PQgetvalue(r.get(), 0, 12));
     rec.cancel_requested = PQgetvalue(r.get(), 0, 13)[0] == 't';
+    if (!PQgetisnull(r.get(), 0, 14)) rec.started_at = std::atoll(PQgetvalue(r.get(), 0, 14));
+    rec.interrupted = std::atoi(PQgetvalue(r.get(), 0, 15));
     return rec;
   }
 

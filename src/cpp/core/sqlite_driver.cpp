@@ -365,6 +365,10 @@ class SqliteDriver final : public Driver {
         j += ",\"retry_at\":";
         append_json_string(j, format_utc(c.retry_at));
       }
+      if (c.started_at > 0) {
+        j += ",\"started_at\":";
+        append_json_string(j, format_utc(c.started_at));
+      }
       if (c.outcome == Outcome::kSucceeded) {
         j += ",\"result\":";
         append_json_string(j, c.result);
@@ -385,11 +389,13 @@ class SqliteDriver final : public Driver {
                    "traceback = coalesce(v.traceback, ''), "
                    "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE ?2 END, "
                    "run_at = coalesce(v.retry_at, fastq_job.run_at), "
+                   "started_at = coalesce(fastq_job.started_at, v.started_at), "
                    "lease_token = NULL, lease_expires_at = NULL FROM (SELECT "
                    "value->>'id' AS id, value->>'token' AS token, value->>'state' AS state, "
                    "value->>'result' AS result, value->>'error_type' AS error_type, "
                    "value->>'error' AS error, value->>'traceback' AS traceback, "
-                   "value->>'retry_at' AS retry_at FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "value->>'retry_at' AS retry_at, value->>'started_at' AS started_at "
+                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
                    "fastq_job.lease_token = v.token");
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
@@ -464,6 +470,64 @@ class SqliteDriver final : public Driver {
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
     s.bind(1, refs(jobs));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t mark_started(std::span<const StartMark> marks) override {
+    if (marks.empty()) return 0;
+    std::string j = "[";
+    for (std::size_t i = 0; i < marks.size(); ++i) {
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, to_hex_id(marks[i].id));
+      j += ",\"token\":" + std::to_string(marks[i].lease_token) + ",\"at\":";
+      append_json_string(j, format_utc(marks[i].started_at));
+      j.push_back('}');
+    }
+    j.push_back(']');
+    auto& s = stmt("mark_started",
+                   "UPDATE fastq_job SET started_at = min(v.at, ?2) FROM (SELECT "
+                   "value->>'id' AS id, value->>'token' AS token, value->>'at' AS at FROM "
+                   "json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running' AND "
+                   "fastq_job.started_at IS NULL");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
+    Run run(s);
+    s.bind(1, j).bind(2, format_utc(now_micros()));
+    s.step();
+    return static_cast<std::size_t>(s.changes());
+  }
+
+  std::size_t interrupt(std::span<const JobRef> jobs) override {
+    if (jobs.empty()) return 0;
+    const std::string bound = std::to_string(kMaxUnspentHandbacks);
+    const std::string dead =
+        "(interrupted >= " + bound + " AND attempts >= max_attempts)";
+    auto& s = stmt("interrupt",
+                   "UPDATE fastq_job SET "
+                   "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
+                   "attempts = CASE WHEN interrupted < " + bound +
+                       " THEN max(attempts - 1, 0) ELSE attempts END, "
+                   "interrupted = CASE WHEN interrupted < " + std::to_string(kAttemptsCeiling) +
+                       " THEN interrupted + 1 ELSE interrupted END, "
+                   "error_type = CASE WHEN " + dead + " THEN ?3 ELSE error_type END, "
+                   "error = CASE WHEN " + dead + " THEN ?4 || (interrupted + 1) || ?5 "
+                   "ELSE error END, "
+                   "finished_at = CASE WHEN " + dead + " THEN ?2 END, "
+                   "lease_token = NULL, lease_expires_at = NULL, worker = '' "
+                   "FROM (SELECT value->>'id' AS id, value->>'token' AS token "
+                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
+                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    s.bind(1, refs(jobs))
+        .bind(2, format_utc(now_micros()))
+        .bind(3, std::string(kInterruptedType))
+        .bind(4, std::string(kInterruptedPrefix))
+        .bind(5, std::string(kInterruptedSuffix));
     s.step();
     return static_cast<std::size_t>(s.changes());
   }
@@ -626,14 +690,21 @@ class SqliteDriver final : public Driver {
   }
 
   std::size_t rescue_expired() override {
+    // Never started (started_at NULL) and below the hand-back bound: back unspent.
+    // Otherwise charged: dead once its attempts are used up.
+    const std::string spare =
+        "(started_at IS NULL AND interrupted < " + std::to_string(kMaxUnspentHandbacks) + ")";
+    const std::string dead = "(NOT " + spare + " AND attempts >= max_attempts)";
     auto& s = stmt("rescue",
                    "UPDATE fastq_job SET "
-                   "state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
-                   "error_type = CASE WHEN attempts >= max_attempts THEN ?2 "
-                   "ELSE error_type END, "
-                   "error = CASE WHEN attempts >= max_attempts THEN ?3 || attempts || ?4 "
-                   "ELSE error END, "
-                   "finished_at = CASE WHEN attempts >= max_attempts THEN ?1 END, "
+                   "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
+                   "attempts = CASE WHEN " + spare + " THEN max(attempts - 1, 0) "
+                   "ELSE attempts END, "
+                   "interrupted = CASE WHEN " + spare + " THEN interrupted + 1 "
+                   "ELSE interrupted END, "
+                   "error_type = CASE WHEN " + dead + " THEN ?2 ELSE error_type END, "
+                   "error = CASE WHEN " + dead + " THEN ?3 || attempts || ?4 ELSE error END, "
+                   "finished_at = CASE WHEN " + dead + " THEN ?1 END, "
                    "lease_token = NULL, lease_expires_at = NULL, worker = '' "
                    "WHERE state = 'running' AND lease_expires_at < ?1");
     Lock lock(*write_mu_);
@@ -812,8 +883,8 @@ class SqliteDriver final : public Driver {
   std::optional<JobRecord> get(const std::string& id) override {
     auto& s = stmt("get",
                    "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
-                   "error_type, error, traceback, max_attempts, cancel_requested FROM fastq_job "
-                   "WHERE id = ?1");
+                   "error_type, error, traceback, max_attempts, cancel_requested, "
+                   "started_at, interrupted FROM fastq_job WHERE id = ?1");
     Run run(s);
     s.bind(1, to_hex_id(id));
     if (!s.step()) return std::nullopt;
@@ -830,8 +901,12 @@ class SqliteDriver final : public Driver {
                   std::nullopt,
                   s.text(9),
                   s.text(10),
-                  s.text(11)};
+                  s.text(11),
+                  std::nullopt,
+                  0};
     if (!s.is_null(8)) rec.result = s.text(8);
+    if (!s.is_null(14)) rec.started_at = parse_utc(s.text(14));
+    rec.interrupted = clamp_int(s.integer(15));
     return rec;
   }
 
@@ -869,7 +944,7 @@ class SqliteDriver final : public Driver {
     return "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
            std::to_string(kAttemptsCeiling) +
            " THEN attempts + 1 ELSE attempts END, "
-           "lease_token = ?3, lease_expires_at = ?2, started_at = ?1, worker = ?4 "
+           "lease_token = ?3, lease_expires_at = ?2, started_at = NULL, worker = ?4 "
            "WHERE id IN (SELECT id FROM (" +
            pick +
            ") ORDER BY priority DESC, run_at, id LIMIT ?5) "

@@ -32,6 +32,7 @@ struct Slot {
   std::atomic<std::uint32_t> state{kFree};
   std::atomic<std::int64_t> deadline_us{0};  // CLOCK_MONOTONIC; 0: no hard limit
   std::int64_t lease_token = 0;
+  std::int64_t started_at = 0;  // wall-clock microseconds, once kRunning
   std::int32_t attempts = 0;
   std::int32_t max_attempts = 0;
   double time_limit = 0;
@@ -84,6 +85,7 @@ class SlotTracker final : public JobTracker {
     auto it = index_.find(job.id);
     if (it == index_.end()) return;
     Slot& s = slots_[it->second];
+    s.started_at = now_micros();
     s.deadline_us.store(
         job.time_limit > 0 ? monotonic_us() + static_cast<std::int64_t>(job.time_limit * 1e6)
                            : 0,
@@ -189,6 +191,7 @@ struct Supervisor::Impl {
                        (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == kRetiredExit);
     const bool timeout = c.timed_out_slot >= 0;
     std::vector<JobRef> release;
+    std::vector<JobRef> interrupted;
     std::vector<Completion> outcomes;
     Slot* slots = g_table.child(i);
     for (int s = 0; s < cfg.slots_per_child; ++s) {
@@ -196,13 +199,18 @@ struct Supervisor::Impl {
       const auto st = slot.state.load(std::memory_order_acquire);
       if (st == Slot::kFree) continue;
       const std::string id(slot.id);
-      if (st == Slot::kHeld || (timeout && s != c.timed_out_slot) || clean) {
-        // Not started, or interrupted through no fault of its own: no attempt spent.
+      if (st == Slot::kHeld) {
+        // Not started: no attempt spent.
         release.push_back(JobRef{id, slot.lease_token});
+      } else if ((timeout && s != c.timed_out_slot) || clean) {
+        // Started, and cut off through no fault of its own: counted as interrupted, the
+        // attempt refunded up to kMaxUnspentHandbacks times (Driver::interrupt).
+        interrupted.push_back(JobRef{id, slot.lease_token});
       } else {
         Completion out;
         out.id = id;
         out.lease_token = slot.lease_token;
+        out.started_at = slot.started_at;
         const bool last = slot.attempts >= slot.max_attempts;
         out.outcome = last ? Outcome::kDead : Outcome::kRetry;
         out.retry_at = now_micros();
@@ -231,6 +239,7 @@ struct Supervisor::Impl {
     const std::int64_t claim = g_table.claims[i].exchange(0);
     try {
       if (!release.empty()) stats.released += db->release(release);
+      if (!interrupted.empty()) stats.released += db->interrupt(interrupted);
       if (!outcomes.empty()) db->complete(outcomes);
       if (claim != 0) stats.released += db->release_claim(claim);
     } catch (const DriverError& e) {

@@ -81,6 +81,10 @@ std::string worker_lost_message(int attempts) {
   return kWorkerLostPrefix + std::to_string(attempts) + kWorkerLostSuffix;
 }
 
+std::string interrupted_message(int interrupted) {
+  return kInterruptedPrefix + std::to_string(interrupted) + kInterruptedSuffix;
+}
+
 std::int64_t new_lease_token() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::int64_t t;

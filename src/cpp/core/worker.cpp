@@ -143,6 +143,7 @@ struct Worker::Impl {
   std::thread completer;
   std::mutex out_mu;
   std::vector<Completion> pending;
+  std::vector<StartMark> marks;  // starts not written yet (out_mu), see note_started
   bool flush_posted = false;
   bool flush_armed = false;
   std::atomic<std::size_t> unflushed{0};
@@ -155,6 +156,7 @@ struct Worker::Impl {
   struct Lease {
     std::int64_t token = 0;
     std::int64_t confirmed_us = 0;
+    bool started = false;  // an executor began running it (a hard stop interrupts it)
   };
   std::unordered_map<std::string, Lease> leases;
   std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
@@ -638,13 +640,17 @@ struct Worker::Impl {
           ++started_async;
           async_inflight++;
           if (cfg.tracker) cfg.tracker->started(job, index);
-          runner.start_async(job, [this, id = job.id, token = job.lease_token](Completion&& out) {
+          const Micros began = note_started(job);
+          runner.start_async(job, [this, id = job.id, token = job.lease_token,
+                                   began](Completion&& out) {
             out.id = id;
             out.lease_token = token;
+            out.started_at = began;
             async_done(std::move(out));
           });
         } else {
           if (cfg.tracker) cfg.tracker->started(job, index);
+          c.started_at = note_started(job);
           runner.run(job, c);
         }
       }
@@ -711,7 +717,55 @@ struct Worker::Impl {
     forget(jobs);
   }
 
+  // run() after a hard stop: hands back jobs cut off while running. Each counts as
+  // interrupted; the attempt is refunded only kMaxUnspentHandbacks times (Driver::interrupt).
+  void interrupt(std::vector<ClaimedJob>& jobs) {
+    if (jobs.empty()) return;
+    std::vector<JobRef> refs;
+    refs.reserve(jobs.size());
+    for (const auto& j : jobs) refs.push_back(JobRef{j.id, j.lease_token});
+    try {
+      counters.released += claim_db->interrupt(refs);
+    } catch (const DriverError& e) {
+      note_db_error();
+      log(LogLevel::kWarning, std::string("could not hand back the jobs cut off (they return "
+                                          "when their lease expires): ") +
+                                  e.what());
+    }
+    forget(jobs);
+  }
+
   // ---- completer ----------------------------------------------------------------------
+
+  // Executor thread, just before a job runs: the claim left started_at NULL, and a rescue
+  // hands a lease that never started back unspent. The completer writes the start with
+  // its next flush (one statement for all the starts of that flush), or not at all when
+  // the job's outcome goes in the same flush (the completion carries the start).
+  Micros note_started(const ClaimedJob& job) {
+    const Micros now = now_micros();
+    {
+      std::lock_guard lock(lease_mu);
+      auto it = leases.find(job.id);
+      if (it != leases.end() && it->second.token == job.lease_token) it->second.started = true;
+    }
+    bool post_arm = false;
+    {
+      std::lock_guard lock(out_mu);
+      marks.push_back(StartMark{job.id, job.lease_token, now});
+      if (!flush_armed && !flush_posted) flush_armed = post_arm = true;
+    }
+    if (post_arm) arm_flush();
+    return now;
+  }
+
+  void arm_flush() {
+    asio::post(done_io, [this] {
+      flush_timer.expires_after(cfg.flush_interval);
+      flush_timer.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) flush();
+      });
+    });
+  }
 
   void add_outcomes(std::vector<Completion>& outs) {
     for (auto& c : outs) {
@@ -740,12 +794,25 @@ struct Worker::Impl {
     if (post_flush) {
       asio::post(done_io, [this] { flush(); });
     } else if (post_arm) {
-      asio::post(done_io, [this] {
-        flush_timer.expires_after(cfg.flush_interval);
-        flush_timer.async_wait([this](const boost::system::error_code& ec) {
-          if (!ec) flush();
-        });
-      });
+      arm_flush();
+    }
+  }
+
+  // Completer thread: writes the start marks of this flush that no outcome carries (one
+  // statement). Returns the transient error that kept them for the next flush, or "".
+  std::string write_marks(std::vector<StartMark>& starts, std::vector<Completion>& batch) {
+    starts = marks_to_write(std::move(starts), batch);
+    if (starts.empty()) return {};
+    try {
+      complete_db->mark_started(starts);  // fenced: a lease that moved on is left alone
+      starts.clear();
+      return {};
+    } catch (const DriverError& e) {
+      if (e.transient()) return e.what();
+      log(LogLevel::kError, std::string("could not record that ") +
+                                std::to_string(starts.size()) + " job(s) started: " + e.what());
+      starts.clear();
+      return {};
     }
   }
 
@@ -753,13 +820,30 @@ struct Worker::Impl {
   // One outcome the store refuses costs only its own job (write_outcomes narrows it down).
   bool flush() {
     std::vector<Completion> batch;
+    std::vector<StartMark> starts;
     {
       std::lock_guard lock(out_mu);
       batch.swap(pending);
+      starts.swap(marks);
       flush_posted = false;
       flush_armed = false;
     }
-    if (batch.empty()) return true;
+    if (batch.empty() && starts.empty()) return true;
+    const std::string marks_error = write_marks(starts, batch);
+    if (!marks_error.empty()) {
+      note_db_error();
+      log(LogLevel::kWarning, "recording job starts failed, keeping " +
+                                  std::to_string(starts.size()) + " and retrying: " + marks_error);
+      std::lock_guard lock(out_mu);
+      starts.insert(starts.end(), std::make_move_iterator(marks.begin()),
+                    std::make_move_iterator(marks.end()));
+      marks.swap(starts);
+    }
+    if (batch.empty()) {
+      if (marks_error.empty()) return true;
+      arm_retry();
+      return false;
+    }
     const WriteReport rep = write_outcomes(*complete_db, batch);
     counters.flushes++;
     counters.completed_written += rep.written;
@@ -799,19 +883,28 @@ struct Worker::Impl {
       kept.insert(kept.end(), std::make_move_iterator(pending.begin()),
                   std::make_move_iterator(pending.end()));
       pending.swap(kept);
-      if (!flush_armed && !flush_posted) {
-        flush_armed = true;
-        retry_timer.expires_after(flush_backoff);
-        retry_timer.async_wait([this](const boost::system::error_code& ec) {
-          if (!ec) flush();
-        });
-      }
-      flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
+    }
+    if (!rep.transient_error.empty() || !marks_error.empty()) {
+      arm_retry();
       return false;
     }
     flush_backoff = milliseconds(100);
     if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
     return true;
+  }
+
+  // Completer thread: after a transient error, flush again with back-off.
+  void arm_retry() {
+    {
+      std::lock_guard lock(out_mu);
+      if (flush_armed || flush_posted) return;
+      flush_armed = true;
+    }
+    retry_timer.expires_after(flush_backoff);
+    retry_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) flush();
+    });
+    flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
   }
 
   // Completer thread: extends the lease of every job this worker holds (outcomes not yet
@@ -868,7 +961,7 @@ struct Worker::Impl {
     bool outcomes_pending;
     {
       std::lock_guard lock(out_mu);
-      outcomes_pending = !pending.empty();
+      outcomes_pending = !pending.empty() || !marks.empty();
     }
     if (outcomes_pending && !flush()) return;
     if (!renew_now()) return;
@@ -904,7 +997,7 @@ struct Worker::Impl {
     while (true) {
       {
         std::lock_guard lock(out_mu);
-        if (pending.empty()) break;
+        if (pending.empty() && marks.empty()) break;
       }
       if (!flush()) {
         retry_timer.cancel();
@@ -977,18 +1070,20 @@ struct Worker::Impl {
     });
     completer.join();
     if (hard) {
-      // Whatever still holds a lease after the final flush is running right now.
-      std::vector<ClaimedJob> running;
+      // Whatever still holds a lease after the final flush is running right now, or was
+      // taken by an executor that is stuck in an earlier job of its batch (never started).
+      std::vector<ClaimedJob> running, unstarted;
       {
         std::lock_guard lock(lease_mu);
         for (const auto& [id, lease] : leases) {
           ClaimedJob j;
           j.id = id;
           j.lease_token = lease.token;
-          running.push_back(std::move(j));
+          (lease.started ? running : unstarted).push_back(std::move(j));
         }
       }
-      release(running);
+      release(unstarted);
+      interrupt(running);
       counters.hard_stopped = true;
     }
     signals.cancel();

@@ -70,12 +70,23 @@ def sleep(seconds: float = 0.0, key: str = "") -> str:
     return key
 
 
-# Every SIGKILL of a worker spends an attempt of every job it held, prefetched ones
-# included: the chaos test kills a worker every 2 s, so its jobs get attempts to spare.
+# Every SIGKILL of a worker spends an attempt of every job it had started (and of one whose
+# start it had not recorded yet only after kMaxUnspentHandbacks such losses): the chaos
+# test kills a worker every 2 s, so its jobs get attempts to spare.
 @fastq.task(max_retries=10)
 def chaos_sleep(seconds: float, key: str = "") -> str:
     with execution(key):
         time.sleep(seconds)
+    return key
+
+
+@fastq.task(max_retries=0)
+def sleep_once(seconds: float = 0.0, key: str = "") -> str:
+    """``sleep`` with no retries: one lost attempt makes it dead, so a test sees exactly
+    which jobs a crash charged."""
+    with execution(key):
+        if seconds:
+            time.sleep(seconds)
     return key
 
 

@@ -1,9 +1,9 @@
 """Stopping a worker: SIGTERM (sent to the worker's pid, as ``kill`` and container
 runtimes do) stops claims within 1 s and lets the running job finish within --grace; a job
-that outlives the grace period goes back to the queue without spending an attempt; a
-second SIGTERM stays graceful; SIGINT twice (sent to the whole process group, as Ctrl-C in
-a terminal does) stops now and still returns the running job. The worker exits 0 in every
-case."""
+that outlives the grace period goes back to the queue counted as interrupted, without
+spending an attempt the first times and charged after that; a second SIGTERM stays
+graceful; SIGINT twice (sent to the whole process group, as Ctrl-C in a terminal does)
+stops now and still returns the running job. The worker exits 0 in every case."""
 
 from __future__ import annotations
 
@@ -68,6 +68,36 @@ def test_a_job_outliving_the_grace_period_goes_back_unspent(fleet, ledger):
     (run,) = ledger_check.read(ledger)
     assert not run.completed, "the job cannot have finished its 30 s"
     _returned_unspent([slow.id])
+    assert Job.objects.get(pk=slow.id).interrupted == 1, "the cut-off run leaves a trace"
+
+
+def test_a_job_cut_off_at_every_grace_end_is_charged_after_the_bound(fleet, ledger):
+    """Deploy after deploy the same long job is cut off: each run counts in ``interrupted``,
+    the first MAX_UNSPENT_HANDBACKS go back unspent, then the attempt is charged: with no
+    retries left the job ends dead instead of running forever."""
+    from fastq_django.models import MAX_UNSPENT_HANDBACKS
+
+    slow = reliability_tasks.sleep_once.delay(30.0, "slow")
+    for cut in range(1, MAX_UNSPENT_HANDBACKS + 2):
+        w = fleet("--processes", "1", "--concurrency", "1", "--grace", "1")
+        wait_for(
+            lambda n=cut: len(ledger_check.read(ledger)) == n,
+            60,
+            f"run {cut} of the 30 s job to start",
+            alive=[w],
+        )
+        w.signal(signal.SIGTERM)
+        code, out = w.wait(60)
+        assert code == 0, out
+        row = Job.objects.get(pk=slow.id)
+        if cut <= MAX_UNSPENT_HANDBACKS:
+            assert (row.state, row.attempts, row.interrupted) == ("queued", 0, cut), cut
+        else:
+            assert (row.state, row.attempts, row.interrupted) == ("dead", 1, cut)
+            assert row.error_type == "fastq.Interrupted"
+            assert f" {cut} time(s)" in row.error and "--grace" in row.error, row.error
+    runs = ledger_check.read(ledger)
+    assert len(runs) == MAX_UNSPENT_HANDBACKS + 1 and not any(e.completed for e in runs)
 
 
 def test_a_second_sigterm_stays_graceful(fleet, ledger):
@@ -97,3 +127,4 @@ def test_two_sigints_stop_now_and_return_the_running_job(fleet, ledger):
     (run,) = ledger_check.read(ledger)
     assert not run.completed
     _returned_unspent([slow.id])
+    assert Job.objects.get(pk=slow.id).interrupted == 1

@@ -88,7 +88,8 @@ class Command(BaseCommand):
             type=float,
             default=30.0,
             help="Seconds running jobs get to finish after SIGTERM/SIGINT; after that (or on "
-            "a second SIGINT) they go back to the queue without spending an attempt.",
+            "a second SIGINT) they go back to the queue, counted as interrupted and without "
+            "spending an attempt the first 3 times.",
         )
         parser.add_argument(
             "--no-scheduler",

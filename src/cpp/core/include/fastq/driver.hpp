@@ -19,10 +19,18 @@
 //    retry_at, keeping this attempt's error; the attempt stays counted.
 //  * claim() flags jobs whose expires_at has passed or whose cancel was requested; the
 //    worker ends those (kExpired, kCancelled) without running them.
+//  * claim() leaves started_at NULL: mark_started() records, fenced by lease token, which
+//    claimed jobs began running (a job whose start is recorded already is left alone), and
+//    complete() fills started_at from Completion::started_at when no mark recorded it.
 //  * rescue_expired() returns running jobs whose lease expired to the queue (the worker
-//    that held them is presumed dead); the attempt it spent stays counted, and a job
-//    whose attempts reached max_attempts becomes dead with error_type
-//    "fastq.WorkerLost" instead.
+//    that held them is presumed dead). A job that started (started_at set) keeps the
+//    attempt it spent, and one whose attempts reached max_attempts becomes dead with
+//    error_type "fastq.WorkerLost" instead. A job that never started goes back unspent
+//    (attempts - 1, interrupted + 1) while interrupted < kMaxUnspentHandbacks; after that
+//    it is charged like a started one.
+//  * interrupt() hands back running jobs that started and were cut off (a stop's grace
+//    ran out): interrupted + 1, the attempt refunded while interrupted was below
+//    kMaxUnspentHandbacks, else kept (dead as "fastq.Interrupted" when none is left).
 //  * hold_lease() / fire_schedule() implement the scheduler's leader lease and its
 //    fire-each-slot-once transaction (tables fastq_leader, fastq_schedule,
 //    fastq_schedule_run).
@@ -79,6 +87,11 @@ class Driver {
                             std::vector<std::string>* cancel_requested = nullptr,
                             std::vector<std::string>* renewed = nullptr) = 0;
   virtual std::size_t release(std::span<const JobRef> jobs) = 0;
+  // Records started_at of running jobs still holding the token whose start is not recorded
+  // yet, in one statement; returns how many rows it wrote.
+  virtual std::size_t mark_started(std::span<const StartMark> marks) = 0;
+  // Hands back started jobs cut off by a stop (see the contract above), in one statement.
+  virtual std::size_t interrupt(std::span<const JobRef> jobs) = 0;
   // release() of every job still running under this claim's lease token (a worker that
   // died before it learnt which jobs its claim took).
   virtual std::size_t release_claim(std::int64_t lease_token) = 0;

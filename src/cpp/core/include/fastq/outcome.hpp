@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,5 +66,12 @@ struct WriteReport {
 // why). On return `batch` is reordered: batch[0, settled) were written, isolated or
 // dropped; batch[settled, end) are still to write, in their original order.
 WriteReport write_outcomes(Driver& driver, std::vector<Completion>& batch);
+
+// The start marks a flush writes on their own (Driver::mark_started): `marks` minus those
+// of jobs (same id and lease token) whose outcome is in `outcomes`, which carry the start
+// instead: such an outcome's started_at is set from its mark when it has none. Order kept.
+// A flush whose marks all ride on outcomes writes no mark statement.
+std::vector<StartMark> marks_to_write(std::vector<StartMark> marks,
+                                      std::span<Completion> outcomes);
 
 }  // namespace fastq

@@ -39,6 +39,12 @@ inline constexpr int kEnvelopeVersion = 1;
 // counts attempts up to kAttemptsCeiling and no further, so that no stored value can make
 // the claim statement itself fail; the worker then ends such a row as fastq.InvalidJob.
 inline constexpr int kMaxAttemptsLimit = 1'000'000;
+// How often a job may go back to the queue without being charged an attempt after a run
+// that was cut off (a stop's grace ran out) or a lost claim it never started (rescue of a
+// lease whose started_at is NULL). The `interrupted` column counts these hand-backs; once
+// it reaches this bound the next one is charged like a lost run, so a job longer than the
+// grace period still uses up its attempts across deploys.
+inline constexpr int kMaxUnspentHandbacks = 3;
 inline constexpr int kAttemptsCeiling = 1'000'000'000;
 inline constexpr double kMaxTimeLimitSeconds = 1e9;
 
@@ -101,6 +107,17 @@ struct Completion {
   std::string error;       // when failed: message
   std::string traceback;   // when failed: formatted traceback, may be empty
   Micros retry_at = 0;     // when retried: earliest next start
+  // Wall-clock microseconds at which the run began (0: never started). Written as the
+  // row's started_at when no start mark recorded it yet.
+  Micros started_at = 0;
+};
+
+// A claimed job that began running: the executor notes it just before the run, and the
+// completer records it (started_at) in one batched, token-fenced statement per flush.
+struct StartMark {
+  std::string id;
+  std::int64_t lease_token = 0;
+  Micros started_at = 0;  // wall-clock microseconds
 };
 
 inline const char* outcome_state(Outcome o) {
@@ -131,6 +148,8 @@ struct JobRecord {
   std::string error_type;
   std::string error;
   std::string traceback;
+  std::optional<Micros> started_at;  // this attempt's start, once recorded
+  int interrupted = 0;  // hand-backs without an attempt charged (see kMaxUnspentHandbacks)
 };
 
 // What cancel() did: a queued job is cancelled at once; a running one is asked to stop
@@ -240,6 +259,13 @@ inline constexpr const char* kWorkerLostPrefix =
     "the worker running it was lost (killed, crashed or cut off past its lease) on ";
 inline constexpr const char* kWorkerLostSuffix = " attempt(s); no attempts left";
 std::string worker_lost_message(int attempts);
+// A job cut off while running (a stop's grace ran out) once kMaxUnspentHandbacks hand-backs
+// were spent, with no attempts left: kInterruptedPrefix + interrupted + kInterruptedSuffix.
+inline constexpr const char* kInterruptedType = "fastq.Interrupted";
+inline constexpr const char* kInterruptedPrefix =
+    "cut off while running (at the end of --grace, or by a stop-now signal) ";
+inline constexpr const char* kInterruptedSuffix = " time(s); no attempts left";
+std::string interrupted_message(int interrupted);
 inline constexpr const char* kCancelledType = "fastq.Cancelled";
 inline constexpr const char* kTimeLimitType = "fastq.TimeLimitExceeded";
 inline constexpr const char* kCancelledBeforeStart = "cancelled before it started";

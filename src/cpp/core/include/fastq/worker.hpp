@@ -28,9 +28,15 @@
 // (if this process dies) rescued after its lease expires.
 //
 // Hard stop: when jobs are still running `grace` after the stop began, or on a second
-// SIGINT, their outcomes so far are flushed, the still-running jobs are released without
-// spending an attempt, and run() returns with stats.hard_stopped set while executor
-// threads may still be inside task code. The process must then exit at once.
+// SIGINT, their outcomes so far are flushed, the still-running jobs are handed back as
+// interrupted (Driver::interrupt: the attempt refunded up to kMaxUnspentHandbacks times),
+// jobs an executor took but had not started are released, and run() returns with
+// stats.hard_stopped set while executor threads may still be inside task code. The
+// process must then exit at once.
+//
+// Starts: an executor notes each job's start just before running it; the completer
+// writes the starts with its next flush (Driver::mark_started, one statement), except
+// those whose outcome is in the same flush, which the completion carries.
 #pragma once
 
 #include <atomic>

@@ -231,8 +231,8 @@ std::string quarantine_sql() {
          std::to_string(kMaxAttemptsLimit) +
          "), time_limit = CASE WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
          "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND soft_time_limit <= 1e9 THEN "
-         "soft_time_limit END, lease_token = NULL, lease_expires_at = NULL "
-         "WHERE id = $1 AND state = 'queued'";
+         "soft_time_limit END, interrupted = GREATEST(interrupted, 0), lease_token = NULL, "
+         "lease_expires_at = NULL WHERE id = $1 AND state = 'queued'";
 }
 
 class PostgresDriver final : public Driver {

@@ -337,7 +337,8 @@ class SqliteDriver final : public Driver {
                         "), priority = min(max(priority, -32768), 32767), time_limit = CASE "
                         "WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
                         "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND "
-                        "soft_time_limit <= 1e9 THEN soft_time_limit END, lease_token = NULL, "
+                        "soft_time_limit <= 1e9 THEN soft_time_limit END, interrupted = "
+                        "max(interrupted, 0), lease_token = NULL, "
                         "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued'");
       Run run(end);
       end.bind(1, id)

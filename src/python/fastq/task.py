@@ -248,7 +248,6 @@ class Task(Generic[P, R]):
             self.time_limit,
             self.soft_time_limit,
             calls,
-            self._encode_call,
         )
         if not len(batch):
             return []
@@ -257,9 +256,6 @@ class Task(Generic[P, R]):
         if signals.task_enqueued.has_listeners(self):
             signals.task_enqueued.send(sender=self, job_ids=ids)
         return [AsyncResult(i, broker) for i in ids]
-
-    def _encode_call(self, call: Iterable[Any]) -> str:
-        return encode_arguments(self.name, tuple(call), {})[0]
 
     def _map_jobs(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """:meth:`map` one :class:`NewJob` at a time (unique and rate-limit keys, eager
@@ -370,7 +366,6 @@ class Task(Generic[P, R]):
         for attempt in range(1, job.max_attempts + 1):
             try:
                 value = run_job(self, args, kwargs, job.id, attempt, job.max_attempts)
-                return EagerResult(job.id, value=json.loads(json.dumps(value)))
             except Retry:
                 continue
             except Exception as exc:
@@ -383,6 +378,16 @@ class Task(Generic[P, R]):
                 return EagerResult(
                     job.id, failure=failure, dead=getattr(exc, "_fastq_gave_up", False)
                 )
+            try:  # the worker's encoder, refusing what a worker refuses
+                text = _core.encode_json(value, "result")
+            except (TypeError, ValueError) as exc:
+                failure = TaskFailed(
+                    job.id,
+                    "fastq.ResultNotSerializable",
+                    f"the task returned a value JSON cannot encode: {exc}",
+                )
+                return EagerResult(job.id, failure=failure)
+            return EagerResult(job.id, value=json.loads(text))
         raise AssertionError("unreachable: the last attempt never retries")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastq import _core
+from fastq import _core, limits
 from fastq._core import Cron, CronError
 from fastq.result import AsyncResult
 from fastq.task import Task, registry, task
@@ -61,7 +61,8 @@ class PeriodicSchedule:
             raise ValueError(f"{where}: args: must be a list")
         if not isinstance(self.kwargs, dict):
             raise ValueError(f"{where}: kwargs: must be a dict")
-        # What a call of the task may carry: raises naming the argument.
+        # What a call of the task may carry (fastq.limits): raises naming the argument.
+        limits.priority(self.priority, f"{where}: ")
         _core.encode_call(self.args, self.kwargs, f"{where}: ")
 
     def fields(self) -> dict[str, Any]:

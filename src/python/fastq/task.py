@@ -170,7 +170,7 @@ class Task(Generic[P, R]):
         self.rate_limit_key = rate_limit_key
         self.rate_limit_burst = int(rate_limit_burst)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        registry[self.name] = self
+        _register(self)
 
     def __repr__(self) -> str:
         return f"<fastq.Task {self.name} queue={self.queue!r}>"
@@ -599,6 +599,49 @@ def _after(option: str, value: Any, where: str) -> datetime:
         raise ValueError(
             f"{where}{option} of {s} seconds reaches past the dates a job can hold"
         ) from None
+
+
+def _register(t: Task[Any, Any]) -> None:
+    """Adds ``t`` to the registry. A name belongs to one function: another function
+    claiming it raises. The same declaration again (the same function decorated twice,
+    or its module reloaded: same module, qualified name, file and line) replaces it."""
+    existing = registry.get(t.name)
+    if existing is not None and not _same_declaration(existing.fn, t.fn):
+        raise ValueError(
+            f"task name {t.name!r} is taken: {_describe(existing.fn)} is registered under it "
+            f"already, and {_describe(t.fn)} claims it too; give one of them another name="
+        )
+    registry[t.name] = t
+
+
+def _unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function under decorators that set ``__wrapped__`` (a Task does too)."""
+    try:
+        return inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        return fn
+
+
+def _same_declaration(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    a, b = _unwrap(a), _unwrap(b)
+    if a is b:
+        return True
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if code_a is None or code_b is None:
+        return False
+    return (
+        getattr(a, "__module__", None) == getattr(b, "__module__", None)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+        and code_a.co_filename == code_b.co_filename
+        and code_a.co_firstlineno == code_b.co_firstlineno
+    )
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    fn = _unwrap(fn)
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    code = getattr(fn, "__code__", None)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
 
 
 def _type_name(t: type) -> str:

@@ -130,6 +130,21 @@ def test_a_bad_task_option_raises_at_the_declaration(options, exc, message):
     assert "test_validation.bad_option" not in registry
 
 
+def test_a_dict_subclass_changing_what_holds_it_while_encoded_is_safe(broker):
+    class Shifty(dict):
+        def items(self):
+            outer.clear()  # drops the list the encoder is inside
+            keys[1:] = []
+            return super().items()
+
+    outer: list = [[1, Shifty(a=1)], "never read"]
+    keys = [None, {"k": [outer]}]
+    r = echo.delay(keys)
+    assert broker.received == 1
+    assert run_burst().succeeded == 1
+    assert r.get(timeout=1) == [[[None, {"k": [[[1, {"a": 1}]]]}]], {}]
+
+
 def test_a_keyword_name_that_is_not_a_string_raises(broker):
     with pytest.raises(TypeError, match=r"keyword names must be strings, got 1 of type int"):
         echo.apply_async(args=(), kwargs={1: "x"})

@@ -2,6 +2,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -121,12 +122,27 @@ bool encode_str(PyObject* s, std::string& out, JsonError& err, const char* what)
   return true;
 }
 
+// Python code can run inside a container only (a dict subclass's items()), and it could
+// drop what the encoder holds borrowed from an outer container: containers, and the keys
+// they sit under, are held while encoded. Scalars are not (no refcount writes on the
+// common path).
+inline bool may_run_python(PyObject* o) {
+  return PyList_Check(o) || PyTuple_Check(o) || PyDict_Check(o);
+}
+
 bool encode_item(PyObject* item, std::string& out, JsonError& err, int depth,
                  std::string (*segment)(PyObject*, Py_ssize_t), PyObject* key, Py_ssize_t i) {
-  Py_INCREF(item);
+  const bool hold = may_run_python(item);
+  if (hold) {
+    Py_INCREF(item);
+    Py_XINCREF(key);
+  }
   const bool ok = encode_json(item, out, err, depth);
-  Py_DECREF(item);
   if (!ok) err.path.push_back(segment(key, i));
+  if (hold) {
+    Py_DECREF(item);
+    Py_XDECREF(key);
+  }
   return ok;
 }
 
@@ -153,10 +169,7 @@ bool encode_dict(PyObject* o, std::string& out, JsonError& err, int depth) {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(o, &pos, &key, &value)) {
-      Py_INCREF(key);
-      const bool ok = encode_pair(key, value, out, err, depth, first);
-      Py_DECREF(key);
-      if (!ok) return false;
+      if (!encode_pair(key, value, out, err, depth, first)) return false;
       first = false;
     }
   } else {
@@ -223,20 +236,10 @@ bool encode_json(PyObject* o, std::string& out, JsonError& err, int depth) {
                       "that a job's JSON may carry; pass it as a string");
     }
     if (v == -1 && PyErr_Occurred()) return python_error(err);
-    out += std::to_string(v);
+    char digits[24];
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
   } else if (PyUnicode_Check(o)) {
     if (!encode_str(o, out, err, " is a string")) return false;
-  } else if (PyFloat_Check(o)) {
-    const double v = PyFloat_AS_DOUBLE(o);
-    if (!std::isfinite(v)) {
-      return fail(err, PyExc_ValueError,
-                  std::string(" is ") + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") +
-                      "; JSON has no NaN or infinity");
-    }
-    char* text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
-    if (text == nullptr) return python_error(err);
-    out += text;
-    PyMem_Free(text);
   } else if (PyList_Check(o) || PyTuple_Check(o)) {
     if (depth + 1 > kMaxJsonDepth) {
       return fail(err, PyExc_ValueError,
@@ -260,6 +263,17 @@ bool encode_json(PyObject* o, std::string& out, JsonError& err, int depth) {
                       " levels deep (a circular reference?)");
     }
     return encode_dict(o, out, err, depth + 1);
+  } else if (PyFloat_Check(o)) {  // after the flag-tested types: this walks the MRO
+    const double v = PyFloat_AS_DOUBLE(o);
+    if (!std::isfinite(v)) {
+      return fail(err, PyExc_ValueError,
+                  std::string(" is ") + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") +
+                      "; JSON has no NaN or infinity");
+    }
+    char* text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
+    if (text == nullptr) return python_error(err);
+    out += text;
+    PyMem_Free(text);
   } else {
     return fail(err, PyExc_TypeError,
                 " of type " + type_name(o) +
@@ -279,9 +293,10 @@ Py_ssize_t append_args(PyObject* args, std::string& out, JsonError& err) {
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(args); ++i) {
     if (i) out += ',';
     PyObject* item = PySequence_Fast_GET_ITEM(args, i);
-    Py_INCREF(item);
+    const bool hold = may_run_python(item);
+    if (hold) Py_INCREF(item);
     const bool ok = encode_json(item, out, err, 1);
-    Py_DECREF(item);
+    if (hold) Py_DECREF(item);
     if (!ok) return i;
   }
   out += ']';

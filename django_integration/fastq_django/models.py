@@ -283,6 +283,7 @@ class Schedule(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
         from fastq import Cron, CronError
+        from fastq.serialization import dumps
 
         errors: dict[str, str] = {}
         if bool(self.cron) == (self.every is not None):
@@ -302,6 +303,11 @@ class Schedule(models.Model):
                 continue
             if not isinstance(value, kind):
                 errors[field_name] = f"Must be a JSON {'array' if kind is list else 'object'}."
+                continue
+            try:  # what a task's call may carry (fastq.limits): no NaN, 64-bit integers...
+                dumps(value, field_name)
+            except (TypeError, ValueError) as exc:
+                errors[field_name] = str(exc)
         if self.max_instances is not None and self.max_instances < 0:
             errors["max_instances"] = "0 (no limit) or more."
         if errors:

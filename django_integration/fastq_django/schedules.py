@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from fastq import Cron, conf, registry
 from fastq.schedules import PeriodicSchedule, declared, from_settings
+from fastq.serialization import encode_arguments
 
 from fastq_django.models import Job, Schedule, ScheduleRun, ScheduleSource
 
@@ -127,12 +128,13 @@ def run_now(schedule: Schedule) -> str:
         else:
             # Not registered in this process (e.g. the web server imports fewer modules):
             # write the row directly; the worker that knows the task runs it.
+            args_json, kwargs_json = encode_arguments(schedule.task, args, kwargs)
             job = Job.objects.create(
                 task=schedule.task,
                 queue=schedule.queue or "default",
                 priority=schedule.priority,
-                args=json.dumps(args),
-                kwargs=json.dumps(kwargs),
+                args=args_json,
+                kwargs=kwargs_json,
             )
             job_id = str(job.id)
         now = timezone.now()

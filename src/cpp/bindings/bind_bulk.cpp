@@ -1,7 +1,8 @@
 // _core.job_batch: the jobs of task.map() built in one call. Arguments are encoded to JSON
-// here (the common plain types; anything else goes through the Python encoder), ids are
-// UUIDv7, and the batch is handed to the broker as COPY text, SQLite parameters or
-// driver rows without a Python object per field.
+// here (json_encode.hpp, the encoder every enqueue path uses), ids are UUIDv7, and the
+// batch is handed to the broker as COPY text, SQLite parameters or driver rows without a
+// Python object per field. Also _core.encode_call and _core.encode_json, that encoder
+// for the other paths.
 #include <Python.h>
 #include <pybind11/stl.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "json_encode.hpp"
 #include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
 #include "fastq/time.hpp"
@@ -18,85 +20,6 @@
 namespace fastq::py_bindings {
 
 namespace {
-
-void append_json_string(std::string& out, const char* s, Py_ssize_t n) {
-  fastq::append_json_string(out, std::string_view(s, static_cast<std::size_t>(n)));
-}
-
-// Python's json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-// for exact None, bool, int, float, str, list, tuple and dict with str keys. Returns false
-// (with no Python error set) for anything else, so the caller can use the Python encoder
-// and its error messages.
-bool encode_json(PyObject* o, std::string& out, int depth) {
-  if (depth > 64) return false;
-  if (o == Py_None) {
-    out += "null";
-  } else if (o == Py_True) {
-    out += "true";
-  } else if (o == Py_False) {
-    out += "false";
-  } else if (PyLong_CheckExact(o)) {
-    int overflow = 0;
-    const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
-      PyErr_Clear();
-      return false;
-    }
-    out += std::to_string(v);
-  } else if (PyUnicode_CheckExact(o)) {
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (s == nullptr) {  // lone surrogates
-      PyErr_Clear();
-      return false;
-    }
-    append_json_string(out, s, n);
-  } else if (PyFloat_CheckExact(o)) {
-    const double v = PyFloat_AS_DOUBLE(o);
-    if (!(v == v) || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) return false;
-    char* text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
-    if (text == nullptr) {
-      PyErr_Clear();
-      return false;
-    }
-    out += text;
-    PyMem_Free(text);
-  } else if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
-    const bool list = PyList_CheckExact(o);
-    const Py_ssize_t n = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
-    out += '[';
-    for (Py_ssize_t i = 0; i < n; ++i) {
-      if (i) out += ',';
-      // A list may change size only through Python code, and none runs here.
-      PyObject* item = list ? PyList_GET_ITEM(o, i) : PyTuple_GET_ITEM(o, i);
-      if (!encode_json(item, out, depth + 1)) return false;
-    }
-    out += ']';
-  } else if (PyDict_CheckExact(o)) {
-    out += '{';
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    bool first = true;
-    while (PyDict_Next(o, &pos, &key, &value)) {
-      if (!PyUnicode_CheckExact(key)) return false;
-      if (!first) out += ',';
-      first = false;
-      Py_ssize_t n = 0;
-      const char* s = PyUnicode_AsUTF8AndSize(key, &n);
-      if (s == nullptr) {
-        PyErr_Clear();
-        return false;
-      }
-      append_json_string(out, s, n);
-      out += ':';
-      if (!encode_json(value, out, depth + 1)) return false;
-    }
-    out += '}';
-  } else {
-    return false;
-  }
-  return true;
-}
 
 std::optional<Micros> micros_or_none(const std::optional<std::int64_t>& v) {
   return v ? std::optional<Micros>(*v) : std::nullopt;
@@ -213,7 +136,7 @@ void bind_bulk(py::module_& m) {
       [](const std::string& task, const std::string& queue, int priority, int max_attempts,
          std::optional<std::int64_t> run_at, std::optional<std::int64_t> expires_at,
          std::optional<double> time_limit, std::optional<double> soft_time_limit,
-         const py::iterable& calls, const py::function& encode_args) {
+         const py::iterable& calls) {
         auto batch = std::make_unique<JobBatch>();
         NewJob proto;
         proto.task = task;
@@ -227,36 +150,55 @@ void bind_bulk(py::module_& m) {
         proto.args.clear();
         if (py::hasattr(calls, "__len__")) batch->jobs.reserve(py::len(calls));
         std::string args;
+        std::size_t index = 0;
+        JsonError err;
         for (py::handle call : calls) {
           args.clear();
-          PyObject* o = call.ptr();
-          bool ok = PyTuple_CheckExact(o) || PyList_CheckExact(o);
-          if (ok) ok = encode_json(o, args, 0);
-          NewJob& job = batch->jobs.emplace_back(proto);
-          if (ok) {
-            job.args = args;
-          } else {
-            const py::object text = encode_args(call);
-            Py_ssize_t n = 0;
-            const char* s = PyUnicode_Check(text.ptr())
-                                ? PyUnicode_AsUTF8AndSize(text.ptr(), &n)
-                                : nullptr;
-            if (s == nullptr) {
-              if (PyErr_Occurred()) throw py::error_already_set();  // lone surrogates
-              throw py::type_error("encode_args must return str");
-            }
-            job.args.assign(s, static_cast<std::size_t>(n));
+          const Py_ssize_t bad = append_args(call.ptr(), args, err);
+          if (bad >= 0) {
+            err.raise(task + "(): ", "call " + std::to_string(index) +
+                                         ", positional argument " + std::to_string(bad));
           }
+          NewJob& job = batch->jobs.emplace_back(proto);
+          job.args = args;
           job.id = new_job_id();
+          ++index;
         }
         return batch;
       },
       py::arg("task"), py::arg("queue"), py::arg("priority"), py::arg("max_attempts"),
       py::arg("run_at"), py::arg("expires_at"), py::arg("time_limit"),
-      py::arg("soft_time_limit"), py::arg("calls"), py::arg("encode_args"),
-      "The jobs of task.map(): one per argument tuple in `calls`, with these options. "
-      "`encode_args(call)` encodes a call whose arguments are not plain JSON types (and "
-      "raises the TypeError naming the bad one).");
+      py::arg("soft_time_limit"), py::arg("calls"),
+      "The jobs of task.map(): one per argument tuple in `calls`, with these options. A "
+      "value JSON must not carry raises TypeError or ValueError naming the call and the "
+      "argument, and no batch is made.");
+
+  m.def(
+      "encode_call",
+      [](py::handle args, py::handle kwargs, const std::string& prefix) {
+        std::string args_json, kwargs_json;
+        encode_call(args.ptr(), kwargs.ptr(), prefix, args_json, kwargs_json);
+        return py::make_tuple(py::str(args_json), py::str(kwargs_json));
+      },
+      py::arg("args"), py::arg("kwargs"), py::arg("prefix") = "",
+      "(args JSON, kwargs JSON) of a call: its positional arguments (any iterable) and "
+      "keyword arguments (a dict with str keys, or None). A value JSON must not carry "
+      "(not a JSON type, an int outside signed 64 bits, NaN or infinity, a lone surrogate, "
+      "a non-str dict key, nesting past 1000 levels) raises TypeError or ValueError "
+      "'<prefix>positional argument 0[2][\'k\'] ...'.");
+
+  m.def(
+      "encode_json",
+      [](py::handle value, const std::string& name, const std::string& prefix) {
+        std::string out;
+        JsonError err;
+        if (!encode_json(value.ptr(), out, err, 0)) err.raise(prefix, name);
+        return py::str(out);
+      },
+      py::arg("value"), py::arg("name") = "value", py::arg("prefix") = "",
+      "One value as JSON text, refused as encode_call refuses an argument; the message "
+      "names it `name` (and the path inside it), after `prefix`.");
+  m.attr("MAX_JSON_DEPTH") = kMaxJsonDepth;
 }
 
 }  // namespace fastq::py_bindings

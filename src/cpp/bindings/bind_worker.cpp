@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include "common.hpp"
+#include "json_encode.hpp"
 #include "fastq/supervisor.hpp"
 #include "fastq/worker.hpp"
 
@@ -67,8 +68,6 @@ class PyRunner final : public TaskRunner {
       : execute_(std::move(execute)),
         retry_type_(std::move(retry_type)),
         execute_async_(std::move(execute_async)) {
-    py::module_ json = py::module_::import("json");
-    dumps_ = json.attr("dumps");
     py::module_ tb = py::module_::import("traceback");
     format_exception_ = tb.attr("format_exception");
   }
@@ -77,7 +76,6 @@ class PyRunner final : public TaskRunner {
     execute_ = py::function();
     retry_type_ = py::object();
     execute_async_ = py::object();
-    dumps_ = py::object();
     format_exception_ = py::object();
   }
 
@@ -141,18 +139,23 @@ class PyRunner final : public TaskRunner {
 
  private:
   void fill_result(const py::object& result, Completion& out) {
-    if (result.is_none()) {
-      out.result = "null";
-    } else {
-      try {
-        out.result = py::cast<std::string>(
-            dumps_(result, py::arg("separators") = py::make_tuple(",", ":")));
-      } catch (py::error_already_set& e) {
-        fail(out, "fastq.ResultNotSerializable",
-             "the task returned a value JSON cannot encode: " + std::string(e.what()), "");
-        return;
+    // The encoder of the arguments (json_encode.hpp): what it refuses there, a result
+    // may not carry either.
+    std::string text;
+    JsonError err;
+    if (!encode_json(result.ptr(), text, err, 0)) {
+      std::string message;
+      if (err.type == nullptr) {
+        py::error_already_set e;
+        message = e.what();
+      } else {
+        message = err.where("result") + err.problem;
       }
+      fail(out, "fastq.ResultNotSerializable",
+           "the task returned a value JSON cannot encode: " + message, "");
+      return;
     }
+    out.result = std::move(text);
     out.outcome = Outcome::kSucceeded;
   }
 
@@ -226,7 +229,6 @@ class PyRunner final : public TaskRunner {
   py::function execute_;
   py::object retry_type_;
   py::object execute_async_;
-  py::object dumps_;
   py::object format_exception_;
 };
 

@@ -95,9 +95,21 @@ def job_batch(
     expires_at: int | None,  # microseconds since the epoch
     time_limit: float | None,
     soft_time_limit: float | None,
-    calls: Iterable[Any],  # argument tuples
-    encode_args: Callable[[Any], str],  # JSON of a call the core does not encode itself
+    calls: Iterable[Iterable[Any]],  # argument tuples, encoded as encode_call encodes
 ) -> JobBatch: ...
+
+# The one JSON encoder of arguments and results (src/cpp/bindings/json_encode.hpp): the
+# text of json.dumps(..., separators=(",", ":"), ensure_ascii=False, allow_nan=False).
+# A value JSON must not carry raises TypeError (not a JSON type, a non-str dict key) or
+# ValueError (an int outside signed 64 bits, NaN or infinity, a lone surrogate, nesting
+# deeper than MAX_JSON_DEPTH), the message naming it: "<prefix>positional argument
+# 1['k'][0] is nan; JSON has no NaN or infinity".
+MAX_JSON_DEPTH: int
+
+def encode_call(
+    args: Iterable[Any], kwargs: dict[str, Any] | None, prefix: str = ""
+) -> tuple[str, str]: ...  # (args JSON array, kwargs JSON object)
+def encode_json(value: Any, name: str = "value", prefix: str = "") -> str: ...
 def memory_driver() -> Driver: ...
 def sqlite_driver(path: str, busy_timeout_ms: int = 30000) -> Driver: ...
 def postgres_driver(conninfo: str) -> Driver: ...

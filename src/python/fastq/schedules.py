@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastq import _core, limits
 from fastq._core import Cron, CronError
 from fastq.result import AsyncResult
 from fastq.task import Task, registry, task
@@ -60,11 +61,9 @@ class PeriodicSchedule:
             raise ValueError(f"{where}: args: must be a list")
         if not isinstance(self.kwargs, dict):
             raise ValueError(f"{where}: kwargs: must be a dict")
-        try:
-            json.dumps(list(self.args))
-            json.dumps(self.kwargs)
-        except TypeError as exc:
-            raise ValueError(f"{where}: args/kwargs must be JSON: {exc}") from None
+        # What a call of the task may carry (fastq.limits): raises naming the argument.
+        limits.priority(self.priority, f"{where}: ")
+        _core.encode_call(self.args, self.kwargs, f"{where}: ")
 
     def fields(self) -> dict[str, Any]:
         """The columns of the ``fastq_schedule`` row this declaration stands for."""

@@ -1,40 +1,31 @@
-"""JSON only: arguments and results travel as JSON text, never pickle."""
+"""JSON only: arguments and results travel as JSON text, never pickle.
+
+Every path that writes arguments (``delay``, ``apply_async``, ``map``, schedules) and
+the worker writing results encode with one encoder, in the C++ core: the text of
+``json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``, with
+what JSON, a worker or a database cannot take refused up front (see
+:mod:`fastq.limits`).
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+from fastq import _core
 
 
-def dumps(value: Any) -> str:
-    return _encoder.encode(value)
+def dumps(value: Any, name: str = "value") -> str:
+    """``value`` as JSON text; a TypeError or ValueError names ``name`` and the path to
+    the bad part (``name['k'][2] is nan; ...``)."""
+    return _core.encode_json(value, name)
 
 
 def encode_arguments(
-    task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    task_name: str, args: Iterable[Any], kwargs: Mapping[str, Any] | None
 ) -> tuple[str, str]:
-    """Encode a call's arguments; a TypeError names the argument JSON cannot encode."""
-    try:
-        return dumps(list(args)), dumps(dict(kwargs))
-    except (TypeError, ValueError):
-        pass
-    for i, value in enumerate(args):
-        _check(task_name, f"positional argument {i}", value)
-    for key, value in kwargs.items():
-        if not isinstance(key, str):
-            raise TypeError(f"{task_name}(): keyword names must be strings, got {key!r}")
-        _check(task_name, f"argument {key!r}", value)
-    raise TypeError(f"{task_name}(): arguments are not JSON serializable")
-
-
-def _check(task_name: str, what: str, value: Any) -> None:
-    try:
-        dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{task_name}(): {what} of type {type(value).__name__} is not JSON serializable "
-            f"({exc}); pass ids and plain data, not objects"
-        ) from None
+    """Encode a call's arguments; a TypeError or ValueError names the argument (and the
+    path inside it) JSON must not carry: ``add(): positional argument 1 is nan; ...``."""
+    if kwargs is not None and not isinstance(kwargs, dict):
+        kwargs = dict(kwargs)
+    return _core.encode_call(args, kwargs, f"{task_name}(): ")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from fastq import _core, conf, signals, timelimits
+from fastq import _core, conf, limits, signals, timelimits
 from fastq.brokers import NewJob, get_broker, to_micros
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
@@ -134,30 +134,33 @@ class Task(Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise TypeError("@fastq.task decorates a function")
-        if not queue:
-            raise ValueError("queue must be a non-empty string")
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if "<locals>" in self.name:
             raise ValueError(
                 f"{self.name}: tasks must be importable module-level functions (or pass name=...)"
             )
+        where = f"task {self.name}: "
+        if not queue:
+            raise ValueError(f"{where}queue must be a non-empty string")
         self.queue = queue
-        self.priority = int(priority)
+        self.priority = limits.priority(priority, where)
         self.bind = bind
-        self.max_retries = int(max_retries)
+        self.max_retries = limits.max_retries(max_retries, where)
         self.autoretry_for = tuple(autoretry_for)
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = float(retry_backoff_max)
         self.retry_jitter = retry_jitter
         self.default_retry_delay = float(default_retry_delay)
+        if isinstance(expires, datetime):
+            limits.aware_datetime("expires", expires, where)
+        elif expires is not None:
+            limits.seconds("expires", expires, where)
         self.expires = expires
         self.unique = unique or unique_key is not None
         self.unique_key = unique_key
-        self.time_limit = _positive("time_limit", time_limit)
-        self.soft_time_limit = _positive("soft_time_limit", soft_time_limit)
+        self.time_limit = limits.time_limit("time_limit", time_limit, where)
+        self.soft_time_limit = limits.time_limit("soft_time_limit", soft_time_limit, where)
         self.rate_limit = rate_limit
         self.rate_interval = parse_rate_limit(rate_limit) if rate_limit else None
         if rate_limit_key is not None and rate_limit is None:
@@ -167,7 +170,7 @@ class Task(Generic[P, R]):
         self.rate_limit_key = rate_limit_key
         self.rate_limit_burst = int(rate_limit_burst)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        registry[self.name] = self
+        _register(self)
 
     def __repr__(self) -> str:
         return f"<fastq.Task {self.name} queue={self.queue!r}>"
@@ -237,7 +240,7 @@ class Task(Generic[P, R]):
         if isinstance(self.expires, datetime):
             expires_at = to_micros(self.expires)
         elif self.expires is not None:
-            expires_at = int((time.time() + float(self.expires)) * 1_000_000)
+            expires_at = to_micros(_after("expires", self.expires, f"{self.name}.map(): "))
         batch = _core.job_batch(
             self.name,
             self.queue,
@@ -248,7 +251,6 @@ class Task(Generic[P, R]):
             self.time_limit,
             self.soft_time_limit,
             calls,
-            self._encode_call,
         )
         if not len(batch):
             return []
@@ -257,9 +259,6 @@ class Task(Generic[P, R]):
         if signals.task_enqueued.has_listeners(self):
             signals.task_enqueued.send(sender=self, job_ids=ids)
         return [AsyncResult(i, broker) for i in ids]
-
-    def _encode_call(self, call: Iterable[Any]) -> str:
-        return encode_arguments(self.name, tuple(call), {})[0]
 
     def _map_jobs(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """:meth:`map` one :class:`NewJob` at a time (unique and rate-limit keys, eager
@@ -310,44 +309,50 @@ class Task(Generic[P, R]):
         time_limit: float | None,
         soft_time_limit: float | None,
     ) -> NewJob:
+        # Everything is checked before the broker sees the job: a bad value raises here,
+        # naming the argument, and nothing is written (fastq.limits).
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
+        where = f"{self.name}(): "
         if countdown is not None and eta is not None:
-            raise ValueError("pass countdown or eta, not both")
+            raise ValueError(f"{where}pass countdown or eta, not both")
         run_at = None
         if countdown is not None:
-            run_at = datetime.now(UTC) + timedelta(seconds=countdown)
+            run_at = _after("countdown", countdown, where)
         elif eta is not None:
-            if eta.tzinfo is None:
-                raise ValueError("eta must be a timezone-aware datetime")
-            run_at = eta
-        expires = self.expires if expires is None else expires
+            run_at = limits.aware_datetime("eta", eta, where)
         expires_at = None
+        if expires is None:
+            expires = self.expires
         if isinstance(expires, datetime):
-            if expires.tzinfo is None:
-                raise ValueError("expires must be a timezone-aware datetime or seconds")
-            expires_at = expires
+            expires_at = limits.aware_datetime("expires", expires, where)
         elif expires is not None:
-            expires_at = datetime.now(UTC) + timedelta(seconds=float(expires))
-        retries = self.max_retries if max_retries is None else int(max_retries)
-        if retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+            expires_at = _after("expires", expires, where)
+        priority = self.priority if priority is None else limits.priority(priority, where)
+        if max_retries is None:
+            max_retries = self.max_retries
+        else:
+            max_retries = limits.max_retries(max_retries, where)
+        if time_limit is None:
+            time_limit = self.time_limit
+        else:
+            time_limit = limits.time_limit("time_limit", time_limit, where)
+        if soft_time_limit is None:
+            soft_time_limit = self.soft_time_limit
+        else:
+            soft_time_limit = limits.time_limit("soft_time_limit", soft_time_limit, where)
         return NewJob(
             id=_core.new_job_id(),
             task=self.name,
             queue=queue or self.queue,
-            priority=self.priority if priority is None else int(priority),
+            priority=priority,
             args=args_json,
             kwargs=kwargs_json,
             run_at=run_at,
-            max_attempts=retries + 1,
+            max_attempts=max_retries + 1,
             expires_at=expires_at,
             unique_key=self._unique_key(args, kwargs, args_json, kwargs_json),
-            time_limit=self.time_limit
-            if time_limit is None
-            else _positive("time_limit", time_limit),
-            soft_time_limit=self.soft_time_limit
-            if soft_time_limit is None
-            else _positive("soft_time_limit", soft_time_limit),
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
             rate_key=f"{self.name}:{self.rate_limit_key(*args, **kwargs)}"
             if self.rate_limit_key is not None
             else "",
@@ -370,7 +375,6 @@ class Task(Generic[P, R]):
         for attempt in range(1, job.max_attempts + 1):
             try:
                 value = run_job(self, args, kwargs, job.id, attempt, job.max_attempts)
-                return EagerResult(job.id, value=json.loads(json.dumps(value)))
             except Retry:
                 continue
             except Exception as exc:
@@ -383,6 +387,16 @@ class Task(Generic[P, R]):
                 return EagerResult(
                     job.id, failure=failure, dead=getattr(exc, "_fastq_gave_up", False)
                 )
+            try:  # the worker's encoder, refusing what a worker refuses
+                text = _core.encode_json(value, "result")
+            except (TypeError, ValueError) as exc:
+                failure = TaskFailed(
+                    job.id,
+                    "fastq.ResultNotSerializable",
+                    f"the task returned a value JSON cannot encode: {exc}",
+                )
+                return EagerResult(job.id, failure=failure)
+            return EagerResult(job.id, value=json.loads(text))
         raise AssertionError("unreachable: the last attempt never retries")
 
 
@@ -576,12 +590,58 @@ def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseExc
     retry.traceback = "".join(traceback.format_exception(cause))
 
 
-def _positive(option: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if float(value) <= 0:
-        raise ValueError(f"{option} must be a positive number of seconds")
-    return float(value)
+def _after(option: str, value: Any, where: str) -> datetime:
+    """Now plus ``value`` seconds (a finite number; negative is in the past)."""
+    s = limits.seconds(option, value, where)
+    try:
+        return datetime.now(UTC) + timedelta(seconds=s)
+    except OverflowError:
+        raise ValueError(
+            f"{where}{option} of {s} seconds reaches past the dates a job can hold"
+        ) from None
+
+
+def _register(t: Task[Any, Any]) -> None:
+    """Adds ``t`` to the registry. A name belongs to one function: another function
+    claiming it raises. The same declaration again (the same function decorated twice,
+    or its module reloaded: same module, qualified name, file and line) replaces it."""
+    existing = registry.get(t.name)
+    if existing is not None and not _same_declaration(existing.fn, t.fn):
+        raise ValueError(
+            f"task name {t.name!r} is taken: {_describe(existing.fn)} is registered under it "
+            f"already, and {_describe(t.fn)} claims it too; give one of them another name="
+        )
+    registry[t.name] = t
+
+
+def _unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function under decorators that set ``__wrapped__`` (a Task does too)."""
+    try:
+        return inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        return fn
+
+
+def _same_declaration(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    a, b = _unwrap(a), _unwrap(b)
+    if a is b:
+        return True
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if code_a is None or code_b is None:
+        return False
+    return (
+        getattr(a, "__module__", None) == getattr(b, "__module__", None)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+        and code_a.co_filename == code_b.co_filename
+        and code_a.co_firstlineno == code_b.co_firstlineno
+    )
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    fn = _unwrap(fn)
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    code = getattr(fn, "__code__", None)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
 
 
 def _type_name(t: type) -> str:

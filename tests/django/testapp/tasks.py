@@ -154,3 +154,22 @@ def tick(key, sleep=0.0):
     if sleep:
         time.sleep(sleep)
     return key
+
+
+@fastq.task
+def echo_call(*args, **kwargs):
+    """Returns its call as it arrived (tests/django/test_call_validation.py)."""
+    return [list(args), kwargs]
+
+
+@fastq.task(unique=True)
+def echo_unique(*args):
+    return list(args)
+
+
+@fastq.task
+def bad_result(kind):
+    """Returns a value JSON must not carry (validation_cases.BAD_RESULTS[kind])."""
+    from validation_cases import BAD_RESULTS
+
+    return BAD_RESULTS[kind]

@@ -9,6 +9,7 @@ import uuid
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from fastq import limits
 
 
 class JobState(models.TextChoices):
@@ -21,11 +22,11 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-# Bounds of a job row; the C++ core holds the same numbers (fastq/types.hpp) and the
-# Python API refuses values outside them at the call site.
-MAX_ATTEMPTS_LIMIT = 1_000_000
+# Bounds of a job row: the API's (fastq.limits, which refuses values outside them at the
+# call site); the C++ core holds the same numbers (fastq/types.hpp).
+MAX_ATTEMPTS_LIMIT = limits.MAX_ATTEMPTS_MAX
 ATTEMPTS_CEILING = 1_000_000_000
-MAX_TIME_LIMIT_SECONDS = 1e9
+MAX_TIME_LIMIT_SECONDS = limits.TIME_LIMIT_MAX
 # Times a job goes back to the queue unspent (a run cut off at the end of --grace, a claim
 # rescued before it started) before such a hand-back is charged (fastq::kMaxUnspentHandbacks).
 MAX_UNSPENT_HANDBACKS = 3
@@ -40,7 +41,7 @@ JOB_CHECKS = [
         name="fastq_job_max_attempts_range",
     ),
     models.CheckConstraint(
-        condition=models.Q(priority__gte=-32768, priority__lte=32767),
+        condition=models.Q(priority__gte=limits.PRIORITY_MIN, priority__lte=limits.PRIORITY_MAX),
         name="fastq_job_priority_range",
     ),
     models.CheckConstraint(

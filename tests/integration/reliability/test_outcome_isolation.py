@@ -33,8 +33,11 @@ EXPECTED_TYPE = {
     "huge_message": "ValueError",
     "non_utf8_str_subclass": "ValueError",
     "huge_result": "fastq.ResultTooLarge",
+    # A lone surrogate has no UTF-8 form: the result encoder refuses it, as it refuses
+    # one in the arguments at the call.
+    "surrogate_result": "fastq.ResultNotSerializable",
 }
-SUCCEEDING = {"nul_result": "a\x00b", "surrogate_result": "x\udc80y"}
+SUCCEEDING = {"nul_result": "a\x00b"}
 
 
 def _enqueue_mixed(kinds: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -30,6 +30,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
 TAG = "fastq"
@@ -287,7 +288,7 @@ def unapplied_migrations(alias: str) -> list[str]:
         executor = MigrationExecutor(connection)
         targets = executor.loader.graph.leaf_nodes("fastq_django")
         plan = executor.migration_plan(targets)
-    except DatabaseError as exc:
+    except (DatabaseError, ImproperlyConfigured) as exc:
         raise Unreachable(
             f"cannot connect to database {alias!r} at {where}: {_one_line(exc)}"
         ) from None

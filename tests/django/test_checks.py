@@ -337,6 +337,8 @@ def test_check_fails_on_an_unknown_key(tmp_path):
         env={
             "DJANGO_SETTINGS_MODULE": "typo_settings",
             "PYTHONPATH": os.pathsep.join([str(tmp_path), str(HERE)]),
+            "FASTQ_TEST_DB": "sqlite",
+            "FASTQ_TEST_DB_NAME": str(tmp_path / "db.sqlite3"),
         },
     )
     assert done.returncode == 1, done.stderr

@@ -23,3 +23,7 @@ class FastqConfig(AppConfig):
         from fastq_django.redact import configured_rule
 
         configured_rule()
+
+        # System checks: settings.FASTQ keys and types, schedules' tasks, the broker
+        # database and its migrations (fastq_django/checks.py).
+        from fastq_django import checks  # noqa: F401

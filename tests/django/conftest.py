@@ -47,8 +47,8 @@ def worker() -> Iterator[type[WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     class Tracked(WorkerProcess):
-        def __init__(self, *args: str) -> None:
-            super().__init__(*args)
+        def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+            super().__init__(*args, env=env)
             started.append(self)
 
     yield Tracked

@@ -13,21 +13,23 @@ HERE = Path(__file__).resolve().parent
 
 
 class WorkerProcess:
-    """``manage.py fastq_worker`` in a subprocess, on the test database."""
+    """``manage.py fastq_worker`` in a subprocess, on the test database (``env`` adds to
+    or overrides the environment, e.g. ``FASTQ_TEST_DB_NAME`` for another database)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         from django.db import connection
 
-        env = dict(os.environ)
-        env["FASTQ_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
-        env["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+        environ = dict(os.environ)
+        environ["FASTQ_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        environ["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
+        environ["PYTHONPATH"] = os.pathsep.join([str(HERE), environ.get("PYTHONPATH", "")])
+        environ.update(env or {})
         # Output goes to a file: a pipe nobody reads would block a chatty worker.
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "manage.py"), "fastq_worker", *args],
             cwd=HERE,
-            env=env,
+            env=environ,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

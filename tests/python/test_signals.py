@@ -75,3 +75,71 @@ def test_exhausted_self_retry_sends_failed(broker, seen):
     run_burst()
     assert [e[0] for e in seen] == ["task_enqueued", "task_started", "task_failed"]
     assert isinstance(seen[2][2]["exception"], ValueError)
+
+
+@pytest.fixture
+def broken_receiver():
+    """Connects a receiver that raises to a signal for the test; disconnected after."""
+    connected = []
+
+    def connect(signal):
+        def receiver(sender, **kw):
+            raise RuntimeError(f"receiver bug in {signal.name}")
+
+        signal.connect(receiver)
+        connected.append((signal, receiver))
+
+    yield connect
+    for signal, receiver in connected:
+        signal.disconnect(receiver)
+
+
+@pytest.mark.parametrize("name", ["task_started", "task_succeeded"])
+def test_a_receiver_that_raises_is_logged_and_the_job_succeeds(
+    broker, seen, broken_receiver, caplog, name
+):
+    broken_receiver(getattr(signals, name))
+    with caplog.at_level("ERROR", logger="fastq.signals"):
+        ok = double.delay(21)
+        run_burst()
+    assert ok.get(timeout=5) == 42
+    assert [e[0] for e in seen] == ["task_enqueued", "task_started", "task_succeeded"]
+    (record,) = [r for r in caplog.records if r.name == "fastq.signals"]
+    assert f"fastq signal {name}" in record.getMessage()
+    assert ok.id in record.getMessage() and "receiver bug" in record.getMessage()
+    assert record.exc_info is not None  # the traceback is in the log
+
+
+def test_a_receiver_that_raises_does_not_change_a_failure(broker, seen, broken_receiver, caplog):
+    broken_receiver(signals.task_failed)
+    broken_receiver(signals.task_retried)
+    with caplog.at_level("ERROR", logger="fastq.signals"):
+        always_keyerror.delay()
+        run_burst()
+    names = [e[0] for e in seen]
+    assert names == ["task_enqueued", "task_started", "task_retried", "task_started", "task_failed"]
+    job = broker.fetch(seen[0][2]["job_ids"][0])
+    assert job is not None and job.state == "dead" and job.error_type == "KeyError", job
+    assert len([r for r in caplog.records if r.name == "fastq.signals"]) == 2
+
+
+def test_a_task_enqueued_receiver_that_raises_does_not_fail_delay(broker, broken_receiver, caplog):
+    broken_receiver(signals.task_enqueued)
+    with caplog.at_level("ERROR", logger="fastq.signals"):
+        result = double.delay(1)
+    run_burst()
+    assert result.get(timeout=5) == 2
+    assert "task_enqueued" in caplog.text and "1 job(s) of" in caplog.text
+
+
+def test_a_soft_time_limit_during_a_receiver_is_still_the_jobs(broker):
+    def limit_arrives(sender, **kw):
+        raise fastq.SoftTimeLimitExceeded("late")
+
+    signals.task_started.connect(limit_arrives)
+    try:
+        job = double.delay(1)
+        run_burst()
+    finally:
+        signals.task_started.disconnect(limit_arrives)
+    assert broker.fetch(job.id).error_type == "fastq.SoftTimeLimitExceeded"

@@ -1,6 +1,6 @@
 """Settings: ``settings.FASTQ`` in a Django project, or :func:`configure` without Django.
 
-Known keys:
+Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 
 ``DATABASE``   the Django database alias used as the broker (default ``"default"``).
 ``EAGER``      run tasks inline at ``.delay()`` (for a project's own tests).
@@ -10,23 +10,78 @@ Known keys:
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
 ``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
                Django admin masks in job arguments and results (fastq_django/redact.py).
+
+fastq_django's system checks (``manage.py check``) report unknown keys and values of the
+wrong type from this table.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _overrides: dict[str, Any] = {}
 
-DEFAULTS: dict[str, Any] = {
-    "DATABASE": "default",
-    "EAGER": False,
-    "IMPORTS": [],
-    "QUEUES": None,
-    "MAX_PAYLOAD_BYTES": 1 << 20,
-    "SCHEDULE": {},
-    "ADMIN_REDACT": (),
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A known key: its default, what a value must be (in words, for error messages),
+    and the test a value must pass."""
+
+    default: Any
+    expected: str
+    valid: Callable[[Any], bool]
+
+
+KNOWN: dict[str, Setting] = {
+    "DATABASE": Setting("default", "a database alias (str)", lambda v: isinstance(v, str)),
+    "EAGER": Setting(False, "a bool", lambda v: isinstance(v, bool)),
+    "IMPORTS": Setting([], "a list of module names (str)", _names),
+    "QUEUES": Setting(
+        None, "a list of queue names (str), or None", lambda v: v is None or _names(v)
+    ),
+    "MAX_PAYLOAD_BYTES": Setting(
+        1 << 20,
+        "a positive int (bytes)",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    ),
+    "SCHEDULE": Setting({}, "a dict of name -> options", lambda v: isinstance(v, Mapping)),
+    "ADMIN_REDACT": Setting(
+        (),
+        "a list of argument names (str) or a callable (name, value) -> bool",
+        lambda v: (
+            v is None
+            or callable(v)
+            or (
+                isinstance(v, list | tuple | set | frozenset) and all(isinstance(n, str) for n in v)
+            )
+        ),
+    ),
 }
+
+DEFAULTS: dict[str, Any] = {name: s.default for name, s in KNOWN.items()}
+
+
+def closest(name: str) -> str | None:
+    """The known key ``name`` was most likely meant to be (``EAGERR`` -> ``EAGER``)."""
+    if not isinstance(name, str):
+        return None
+    matches = difflib.get_close_matches(name.upper(), KNOWN, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def type_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the value of the known key ``name``, or None."""
+    setting = KNOWN[name]
+    if setting.valid(value):
+        return None
+    return f"must be {setting.expected}, not {type(value).__name__} {value!r}"
 
 
 def configure(**options: Any) -> None:
@@ -35,9 +90,13 @@ def configure(**options: Any) -> None:
     ``fastq.configure(EAGER=True)``; ``fastq.configure()`` with no arguments clears all
     overrides.
     """
-    unknown = set(options) - set(DEFAULTS)
+    unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown fastq setting(s): {', '.join(sorted(unknown))}")
+        described = [
+            f"{name} (did you mean {guess}?)" if (guess := closest(name)) else name
+            for name in unknown
+        ]
+        raise ValueError(f"unknown fastq setting(s): {', '.join(described)}")
     if options:
         _overrides.update(options)
     else:

@@ -11,20 +11,66 @@
 - ``task_retried(sender=task, job=JobContext, exception=exc, countdown=seconds)``
 
 Receivers run on the executor thread, inside the job: keep them short. An exception in
-a receiver fails the job like an exception in the task would.
+a receiver is logged with its traceback (logger ``fastq.signals``, level ERROR, naming
+the signal, the receiver and the job) and does not change the job's outcome; the other
+receivers still run. Sending is robust in that way whichever of fastq's signals it is,
+like Django's ``send_robust``. A ``SoftTimeLimitExceeded`` that arrives while a receiver
+runs is the job's, not the receiver's: it is raised once the receivers have run.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from fastq.timelimits import SoftTimeLimitExceeded
+
+log = logging.getLogger("fastq.signals")
+
+
+def _report(
+    signal: Any, sender: object, named: dict[str, Any], receiver: Any, err: Exception
+) -> None:
+    job = named.get("job")
+    if job is not None:
+        about = f"job {job.id} ({job.task})"
+    elif "job_ids" in named:
+        about = f"{len(named['job_ids'])} job(s) of {getattr(sender, 'name', sender)}"
+    else:
+        about = str(getattr(sender, "name", sender))
+    name = getattr(receiver, "__qualname__", None) or repr(receiver)
+    log.error(
+        "receiver %s of fastq signal %s raised %s: %s; ignored, %s goes on",
+        f"{getattr(receiver, '__module__', '?')}.{name}",
+        getattr(signal, "name", "?"),
+        type(err).__name__,
+        err,
+        about,
+        exc_info=(type(err), err, err.__traceback__),
+    )
+
+
+def _log_failures(signal: Any, sender: object, named: dict[str, Any], responses: list[Any]) -> None:
+    for receiver, response in responses:
+        if isinstance(response, Exception) and not isinstance(response, SoftTimeLimitExceeded):
+            _report(signal, sender, named, receiver, response)
+
+
+def _raise_late_limit(responses: list[Any]) -> None:
+    """A soft time limit delivered while a receiver ran belongs to the job."""
+    for _, response in responses:
+        if isinstance(response, SoftTimeLimitExceeded):
+            raise response
+
+
 try:
-    from django.dispatch import Signal
+    from django.dispatch import Signal as _DjangoSignal
 except ImportError:  # pragma: no cover - fastq without Django
 
-    class Signal:  # type: ignore[no-redef]
-        def __init__(self) -> None:
+    class Signal:
+        def __init__(self, name: str = "") -> None:
+            self.name = name
             self.receivers: list[Callable[..., Any]] = []
 
         def connect(self, receiver: Callable[..., Any], **_: Any) -> None:
@@ -40,12 +86,47 @@ except ImportError:  # pragma: no cover - fastq without Django
         def has_listeners(self, sender: object = None) -> bool:
             return bool(self.receivers)
 
+        def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+            responses: list[tuple[Any, Any]] = []
+            for receiver in list(self.receivers):
+                try:
+                    responses.append((receiver, receiver(signal=self, sender=sender, **named)))
+                except Exception as err:
+                    responses.append((receiver, err))
+            _log_failures(self, sender, named, responses)
+            return responses
+
         def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
-            return [(r, r(signal=self, sender=sender, **named)) for r in list(self.receivers)]
+            responses = self.send_robust(sender, **named)
+            _raise_late_limit(responses)
+            return responses
+
+else:
+
+    class Signal(_DjangoSignal):  # type: ignore[no-redef]
+        """A Django signal whose ``send`` is ``send_robust`` plus fastq's logging."""
+
+        def __init__(self, name: str = "") -> None:
+            super().__init__()
+            self.name = name
+
+        def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+            responses = super().send_robust(sender, **named)
+            _log_failures(self, sender, named, responses)
+            return responses
+
+        def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+            responses = self.send_robust(sender, **named)
+            _raise_late_limit(responses)
+            return responses
+
+        def _log_robust_failure(self, receiver: Any, err: Exception) -> None:
+            # send_robust() logs it on fastq.signals, naming the job; once is enough.
+            pass
 
 
-task_enqueued = Signal()
-task_started = Signal()
-task_succeeded = Signal()
-task_failed = Signal()
-task_retried = Signal()
+task_enqueued = Signal("task_enqueued")
+task_started = Signal("task_started")
+task_succeeded = Signal("task_succeeded")
+task_failed = Signal("task_failed")
+task_retried = Signal("task_retried")

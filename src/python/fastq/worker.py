@@ -202,6 +202,37 @@ class Worker:
 EX_CONFIG = 78  # a child's exit code for "this setup cannot work": the supervisor stops
 EX_RETIRED = 75  # "I ran --max-tasks-per-child jobs: replace me" (fastq::kRetiredExit)
 
+# What a driver says when its database is away for now (an outage: retry after a pause)...
+_OUTAGE = (
+    "cannot connect",
+    "reconnect failed",
+    "database is locked",
+    "database table is locked",
+    "disk I/O error",
+)
+# ...unless the server answered that this setup cannot work (credentials, names).
+_REFUSED = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "permission denied",
+)
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a broker driver's failure. The C++ drivers' errors reach Python
+    as ``fastq._core.DriverError`` or, untranslated, as a plain ``RuntimeError``; a
+    worker's own run raises nothing else (task exceptions end their jobs)."""
+    return isinstance(exc, _core.DriverError) or type(exc) is RuntimeError
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A driver error that a later attempt may not meet (the database is unreachable or
+    busy), as opposed to a setup error (no fastq tables, wrong credentials, a SQLite file
+    that cannot be opened), which the same process would meet again at once."""
+    text = str(exc)
+    return any(s in text for s in _OUTAGE) and not any(s in text for s in _REFUSED)
+
 
 def run_supervised(
     broker: Broker,
@@ -252,9 +283,17 @@ def run_supervised(
                 sys.stdout.flush()
                 sys.stderr.flush()
             code = EX_RETIRED if worker.retired(stats) else 0
-        except _core.DriverError as exc:
-            log.error("worker process %d stopped: %s", os.getpid(), exc)
-            code = EX_CONFIG if "cannot connect" not in str(exc) else 1
+        except RuntimeError as exc:
+            if not is_driver_error(exc):
+                traceback.print_exc()
+            elif is_outage(exc):
+                # The supervisor starts a new process after a pause: the outage may end.
+                log.error("worker process %d stopped: %s", os.getpid(), exc)
+            else:
+                # A missing table or refused credentials: a new process would fail the
+                # same way, over and over. EX_CONFIG stops the supervisor instead.
+                log.error("worker process %d cannot run: %s", os.getpid(), exc)
+                code = EX_CONFIG
         except BaseException:
             traceback.print_exc()
         finally:

@@ -8,14 +8,15 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import fastq
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
-from fastq.worker import Worker, default_queues, run_supervised
+from fastq.worker import Worker, default_queues, is_driver_error, run_supervised
 
 from fastq_django.broker import default_broker
+from fastq_django.checks import Unreachable, migrate_line, unapplied_migrations
 from fastq_django.discovery import import_task_modules
 
 log = logging.getLogger("fastq.worker")
@@ -105,25 +106,38 @@ class Command(BaseCommand):
             "another worker takes over this long after the leader dies.",
         )
         parser.add_argument(
-            "--loglevel", "-l", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+            "--loglevel",
+            "-l",
+            type=str.upper,
+            default=None,
+            choices=LOG_LEVELS,
+            help="Level of the fastq loggers, in any case (info or INFO). When "
+            "settings.LOGGING routes the fastq loggers (or gives the root logger handlers), "
+            "that configuration is kept and only this level is applied to the 'fastq' "
+            "logger; otherwise fastq logs to stderr at this level (default INFO).",
         )
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        # The database checks (fastq.W001/W002) would print a warning block; handle()
+        # tests the broker database itself and stops with one line instead.
+        kwargs["databases"] = []
+        super().check(*args, **kwargs)
 
     def handle(self, *args: Any, **options: Any) -> None:
         # From here until the worker (or supervisor) takes the signals over, a SIGTERM or
         # SIGINT (a test or systemd stopping us during start-up) asks for a stop instead
         # of killing the process with the scheduler's lease and the schedules half-synced.
         self._early_stop = _EarlyStop()
-        logging.basicConfig(
-            level=options["loglevel"],
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(options["loglevel"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
         if options["processes"] < 0:
             raise CommandError("--processes must be 0 or more")
         import_task_modules()
         broker = default_broker()
+        # Before any schedule is synced or any process forked: a worker on a database
+        # without fastq's tables would only fail (and be restarted) over and over.
+        self._check_database(broker.alias)
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or default_queues()
 
         def make_worker() -> Worker:
@@ -158,6 +172,21 @@ class Command(BaseCommand):
             if scheduler is not None:
                 scheduler.stop()
 
+    def _check_database(self, alias: str) -> None:
+        """Exit 2 with one line if fastq_django's migrations are not applied to the
+        broker database, 1 if it cannot be reached (no traceback either way)."""
+        try:
+            unapplied = unapplied_migrations(alias)
+        except Unreachable as exc:
+            self._exit(1, str(exc))
+        if unapplied:
+            self._exit(2, migrate_line(alias))
+
+    def _exit(self, code: int, line: str) -> NoReturn:
+        self.stderr.write(f"fastq_worker: {line}")
+        self.stderr.flush()
+        sys.exit(code)
+
     def _make_scheduler(self, broker: Any, options: dict[str, Any]) -> Any:
         """The scheduler thread of this fastq_worker (one per command, whatever
         --processes), after the code-declared schedules are written to the table."""
@@ -185,8 +214,13 @@ class Command(BaseCommand):
             )
         if options["scheduler_lease"] <= 0:
             raise CommandError("--scheduler-lease must be positive")
+        try:
+            driver = broker.worker_driver()
+        except RuntimeError as exc:
+            _raise_driver_failure(exc, "cannot use the broker database")
+            raise
         scheduler = fastq._core.Scheduler(
-            broker.worker_driver(),
+            driver,
             holder=f"{socket.gethostname()}:{os.getpid()}",
             lease_ms=int(options["scheduler_lease"] * 1000),
             tasks={
@@ -217,14 +251,16 @@ class Command(BaseCommand):
             )
         try:
             worker = make_worker()
-        except fastq._core.DriverError as exc:
-            raise CommandError(f"cannot reach the broker database: {exc}") from exc
+        except RuntimeError as exc:
+            _raise_driver_failure(exc, "cannot use the broker database")
+            raise
         self._early_stop.hand_over(worker)
         started = time.monotonic()
         try:
             stats = worker.run()
-        except fastq._core.DriverError as exc:
-            raise CommandError(f"worker stopped: {exc}") from exc
+        except RuntimeError as exc:
+            _raise_driver_failure(exc, "worker stopped")
+            raise
         self._report(stats, time.monotonic() - started)
         if stats.hard_stopped:
             # Threads may still be inside task code; their jobs are back in the queue.
@@ -279,8 +315,9 @@ class Command(BaseCommand):
                 restore_signals=False,  # the command ends here: a late Ctrl-C changes nothing
                 fork_guard=scheduler,
             )
-        except fastq._core.DriverError as exc:
-            raise CommandError(f"cannot reach the broker database: {exc}") from exc
+        except RuntimeError as exc:
+            _raise_driver_failure(exc, "cannot use the broker database")
+            raise
         self.stderr.write(
             f"fastq supervisor {os.getpid()} stopped after {time.monotonic() - started:.2f}s: "
             f"{stats.started} process(es) started, {stats.crashed} died, "
@@ -288,6 +325,42 @@ class Command(BaseCommand):
         )
         if stats.exit_code:
             raise CommandError("the worker processes could not run; see the log above")
+
+
+def _raise_driver_failure(exc: RuntimeError, what: str) -> None:
+    """A broker driver's error becomes one line (CommandError, exit 1), not a traceback;
+    the caller re-raises anything else."""
+    if is_driver_error(exc):
+        raise CommandError(f"{what}: {exc}") from exc
+
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _fastq_routed() -> bool:
+    """Whether the logging configuration (settings.LOGGING) already sends fastq's records
+    somewhere: handlers on a ``fastq`` logger or on the root logger."""
+    if logging.getLogger().handlers:
+        return True
+    manager = logging.Logger.manager
+    return any(
+        isinstance(logger, logging.Logger) and logger.handlers
+        for name, logger in manager.loggerDict.items()
+        if name == "fastq" or name.startswith("fastq.")
+    )
+
+
+def configure_logging(level: str | None) -> None:
+    """Keep the project's LOGGING if it routes fastq's loggers; else log to stderr.
+    ``level`` (``--loglevel`` when given) applies to the ``fastq`` logger either way."""
+    if not _fastq_routed():
+        logging.basicConfig(
+            level=level or "INFO",
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    if level is not None:
+        logging.getLogger("fastq").setLevel(level)
 
 
 class _EarlyStop:

@@ -62,6 +62,18 @@ NewJob job_template(const JobTemplate& t) {
 
 void bind_driver(py::module_& m) {
   static py::exception<DriverError> driver_error(m, "DriverError", PyExc_RuntimeError);
+  // A DriverError from the core reaches Python as _core.DriverError with its `transient`
+  // flag (a lost connection: retry) rather than as a plain RuntimeError, so callers can
+  // tell an outage from a setup error (no table, bad credentials).
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const DriverError& e) {
+      py::object exc = py::handle(driver_error.ptr())(e.what());
+      exc.attr("transient") = e.transient();
+      PyErr_SetObject(driver_error.ptr(), exc.ptr());
+    }
+  });
 
   py::class_<Driver, DriverPtr>(m, "Driver")
       .def_property_readonly("name", &Driver::name)

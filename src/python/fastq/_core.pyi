@@ -5,7 +5,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-class DriverError(RuntimeError): ...
+class DriverError(RuntimeError):
+    transient: bool
+
 
 # A poller's job template: (task, queue, priority, max_attempts, time_limit,
 # soft_time_limit, rate_key).

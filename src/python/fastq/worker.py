@@ -220,9 +220,9 @@ _REFUSED = (
 
 
 def is_driver_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a broker driver's failure. The C++ drivers' errors reach Python
-    as ``fastq._core.DriverError`` or, untranslated, as a plain ``RuntimeError``; a
-    worker's own run raises nothing else (task exceptions end their jobs)."""
+    """Whether ``exc`` is a broker driver's failure: ``fastq._core.DriverError`` (with the
+    core's ``transient`` flag), or a plain ``RuntimeError`` from code that raised one
+    itself; a worker's own run raises nothing else (task exceptions end their jobs)."""
     return isinstance(exc, _core.DriverError) or type(exc) is RuntimeError
 
 
@@ -231,7 +231,12 @@ def is_outage(exc: BaseException) -> bool:
     busy), as opposed to a setup error (no fastq tables, wrong credentials, a SQLite file
     that cannot be opened), which the same process would meet again at once."""
     text = str(exc)
-    return any(s in text for s in _OUTAGE) and not any(s in text for s in _REFUSED)
+    if any(s in text for s in _REFUSED):
+        return False  # the core counts a refused login as a failed connection
+    transient = getattr(exc, "transient", None)
+    if transient is not None:
+        return bool(transient)
+    return any(s in text for s in _OUTAGE)
 
 
 def run_supervised(

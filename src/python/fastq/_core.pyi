@@ -8,7 +8,6 @@ from typing import Any
 class DriverError(RuntimeError):
     transient: bool
 
-
 # A poller's job template: (task, queue, priority, max_attempts, time_limit,
 # soft_time_limit, rate_key).
 JobTemplate = tuple[str, str, int, int, float, float, str]

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db import connections
 
-
 # libpq keywords the worker's connections take from ``OPTIONS``. The TCP ones matter when
 # workers and the database are on different machines: without keepalives or a user
 # timeout, a connection whose peer vanished behind a network partition waits for an answer

@@ -35,7 +35,8 @@ VETH_PREFIX = "fqh"
 SUBNET = "10.77.0"
 PG_PORT = 5432
 STATE = Path("/tmp/fastq-hosts-forwarders")
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+CLOCK_SHIM_SOURCE = Path(__file__).resolve().parent / "clockskew.c"
+CLOCK_SHIM = Path("/tmp/fastq-hosts-clockskew.so")
 
 # libpq settings of the workers on the hosts (DATABASES OPTIONS, see
 # fastq_django.conf.LIBPQ_OPTIONS): a dead connection is noticed within about 4 s,
@@ -61,7 +62,7 @@ def unavailable() -> str | None:
     """Why hosts cannot be made here (None when they can)."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    for tool in ("ip", "socat"):
+    for tool in ("ip", "socat", "cc"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/bootstrap.sh installs it)"
     probe = f"{NS_PREFIX}probe"
@@ -105,19 +106,17 @@ class Host:
 
     def env(self, skew_seconds: int = 0) -> dict[str, str]:
         """The environment of a worker on this host, its wall clock ``skew_seconds`` off
-        (through libfaketime) when not 0."""
+        (clockskew.c, LD_PRELOADed) when not 0."""
         env = {
             "FASTQ_TEST_PG_HOST": self.db_addr,
             "FASTQ_TEST_PG_PORT": str(PG_PORT),
             "FASTQ_TEST_PG_OPTIONS": json.dumps(WORKER_PG_OPTIONS),
         }
         if skew_seconds:
-            # CLOCK_REALTIME only: a time namespace cannot move it, libfaketime can. The
-            # monotonic clocks stay true, as they do on a machine whose wall clock is off.
-            env["LD_PRELOAD"] = FAKETIME_LIB
-            env["FAKETIME"] = f"{skew_seconds:+d}"
-            env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-            env["FAKETIME_DONT_RESET"] = "1"
+            # CLOCK_REALTIME only (clockskew.c): the monotonic clocks stay true, as on a
+            # machine whose wall clock is off.
+            env["LD_PRELOAD"] = str(CLOCK_SHIM)
+            env["FASTQ_TEST_CLOCK_SKEW"] = str(skew_seconds)
         return env
 
     def cut(self) -> None:
@@ -189,9 +188,30 @@ def _start_forwarder(host: Host) -> subprocess.Popen[bytes]:
         time.sleep(0.05)
 
 
+def build_clock_shim() -> None:
+    subprocess.run(
+        [
+            "cc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            "-o",
+            str(CLOCK_SHIM),
+            str(CLOCK_SHIM_SOURCE),
+            "-ldl",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def setup(count: int) -> list[Host]:
     """``count`` hosts, each with its namespace, veth pair and forwarder."""
     cleanup()
+    build_clock_shim()
     hosts = []
     for i in range(count):
         h = Host(i)

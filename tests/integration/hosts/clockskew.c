@@ -3,8 +3,9 @@
  * seconds and nothing else, as on a machine whose clock is wrong: the monotonic clocks
  * stay true (a time namespace cannot move CLOCK_REALTIME; libfaketime also shifts sleeps
  * and breaks Python's). Waits on an absolute CLOCK_REALTIME deadline (a C++
- * condition_variable's wait_until on system_clock) are moved back, so they last as long
- * as they would on such a machine. */
+ * condition_variable's wait_until on system_clock, which is pthread_cond_timedwait on a
+ * condition variable of the default clock) are moved back, so they last as long as they
+ * would on such a machine. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -55,6 +56,21 @@ time_t time(time_t* out) {
   clock_gettime(CLOCK_REALTIME, &ts);
   if (out) *out = ts.tv_sec;
   return ts.tv_sec;
+}
+
+/* glibc keeps a condition variable's clock in bit 1 of __wrefs (nptl's
+ * __PTHREAD_COND_CLOCK_MONOTONIC_MASK): set for CLOCK_MONOTONIC, whose deadlines (Python's
+ * own condition variables) must not move. */
+int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct timespec* abstime) {
+  static int (*real)(pthread_cond_t*, pthread_mutex_t*, const struct timespec*);
+  if (!real) {
+    real = (int (*)(pthread_cond_t*, pthread_mutex_t*, const struct timespec*))dlsym(
+        RTLD_NEXT, "pthread_cond_timedwait");
+  }
+  if (c->__data.__wrefs & 2) return real(c, m, abstime);
+  struct timespec moved = *abstime;
+  shift(&moved, -skew_ns);
+  return real(c, m, &moved);
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clk,

@@ -3,9 +3,10 @@ namespaces, see netns.py) sharing one PostgreSQL, cut off from it and given skew
 clocks. It runs on tests/django's test project with FASTQ_TEST_DB=postgres and reuses
 the reliability suite's worker fleet and ledger (tests/integration/reliability).
 
-It needs root, iproute2 and socat (scripts/bootstrap.sh installs them) and PostgreSQL at
-127.0.0.1: locally their absence skips these tests, under CI=true it fails them. The test
-process talks to PostgreSQL over 127.0.0.1; the workers only through their hosts' veths.
+It needs root, iproute2, socat and a C compiler (scripts/bootstrap.sh installs them) and
+PostgreSQL at 127.0.0.1: locally their absence skips these tests, under CI=true it fails
+them. The test process talks to PostgreSQL over 127.0.0.1; the workers only through their
+hosts' veths.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
-        test-django-lts test-reliability-sqlite test-reliability-postgres test-acceptance \
-        bench bench-quick \
+        test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
+        test-acceptance bench bench-quick bench-hosts \
         lint format sanitize fuzz fuzz-smoke clean
 
 all: bootstrap
@@ -20,7 +20,8 @@ demo: bootstrap
 	$(PY) examples/shop/run_demo.py
 
 test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
-      test-django-lts test-reliability-sqlite test-reliability-postgres test-acceptance lint
+      test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
+      test-acceptance lint
 	@echo "make test: all suites passed"
 
 $(CPP_BUILD)/build.ninja:
@@ -48,6 +49,12 @@ test-reliability-sqlite: bootstrap
 test-reliability-postgres: bootstrap
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/reliability
 
+# Worker hosts as separate machines: each in its own network namespace (root, iproute2,
+# socat), cut off from PostgreSQL, their clocks skewed (tests/integration/hosts; about
+# two minutes).
+test-hosts: bootstrap
+	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/hosts
+
 # The example shop (examples/shop) run as its users run it, on SQLite and on PostgreSQL:
 # migrate, seed, fastq_worker with its schedules and tracking poller, outcomes checked in
 # the database (about a minute each).
@@ -70,6 +77,10 @@ bench: bootstrap
 bench-quick: bootstrap
 	$(PY) benchmarks/run.py --quick --out build/bench-quick/latest.json $(BENCH_ARGS)
 	$(PY) benchmarks/poller_cycle.py --rows 20000 --out build/bench-quick/poller.json
+
+# No-op throughput of 1, 2 and 3 hosts against one PostgreSQL (docs/scaling.md).
+bench-hosts: bootstrap
+	FASTQ_TEST_DB=postgres $(PY) tests/integration/hosts/throughput.py $(BENCH_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

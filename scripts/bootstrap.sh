@@ -10,7 +10,7 @@ VENV="${FASTQ_VENV:-.venv}"
 DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
   libgtest-dev libpq-dev libsqlite3-dev libhiredis-dev libhowardhinnant-date-dev
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev iproute2 socat)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

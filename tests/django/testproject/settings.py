@@ -1,7 +1,9 @@
 """Settings for fastq's Django tests. FASTQ_TEST_DB picks the broker database:
 ``sqlite`` (default) or ``postgres`` (127.0.0.1, user postgres; override with
-FASTQ_TEST_PG_HOST/PORT/USER/PASSWORD)."""
+FASTQ_TEST_PG_HOST/PORT/USER/PASSWORD; FASTQ_TEST_PG_OPTIONS, a JSON object, adds to
+OPTIONS, e.g. the TCP keepalives of workers in tests/integration/hosts)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -56,6 +58,7 @@ if _kind == "postgres":
             "NAME": _db_name or "fastq_django",
             # Per process, so that two test runs on one server never share a database.
             "TEST": {"NAME": f"test_fastq_django_{os.getpid()}"},
+            "OPTIONS": json.loads(os.environ.get("FASTQ_TEST_PG_OPTIONS") or "{}"),
         }
     }
 elif _kind == "sqlite":

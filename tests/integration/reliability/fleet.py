@@ -36,9 +36,16 @@ class GroupWorker(WorkerProcess):
     """``manage.py fastq_worker`` as the leader of its own session, so that the worker and
     every process it forks can be signalled together, the way a supervisor (or the kernel's
     OOM killer taking a container) would. ``extra_env`` is added to the environment; output
-    goes to ``log_path``."""
+    goes to ``log_path``. ``prefix`` goes before the command, for a wrapper that ends by
+    exec'ing it (``ip netns exec NS``), so the worker keeps the wrapper's pid."""
 
-    def __init__(self, *args: str, log_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *args: str,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+    ):
         from django.db import connection
 
         env = dict(os.environ)
@@ -50,7 +57,7 @@ class GroupWorker(WorkerProcess):
         self.log_path = log_path
         self.log = open(log_path, "w+")  # noqa: SIM115 - closed in wait() or by the fixture
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "manage.py"), "fastq_worker", *args],
+            [*prefix, sys.executable, str(HERE / "manage.py"), "fastq_worker", *args],
             cwd=HERE,
             env=env,
             stdout=self.log,

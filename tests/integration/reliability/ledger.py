@@ -66,6 +66,8 @@ def read(path: Path) -> list[Execution]:
         return executions
     with path.open() as f:
         for n, text in enumerate(f, 1):
+            if not text.endswith("\n"):
+                break  # the last line, still being written by a live worker
             if not text.strip():
                 continue
             try:

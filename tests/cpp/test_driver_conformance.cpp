@@ -41,6 +41,17 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Driver> db;
 };
 
+TEST_P(Conformance, DatabaseNowIsTheServersClockWhereTheServerMayBeElsewhere) {
+  const auto server = db->database_now();
+  if (GetParam() != "postgres") {
+    EXPECT_FALSE(server) << "a local database's clock is this machine's";
+    return;
+  }
+  ASSERT_TRUE(server);
+  // The test server runs on this machine: the same clock, give or take scheduling.
+  EXPECT_LT(std::llabs(*server - now_micros()), 5'000'000);
+}
+
 TEST_P(Conformance, EnqueueClaimCompleteRoundTrip) {
   auto j = job("app.tasks.add");
   db->enqueue(std::span(&j, 1));

@@ -16,6 +16,7 @@
 #include "fastq/json.hpp"
 #include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
+#include "fastq/time.hpp"
 
 namespace fastq {
 namespace {
@@ -432,6 +433,7 @@ class PostgresDriver final : public Driver {
 
   std::size_t complete(std::span<const Completion> done) override {
     if (done.empty()) return 0;
+    const Micros sent = now_micros();
     std::string j = "[";
     for (std::size_t i = 0; i < done.size(); ++i) {
       const auto& c = done[i];
@@ -443,7 +445,11 @@ class PostgresDriver final : public Driver {
       j += outcome_state(c.outcome);
       j += "\"";
       if (c.outcome == Outcome::kRetry) j += ",\"retry_at_us\":" + std::to_string(c.retry_at);
-      if (c.started_at > 0) j += ",\"started_at_us\":" + std::to_string(c.started_at);
+      // A start travels as its age, so the row's started_at is on the database's clock
+      // whatever this machine's wall clock says (the skew cancels out in the age).
+      if (c.started_at > 0) {
+        j += ",\"started_ago_us\":" + std::to_string(std::max<Micros>(0, sent - c.started_at));
+      }
       if (c.outcome == Outcome::kSucceeded) {
         j += ",\"result\":";
         append_json_string(j, c.result);
@@ -465,12 +471,12 @@ class PostgresDriver final : public Driver {
         "traceback = COALESCE(v.traceback, ''), "
         "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END, "
         "run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at), "
-        "started_at = COALESCE(j.started_at, CASE WHEN v.started_at_us IS NOT NULL THEN "
-        "LEAST(to_timestamp(v.started_at_us / 1e6), now()) END), "
+        "started_at = COALESCE(j.started_at, now() - v.started_ago_us * interval "
+        "'1 microsecond'), "
         "lease_token = NULL, "
         "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
         "state text, result text, error_type text, error text, traceback text, "
-        "retry_at_us bigint, started_at_us bigint) "
+        "retry_at_us bigint, started_ago_us bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
@@ -531,19 +537,21 @@ class PostgresDriver final : public Driver {
 
   std::size_t mark_started(std::span<const StartMark> marks) override {
     if (marks.empty()) return 0;
+    const Micros sent = now_micros();
     std::string j = "[";
     for (std::size_t i = 0; i < marks.size(); ++i) {
       if (i) j.push_back(',');
       j += "{\"id\":";
       append_json_string(j, marks[i].id);
       j += ",\"token\":" + std::to_string(marks[i].lease_token) +
-           ",\"at_us\":" + std::to_string(marks[i].started_at) + "}";
+           ",\"ago_us\":" + std::to_string(std::max<Micros>(0, sent - marks[i].started_at)) +
+           "}";
     }
     j.push_back(']');
     Result r = conn_.exec(
         "fastq_mark_started",
-        "UPDATE fastq_job j SET started_at = LEAST(to_timestamp(v.at_us / 1e6), now()) "
-        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, at_us bigint) "
+        "UPDATE fastq_job j SET started_at = now() - v.ago_us * interval '1 microsecond' "
+        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, ago_us bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
         "AND j.started_at IS NULL",
         {j.c_str()});
@@ -649,6 +657,12 @@ class PostgresDriver final : public Driver {
         "WHERE l.holder = excluded.holder OR l.lease_expires_at < now() RETURNING l.holder",
         {name.c_str(), holder.c_str(), ms.c_str()});
     return PQntuples(r.get()) == 1 && holder == PQgetvalue(r.get(), 0, 0);
+  }
+
+  std::optional<Micros> database_now() override {
+    Result r = conn_.exec("fastq_database_now",
+                          "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", {});
+    return std::atoll(PQgetvalue(r.get(), 0, 0));
   }
 
   void drop_lease(const std::string& name, const std::string& holder) override {

@@ -51,6 +51,11 @@ struct Scheduler::Impl {
   SchedulerConfig cfg;
   bool leader = false;
   Micros next_lease = 0;
+  // The database's clock minus this machine's (0 when the driver has no clock of its own):
+  // loop() judges slots on the database's time, so a leader whose clock is off by minutes
+  // still fires each slot on time, and next_run_at stays true for the next leader.
+  Micros clock_offset = 0;
+  Micros next_clock = 0;  // this machine's time of the next measurement
   Micros next_reload = 0;
   Micros next_prune = 0;
   std::vector<ScheduleRow> rows;
@@ -250,6 +255,25 @@ struct Scheduler::Impl {
     return wake;
   }
 
+  // Scheduler thread: measures clock_offset, half a round trip accurate.
+  void measure_clock() {
+    try {
+      const Micros before = now_micros();
+      const std::optional<Micros> db = driver->database_now();
+      const Micros after = now_micros();
+      if (!db) return;
+      const Micros offset = *db - (before + after) / 2;
+      if (std::llabs(offset) > 1'000'000 && std::llabs(offset - clock_offset) > 1'000'000) {
+        log(LogLevel::kWarning, "scheduler: this machine's clock is " +
+                                    std::to_string(-offset / 1000) +
+                                    " ms off the database's; slots are judged on the database's");
+      }
+      clock_offset = offset;
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("scheduler: reading the database's clock: ") + e.what());
+    }
+  }
+
   void loop() {
     std::unique_lock l(mu);
     while (!stopping) {
@@ -260,7 +284,13 @@ struct Scheduler::Impl {
       in_step = true;
       l.unlock();
       Micros wake = 0;
-      const Micros now = now_micros();
+      const Micros local = now_micros();
+      if (local >= next_clock) {
+        measure_clock();
+        const auto every = cfg.renew.count() > 0 ? cfg.renew : cfg.lease / 3;
+        next_clock = local + std::chrono::duration_cast<std::chrono::microseconds>(every).count();
+      }
+      const Micros now = local + clock_offset;
       try {
         wake = step(now);
       } catch (const std::exception& e) {
@@ -272,7 +302,7 @@ struct Scheduler::Impl {
       cv.notify_all();
       // Never sleep past a second: clocks jump, and stop() must be prompt anyway.
       wake = std::clamp(wake, now + 1000, now + 1'000'000);
-      cv.wait_until(l, Clock::time_point(std::chrono::microseconds(wake)),
+      cv.wait_until(l, Clock::time_point(std::chrono::microseconds(wake - clock_offset)),
                     [&] { return stopping; });
     }
   }

@@ -1,11 +1,10 @@
 """A scheduler leader whose wall clock is two minutes off. Its lease is judged on the
-database's clock (see test_clock_skew.py for job leases), but the slots are not: the
-scheduler (src/cpp/core/scheduler.cpp, ``loop``) decides what is due with
-``now_micros()``, the leader's own clock, and writes that judgement into next_run_at.
-Ahead, it fires slots two minutes early (and the table's next_run_at then lies two
-minutes ahead, so a correct leader after it fires nothing for two minutes); behind, it
-fires nothing for two minutes. Strict xfail until the scheduler reads the time from the
-database."""
+database's clock (see test_clock_skew.py for job leases), and so are the slots: the
+scheduler (src/cpp/core/scheduler.cpp, ``loop``) measures the database's clock
+(``Driver::database_now``) at each lease renewal and judges what is due on it. Before
+that, a leader ahead fired slots two minutes early (and left next_run_at two minutes
+ahead, so a correct leader after it fired nothing for two minutes); a leader behind fired
+nothing for two minutes."""
 
 from __future__ import annotations
 
@@ -33,10 +32,6 @@ def _runs() -> list[ScheduleRun]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scheduler judges due slots on the leader's own clock, not the database's",
-)
 @pytest.mark.parametrize("skew", [120, -120], ids=["ahead", "behind"])
 def test_a_leader_with_a_skewed_clock_fires_slots_on_time(hosts, start_on, skew):
     Schedule.objects.create(

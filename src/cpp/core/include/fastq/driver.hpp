@@ -147,6 +147,12 @@ class Driver {
   // In-process wake-up (memory driver): called after every enqueue. May be called from
   // any thread; must be cheap and must not call back into the driver.
   virtual void set_wakeup(std::function<void()> /*wakeup*/) {}
+
+  // The database server's clock (microseconds since the epoch), for a driver whose server
+  // may run on another machine than this process (PostgreSQL); std::nullopt when this
+  // machine's clock is the database's (SQLite, memory). The scheduler judges due slots on
+  // it, so a leader whose wall clock is off fires each slot on time all the same.
+  virtual std::optional<Micros> database_now() { return std::nullopt; }
 };
 
 // For the SQL drivers: after an INSERT that skipped unique-key conflicts, the id standing

@@ -32,15 +32,22 @@ WORKER_ARGS = (
 def test_skewed_clocks_neither_steal_nor_lose_leases(hosts, start_on, ledger):
     skews = (SKEW, -SKEW, 0)
     workers = [start_on(h, *WORKER_ARGS, skew=s) for h, s in zip(hosts, skews, strict=True)]
-    # Every host up and running jobs first; then long jobs, more than all hosts take at
-    # once, so that every host holds some through several renewals.
-    ids = [r.id for r in reliability_tasks.sleep.map([(0.01, f"w{i}") for i in range(60)])]
-    wait_for(
-        lambda: {e.pgid for e in ledger_check.read(ledger)} == {w.pid for w in workers},
-        120,
-        "every host to run a job",
-        alive=workers,
-    )
+    # Every host up and running jobs first (fed a few at a time until each has run one:
+    # the first host up would drain a fixed batch before the others start); then long
+    # jobs, more than all hosts take at once, so that every host holds some through
+    # several renewals.
+    ids: list[str] = []
+
+    def every_host_ran_one() -> bool:
+        if {e.pgid for e in ledger_check.read(ledger)} == {w.pid for w in workers}:
+            return True
+        n = len(ids)
+        ids.extend(
+            r.id for r in reliability_tasks.sleep.map([(0.05, f"w{n + i}") for i in range(6)])
+        )
+        return False
+
+    wait_for(every_host_ran_one, 120, "every host to run a job", alive=workers, interval=0.5)
     long = reliability_tasks.sleep.map([(LONG_SECONDS, f"l{i}") for i in range(LONG)])
     ids += [r.id for r in long]
     ids += [r.id for r in reliability_tasks.sleep.map([(0.02, f"s{i}") for i in range(SHORT)])]

@@ -21,25 +21,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reliability"))
 
 import netns
-from fleet import GroupWorker
+from fleet import GroupWorker, postgres_reachable
 
 HOSTS = 3
-
-
-def _postgres_reachable() -> str | None:
-    import psycopg
-
-    try:
-        psycopg.connect(
-            host="127.0.0.1",
-            port=os.environ.get("FASTQ_TEST_PG_PORT", "5432"),
-            user=os.environ.get("FASTQ_TEST_PG_USER", "postgres"),
-            dbname="postgres",
-            connect_timeout=3,
-        ).close()
-    except psycopg.OperationalError as exc:
-        return str(exc)
-    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if os.environ.get("FASTQ_TEST_DB") != "postgres":
         problem: str | None = "the hosts suite runs on PostgreSQL (FASTQ_TEST_DB=postgres)"
     else:
-        problem = netns.unavailable() or _postgres_reachable()
+        problem = netns.unavailable() or postgres_reachable("127.0.0.1")
     if problem is None:
         return
     if os.environ.get("CI") == "true":

@@ -14,29 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fleet import GroupWorker
-
-
-def _postgres_reachable() -> str | None:
-    import psycopg
-
-    try:
-        psycopg.connect(
-            host=os.environ.get("FASTQ_TEST_PG_HOST", "127.0.0.1"),
-            port=os.environ.get("FASTQ_TEST_PG_PORT", "5432"),
-            user=os.environ.get("FASTQ_TEST_PG_USER", "postgres"),
-            dbname="postgres",
-            connect_timeout=3,
-        ).close()
-    except psycopg.OperationalError as exc:
-        return str(exc)
-    return None
+from fleet import GroupWorker, postgres_reachable
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("FASTQ_TEST_DB") != "postgres":
         return
-    problem = _postgres_reachable()
+    problem = postgres_reachable()
     if problem is None:
         return
     if os.environ.get("CI") == "true":

@@ -15,6 +15,25 @@ from typing import Any
 from workerproc import HERE, WorkerProcess
 
 
+def postgres_reachable(host: str | None = None) -> str | None:
+    """None when the test PostgreSQL server answers at ``host`` (default
+    FASTQ_TEST_PG_HOST or 127.0.0.1), else why not: the suites skip on it locally and
+    fail on it under CI=true."""
+    import psycopg
+
+    try:
+        psycopg.connect(
+            host=host or os.environ.get("FASTQ_TEST_PG_HOST", "127.0.0.1"),
+            port=os.environ.get("FASTQ_TEST_PG_PORT", "5432"),
+            user=os.environ.get("FASTQ_TEST_PG_USER", "postgres"),
+            dbname="postgres",
+            connect_timeout=3,
+        ).close()
+    except psycopg.OperationalError as exc:
+        return str(exc)
+    return None
+
+
 def _proc_table() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, process group) for every process, from /proc."""
     table: dict[int, tuple[int, int]] = {}

@@ -539,18 +539,23 @@ TEST_P(Conformance, ClaimLeavesStartedAtNullAndMarkStartedIsFencedByToken) {
   auto got = db->claim(req(1));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_FALSE(db->get(j.id)->started_at) << "a claim is not a start";
-  const Micros t = now_micros() - 1'000'000;
+  // PostgreSQL stores the database's clock minus the start's age when sent: the stored start
+  // may lie later than the one sent by at most the time the calls took.
+  const Micros before = now_micros();
+  const Micros t = before - 1'000'000;
   const StartMark wrong{j.id, got[0].lease_token + 1, t};
   EXPECT_EQ(db->mark_started(std::span(&wrong, 1)), 0u);
   EXPECT_FALSE(db->get(j.id)->started_at);
   const StartMark right = mark(got[0], t);
   EXPECT_EQ(db->mark_started(std::span(&right, 1)), 1u);
+  const Micros took = now_micros() - before;
   const auto at = db->get(j.id)->started_at;
   ASSERT_TRUE(at);
-  EXPECT_NEAR(static_cast<double>(*at), static_cast<double>(t), 1000.0);
+  EXPECT_GE(*at, t - 1000);
+  EXPECT_LE(*at, t + took + 1000);
   const StartMark again = mark(got[0], t + 500'000);
   EXPECT_EQ(db->mark_started(std::span(&again, 1)), 0u) << "the first start stands";
-  EXPECT_NEAR(static_cast<double>(*db->get(j.id)->started_at), static_cast<double>(t), 1000.0);
+  EXPECT_EQ(*db->get(j.id)->started_at, *at);
   EXPECT_EQ(db->mark_started({}), 0u);
 }
 
@@ -571,18 +576,24 @@ TEST_P(Conformance, CompletionFillsStartedAtWhenNoMarkDid) {
   db->enqueue(jobs);
   auto got = db->claim(req(2));
   ASSERT_EQ(got.size(), 2u);
-  const Micros marked = now_micros() - 2'000'000, carried = now_micros() - 1'000'000;
+  // PostgreSQL stores a start as the database's clock minus the start's age when sent, so
+  // a stored start may lie later than the one sent by at most the time the call took.
+  const Micros before_mark = now_micros();
+  const Micros marked = before_mark - 2'000'000, carried = before_mark - 1'000'000;
   const StartMark m = mark(got[0], marked);
   ASSERT_EQ(db->mark_started(std::span(&m, 1)), 1u);
+  const Micros mark_took = now_micros() - before_mark;
   std::vector<Completion> done{ok(got[0]), ok(got[1])};
   done[0].started_at = carried;
   done[1].started_at = carried;
   EXPECT_EQ(db->complete(done), 2u);
-  EXPECT_NEAR(static_cast<double>(*db->get(got[0].id)->started_at), static_cast<double>(marked),
-              1000.0)
-      << "a recorded start stands";
-  EXPECT_NEAR(static_cast<double>(*db->get(got[1].id)->started_at), static_cast<double>(carried),
-              1000.0);
+  const Micros complete_took = now_micros() - before_mark;
+  const Micros a_start = *db->get(got[0].id)->started_at;
+  const Micros b_start = *db->get(got[1].id)->started_at;
+  EXPECT_GE(a_start, marked - 1000) << "a recorded start stands";
+  EXPECT_LE(a_start, marked + mark_took + 1000) << "a recorded start stands";
+  EXPECT_GE(b_start, carried - 1000);
+  EXPECT_LE(b_start, carried + complete_took + 1000);
   // A job ended without running (expired, cancelled, bad message) has no start.
   auto k = job("c");
   db->enqueue(std::span(&k, 1));

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,27 @@ class WorkerProcess:
         self.log.close()
         return self.proc.returncode, out
 
+    def catches(self, sig: int) -> bool:
+        """Whether the process has installed a handler for ``sig`` (SigCgt in
+        /proc/<pid>/status); False once it has exited."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return False
+
     def signal(self, sig: int) -> None:
+        """Sends ``sig``. A SIGTERM waits until the command has taken it over: sent while
+        Python and Django are still starting, it would kill the process as systemd's
+        default action does, which is not what a test of a graceful stop is about."""
+        if sig == signal.SIGTERM:
+            deadline = time.monotonic() + 300
+            while self.proc.poll() is None and not self.catches(sig):
+                assert time.monotonic() < deadline, "the worker never took SIGTERM over"
+                time.sleep(0.05)
         self.proc.send_signal(sig)
 
     def kill(self) -> None:

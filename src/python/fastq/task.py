@@ -654,7 +654,7 @@ def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float]:
     return (low, high)
 
 
-# Queues a warning was logged for, once each per process.
+# Queues checked (and warned about when unknown), once each per process.
 _warned_queues: set[str] = set()
 
 
@@ -668,9 +668,13 @@ def _check_queue(queue: str) -> None:
     """Logs a warning, once per queue and process, for a job sent to a queue that no
     registered task and no ``FASTQ["QUEUES"]`` entry names: a worker started without
     ``--queues`` would never take it (a typo, most of the time)."""
-    if queue in _warned_queues or queue in known_queues():
+    if queue in _warned_queues:
         return
+    known = queue in known_queues()
+    # Checked once per queue: tasks are only ever added, so a known queue stays known.
     _warned_queues.add(queue)
+    if known:
+        return
     logging.getLogger("fastq.task").warning(
         "job enqueued on queue %r, which no registered task and no FASTQ['QUEUES'] entry "
         "names: only a worker started with --queues %s takes it (known queues: %s)",

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "fastq/job_log.hpp"
+#include "fastq/outcome.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq {

@@ -137,3 +137,7 @@ def test_log_jobs_adds_started_and_succeeded_lines(worker):
         rf"job {loud.id} logs\.ok succeeded in \d+\.\d{{3}}s \(attempt 1/4\)", succeeded
     )
     assert "logging every job" in out
+    # The banner lists the project's tasks, not fastq's own (the poller's cycle task).
+    (tasks_line,) = [line for line in out.splitlines() if " task(s): " in line]
+    assert "logs.ok" in tasks_line and "testapp.tasks.add" in tasks_line
+    assert "fastq.poll" not in tasks_line

@@ -204,3 +204,30 @@ def test_a_queryset_update_of_the_timing_recomputes_next_run():
     row.timezone = "Europe/Paris"
     row.save(update_fields=["timezone"])
     assert Schedule.objects.get(name="cron").next_run_at is None
+
+
+# ---- the worker's banner -----------------------------------------------------------------
+
+
+def test_the_banner_says_when_no_tasks_are_registered(monkeypatch):
+    import io
+
+    from fastq.pollers import POLL_TASK
+    from fastq_django.broker import default_broker
+    from fastq_django.management.commands.fastq_worker import Command
+
+    monkeypatch.setattr(fastq, "registry", {POLL_TASK: registry[POLL_TASK]})
+    out = io.StringIO()
+    command = Command(stdout=io.StringIO(), stderr=out)
+    options = {
+        "processes": 2,
+        "concurrency": 4,
+        "prefetch": 0,
+        "claim_batch": 256,
+        "log_jobs": False,
+    }
+    command._banner(default_broker(), ["default"], options)
+    text = out.getvalue()
+    assert "2 process(es) x concurrency 4, prefetch 0" in text
+    assert "no tasks registered" in text and "FASTQ['IMPORTS']" in text
+    assert POLL_TASK not in text

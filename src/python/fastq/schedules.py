@@ -199,9 +199,8 @@ def schedule_once(
     args: Iterable[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
 ) -> AsyncResult:
-    """Run a task once at an aware datetime: ``apply_async(eta=at)``."""
-    if at.tzinfo is None:
-        raise ValueError("at must be a timezone-aware datetime")
+    """Run a task once at ``at``: ``apply_async(eta=at)`` (a naive datetime is read in
+    Django's ``TIME_ZONE``, as for ``eta``)."""
     if isinstance(target, str):
         if target not in registry:
             raise KeyError(f"no task named {target!r} is registered")

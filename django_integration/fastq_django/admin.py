@@ -1,5 +1,7 @@
-"""The job admin: watch jobs by state, read arguments, results and tracebacks, retry
-failures. The schedule admin: periodic schedules, enable/disable, run now.
+"""The job admin: watch jobs by state (a job waiting for its next attempt says "retrying
+at ..."), read arguments, results and tracebacks (fastq's own frames folded away), retry
+failures from the list or from a job's page. The schedule admin: periodic schedules,
+enable/disable, run now.
 
 Every action needs the change permission of its model (change_job, change_schedule).
 Arguments and results are shown with ``FASTQ["ADMIN_REDACT"]`` applied (redact.py)."""
@@ -12,10 +14,21 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from fastq_django.broker import DatabaseBroker
@@ -29,6 +42,7 @@ from fastq_django.redact import (
     shown_job,
 )
 from fastq_django.schedules import last_outcome, next_run, run_now
+from fastq_django.tracebacks import without_own_frames
 
 
 class _RejectNul(admin.ModelAdmin):
@@ -50,6 +64,7 @@ class JobAdmin(_RejectNul):
         "id",
         "task",
         "colored_state",
+        "error_type_column",
         "queue",
         "priority",
         "attempts",
@@ -59,6 +74,7 @@ class JobAdmin(_RejectNul):
         "finished_at",
     )
     list_filter = ("state", "queue", "task")
+    change_form_template = "admin/fastq_django/job/change_form.html"
     search_fields = ("=id", "task")
     list_per_page = 50
     show_full_result_count = False  # counting a million rows on every page is slow
@@ -142,11 +158,72 @@ class JobAdmin(_RejectNul):
 
     @admin.display(description="state", ordering="state")
     def colored_state(self, obj: Job) -> str:
+        if waiting_to_retry(obj):
+            # A failed attempt waiting for its next one: not just "Queued".
+            return format_html(
+                '<b style="color:{}">retrying at {}</b>',
+                self._COLORS["failed"],
+                date_format(timezone.localtime(obj.run_at), "DATETIME_FORMAT"),
+            )
         return format_html(
             '<b style="color:{}">{}</b>',
             self._COLORS.get(obj.state, "#000"),
             obj.get_state_display(),
         )
+
+    @admin.display(description="error type", ordering="error_type")
+    def error_type_column(self, obj: Job) -> str:
+        return obj.error_type or ""
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = super().get_urls()
+        retry = path(
+            "<path:object_id>/retry/",
+            self.admin_site.admin_view(self.retry_view),
+            name="fastq_django_job_retry",
+        )
+        return [retry, *urls]
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The detail page's Retry button (POST): queues a failed, dead, expired or
+        cancelled job again. Needs change_job, like the list's Retry action."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            raise Http404("no such job")
+        if retry_failed(Job.objects.using(job._state.db).filter(pk=job.pk)):
+            self.message_user(request, "The job is queued again.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"The job is {job.get_state_display().lower()}: only failed, dead, expired or "
+                "cancelled jobs can be retried.",
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(
+            reverse(
+                "admin:fastq_django_job_change",
+                args=[quote(job.pk)],
+                current_app=self.admin_site.name,
+            )
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        job = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        context["fastq_can_retry"] = (
+            job is not None and job.state in _RETRYABLE and self.has_change_permission(request)
+        )
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="args")
     def pretty_args(self, obj: Job) -> str:
@@ -166,7 +243,19 @@ class JobAdmin(_RejectNul):
 
     @admin.display(description="traceback")
     def pretty_traceback(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", shown_job(obj)["traceback"] or "—")
+        full = shown_job(obj)["traceback"]
+        if not full:
+            return "—"
+        short, hidden = without_own_frames(full)
+        if not hidden:
+            return format_html("<pre>{}</pre>", full)
+        return format_html(
+            "<pre>{}</pre><details><summary>{} frame(s) of fastq hidden: show the whole "
+            "traceback</summary><pre>{}</pre></details>",
+            short,
+            hidden,
+            full,
+        )
 
     @admin.action(
         permissions=["change"], description="Retry selected failed, dead, expired or cancelled jobs"
@@ -195,6 +284,11 @@ class JobAdmin(_RejectNul):
 
 
 _RETRYABLE = [JobState.FAILED, JobState.DEAD, JobState.EXPIRED, JobState.CANCELLED]
+
+
+def waiting_to_retry(job: Job) -> bool:
+    """Queued again after a failed attempt (the row keeps that attempt's error)."""
+    return job.state == JobState.QUEUED and job.attempts > 0 and bool(job.error_type)
 
 
 def retry_failed(queryset: QuerySet[Job]) -> int:

@@ -3,7 +3,8 @@
 Ids are stable; docs/configuration.md ("System checks") lists them:
 
 - ``fastq.E001`` an unknown key in ``settings.FASTQ`` (the closest valid key is the hint)
-- ``fastq.E002`` a ``settings.FASTQ`` value of the wrong type, or a bad ``SCHEDULE`` entry
+- ``fastq.E002`` a ``settings.FASTQ`` value of the wrong type, or a bad ``SCHEDULE`` entry,
+  ``TIMEZONE`` or ``TASK_DEFAULTS`` option
 - ``fastq.E003`` a schedule (``SCHEDULE``, ``@fastq.periodic``, ``@fastq.poller``) whose
   task is not registered
 - ``fastq.E004`` ``FASTQ["DATABASE"]`` names an alias missing from ``DATABASES``
@@ -101,6 +102,9 @@ def check_settings(
                 id="fastq.E001",
             )
         )
+    errors += _check_timezone(value.get("TIMEZONE"))
+    if isinstance(value.get("TASK_DEFAULTS"), dict):
+        errors += _check_task_defaults(value["TASK_DEFAULTS"])
     if isinstance(value.get("SCHEDULE"), dict):
         from fastq.schedules import from_settings
 
@@ -109,6 +113,54 @@ def check_settings(
         except ValueError as exc:  # CronError is a ValueError
             errors.append(checks.Error(str(exc), id="fastq.E002"))
     return errors
+
+
+def _check_timezone(zone: Any) -> list[checks.CheckMessage]:
+    """``FASTQ["TIMEZONE"]`` must name a zone the scheduler knows (E002)."""
+    if not isinstance(zone, str) or not zone:
+        return []  # None, or a type error reported with the other types
+    from fastq import Cron, CronError
+
+    try:
+        Cron("0 0 * * *", timezone=zone)
+    except CronError as exc:
+        return [checks.Error(f'FASTQ["TIMEZONE"]: {exc}', id="fastq.E002")]
+    return []
+
+
+def _check_task_defaults(defaults: dict[Any, Any]) -> list[checks.CheckMessage]:
+    """Each ``FASTQ["TASK_DEFAULTS"]`` entry must be an option a fleet-wide default may set,
+    with a value the option accepts (E002): checked by declaring a throwaway task with
+    it, as every task of the project will be."""
+    from fastq.task import TASK_DEFAULT_OPTIONS, Task, registry
+
+    errors: list[checks.CheckMessage] = []
+    for option, value in defaults.items():
+        if option not in TASK_DEFAULT_OPTIONS:
+            guess = difflib.get_close_matches(str(option), TASK_DEFAULT_OPTIONS, n=1)
+            errors.append(
+                checks.Error(
+                    f'FASTQ["TASK_DEFAULTS"] has an option a fleet-wide default cannot set: '
+                    f"{option!r}" + (f"; did you mean {guess[0]!r}?" if guess else "."),
+                    hint=f"Options: {', '.join(TASK_DEFAULT_OPTIONS)}.",
+                    id="fastq.E002",
+                )
+            )
+            continue
+        name = "fastq.checks.task_defaults_probe"
+        try:
+            Task(_probe, name=name, **{option: value})
+        except (TypeError, ValueError) as exc:
+            errors.append(
+                checks.Error(f'FASTQ["TASK_DEFAULTS"]["{option}"]: {exc}', id="fastq.E002")
+            )
+        finally:
+            registry.pop(name, None)
+    return errors
+
+
+def _probe() -> None:
+    """The function of the throwaway task that tests a TASK_DEFAULTS value."""
 
 
 # ---- tasks and schedules ----------------------------------------------------------------

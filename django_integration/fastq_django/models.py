@@ -204,6 +204,29 @@ class ScheduleSource(models.TextChoices):
     ADMIN = "admin", "admin"
 
 
+def default_timezone() -> str:
+    """The zone of a new cron schedule: ``FASTQ["TIMEZONE"]``, else ``TIME_ZONE``."""
+    from fastq import conf
+
+    return conf.timezone()
+
+
+# Columns whose change moves a schedule (its next_run_at is computed again from now).
+SCHEDULE_TIMING_FIELDS = ("cron", "timezone", "every", "enabled")
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def update(self, **kwargs: object) -> int:
+        """An update that changes the timing (``cron``, ``timezone``, ``every``, ``enabled``)
+        clears ``next_run_at`` too, unless it sets it: the scheduler then computes the next
+        slot from now, as for a save."""
+        if "next_run_at" not in kwargs and set(kwargs) & set(SCHEDULE_TIMING_FIELDS):
+            kwargs["next_run_at"] = None
+        return super().update(**kwargs)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+
 class Schedule(models.Model):
     """A periodic schedule. Rows with source "code" are written by ``fastq_worker`` at
     start from ``@fastq.periodic`` and ``FASTQ["SCHEDULE"]``; the scheduler (C++ core,
@@ -228,7 +251,10 @@ class Schedule(models.Model):
         help_text='Cron expression, e.g. "*/5 8-18 * * *" (or blank: set every).',
     )
     timezone = models.CharField(
-        max_length=64, default="UTC", db_default="UTC", help_text="IANA zone of the cron."
+        max_length=64,
+        default=default_timezone,
+        db_default="UTC",
+        help_text='IANA zone of the cron (default: FASTQ["TIMEZONE"], else TIME_ZONE).',
     )
     every = models.FloatField(
         null=True, blank=True, help_text="Interval in seconds (instead of cron)."
@@ -261,7 +287,9 @@ class Schedule(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Columns whose change moves the schedule (next_run_at is recomputed).
-    TIMING_FIELDS = ("cron", "timezone", "every", "enabled")
+    TIMING_FIELDS = SCHEDULE_TIMING_FIELDS
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         db_table = "fastq_schedule"
@@ -291,7 +319,7 @@ class Schedule(models.Model):
             errors["cron"] = "Give a cron expression or an interval (every), not both."
         elif self.cron:
             try:
-                Cron(self.cron, timezone=self.timezone or "UTC")
+                Cron(self.cron, timezone=self.timezone or default_timezone())
             except CronError as exc:
                 errors["timezone" if "time zone" in str(exc) else "cron"] = str(exc)
         elif self.every is not None and not self.every > 0:
@@ -316,13 +344,20 @@ class Schedule(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         """A changed expression, interval, zone or a re-enable moves the schedule: the
-        scheduler computes the next slot from now (within seconds)."""
-        if self.pk is not None and "update_fields" not in kwargs:
+        scheduler computes the next slot from now (within seconds). This holds for a save
+        limited to some fields too (``update_or_create`` saves only its ``defaults``)."""
+        update_fields = kwargs.get("update_fields")
+        timing: tuple[str, ...] = self.TIMING_FIELDS
+        if update_fields is not None:
+            timing = tuple(f for f in self.TIMING_FIELDS if f in set(update_fields))  # type: ignore[call-overload]
+        if self.pk is not None and timing:
             db = kwargs.get("using") or self._state.db
             rows = type(self)._default_manager.using(db).filter(pk=self.pk)  # type: ignore[arg-type]
-            old = rows.values(*self.TIMING_FIELDS).first()
-            if old and any(old[f] != getattr(self, f) for f in self.TIMING_FIELDS):
+            old = rows.values(*timing).first()
+            if old and any(old[f] != getattr(self, f) for f in timing):
                 self.next_run_at = None
+                if update_fields is not None and "next_run_at" not in update_fields:  # type: ignore[operator]
+                    kwargs["update_fields"] = [*update_fields, "next_run_at"]  # type: ignore[misc]
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 

@@ -95,7 +95,9 @@ def next_run(schedule: Schedule, now: datetime | None = None) -> datetime | None
     now = now or datetime.now(UTC)
     if schedule.cron:
         try:
-            return Cron(schedule.cron, timezone=schedule.timezone or "UTC").next_after(now)
+            return Cron(schedule.cron, timezone=schedule.timezone or conf.timezone()).next_after(
+                now
+            )
         except ValueError:
             return None
     if schedule.every:

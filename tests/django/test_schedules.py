@@ -142,8 +142,9 @@ def test_schedule_once_is_apply_async_with_eta():
     assert json.loads(job.args) == [1, 2]
     by_name = fastq.schedule_once(tasks.add.name, at=at, kwargs={"a": 1, "b": 1})
     assert Job.objects.get(id=by_name.id).task == tasks.add.name
-    with pytest.raises(ValueError):
-        fastq.schedule_once(tasks.add, at=datetime.now())  # naive
+    naive = datetime(2031, 1, 2, 3, 4, 5)  # read in TIME_ZONE (UTC here), like an eta
+    job = Job.objects.get(id=fastq.schedule_once(tasks.add, at=naive, args=(1, 2)).id)
+    assert job.run_at == naive.replace(tzinfo=UTC)
 
 
 # Admin and command --------------------------------------------------------------------

@@ -376,7 +376,8 @@ void bind_worker(py::module_& m) {
                        bool handle_signals, std::string name,
                        std::optional<py::function> log, std::uint64_t max_jobs,
                        const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits,
-                       py::object execute_async, std::vector<std::string> async_tasks) {
+                       py::object execute_async, std::vector<std::string> async_tasks,
+                       bool log_jobs, bool log_tracebacks) {
              WorkerConfig cfg;
              cfg.registered = {registered.begin(), registered.end()};
              cfg.queues = std::move(queues);
@@ -400,13 +401,15 @@ void bind_worker(py::module_& m) {
                cfg.supervised = true;
              }
              cfg.async_tasks = {async_tasks.begin(), async_tasks.end()};
+             cfg.log_jobs = log_jobs;
+             cfg.log_tracebacks = log_tracebacks;
              return std::make_unique<PyWorker>(driver, std::move(execute),
                                                std::move(retry_type), std::move(execute_async),
                                                std::move(cfg), std::move(log));
            }),
            py::arg("driver"), py::arg("execute"), py::arg("retry_type"), py::arg("registered"),
            py::arg("queues") = std::vector<std::string>{"default"}, py::arg("concurrency") = 4,
-           py::arg("prefetch") = 0, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
+           py::arg("prefetch") = -1, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
            py::arg("flush_interval_ms") = 5, py::arg("rescue_interval_ms") = 5000,
            py::arg("max_payload_bytes") = std::size_t{1} << 20, py::arg("burst") = false,
            py::arg("grace_ms") = 30000,
@@ -414,7 +417,8 @@ void bind_worker(py::module_& m) {
            py::arg("log") = py::none(), py::arg("max_jobs") = 0,
            py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{},
            py::arg("execute_async") = py::none(),
-           py::arg("async_tasks") = std::vector<std::string>{})
+           py::arg("async_tasks") = std::vector<std::string>{}, py::arg("log_jobs") = false,
+           py::arg("log_tracebacks") = false)
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")

@@ -30,7 +30,12 @@ inline std::function<void(LogLevel, const std::string&)> log_hook(
   return [fn, where](LogLevel level, const std::string& msg) {
     py::gil_scoped_acquire gil;
     try {
-      (*fn)(static_cast<int>(level), msg);
+      // Decoded leniently: a line holding invalid UTF-8 (a driver's message, a job's
+      // text) is logged with U+FFFD in place of the bad bytes rather than lost.
+      PyObject* text = PyUnicode_DecodeUTF8(msg.data(), static_cast<Py_ssize_t>(msg.size()),
+                                            "replace");
+      if (text == nullptr) throw py::error_already_set();
+      (*fn)(static_cast<int>(level), py::reinterpret_steal<py::str>(text));
     } catch (py::error_already_set& e) {
       e.discard_as_unraisable(where);
     }

@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fastq/job_log.hpp"
+
 namespace fastq {
 
 namespace {
@@ -37,6 +39,7 @@ struct Slot {
   std::int32_t max_attempts = 0;
   double time_limit = 0;
   char id[40] = {};
+  char task[kLogTaskBytes + 1] = {};  // for the log line when the job is settled here
 };
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -72,6 +75,8 @@ class SlotTracker final : public JobTracker {
     Slot& s = slots_[i];
     std::memset(s.id, 0, sizeof s.id);
     std::memcpy(s.id, job.id.data(), std::min(job.id.size(), sizeof s.id - 1));
+    std::memset(s.task, 0, sizeof s.task);
+    std::memcpy(s.task, job.task.data(), std::min(job.task.size(), sizeof s.task - 1));
     s.lease_token = job.lease_token;
     s.attempts = job.attempts;
     s.max_attempts = job.max_attempts;
@@ -229,8 +234,10 @@ struct Supervisor::Impl {
                       std::to_string(slot.max_attempts) + ")";
           stats.lost++;
         }
-        log(LogLevel::kWarning, "job " + id + (last ? " is dead: " : " will be retried: ") +
-                                    out.error);
+        const JobLogSubject subject{id, slot.task, slot.attempts, slot.max_attempts};
+        if (auto line = outcome_line(subject, out, false, now_micros())) {
+          log(line->level, line->text);
+        }
         outcomes.push_back(std::move(out));
       }
       slot.state.store(Slot::kFree, std::memory_order_relaxed);

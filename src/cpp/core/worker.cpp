@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fastq/job_log.hpp"
 #include "fastq/json.hpp"
 #include "fastq/outcome.hpp"
 #include "fastq/rescue.hpp"
@@ -85,7 +86,8 @@ struct Worker::Impl {
     if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
     if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
     if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
-    const int prefetch = cfg.prefetch > 0 ? cfg.prefetch : cfg.claim_batch;
+    // 0 holds nothing beyond the running jobs (long tasks); negative: one claim batch.
+    const int prefetch = cfg.prefetch >= 0 ? cfg.prefetch : cfg.claim_batch;
     capacity = cfg.concurrency + prefetch;
     low_water = std::max(1, capacity / 4);
     if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
@@ -163,6 +165,28 @@ struct Worker::Impl {
 
   void log(LogLevel level, const std::string& msg) {
     if (cfg.log) cfg.log(level, msg);
+  }
+
+  // Executor (or event loop) thread, once a job's outcome is known: its log line
+  // (job_log.hpp). The outcome is made storable first (add_outcomes does it again, at no
+  // cost) so that the line says what the row will say, a result too large included.
+  void report(const JobLogSubject& job, Completion& c) {
+    if (!cfg.log) return;
+    if (c.outcome == Outcome::kSucceeded && !cfg.log_jobs &&
+        c.result.size() <= outcome_limits.max_result_bytes) {
+      return;  // the hot path: nothing to say
+    }
+    if (sanitize_outcome(c, outcome_limits)) counters.sanitized++;
+    if (auto line = outcome_line(job, c, cfg.log_jobs, now_micros())) {
+      cfg.log(line->level, line->text);
+    }
+    if (cfg.log_tracebacks && c.outcome != Outcome::kSucceeded) {
+      if (auto tb = traceback_line(job, c)) cfg.log(LogLevel::kDebug, *tb);
+    }
+  }
+
+  static JobLogSubject subject(const ClaimedJob& job) {
+    return JobLogSubject{job.id, job.task, job.attempts, job.max_attempts};
   }
 
   // Any thread: a statement failed. Rescues hold off for a lease after the last one.
@@ -634,25 +658,30 @@ struct Worker::Impl {
           c.error_type = bad->type;
           c.error = std::move(bad->message);
           counters.rejected++;
-          log(LogLevel::kWarning, "job " + job.id + " is dead: " + c.error_type + ": " + c.error);
         } else if (cfg.async_tasks.contains(job.task)) {
           outs.pop_back();  // the outcome arrives later, through async_done
           ++started_async;
           async_inflight++;
           if (cfg.tracker) cfg.tracker->started(job, index);
           const Micros began = note_started(job);
-          runner.start_async(job, [this, id = job.id, token = job.lease_token,
-                                   began](Completion&& out) {
+          if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
+          runner.start_async(job, [this, id = job.id, token = job.lease_token, began,
+                                   task = job.task, attempt = job.attempts,
+                                   max_attempts = job.max_attempts](Completion&& out) {
             out.id = id;
             out.lease_token = token;
             out.started_at = began;
+            report(JobLogSubject{id, task, attempt, max_attempts}, out);
             async_done(std::move(out));
           });
+          continue;
         } else {
           if (cfg.tracker) cfg.tracker->started(job, index);
           c.started_at = note_started(job);
+          if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
           runner.run(job, c);
         }
+        report(subject(job), c);
       }
       runner.end_batch();
       if (ran > started_async + skipped) {

@@ -165,7 +165,7 @@ class Worker:
         registered: Sequence[str],
         queues: Sequence[str] = ...,
         concurrency: int = 4,
-        prefetch: int = 0,
+        prefetch: int = -1,  # < 0: one claim batch; 0: none beyond concurrency
         claim_batch: int = 256,
         lease_ms: int = 30000,
         flush_interval_ms: int = 5,
@@ -178,6 +178,10 @@ class Worker:
         log: Callable[[int, str], None] | None = None,
         max_jobs: int = 0,
         rate_limits: dict[str, tuple[int, int]] = ...,  # task -> (interval µs, burst)
+        execute_async: Callable[..., None] | None = None,
+        async_tasks: Sequence[str] = ...,
+        log_jobs: bool = False,  # INFO lines per job started, succeeded, cancelled
+        log_tracebacks: bool = False,  # DEBUG lines with the traceback of failed attempts
     ) -> None: ...
     def run(self) -> WorkerStats: ...
     def stop(self) -> None: ...

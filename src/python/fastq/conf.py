@@ -10,6 +10,10 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
 ``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
                Django admin masks in job arguments and results (fastq_django/redact.py).
+``TIMEZONE``   the zone of cron schedules that name none (default: Django's TIME_ZONE,
+               else UTC); see :func:`timezone`.
+``TASK_DEFAULTS``  fleet-wide defaults of task options (``time_limit``, ``max_retries``,
+               ``queue``...), which a task's own options override.
 
 fastq_django's system checks (``manage.py check``) report unknown keys and values of the
 wrong type from this table.
@@ -63,9 +67,30 @@ KNOWN: dict[str, Setting] = {
             )
         ),
     ),
+    "TIMEZONE": Setting(
+        None,
+        "an IANA time zone name (str), or None for settings.TIME_ZONE",
+        lambda v: v is None or (isinstance(v, str) and bool(v)),
+    ),
+    "TASK_DEFAULTS": Setting(
+        {}, "a dict of task option -> default value", lambda v: isinstance(v, Mapping)
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {name: s.default for name, s in KNOWN.items()}
+
+
+def timezone() -> str:
+    """The zone of a cron schedule that names none: ``FASTQ["TIMEZONE"]``, else Django's
+    ``TIME_ZONE``, else ``"UTC"``."""
+    configured = get("TIMEZONE")
+    if configured:
+        return str(configured)
+    if django_settings() is not None:
+        from django.conf import settings
+
+        return str(getattr(settings, "TIME_ZONE", None) or "UTC")
+    return "UTC"
 
 
 def closest(name: str) -> str | None:

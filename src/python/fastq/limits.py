@@ -13,7 +13,7 @@ infinity, strings UTF-8 can encode, str dict keys, at most ``MAX_JSON_DEPTH`` le
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from numbers import Real
 from typing import Any
 
@@ -52,7 +52,9 @@ def max_retries(value: Any, where: str = "") -> int:
 
 
 def seconds(option: str, value: Any, where: str = "") -> float:
-    """A finite number of seconds (an int or a float, not a bool)."""
+    """A finite number of seconds (an int, a float or a ``timedelta``; not a bool)."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{where}{option} must be a number of seconds, not {type(value).__name__}")
     s = float(value)
@@ -74,8 +76,25 @@ def time_limit(option: str, value: Any, where: str = "") -> float | None:
 
 
 def aware_datetime(option: str, value: Any, where: str = "") -> datetime:
+    """``value`` as an aware datetime. A naive one is read in the project's zone, as
+    Django reads naive datetimes: settings.TIME_ZONE in a Django project, else the
+    system's local zone (at a DST change, the first of two readings)."""
     if not isinstance(value, datetime):
         raise TypeError(f"{where}{option} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{where}{option} must be a timezone-aware datetime")
+        zone = _default_zone()
+        if zone is None:
+            return value.replace(tzinfo=None).astimezone()
+        return value.replace(tzinfo=zone)
     return value
+
+
+def _default_zone() -> tzinfo | None:
+    """Django's default time zone (settings.TIME_ZONE) when Django is configured."""
+    from fastq import conf
+
+    if conf.django_settings() is None:
+        return None
+    from django.utils import timezone
+
+    return timezone.get_default_timezone()

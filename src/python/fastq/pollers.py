@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastq import conf
 from fastq._core import Cron
 from fastq.schedules import PeriodicSchedule
 from fastq.schedules import declared as declared_schedules
@@ -56,7 +57,9 @@ class Poller:
             return 0.0
         if self.schedule.every:
             return float(self.schedule.every)
-        following = Cron(self.schedule.cron, timezone=self.schedule.timezone).next_after(now)
+        following = Cron(
+            self.schedule.cron, timezone=self.schedule.timezone or conf.timezone()
+        ).next_after(now)
         return max((following - now).total_seconds(), 0.0)
 
     def min_gap(self) -> float:
@@ -77,7 +80,7 @@ def poller(
     queryset: Callable[[], Any],
     every: timedelta | float | None = None,
     cron: str = "",
-    timezone: str = "UTC",
+    timezone: str = "",
     name: str | None = None,
     rate_limit: str | None = None,
     stale_after: timedelta | None = None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastq import _core, limits
+from fastq import _core, conf, limits
 from fastq._core import Cron, CronError
 from fastq.result import AsyncResult
 from fastq.task import Task, registry, task
@@ -23,12 +23,14 @@ CATCH_UP = ("latest", "all", "none")
 
 @dataclass(frozen=True)
 class PeriodicSchedule:
-    """A schedule as declared in code: ``cron`` + ``timezone``, or ``every`` seconds."""
+    """A schedule as declared in code: ``cron`` + ``timezone``, or ``every`` seconds. An
+    empty ``timezone`` is the default zone, ``FASTQ["TIMEZONE"]`` (``conf.timezone()``),
+    read when the schedule is written to the table."""
 
     name: str
     task: str
     cron: str = ""
-    timezone: str = "UTC"
+    timezone: str = ""
     every: float | None = None
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +49,7 @@ class PeriodicSchedule:
             raise ValueError(f"{where}: give exactly one of cron= or every=")
         if self.cron:
             try:
+                # The default zone (FASTQ["TIMEZONE"]) is checked on its own (fastq.E002).
                 Cron(self.cron, timezone=self.timezone or "UTC")
             except CronError as exc:
                 field_name = "timezone" if "time zone" in str(exc) else "cron"
@@ -70,7 +73,7 @@ class PeriodicSchedule:
         return {
             "task": self.task,
             "cron": self.cron,
-            "timezone": self.timezone or "UTC",
+            "timezone": self.timezone or conf.timezone(),
             "every": self.every,
             "args": json.dumps(list(self.args)),
             "kwargs": json.dumps(self.kwargs),
@@ -97,7 +100,7 @@ def periodic(
     fn: Any = None,
     *,
     cron: str = "",
-    timezone: str = "UTC",
+    timezone: str = "",
     every: timedelta | float | None = None,
     name: str | None = None,
     args: Iterable[Any] = (),
@@ -109,7 +112,8 @@ def periodic(
 ) -> Any:
     """Run a task on a schedule: ``@fastq.periodic(cron="*/5 8-18 * * *",
     timezone="Asia/Tehran")`` or ``@fastq.periodic(every=timedelta(minutes=30))``, above
-    ``@fastq.task`` or instead of it (a plain function is registered as a task).
+    ``@fastq.task`` or instead of it (a plain function is registered as a task). Without
+    ``timezone`` a cron runs in ``FASTQ["TIMEZONE"]`` (default: Django's ``TIME_ZONE``).
 
     ``name`` defaults to the task's name; ``args``/``kwargs`` are passed to each run;
     ``queue`` and ``priority`` override the task's; ``catch_up`` ("latest", "all",
@@ -173,7 +177,7 @@ def from_settings(config: Mapping[str, Any] | None) -> dict[str, PeriodicSchedul
                 name=sched_name,
                 task=str(options.get("task", "")),
                 cron=str(options.get("cron", "")),
-                timezone=str(options.get("timezone", "UTC")),
+                timezone=str(options.get("timezone") or ""),
                 every=_seconds(options.get("every")),
                 args=list(options.get("args", [])),
                 kwargs=dict(options.get("kwargs", {})),
@@ -195,9 +199,8 @@ def schedule_once(
     args: Iterable[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
 ) -> AsyncResult:
-    """Run a task once at an aware datetime: ``apply_async(eta=at)``."""
-    if at.tzinfo is None:
-        raise ValueError("at must be a timezone-aware datetime")
+    """Run a task once at ``at``: ``apply_async(eta=at)`` (a naive datetime is read in
+    Django's ``TIME_ZONE``, as for ``eta``)."""
     if isinstance(target, str):
         if target not in registry:
             raise KeyError(f"no task named {target!r} is registered")

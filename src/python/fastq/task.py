@@ -9,6 +9,8 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
+import math
 import random
 import re
 import threading
@@ -169,6 +171,8 @@ class Task(Generic[P, R]):
             raise ValueError("rate_limit_burst must be at least 1")
         self.rate_limit_key = rate_limit_key
         self.rate_limit_burst = int(rate_limit_burst)
+        self._signature = _call_signature(fn, bind)
+        self._arity = _positional_arity(self._signature)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         _register(self)
 
@@ -193,20 +197,22 @@ class Task(Generic[P, R]):
         self,
         args: Iterable[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        countdown: float | None = None,
+        countdown: float | timedelta | None = None,
         eta: datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
         max_retries: int | None = None,
-        expires: float | datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
     ) -> AsyncResult:
-        """Enqueue with options: ``countdown`` seconds or an aware ``eta`` datetime to
-        delay the start, another ``queue``, another ``priority`` (higher runs first),
-        another ``max_retries``, ``expires`` (seconds from now or an aware datetime: a
-        job not started by then never runs and ends EXPIRED), another ``time_limit`` or
-        ``soft_time_limit`` (seconds)."""
+        """Enqueue with options: ``countdown`` (seconds or a ``timedelta``) or an ``eta``
+        datetime (a naive one is read in Django's ``TIME_ZONE``) to delay the start,
+        another ``queue``, another ``priority`` (higher runs first), another
+        ``max_retries``, ``expires`` (seconds or a ``timedelta`` from now, or a datetime:
+        a job not started by then never runs and ends EXPIRED), another ``time_limit``
+        or ``soft_time_limit`` (seconds). Arguments that do not bind to the task's
+        signature raise ``TypeError`` here, as calling the function would."""
         job = self._new_job(
             tuple(args),
             dict(kwargs or {}),
@@ -236,6 +242,15 @@ class Task(Generic[P, R]):
         """
         if self.unique or self.rate_limit_key is not None or conf.get("EAGER"):
             return self._map_jobs(calls)
+        if self._signature is not None:
+            # Positional calls only: counting them is enough (and costs ~50 ns a call,
+            # where binding each would halve map()'s rate); a count out of range is bound
+            # for its message.
+            calls = [c if isinstance(c, tuple) else tuple(c) for c in calls]
+            low, high = self._arity
+            for call in calls:
+                if not low <= len(call) <= high:
+                    self._check_call(call, {})
         expires_at = None
         if isinstance(self.expires, datetime):
             expires_at = to_micros(self.expires)
@@ -300,7 +315,7 @@ class Task(Generic[P, R]):
         self,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        countdown: float | None,
+        countdown: float | timedelta | None,
         eta: datetime | None,
         queue: str | None,
         priority: int | None,
@@ -312,6 +327,7 @@ class Task(Generic[P, R]):
         # Everything is checked before the broker sees the job: a bad value raises here,
         # naming the argument, and nothing is written (fastq.limits).
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
+        self._check_call(args, kwargs)
         where = f"{self.name}(): "
         if countdown is not None and eta is not None:
             raise ValueError(f"{where}pass countdown or eta, not both")
@@ -340,6 +356,8 @@ class Task(Generic[P, R]):
             soft_time_limit = self.soft_time_limit
         else:
             soft_time_limit = limits.time_limit("soft_time_limit", soft_time_limit, where)
+        if queue:
+            _check_queue(queue)
         return NewJob(
             id=_core.new_job_id(),
             task=self.name,
@@ -357,6 +375,17 @@ class Task(Generic[P, R]):
             if self.rate_limit_key is not None
             else "",
         )
+
+    def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raises ``TypeError`` at the call site, as calling the function would, when the
+        arguments do not bind to the task's signature (Celery does the same): the worker
+        would only fail the job with it later."""
+        if self._signature is None:
+            return
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
 
     def _unique_key(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], args_json: str, kwargs_json: str
@@ -590,6 +619,71 @@ def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseExc
     retry.traceback = "".join(traceback.format_exception(cause))
 
 
+def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | None:
+    """The signature calls of the task must bind to (without ``self`` for ``bind=True``),
+    or None when it cannot be read (some builtins and C callables)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if bind:
+        params = list(sig.parameters.values())
+        if params and params[0].kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            sig = sig.replace(parameters=params[1:])
+    return sig
+
+
+def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float]:
+    """How many positional arguments alone bind to ``sig``: (fewest, most). (1, 0), which
+    nothing satisfies, when a keyword-only parameter is required."""
+    if sig is None:
+        return (0, math.inf)
+    low, high = 0, 0.0
+    for p in sig.parameters.values():
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            high += 1
+            if p.default is p.empty:
+                low += 1
+        elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+            high = math.inf
+        elif p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is p.empty:
+            return (1, 0)
+    return (low, high)
+
+
+# Queues checked (and warned about when unknown), once each per process.
+_warned_queues: set[str] = set()
+
+
+def known_queues() -> set[str]:
+    """Queues some worker configuration names: a registered task's queue, an entry of
+    ``FASTQ["QUEUES"]``, and "default"."""
+    return {"default", *(t.queue for t in registry.values()), *(conf.get("QUEUES") or ())}
+
+
+def _check_queue(queue: str) -> None:
+    """Logs a warning, once per queue and process, for a job sent to a queue that no
+    registered task and no ``FASTQ["QUEUES"]`` entry names: a worker started without
+    ``--queues`` would never take it (a typo, most of the time)."""
+    if queue in _warned_queues:
+        return
+    known = queue in known_queues()
+    # Checked once per queue: tasks are only ever added, so a known queue stays known.
+    _warned_queues.add(queue)
+    if known:
+        return
+    logging.getLogger("fastq.task").warning(
+        "job enqueued on queue %r, which no registered task and no FASTQ['QUEUES'] entry "
+        "names: only a worker started with --queues %s takes it (known queues: %s)",
+        queue,
+        queue,
+        ", ".join(sorted(known_queues())),
+    )
+
+
 def _after(option: str, value: Any, where: str) -> datetime:
     """Now plus ``value`` seconds (a finite number; negative is in the past)."""
     s = limits.seconds(option, value, where)
@@ -699,9 +793,43 @@ def task(
     arguments (e.g. per provider); ``rate_limit_burst`` lets that many start at once.
     """
     if fn is not None:
-        return Task(fn, **options)
+        return Task(fn, **with_task_defaults(options))
 
     def decorate(f: Callable[..., R]) -> Task[Any, R]:
-        return Task(f, **options)
+        return Task(f, **with_task_defaults(options))
 
     return decorate
+
+
+# The options FASTQ["TASK_DEFAULTS"] may set: those that make sense fleet-wide (a name,
+# bind, uniqueness or a rate-limit key belong to one task).
+TASK_DEFAULT_OPTIONS = (
+    "queue",
+    "priority",
+    "max_retries",
+    "autoretry_for",
+    "retry_backoff",
+    "retry_backoff_max",
+    "retry_jitter",
+    "default_retry_delay",
+    "expires",
+    "time_limit",
+    "soft_time_limit",
+    "rate_limit",
+    "rate_limit_burst",
+)
+
+
+def with_task_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` over ``FASTQ["TASK_DEFAULTS"]``: what a task declared with these options
+    gets. Read when the task is declared (its module imported)."""
+    defaults = conf.get("TASK_DEFAULTS") or {}
+    if not defaults:
+        return dict(options)
+    unknown = sorted(set(defaults) - set(TASK_DEFAULT_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"FASTQ['TASK_DEFAULTS'] has option(s) a fleet-wide default cannot set: "
+            f"{', '.join(map(str, unknown))} (allowed: {', '.join(TASK_DEFAULT_OPTIONS)})"
+        )
+    return {**defaults, **options}

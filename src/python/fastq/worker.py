@@ -121,6 +121,11 @@ class Worker:
     ``Worker(burst=True).run()`` drains what is runnable and returns; otherwise it runs
     until :meth:`stop` (from another thread), SIGTERM or SIGINT (when ``handle_signals``),
     or until it has taken ``max_jobs`` jobs (when non-zero) and run them.
+
+    ``prefetch``: jobs held beyond ``concurrency`` (None: one claim batch; 0: none).
+    Logs one line per failed, retried, dead or expired job on ``fastq.worker``
+    (WARNING/ERROR), the traceback at DEBUG, and with ``log_jobs`` one INFO line per job
+    started and succeeded.
     """
 
     def __init__(
@@ -129,13 +134,14 @@ class Worker:
         *,
         queues: Iterable[str] | None = None,
         concurrency: int = 4,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         claim_batch: int = 256,
         lease: float = 30.0,
         burst: bool = False,
         grace: float = 30.0,
         handle_signals: bool = False,
         max_jobs: int = 0,
+        log_jobs: bool = False,
     ) -> None:
         global _before_job
         self.broker = broker or get_broker()
@@ -150,7 +156,7 @@ class Worker:
             sorted(registry),
             queues=self.queues,
             concurrency=concurrency,
-            prefetch=prefetch,
+            prefetch=-1 if prefetch is None else prefetch,
             claim_batch=claim_batch,
             lease_ms=int(lease * 1000),
             # A dead worker's jobs come back within about one lease, also for short leases.
@@ -169,6 +175,9 @@ class Worker:
             },
             execute_async=execute_async,
             async_tasks=[t.name for t in registry.values() if inspect.iscoroutinefunction(t.fn)],
+            log_jobs=log_jobs,
+            # Tracebacks cross into Python only when a DEBUG line would be written.
+            log_tracebacks=log.isEnabledFor(logging.DEBUG),
         )
 
     def run(self) -> _core.WorkerStats:

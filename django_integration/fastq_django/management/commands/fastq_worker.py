@@ -70,9 +70,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--prefetch",
             type=int,
-            default=0,
-            help="Jobs held beyond --concurrency (default: the claim batch). "
-            "Lower it for long tasks so other workers get a share.",
+            default=None,
+            help="Jobs held beyond --concurrency (default: the claim batch). Lower it for "
+            "long tasks so other workers get a share; 0 holds none beyond the running ones.",
         )
         parser.add_argument(
             "--claim-batch", type=int, default=256, help="Most jobs taken per claim statement."
@@ -111,10 +111,20 @@ class Command(BaseCommand):
             type=str.upper,
             default=None,
             choices=LOG_LEVELS,
-            help="Level of the fastq loggers, in any case (info or INFO). When "
+            help="Level of the fastq loggers, in any case (info or INFO): DEBUG, INFO, "
+            "WARNING, ERROR, CRITICAL. Failed, retried, dead, expired and time-limited jobs are "
+            "logged at WARNING/ERROR, their tracebacks at DEBUG. When "
             "settings.LOGGING routes the fastq loggers (or gives the root logger handlers), "
             "that configuration is kept and only this level is applied to the 'fastq' "
             "logger; otherwise fastq logs to stderr at this level (default INFO).",
+        )
+
+        parser.add_argument(
+            "--log-jobs",
+            action="store_true",
+            help="Also log one INFO line per job started and per job succeeded (or "
+            "cancelled), with its id, task and attempt. Off by default so that a busy worker "
+            "does not drown its log; failures are logged either way.",
         )
 
     def check(self, *args: Any, **kwargs: Any) -> None:
@@ -133,6 +143,8 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1")
         if options["processes"] < 0:
             raise CommandError("--processes must be 0 or more")
+        if options["prefetch"] is not None and options["prefetch"] < 0:
+            raise CommandError("--prefetch must be 0 or more")
         import_task_modules()
         broker = default_broker()
         # Before any schedule is synced or any process forked: a worker on a database
@@ -152,18 +164,11 @@ class Command(BaseCommand):
                 grace=options["grace"],
                 handle_signals=True,
                 max_jobs=options["max_tasks_per_child"],
+                log_jobs=options["log_jobs"],
             )
 
-        tasks = sorted(fastq.registry)
-        processes = options["processes"]
         scheduler = self._make_scheduler(broker, options)
-        self.stderr.write(
-            f"fastq worker {socket.gethostname()}:{os.getpid()} on {broker.name} "
-            f"({broker.vendor}), queues {','.join(queues)}, "
-            + (f"{processes} process(es) x " if processes else "")
-            + f"concurrency {options['concurrency']}, {len(tasks)} task(s): "
-            f"{', '.join(tasks) or '(none registered)'}"
-        )
+        self._banner(broker, queues, options)
         # Workers use their own connections; don't hold (or fork) Django's idle ones.
         connections.close_all()
         try:
@@ -171,6 +176,28 @@ class Command(BaseCommand):
         finally:
             if scheduler is not None:
                 scheduler.stop()
+
+    def _banner(self, broker: Any, queues: list[str], options: dict[str, Any]) -> None:
+        """The start-up lines: where the worker runs and on what, and the project's own
+        tasks (fastq's internal ones, such as the poller's cycle task, are left out)."""
+        processes = options["processes"]
+        tasks = sorted(name for name in fastq.registry if not name.startswith("fastq."))
+        prefetch = options["prefetch"]
+        self.stderr.write(
+            f"fastq worker {socket.gethostname()}:{os.getpid()} on {broker.name} "
+            f"({broker.vendor}), queues {','.join(queues)}, "
+            + (f"{processes} process(es) x " if processes else "")
+            + f"concurrency {options['concurrency']}, prefetch "
+            + (f"{prefetch}" if prefetch is not None else f"{options['claim_batch']} (default)")
+            + (", logging every job" if options["log_jobs"] else "")
+        )
+        if tasks:
+            self.stderr.write(f"{len(tasks)} task(s): {', '.join(tasks)}")
+        else:
+            self.stderr.write(
+                "no tasks registered: fastq imports each installed app's tasks module and "
+                "the modules in FASTQ['IMPORTS']; declare tasks there with @fastq.task"
+            )
 
     def _check_database(self, alias: str) -> None:
         """Exit 2 with one line if fastq_django's migrations are not applied to the
@@ -281,7 +308,7 @@ class Command(BaseCommand):
     def _run_supervised(
         self, broker: Any, make_worker: Any, options: dict[str, Any], scheduler: Any
     ) -> None:
-        prefetch = options["prefetch"] or options["claim_batch"]
+        prefetch = options["claim_batch"] if options["prefetch"] is None else options["prefetch"]
         started = time.monotonic()
         if self._early_stop.requested:
             self.stderr.write("fastq supervisor: stopped before it started")

@@ -105,7 +105,7 @@ struct WorkerConfig {
   std::vector<std::string> queues{"default"};
   std::unordered_set<std::string> registered;  // task names this process may run
   int concurrency = 4;                          // executor threads
-  int prefetch = 0;         // extra jobs held beyond concurrency; 0 = automatic
+  int prefetch = -1;        // extra jobs held beyond concurrency; < 0: claim_batch
   int claim_batch = 256;    // most jobs taken by one claim statement
   int exec_batch = 32;      // most jobs one executor runs per begin/end_batch
   std::chrono::milliseconds lease{30000};
@@ -135,6 +135,11 @@ struct WorkerConfig {
   // holding one of the worker's `concurrency + prefetch` places until it finishes.
   std::unordered_set<std::string> async_tasks;
   std::function<void(LogLevel, const std::string&)> log;  // any thread; may be empty
+  // Per-job lines on `log` (fastq/job_log.hpp): failed, retried, dead, expired jobs always
+  // (WARNING/ERROR); started, succeeded and cancelled ones (INFO) only with log_jobs; the
+  // traceback of a failed attempt (DEBUG) only with log_tracebacks.
+  bool log_jobs = false;
+  bool log_tracebacks = false;
 };
 
 struct WorkerStats {

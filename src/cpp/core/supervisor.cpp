@@ -1,5 +1,9 @@
 #include "fastq/supervisor.hpp"
 
+#include "fastq/metrics.hpp"
+#include "fastq/metrics_server.hpp"
+#include "fastq/notify.hpp"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -7,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -45,6 +50,7 @@ struct Table {
   Slot* slots = nullptr;  // processes * per_child
   // Per child: the lease token of a claim in flight (its jobs not all in slots yet).
   std::atomic<std::int64_t>* claims = nullptr;
+  WorkerMetrics* metrics = nullptr;  // per child index: its worker's metrics (--metrics-port)
   int processes = 0;
   int per_child = 0;
   std::size_t bytes = 0;
@@ -53,6 +59,7 @@ struct Table {
 
 Table g_table;         // mapped by the supervisor before the first fork; inherited
 int g_child = -1;      // this process's index once it is a supervised child
+int g_metrics_fd = -1;  // the supervisor's metrics listening socket, closed in children
 
 class SlotTracker final : public JobTracker {
  public:
@@ -340,7 +347,67 @@ struct Supervisor::Impl {
     }
   }
 
+  SystemdNotifier notifier;
+  std::int64_t next_beat_us = 0;
+  std::int64_t next_watchdog_us = 0;
+
+  void beat(bool stopped) {
+    if (!cfg.registry) return;
+    WorkerRow row = *cfg.registry;
+    row.kind = "supervisor";
+    row.pid = ::getpid();
+    row.processes = cfg.processes;
+    row.rss_bytes = static_cast<std::int64_t>(rss_kb(::getpid()) * 1024);
+    row.processed = 0;  // its children count the jobs
+    row.failed = static_cast<std::int64_t>(stats.lost + stats.timeouts);
+    try {
+      if (stopped) {
+        db->stop_worker(row);
+      } else {
+        db->beat_worker(row);
+      }
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
+    }
+  }
+
+  // Every tick: the registry heartbeat and the systemd watchdog, when due.
+  void keep_alive() {
+    const auto now = monotonic_us();
+    if (cfg.registry && now >= next_beat_us) {
+      next_beat_us = now + std::max<std::int64_t>(cfg.registry->lease_ms * 1000 / 3, 100'000);
+      beat(false);
+    }
+    const auto every = notifier.watchdog_interval().count();
+    if (every > 0 && now >= next_watchdog_us) {
+      next_watchdog_us = now + every;
+      notifier.send("WATCHDOG=1");
+    }
+  }
+
+  std::unique_ptr<MetricsServer> metrics_server;
+
+  std::string render() const {
+    std::vector<const WorkerMetrics*> all;
+    SupervisorGauges g;
+    for (int i = 0; i < g_table.processes; ++i) all.push_back(&g_table.metrics[i]);
+    for (const auto& c : children) g.processes += c.pid > 0 ? 1 : 0;
+    g.started = stats.started;
+    g.crashed = stats.crashed;
+    g.timeouts = stats.timeouts;
+    g.recycled = stats.recycled;
+    return render_metrics(all, g);
+  }
+
   SupervisorStats run() {
+    if (cfg.notify_systemd) notifier = SystemdNotifier::from_environment();
+    if (cfg.metrics_port >= 0) {
+      metrics_server = std::make_unique<MetricsServer>(cfg.metrics_address, cfg.metrics_port,
+                                                       [this] { return render(); });
+      g_metrics_fd = metrics_server->native_handle();
+      log(LogLevel::kInfo, "serving worker metrics on http://" + cfg.metrics_address + ":" +
+                               std::to_string(metrics_server->port()) + "/metrics");
+    }
     sigset_t mask, old;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -349,6 +416,9 @@ struct Supervisor::Impl {
     pthread_sigmask(SIG_BLOCK, &mask, &old);
 
     for (int i = 0; i < cfg.processes; ++i) start_child(i);
+    keep_alive();
+    notifier.send("READY=1\nSTATUS=" + std::to_string(cfg.processes) +
+                  " worker process(es) running\nMAINPID=" + std::to_string(::getpid()));
     const timespec tick{0, static_cast<long>(cfg.tick.count()) * 1'000'000};
     while (true) {
       siginfo_t info{};
@@ -359,8 +429,11 @@ struct Supervisor::Impl {
             std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                 (again ? " again: passing it on to the worker processes"
                        : ": stopping the worker processes gracefully"));
+        if (!stopping) notifier.send("STOPPING=1\nSTATUS=stopping");
         begin_stop(sig);
       }
+      keep_alive();
+      if (metrics_server) metrics_server->poll();
       reap();
       check_deadlines();
       check_memory();
@@ -395,6 +468,9 @@ struct Supervisor::Impl {
     siginfo_t info{};
     while (sigtimedwait(&mask, &info, &zero) > 0) {
     }
+    beat(true);
+    metrics_server.reset();
+    g_metrics_fd = -1;
     if (cfg.restore_signals) pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return stats;
   }
@@ -414,8 +490,14 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   g_table.per_child = impl_->cfg.slots_per_child;
   const std::size_t slot_bytes = sizeof(Slot) * static_cast<std::size_t>(g_table.processes) *
                                  static_cast<std::size_t>(g_table.per_child);
+  const std::size_t claims_bytes =
+      sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
+  // WorkerMetrics after the claims, aligned for its atomics.
+  const std::size_t metrics_offset =
+      (slot_bytes + claims_bytes + alignof(WorkerMetrics) - 1) / alignof(WorkerMetrics) *
+      alignof(WorkerMetrics);
   g_table.bytes =
-      slot_bytes + sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
+      metrics_offset + sizeof(WorkerMetrics) * static_cast<std::size_t>(g_table.processes);
   void* mem = mmap(nullptr, g_table.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("mmap of the supervisor's job table failed");
@@ -423,6 +505,9 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   g_table.claims = reinterpret_cast<std::atomic<std::int64_t>*>(static_cast<char*>(mem) +
                                                                  slot_bytes);
   for (int i = 0; i < g_table.processes; ++i) new (&g_table.claims[i]) std::atomic<std::int64_t>(0);
+  g_table.metrics =
+      reinterpret_cast<WorkerMetrics*>(static_cast<char*>(mem) + metrics_offset);
+  for (int i = 0; i < g_table.processes; ++i) new (&g_table.metrics[i]) WorkerMetrics();
   for (std::size_t i = 0; i < static_cast<std::size_t>(g_table.processes * g_table.per_child);
        ++i) {
     new (&g_table.slots[i]) Slot();
@@ -452,6 +537,10 @@ void Supervisor::enter_child(int index) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
   g_child = index;
+  if (g_metrics_fd >= 0) {
+    ::close(g_metrics_fd);  // the port belongs to the supervisor
+    g_metrics_fd = -1;
+  }
   if (g_table.slots && index >= 0 && index < g_table.processes) {
     g_tracker = new SlotTracker(g_table.child(index), g_table.per_child,
                                 &g_table.claims[index]);  // lives until exit
@@ -459,5 +548,10 @@ void Supervisor::enter_child(int index) {
 }
 
 JobTracker* Supervisor::child_tracker() { return g_tracker; }
+
+WorkerMetrics* Supervisor::child_metrics() {
+  if (g_child < 0 || !g_table.metrics || g_child >= g_table.processes) return nullptr;
+  return &g_table.metrics[g_child];
+}
 
 }  // namespace fastq

@@ -225,10 +225,13 @@ def run_broker(broker: str, rows: int, repeat: int) -> list[dict[str, Any]]:
     if broker == "postgres":
         with connection.cursor() as c:
             from django.utils import timezone
-            from fastq_django.inspect import _STATS_SQL
+            from fastq_django.inspect import STATS_SQL, WINDOWS
 
             now = timezone.now()
-            c.execute("EXPLAIN " + _STATS_SQL, [now, now - timezone.timedelta(minutes=15)])
+            c.execute(
+                "EXPLAIN " + STATS_SQL,
+                {f"since{m}": now - timezone.timedelta(minutes=m) for m in WINDOWS},
+            )
             plan = "\n".join(r[0] for r in c.fetchall())
             print("  plan of stats:\n" + "\n".join("    " + p for p in plan.splitlines()))
     return out

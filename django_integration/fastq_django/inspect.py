@@ -278,21 +278,32 @@ def _percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo))
 
 
-_STATS_SQL = """
-SELECT j.queue, j.task, w.minutes,
-  count(*),
-  count(*) FILTER (WHERE j.state IN ('failed', 'dead')),
-  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.started_at - j.run_at)),
-  percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM j.started_at - j.run_at)),
-  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.finished_at - j.started_at)),
-  percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM j.finished_at - j.started_at))
-FROM fastq_job j
-JOIN (VALUES (1), (5), (15)) AS w(minutes)
-  ON j.finished_at >= %s - w.minutes * interval '1 minute'
-WHERE j.finished_at >= %s AND j.finished_at IS NOT NULL
-  AND j.state IN ('succeeded', 'failed', 'dead', 'expired', 'cancelled')
-GROUP BY j.queue, j.task, w.minutes
-"""
+def _stats_sql() -> str:
+    """One pass over the last 15 minutes' finished rows (fastq_job_finished), grouped by
+    queue and task; each window's aggregates FILTER the rows to that window."""
+    per_window = []
+    for m in WINDOWS:
+        inside = f"j.finished_at >= %(since{m})s"
+        wait = "extract(epoch FROM j.started_at - j.run_at)"
+        run = "extract(epoch FROM j.finished_at - j.started_at)"
+        per_window.append(
+            f"count(*) FILTER (WHERE {inside}), "
+            f"count(*) FILTER (WHERE {inside} AND j.state IN ('failed', 'dead')), "
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {wait}) FILTER (WHERE {inside}), "
+            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY {wait}) FILTER (WHERE {inside}), "
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {run}) FILTER (WHERE {inside}), "
+            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY {run}) FILTER (WHERE {inside})"
+        )
+    return (
+        "SELECT j.queue, j.task, "
+        + ", ".join(per_window)
+        + f" FROM fastq_job j WHERE j.finished_at >= %(since{max(WINDOWS)})s"
+        " AND j.state IN ('succeeded', 'failed', 'dead', 'expired', 'cancelled')"
+        " GROUP BY j.queue, j.task"
+    )
+
+
+STATS_SQL = _stats_sql()
 
 
 def stats(now: datetime | None = None) -> list[dict[str, Any]]:
@@ -305,10 +316,16 @@ def stats(now: datetime | None = None) -> list[dict[str, Any]]:
     db = alias()
     cells: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     if connections[db].vendor == "postgresql":
+        params = {f"since{m}": now - timedelta(minutes=m) for m in WINDOWS}
         with connections[db].cursor() as cur:
-            cur.execute(_STATS_SQL, [now, since])
-            for queue, task, minutes, n, failed, w50, w95, r50, r95 in cur.fetchall():
-                cells[(queue, task)][minutes] = _cell(minutes, n, failed, w50, w95, r50, r95)
+            cur.execute(STATS_SQL, params)
+            for queue, task, *values in cur.fetchall():
+                for i, minutes in enumerate(WINDOWS):
+                    n, failed, w50, w95, r50, r95 = values[i * 6 : i * 6 + 6]
+                    if n:
+                        cells[(queue, task)][minutes] = _cell(
+                            minutes, n, failed, w50, w95, r50, r95
+                        )
     else:
         rows = (
             Job.objects.using(db)

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -178,6 +179,7 @@ struct Supervisor::Impl {
       g_table.child(i)[s].state.store(Slot::kFree, std::memory_order_relaxed);
     }
     g_table.claims[i].store(0, std::memory_order_relaxed);
+    wait_beat();  // no heartbeat thread inside libpq while we fork
     const pid_t pid = spawn(i);
     if (pid <= 0) {
       log(LogLevel::kError, "could not start worker process " + std::to_string(i) +
@@ -351,8 +353,15 @@ struct Supervisor::Impl {
   std::int64_t next_beat_us = 0;
   std::int64_t next_watchdog_us = 0;
 
-  void beat(bool stopped) {
-    if (!cfg.registry) return;
+  // The registry row is written on a thread of its own, on a connection of its own, so
+  // that a database that hangs (a partition, a slow reconnect) never holds up the loop
+  // that reaps children and enforces time limits. At most one beat is in flight; forks
+  // wait for it (wait_beat), so no thread is inside libpq when a child is made.
+  std::unique_ptr<Driver> beat_db;
+  std::thread beat_thread;
+  std::atomic<bool> beat_done{true};
+
+  WorkerRow registry_row() const {
     WorkerRow row = *cfg.registry;
     row.kind = "supervisor";
     row.pid = ::getpid();
@@ -360,15 +369,44 @@ struct Supervisor::Impl {
     row.rss_bytes = static_cast<std::int64_t>(rss_kb(::getpid()) * 1024);
     row.processed = 0;  // its children count the jobs
     row.failed = static_cast<std::int64_t>(stats.lost + stats.timeouts);
+    return row;
+  }
+
+  void write_row(const WorkerRow& row, bool stopped) {
     try {
+      if (!beat_db) beat_db = db->connect_another();
       if (stopped) {
-        db->stop_worker(row);
+        beat_db->stop_worker(row);
       } else {
-        db->beat_worker(row);
+        beat_db->beat_worker(row);
       }
     } catch (const DriverError& e) {
       log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
     }
+  }
+
+  void wait_beat() {
+    if (beat_thread.joinable()) beat_thread.join();
+  }
+  ~Impl() { wait_beat(); }
+
+  void beat(bool stopped) {
+    if (!cfg.registry) return;
+    if (stopped) {
+      wait_beat();
+      write_row(registry_row(), true);
+      return;
+    }
+    if (!beat_done.load()) return;  // the last one is still on its way
+    wait_beat();
+    beat_done = false;
+    beat_thread = std::thread([this, row = registry_row()] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are the loop's business
+      write_row(row, false);
+      beat_done = true;
+    });
   }
 
   // Every tick: the registry heartbeat and the systemd watchdog, when due.
@@ -469,6 +507,7 @@ struct Supervisor::Impl {
     while (sigtimedwait(&mask, &info, &zero) > 0) {
     }
     beat(true);
+    beat_db.reset();
     metrics_server.reset();
     g_metrics_fd = -1;
     if (cfg.restore_signals) pthread_sigmask(SIG_SETMASK, &old, nullptr);

@@ -198,7 +198,7 @@ class Command(BaseCommand):
             (
                 q["queue"],
                 q["depth"],
-                secs(q["oldest_wait"]),
+                secs(q["oldest_wait"]) if q["depth"] else "-",
                 q["scheduled"],
                 q["running"],
                 q["reserved"],

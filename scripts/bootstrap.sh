@@ -43,11 +43,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.10" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff
+    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20"
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed.

@@ -32,7 +32,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from fastq_django.broker import DatabaseBroker
-from fastq_django.models import Job, JobState, Schedule
+from fastq_django.models import Job, JobState, Schedule, WorkerProcess
 from fastq_django.redact import (
     Redaction,
     configured_rule,
@@ -447,3 +447,45 @@ class ScheduleAdmin(_RejectNul):
         self.message_user(
             request, f"{len(ids)} job(s) enqueued: {', '.join(ids)}", messages.SUCCESS
         )
+
+
+@admin.register(WorkerProcess)
+class WorkerProcessAdmin(_RejectNul):
+    """The worker registry, read-only: the workers write it (view_workerprocess to see
+    it). No one adds, edits or deletes a row here; the leader cleans up lost ones."""
+
+    list_display = (
+        "host",
+        "pid",
+        "kind",
+        "shown_state",
+        "queues",
+        "concurrency",
+        "processes",
+        "processed",
+        "failed",
+        "rss_mb",
+        "started_at",
+        "last_heartbeat",
+    )
+    list_filter = ("kind", "state", "host")
+    search_fields = ("id", "host")
+    ordering = ("host", "pid")
+    readonly_fields = [f.name for f in WorkerProcess._meta.fields]
+
+    @admin.display(description="state")
+    def shown_state(self, obj: WorkerProcess) -> str:
+        return obj.shown_state
+
+    @admin.display(description="RSS (MB)", ordering="rss_bytes")
+    def rss_mb(self, obj: WorkerProcess) -> str:
+        return f"{obj.rss_bytes / 1_048_576:.1f}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

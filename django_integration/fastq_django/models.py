@@ -157,6 +157,14 @@ class Job(models.Model):
             ),
             # The admin: newest first, within a state.
             models.Index(fields=["state", "-created_at"], name="fastq_job_state_created"),
+            # Recent outcomes (fastq_inspect stats, /fastq/metrics): a range scan over the
+            # last minutes' finished rows. Partial, so enqueue writes no entry; a job gets
+            # one when it finishes.
+            models.Index(
+                fields=["finished_at"],
+                name="fastq_job_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -410,3 +418,77 @@ class PollerMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.poller}: {self.key}"
+
+
+class WorkerState(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    LOST = "lost", "Lost"
+
+
+class WorkerProcess(models.Model):
+    """The worker registry: one row per worker process and per prefork supervisor, written
+    by the C++ core (src/cpp/core/*_driver.cpp, beat_worker/stop_worker/reap_workers) and
+    read by ``fastq_inspect``, ``fastq_health``, ``/fastq/metrics`` and the admin.
+
+    A worker writes its row at start and with every lease-renewal tick (lease/3), on the
+    database's clock; ``expires_at`` is that heartbeat plus the worker's lease. A row still
+    ``running`` whose ``expires_at`` has passed is lost (its process died or is cut off);
+    the scheduler's leader marks such rows ``lost`` and deletes stopped and lost rows an
+    hour after their last heartbeat. A graceful stop marks the row ``stopped``."""
+
+    id = models.CharField(max_length=200, primary_key=True, help_text="host:pid:uuid")
+    kind = models.CharField(max_length=16, help_text='"worker" or "supervisor".')
+    supervisor = models.CharField(
+        max_length=200, blank=True, default="", db_default="", help_text="Its supervisor's id."
+    )
+    host = models.CharField(max_length=255)
+    pid = models.BigIntegerField()
+    version = models.CharField(max_length=64, blank=True, default="", db_default="")
+    queues = models.TextField(default="[]", db_default="[]", help_text="JSON array.")
+    tasks = models.TextField(default="[]", db_default="[]", help_text="JSON array.")
+    concurrency = models.IntegerField(default=0, db_default=0)
+    processes = models.IntegerField(default=0, db_default=0)
+    state = models.CharField(max_length=16, choices=WorkerState.choices)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    expires_at = models.DateTimeField(help_text="Silent past this: lost.")
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    processed = models.BigIntegerField(default=0, db_default=0)
+    failed = models.BigIntegerField(default=0, db_default=0)
+    rss_bytes = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "fastq_worker"
+        verbose_name = "worker"
+        ordering = ["host", "pid"]
+        permissions = [("view_metrics", "Can read the fleet metrics (/fastq/metrics)")]
+        indexes = [
+            models.Index(fields=["state", "expires_at"], name="fastq_worker_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.host}:{self.pid} [{self.shown_state}]"
+
+    @property
+    def shown_state(self) -> str:
+        """``lost`` for a running row silent past its lease, before the leader marks it."""
+        if self.state == WorkerState.RUNNING and self.expires_at < timezone.now():
+            return WorkerState.LOST
+        return self.state
+
+    @property
+    def queue_list(self) -> list[str]:
+        return _json_list(self.queues)
+
+    @property
+    def task_list(self) -> list[str]:
+        return _json_list(self.tasks)
+
+
+def _json_list(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []

@@ -41,6 +41,7 @@ DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+CREATE INDEX fastq_job_finished ON fastq_job (finished_at) WHERE finished_at IS NOT NULL;
 CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
   WHERE state IN ('queued', 'running');
 DROP TABLE IF EXISTS fastq_schedule;
@@ -89,6 +90,28 @@ CREATE TABLE fastq_poller_mark (
   created_at datetime NOT NULL
 );
 CREATE UNIQUE INDEX fastq_poller_mark_key ON fastq_poller_mark (poller, key);
+DROP TABLE IF EXISTS fastq_worker;
+CREATE TABLE fastq_worker (
+  id varchar(200) NOT NULL PRIMARY KEY,
+  kind varchar(16) NOT NULL,
+  supervisor varchar(200) NOT NULL DEFAULT '',
+  host varchar(255) NOT NULL,
+  pid bigint NOT NULL,
+  version varchar(64) NOT NULL DEFAULT '',
+  queues text NOT NULL DEFAULT '[]',
+  tasks text NOT NULL DEFAULT '[]',
+  concurrency integer NOT NULL DEFAULT 0,
+  processes integer NOT NULL DEFAULT 0,
+  state varchar(16) NOT NULL,
+  started_at datetime NOT NULL,
+  last_heartbeat datetime NOT NULL,
+  expires_at datetime NOT NULL,
+  stopped_at datetime NULL,
+  processed bigint NOT NULL DEFAULT 0,
+  failed bigint NOT NULL DEFAULT 0,
+  rss_bytes bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX fastq_worker_state ON fastq_worker (state, expires_at);
 )sql";
 
 inline constexpr const char* kPostgresSchema = R"sql(
@@ -127,6 +150,7 @@ DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
+CREATE INDEX fastq_job_finished ON fastq_job (finished_at) WHERE finished_at IS NOT NULL;
 CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
   WHERE state IN ('queued', 'running');
 CREATE OR REPLACE FUNCTION fastq_notify() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -179,6 +203,28 @@ CREATE TABLE fastq_poller_mark (
   created_at timestamptz NOT NULL
 );
 CREATE UNIQUE INDEX fastq_poller_mark_key ON fastq_poller_mark (poller, key);
+DROP TABLE IF EXISTS fastq_worker;
+CREATE TABLE fastq_worker (
+  id varchar(200) NOT NULL PRIMARY KEY,
+  kind varchar(16) NOT NULL,
+  supervisor varchar(200) NOT NULL DEFAULT '',
+  host varchar(255) NOT NULL,
+  pid bigint NOT NULL,
+  version varchar(64) NOT NULL DEFAULT '',
+  queues text NOT NULL DEFAULT '[]',
+  tasks text NOT NULL DEFAULT '[]',
+  concurrency integer NOT NULL DEFAULT 0,
+  processes integer NOT NULL DEFAULT 0,
+  state varchar(16) NOT NULL,
+  started_at timestamptz NOT NULL,
+  last_heartbeat timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  stopped_at timestamptz NULL,
+  processed bigint NOT NULL DEFAULT 0,
+  failed bigint NOT NULL DEFAULT 0,
+  rss_bytes bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX fastq_worker_state ON fastq_worker (state, expires_at);
 )sql";
 
 }  // namespace fastq::testing

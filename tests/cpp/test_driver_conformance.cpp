@@ -723,3 +723,129 @@ TEST_P(Conformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
 
 }  // namespace
 }  // namespace fastq
+
+namespace fastq {
+namespace {
+
+WorkerRow worker_row(std::string id, std::int64_t lease_ms = 30000) {
+  WorkerRow w;
+  w.id = std::move(id);
+  w.host = "host-a";
+  w.pid = 4242;
+  w.version = "1.2.3";
+  w.queues = "[\"default\",\"mail\"]";
+  w.tasks = "[\"app.tasks.add\"]";
+  w.concurrency = 8;
+  w.lease_ms = lease_ms;
+  return w;
+}
+
+const WorkerRecord* find_worker(const std::vector<WorkerRecord>& all, const std::string& id) {
+  for (const auto& w : all) {
+    if (w.row.id == id) return &w;
+  }
+  return nullptr;
+}
+
+TEST_P(Conformance, WorkerRegistersBeatsAndStops) {
+  auto row = worker_row("host-a:4242:1");
+  db->beat_worker(row);
+  auto all = db->workers();
+  const auto* w = find_worker(all, row.id);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->state, "running");
+  EXPECT_EQ(w->row.kind, "worker");
+  EXPECT_EQ(w->row.host, "host-a");
+  EXPECT_EQ(w->row.pid, 4242);
+  EXPECT_EQ(w->row.version, "1.2.3");
+  EXPECT_EQ(w->row.queues, "[\"default\",\"mail\"]");
+  EXPECT_EQ(w->row.tasks, "[\"app.tasks.add\"]");
+  EXPECT_EQ(w->row.concurrency, 8);
+  EXPECT_EQ(w->started_at, w->last_heartbeat);
+  EXPECT_EQ(w->expires_at - w->last_heartbeat, 30'000'000);
+  EXPECT_FALSE(w->stopped_at);
+  const Micros started = w->started_at;
+
+  // A heartbeat updates the counters and the clock, never started_at.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  row.processed = 1'000'000'000'000;
+  row.failed = 7;
+  row.rss_bytes = 123456789;
+  db->connect_another()->beat_worker(row);
+  all = db->workers();
+  w = find_worker(all, row.id);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->started_at, started);
+  EXPECT_GT(w->last_heartbeat, started);
+  EXPECT_EQ(w->row.processed, 1'000'000'000'000);
+  EXPECT_EQ(w->row.failed, 7);
+  EXPECT_EQ(w->row.rss_bytes, 123456789);
+
+  row.processed += 1;
+  db->stop_worker(row);
+  all = db->workers();
+  w = find_worker(all, row.id);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->state, "stopped");
+  ASSERT_TRUE(w->stopped_at);
+  EXPECT_EQ(w->row.processed, 1'000'000'000'001);
+  EXPECT_EQ(w->started_at, started);
+
+  // A late heartbeat (the completer's last tick racing the stop) does not revive it.
+  db->beat_worker(row);
+  all = db->workers();
+  EXPECT_EQ(find_worker(all, row.id)->state, "stopped");
+}
+
+TEST_P(Conformance, ReapMarksSilentWorkersLostAndForgetsOldRows) {
+  auto live = worker_row("live:1");
+  auto silent = worker_row("silent:2", 1);  // a 1 ms lease: silent past it at once
+  auto sup = worker_row("sup:3");
+  sup.kind = "supervisor";
+  sup.processes = 2;
+  db->beat_worker(live);
+  db->beat_worker(silent);
+  db->beat_worker(sup);
+  db->stop_worker(worker_row("stopped:4"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  EXPECT_EQ(db->reap_workers(std::chrono::hours(1)), 1u);
+  auto all = db->workers();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(find_worker(all, "live:1")->state, "running");
+  EXPECT_EQ(find_worker(all, "silent:2")->state, "lost");
+  EXPECT_EQ(find_worker(all, "sup:3")->row.kind, "supervisor");
+  EXPECT_EQ(find_worker(all, "sup:3")->row.processes, 2);
+  EXPECT_EQ(find_worker(all, "stopped:4")->state, "stopped");
+  EXPECT_EQ(db->reap_workers(std::chrono::hours(1)), 0u) << "already lost";
+
+  // A lost worker that beats again (it was only cut off) is running again.
+  silent.lease_ms = 30000;
+  db->beat_worker(silent);
+  all = db->workers();
+  EXPECT_EQ(find_worker(all, "silent:2")->state, "running");
+
+  // Stopped and lost rows older than `keep` are deleted; running ones stay.
+  db->stop_worker(silent);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(db->reap_workers(std::chrono::milliseconds(1)), 0u);
+  all = db->workers();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(find_worker(all, "live:1"));
+  EXPECT_TRUE(find_worker(all, "sup:3"));
+}
+
+TEST_P(Conformance, WorkerRowKeepsHostileTextVerbatim) {
+  auto row = worker_row("odd:5");
+  row.host = std::string("h\xc3\xa9te-\xe2\x9c\x93 ") + std::string(200, 'x');
+  row.queues = "[\"q'\\\"; DROP TABLE fastq_job; --\"]";
+  db->beat_worker(row);
+  auto all = db->workers();
+  const auto* w = find_worker(all, "odd:5");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->row.host, row.host);
+  EXPECT_EQ(w->row.queues, row.queues);
+}
+
+}  // namespace
+}  // namespace fastq

@@ -54,6 +54,31 @@ TEST_P(SchedulerTest, LeaseIsHeldByOneHolderAtATime) {
   EXPECT_TRUE(a_->hold_lease("poller", "A", 15s));
 }
 
+TEST_P(SchedulerTest, OnlyTheLeaderMarksSilentWorkersLost) {
+  WorkerRow silent;
+  silent.id = "silent:1";
+  silent.host = "h";
+  silent.lease_ms = 1;
+  a_->beat_worker(silent);
+  WorkerRow live = silent;
+  live.id = "live:2";
+  live.lease_ms = 60000;
+  a_->beat_worker(live);
+  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(b_->hold_lease("scheduler", "other", 15s));  // someone else leads
+  Scheduler follower(a_->connect_another(), config("F"));
+  follower.step(now_micros());
+  EXPECT_EQ(follower.stats().workers_lost, 0u);
+  b_->drop_lease("scheduler", "other");
+  Scheduler leader(a_->connect_another(), config("L"));
+  leader.step(now_micros());
+  EXPECT_TRUE(leader.stats().leader);
+  EXPECT_EQ(leader.stats().workers_lost, 1u);
+  for (const auto& w : a_->workers()) {
+    EXPECT_EQ(w.state, w.row.id == "silent:1" ? "lost" : "running") << w.row.id;
+  }
+}
+
 TEST_P(SchedulerTest, ExpiredLeaseIsTakenOverAndTheOldLeaderIsFencedOff) {
   ASSERT_TRUE(a_->hold_lease("scheduler", "A", 300ms));
   EXPECT_FALSE(b_->hold_lease("scheduler", "B", 300ms));

@@ -35,14 +35,23 @@ class SupervisorTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
   std::unique_ptr<Driver> db;
+  bool registry = false;  // supervisor and children write their registry rows
 
   SupervisorStats supervise(int processes, std::uint64_t max_jobs = 0) {
     SupervisorConfig cfg;
+    if (registry) {
+      WorkerRow sup;
+      sup.id = "sup:" + std::to_string(getpid());
+      sup.host = "test-host";
+      sup.lease_ms = 30000;
+      cfg.registry = sup;
+    }
     cfg.processes = processes;
     cfg.slots_per_child = 64;
     cfg.burst = true;
     Driver* shared = db.get();
-    Supervisor sup(db->connect_another(), cfg, [shared, max_jobs](int index) -> pid_t {
+    const bool with_registry = registry;
+    Supervisor sup(db->connect_another(), cfg, [shared, max_jobs, with_registry](int index) -> pid_t {
       const pid_t pid = fork();
       if (pid != 0) return pid;
       Supervisor::enter_child(index);
@@ -57,6 +66,14 @@ class SupervisorTest : public ::testing::TestWithParam<std::string> {
       wc.tracker = Supervisor::child_tracker();
       wc.supervised = true;
       wc.name = "child:" + std::to_string(getpid());
+      wc.metrics = Supervisor::child_metrics();
+      if (with_registry) {
+        WorkerRow row;
+        row.id = wc.name;
+        row.host = "test-host";
+        row.supervisor = "sup:" + std::to_string(getppid());
+        wc.registry = row;
+      }
       int code = 0;
       try {
         Worker worker(shared->connect_another(), runner, wc);
@@ -114,6 +131,43 @@ TEST_P(SupervisorTest, RetiredChildrenAreReplacedUntilTheWorkIsDone) {
   for (const auto& j : jobs) EXPECT_EQ(db->get(j.id)->state, "succeeded");
   EXPECT_GE(stats.started, 8u);
   EXPECT_EQ(stats.crashed, 0u);
+}
+
+TEST_P(SupervisorTest, SupervisorAndChildrenRegisterAndEndStopped) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 20; ++i) jobs.push_back(make("ok"));
+  db->enqueue(jobs);
+  registry = true;
+  const auto stats = supervise(2);
+  EXPECT_EQ(stats.crashed, 0u);
+  const auto rows = db->workers();
+  const std::string sup_id = "sup:" + std::to_string(getpid());
+  int children = 0;
+  std::int64_t processed = 0;
+  bool saw_supervisor = false;
+  for (const auto& w : rows) {
+    EXPECT_EQ(w.state, "stopped") << w.row.id;
+    EXPECT_TRUE(w.stopped_at) << w.row.id;
+    EXPECT_EQ(w.row.host, "test-host");
+    if (w.row.id == sup_id) {
+      saw_supervisor = true;
+      EXPECT_EQ(w.row.kind, "supervisor");
+      EXPECT_EQ(w.row.processes, 2);
+      EXPECT_EQ(w.row.pid, getpid());
+      EXPECT_GT(w.row.rss_bytes, 0);
+    } else {
+      ++children;
+      EXPECT_EQ(w.row.kind, "worker");
+      EXPECT_EQ(w.row.supervisor, sup_id);
+      EXPECT_EQ(w.row.concurrency, 2);
+      EXPECT_EQ(w.row.queues, "[\"default\"]");
+      EXPECT_EQ(w.row.tasks, "[\"crash\",\"hang\",\"ok\"]");
+      processed += w.row.processed;
+    }
+  }
+  EXPECT_TRUE(saw_supervisor);
+  EXPECT_GE(children, 2);
+  EXPECT_EQ(processed, 20) << "every job counted once, by the child that ran it";
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, SupervisorTest, ::testing::Values("sqlite", "postgres"),

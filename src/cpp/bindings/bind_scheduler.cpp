@@ -58,6 +58,7 @@ void bind_scheduler(py::module_& m) {
       .def_readonly("missed", &SchedulerStats::missed)
       .def_readonly("lost", &SchedulerStats::lost)
       .def_readonly("terms", &SchedulerStats::terms)
+      .def_readonly("workers_lost", &SchedulerStats::workers_lost)
       .def_readonly("leader", &SchedulerStats::leader);
 
   py::class_<PyScheduler>(m, "Scheduler")

@@ -304,6 +304,22 @@ class PySupervisor {
   std::unique_ptr<Supervisor> sup_;
 };
 
+// The caller's part of a registry row: {"id", "host", "version", "supervisor"}.
+std::optional<WorkerRow> registry_row(const std::optional<std::map<std::string, std::string>>& d) {
+  if (!d) return std::nullopt;
+  WorkerRow row;
+  auto get = [&](const char* key) {
+    auto it = d->find(key);
+    return it == d->end() ? std::string() : it->second;
+  };
+  row.id = get("id");
+  row.host = get("host");
+  row.version = get("version");
+  row.supervisor = get("supervisor");
+  if (row.id.empty()) throw std::invalid_argument("registry needs an id");
+  return row;
+}
+
 }  // namespace
 
 void bind_worker(py::module_& m) {
@@ -319,8 +335,16 @@ void bind_worker(py::module_& m) {
   py::class_<PySupervisor>(m, "Supervisor")
       .def(py::init([](const DriverPtr& driver, py::function spawn, int processes,
                        int slots_per_child, int grace_ms, std::uint64_t max_memory_kb,
-                       bool burst, std::optional<py::function> log, bool restore_signals) {
+                       bool burst, std::optional<py::function> log, bool restore_signals,
+                       std::optional<std::map<std::string, std::string>> registry,
+                       int lease_ms, bool notify_systemd, int metrics_port,
+                       std::string metrics_address) {
              SupervisorConfig cfg;
+             cfg.metrics_port = metrics_port;
+             cfg.metrics_address = std::move(metrics_address);
+             cfg.registry = registry_row(registry);
+             if (cfg.registry) cfg.registry->lease_ms = lease_ms;
+             cfg.notify_systemd = notify_systemd;
              cfg.processes = processes;
              cfg.slots_per_child = slots_per_child;
              cfg.grace = std::chrono::milliseconds(grace_ms);
@@ -333,7 +357,10 @@ void bind_worker(py::module_& m) {
            py::arg("driver"), py::arg("spawn"), py::arg("processes"),
            py::arg("slots_per_child"), py::arg("grace_ms") = 30000,
            py::arg("max_memory_kb") = 0, py::arg("burst") = false,
-           py::arg("log") = py::none(), py::arg("restore_signals") = true)
+           py::arg("log") = py::none(), py::arg("restore_signals") = true,
+           py::arg("registry") = py::none(), py::arg("lease_ms") = 30000,
+           py::arg("notify_systemd") = true, py::arg("metrics_port") = -1,
+           py::arg("metrics_address") = "0.0.0.0")
       .def("run", &PySupervisor::run,
            "Fork the worker processes and look after them until they have all stopped.");
   m.def("enter_child", &Supervisor::enter_child, py::arg("index"),
@@ -377,8 +404,12 @@ void bind_worker(py::module_& m) {
                        std::optional<py::function> log, std::uint64_t max_jobs,
                        const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits,
                        py::object execute_async, std::vector<std::string> async_tasks,
-                       bool log_jobs, bool log_tracebacks) {
+                       bool log_jobs, bool log_tracebacks,
+                       std::optional<std::map<std::string, std::string>> registry,
+                       bool notify_systemd) {
              WorkerConfig cfg;
+             cfg.registry = registry_row(registry);
+             cfg.notify_systemd = notify_systemd;
              cfg.registered = {registered.begin(), registered.end()};
              cfg.queues = std::move(queues);
              cfg.concurrency = concurrency;
@@ -400,6 +431,7 @@ void bind_worker(py::module_& m) {
                cfg.tracker = tracker;
                cfg.supervised = true;
              }
+             cfg.metrics = Supervisor::child_metrics();
              cfg.async_tasks = {async_tasks.begin(), async_tasks.end()};
              cfg.log_jobs = log_jobs;
              cfg.log_tracebacks = log_tracebacks;
@@ -418,7 +450,8 @@ void bind_worker(py::module_& m) {
            py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{},
            py::arg("execute_async") = py::none(),
            py::arg("async_tasks") = std::vector<std::string>{}, py::arg("log_jobs") = false,
-           py::arg("log_tracebacks") = false)
+           py::arg("log_tracebacks") = false, py::arg("registry") = py::none(),
+           py::arg("notify_systemd") = false)
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")

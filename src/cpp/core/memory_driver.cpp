@@ -46,6 +46,7 @@ struct Store {
   };
   std::map<std::string, Schedule> schedules;
   std::map<std::string, std::map<Micros, std::string>> runs;  // schedule -> slot -> job id
+  std::map<std::string, WorkerRecord> workers;  // the worker registry, by id
 };
 
 class MemoryDriver final : public Driver {
@@ -342,6 +343,61 @@ class MemoryDriver final : public Driver {
     }
     if (n) wake();
     return n;
+  }
+
+  void beat_worker(const WorkerRow& row) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    auto [it, inserted] = store_->workers.try_emplace(row.id);
+    auto& w = it->second;
+    if (inserted || w.state == "stopped") {
+      // A stopped row is final: a late heartbeat does not bring it back.
+      if (!inserted) return;
+      w.started_at = now;
+    }
+    w.row = row;
+    w.state = "running";
+    w.last_heartbeat = now;
+    w.expires_at = now + row.lease_ms * 1000;
+  }
+
+  void stop_worker(const WorkerRow& row) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    auto [it, inserted] = store_->workers.try_emplace(row.id);
+    auto& w = it->second;
+    if (inserted) w.started_at = now;
+    w.row = row;
+    w.state = "stopped";
+    w.last_heartbeat = now;
+    w.expires_at = now;
+    w.stopped_at = now;
+  }
+
+  std::size_t reap_workers(std::chrono::milliseconds keep) override {
+    std::lock_guard lock(store_->mu);
+    const Micros now = now_micros();
+    std::size_t lost = 0;
+    for (auto it = store_->workers.begin(); it != store_->workers.end();) {
+      auto& w = it->second;
+      if (w.state == "running" && w.expires_at < now) {
+        w.state = "lost";
+        ++lost;
+      }
+      if (w.state != "running" && w.last_heartbeat < now - keep.count() * 1000) {
+        it = store_->workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return lost;
+  }
+
+  std::vector<WorkerRecord> workers() override {
+    std::lock_guard lock(store_->mu);
+    std::vector<WorkerRecord> out;
+    for (const auto& [id, w] : store_->workers) out.push_back(w);
+    return out;
   }
 
   bool hold_lease(const std::string& name, const std::string& holder,

@@ -236,6 +236,24 @@ std::string quarantine_sql() {
          "lease_expires_at = NULL WHERE id = $1 AND state = 'queued'";
 }
 
+// The text parameters $1..$14 of beat_worker and stop_worker.
+std::vector<std::string> worker_params(const WorkerRow& row) {
+  return {row.id,
+          row.kind,
+          row.supervisor,
+          row.host,
+          std::to_string(row.pid),
+          row.version,
+          row.queues,
+          row.tasks,
+          std::to_string(row.concurrency),
+          std::to_string(row.processes),
+          std::to_string(row.lease_ms),
+          std::to_string(row.processed),
+          std::to_string(row.failed),
+          std::to_string(row.rss_bytes)};
+}
+
 class PostgresDriver final : public Driver {
  public:
   explicit PostgresDriver(std::string conninfo)
@@ -784,6 +802,95 @@ class PostgresDriver final : public Driver {
                           "to_timestamp($1::bigint / 1e6)",
                           {b.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+  }
+
+  // Worker registry, on the server's clock. A stopped row is final (a late heartbeat does
+  // not bring it back); a lost one that beats again is running again.
+  void beat_worker(const WorkerRow& row) override {
+    const auto p = worker_params(row);
+    conn_.exec("fastq_beat_worker",
+               "INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, "
+               "queues, tasks, concurrency, processes, state, started_at, last_heartbeat, "
+               "expires_at, stopped_at, processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, "
+               "$5, $6, $7, $8, $9, $10, 'running', now(), now(), now() + $11::bigint * "
+               "interval '1 millisecond', NULL, $12, $13, $14) ON CONFLICT (id) DO UPDATE SET "
+               "state = 'running', last_heartbeat = excluded.last_heartbeat, expires_at = "
+               "excluded.expires_at, processed = excluded.processed, failed = excluded.failed, "
+               "rss_bytes = excluded.rss_bytes, queues = excluded.queues, tasks = "
+               "excluded.tasks, concurrency = excluded.concurrency, processes = "
+               "excluded.processes WHERE w.state <> 'stopped'",
+               {p[0].c_str(), p[1].c_str(), p[2].c_str(), p[3].c_str(), p[4].c_str(),
+                p[5].c_str(), p[6].c_str(), p[7].c_str(), p[8].c_str(), p[9].c_str(),
+                p[10].c_str(), p[11].c_str(), p[12].c_str(), p[13].c_str()});
+  }
+
+  void stop_worker(const WorkerRow& row) override {
+    auto p = worker_params(row);
+    p.erase(p.begin() + 10);  // no lease: a stopped row does not expire
+    conn_.exec("fastq_stop_worker",
+               "INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, "
+               "queues, tasks, concurrency, processes, state, started_at, last_heartbeat, "
+               "expires_at, stopped_at, processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, "
+               "$5, $6, $7, $8, $9, $10, 'stopped', now(), now(), now(), now(), $11, $12, $13) "
+               "ON CONFLICT (id) DO UPDATE SET state = 'stopped', last_heartbeat = "
+               "excluded.last_heartbeat, expires_at = excluded.expires_at, stopped_at = "
+               "excluded.stopped_at, processed = excluded.processed, failed = "
+               "excluded.failed, rss_bytes = excluded.rss_bytes",
+               {p[0].c_str(), p[1].c_str(), p[2].c_str(), p[3].c_str(), p[4].c_str(),
+                p[5].c_str(), p[6].c_str(), p[7].c_str(), p[8].c_str(), p[9].c_str(),
+                p[10].c_str(), p[11].c_str(), p[12].c_str()});
+  }
+
+  std::size_t reap_workers(std::chrono::milliseconds keep) override {
+    Result lost = conn_.exec("fastq_reap_workers_lost",
+                             "UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' "
+                             "AND expires_at < now()",
+                             {});
+    const auto k = std::to_string(keep.count());
+    conn_.exec("fastq_reap_workers_gone",
+               "DELETE FROM fastq_worker WHERE state <> 'running' AND last_heartbeat < now() - "
+               "$1::bigint * interval '1 millisecond'",
+               {k.c_str()});
+    return static_cast<std::size_t>(std::atoll(PQcmdTuples(lost.get())));
+  }
+
+  std::vector<WorkerRecord> workers() override {
+    Result r = conn_.exec(
+        "fastq_workers",
+        "SELECT id, kind, supervisor, host, pid, version, queues, tasks, concurrency, "
+        "processes, state, (extract(epoch FROM started_at) * 1000000)::bigint, "
+        "(extract(epoch FROM last_heartbeat) * 1000000)::bigint, "
+        "(extract(epoch FROM expires_at) * 1000000)::bigint, "
+        "(extract(epoch FROM stopped_at) * 1000000)::bigint, processed, failed, rss_bytes "
+        "FROM fastq_worker ORDER BY id",
+        {});
+    std::vector<WorkerRecord> out;
+    const int n = PQntuples(r.get());
+    for (int i = 0; i < n; ++i) {
+      auto v = [&](int c) { return std::string(PQgetvalue(r.get(), i, c)); };
+      auto num = [&](int c) { return std::atoll(PQgetvalue(r.get(), i, c)); };
+      WorkerRecord w;
+      w.row.id = v(0);
+      w.row.kind = v(1);
+      w.row.supervisor = v(2);
+      w.row.host = v(3);
+      w.row.pid = num(4);
+      w.row.version = v(5);
+      w.row.queues = v(6);
+      w.row.tasks = v(7);
+      w.row.concurrency = static_cast<int>(num(8));
+      w.row.processes = static_cast<int>(num(9));
+      w.state = v(10);
+      w.started_at = num(11);
+      w.last_heartbeat = num(12);
+      w.expires_at = num(13);
+      if (!PQgetisnull(r.get(), i, 14)) w.stopped_at = num(14);
+      w.row.processed = num(15);
+      w.row.failed = num(16);
+      w.row.rss_bytes = num(17);
+      out.push_back(std::move(w));
+    }
+    return out;
   }
 
   std::size_t rescue_expired() override {

@@ -58,6 +58,7 @@ struct Scheduler::Impl {
   Micros next_clock = 0;  // this machine's time of the next measurement
   Micros next_reload = 0;
   Micros next_prune = 0;
+  Micros next_reap = 0;
   std::vector<ScheduleRow> rows;
   std::set<std::string> reported;  // "name: error" already logged
 
@@ -236,6 +237,15 @@ struct Scheduler::Impl {
           }
         }
         if (!go_on) break;
+      }
+      if (leader && cfg.reap_workers.count() > 0 && now >= next_reap) {
+        next_reap = now + cfg.reap_workers.count() * 1000;
+        const auto lost = driver->reap_workers(cfg.keep_workers);
+        if (lost) {
+          count(&SchedulerStats::workers_lost, lost);
+          log(LogLevel::kWarning, "scheduler: " + std::to_string(lost) +
+                                      " worker(s) silent past their lease: marked lost");
+        }
       }
       if (leader && now >= next_prune) {
         const Micros keep = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -139,6 +139,15 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// Binds a registry row's own columns (?1..?10, ?13..?15) for beat_worker and stop_worker.
+void bind_worker(Statement& s, const WorkerRow& row) {
+  s.bind(1, row.id).bind(2, row.kind).bind(3, row.supervisor).bind(4, row.host)
+      .bind(5, row.pid).bind(6, row.version).bind(7, row.queues).bind(8, row.tasks)
+      .bind(9, static_cast<std::int64_t>(row.concurrency))
+      .bind(10, static_cast<std::int64_t>(row.processes)).bind(13, row.processed)
+      .bind(14, row.failed).bind(15, row.rss_bytes);
+}
+
 using Lock = std::lock_guard<std::mutex>;
 
 // Runs a statement to completion and resets it, even if it throws.
@@ -869,6 +878,104 @@ class SqliteDriver final : public Driver {
     s.bind(1, format_utc(before));
     s.step();
     return static_cast<std::size_t>(s.changes());
+  }
+
+  // Worker registry. SQLite has no server clock: instants come from this host's.
+  void beat_worker(const WorkerRow& row) override {
+    // A stopped row is final (a late heartbeat does not bring it back); a lost one that
+    // beats again is running again.
+    auto& s = stmt("beat_worker",
+                   "INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, "
+                   "tasks, concurrency, processes, state, started_at, last_heartbeat, "
+                   "expires_at, stopped_at, processed, failed, rss_bytes) VALUES (?1, ?2, ?3, "
+                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?11, ?12, NULL, ?13, ?14, ?15) "
+                   "ON CONFLICT (id) DO UPDATE SET state = 'running', last_heartbeat = "
+                   "excluded.last_heartbeat, expires_at = excluded.expires_at, processed = "
+                   "excluded.processed, failed = excluded.failed, rss_bytes = "
+                   "excluded.rss_bytes, queues = excluded.queues, tasks = excluded.tasks, "
+                   "concurrency = excluded.concurrency, processes = excluded.processes "
+                   "WHERE fastq_worker.state <> 'stopped'");
+    const Micros now = now_micros();
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    bind_worker(s, row);
+    s.bind(11, format_utc(now)).bind(12, format_utc(now + row.lease_ms * 1000));
+    s.step();
+  }
+
+  void stop_worker(const WorkerRow& row) override {
+    auto& s = stmt("stop_worker",
+                   "INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, "
+                   "tasks, concurrency, processes, state, started_at, last_heartbeat, "
+                   "expires_at, stopped_at, processed, failed, rss_bytes) VALUES (?1, ?2, ?3, "
+                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, 'stopped', ?11, ?11, ?11, ?11, ?13, ?14, ?15) "
+                   "ON CONFLICT (id) DO UPDATE SET state = 'stopped', last_heartbeat = "
+                   "excluded.last_heartbeat, expires_at = excluded.expires_at, stopped_at = "
+                   "excluded.stopped_at, processed = excluded.processed, failed = "
+                   "excluded.failed, rss_bytes = excluded.rss_bytes");
+    const Micros now = now_micros();
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    Run run(s);
+    bind_worker(s, row);
+    s.bind(11, format_utc(now));
+    s.step();
+  }
+
+  std::size_t reap_workers(std::chrono::milliseconds keep) override {
+    auto& lost = stmt("reap_workers_lost",
+                      "UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' AND "
+                      "expires_at < ?1");
+    auto& gone = stmt("reap_workers_gone",
+                      "DELETE FROM fastq_worker WHERE state <> 'running' AND "
+                      "last_heartbeat < ?1");
+    const Micros now = now_micros();
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    std::size_t n = 0;
+    {
+      Run run(lost);
+      lost.bind(1, format_utc(now));
+      lost.step();
+      n = static_cast<std::size_t>(lost.changes());
+    }
+    Run run(gone);
+    gone.bind(1, format_utc(now - keep.count() * 1000));
+    gone.step();
+    return n;
+  }
+
+  std::vector<WorkerRecord> workers() override {
+    auto& s = stmt("workers",
+                   "SELECT id, kind, supervisor, host, pid, version, queues, tasks, "
+                   "concurrency, processes, state, started_at, last_heartbeat, expires_at, "
+                   "stopped_at, processed, failed, rss_bytes FROM fastq_worker ORDER BY id");
+    Run run(s);
+    std::vector<WorkerRecord> out;
+    while (s.step()) {
+      WorkerRecord w;
+      w.row.id = s.text(0);
+      w.row.kind = s.text(1);
+      w.row.supervisor = s.text(2);
+      w.row.host = s.text(3);
+      w.row.pid = s.integer(4);
+      w.row.version = s.text(5);
+      w.row.queues = s.text(6);
+      w.row.tasks = s.text(7);
+      w.row.concurrency = clamp_int(s.integer(8));
+      w.row.processes = clamp_int(s.integer(9));
+      w.state = s.text(10);
+      w.started_at = parse_utc(s.text(11)).value_or(0);
+      w.last_heartbeat = parse_utc(s.text(12)).value_or(0);
+      w.expires_at = parse_utc(s.text(13)).value_or(0);
+      if (!s.is_null(14)) w.stopped_at = parse_utc(s.text(14));
+      w.row.processed = s.integer(15);
+      w.row.failed = s.integer(16);
+      w.row.rss_bytes = s.integer(17);
+      out.push_back(std::move(w));
+    }
+    return out;
   }
 
   std::size_t count_runnable(std::span<const std::string> queues) override {

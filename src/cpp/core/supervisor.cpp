@@ -1,5 +1,9 @@
 #include "fastq/supervisor.hpp"
 
+#include "fastq/metrics.hpp"
+#include "fastq/metrics_server.hpp"
+#include "fastq/notify.hpp"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -7,10 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +54,7 @@ struct Table {
   Slot* slots = nullptr;  // processes * per_child
   // Per child: the lease token of a claim in flight (its jobs not all in slots yet).
   std::atomic<std::int64_t>* claims = nullptr;
+  WorkerMetrics* metrics = nullptr;  // per child index: its worker's metrics (--metrics-port)
   int processes = 0;
   int per_child = 0;
   std::size_t bytes = 0;
@@ -56,6 +63,7 @@ struct Table {
 
 Table g_table;         // mapped by the supervisor before the first fork; inherited
 int g_child = -1;      // this process's index once it is a supervised child
+int g_metrics_fd = -1;  // the supervisor's metrics listening socket, closed in children
 
 class SlotTracker final : public JobTracker {
  public:
@@ -176,6 +184,7 @@ struct Supervisor::Impl {
       g_table.child(i)[s].state.store(Slot::kFree, std::memory_order_relaxed);
     }
     g_table.claims[i].store(0, std::memory_order_relaxed);
+    wait_beat();  // no heartbeat thread inside libpq while we fork
     const pid_t pid = spawn(i);
     if (pid <= 0) {
       log(LogLevel::kError, "could not start worker process " + std::to_string(i) +
@@ -347,7 +356,103 @@ struct Supervisor::Impl {
     }
   }
 
+  SystemdNotifier notifier;
+  std::int64_t next_beat_us = 0;
+  std::int64_t next_watchdog_us = 0;
+
+  // The registry row is written on a thread of its own, on a connection of its own, so
+  // that a database that hangs (a partition, a slow reconnect) never holds up the loop
+  // that reaps children and enforces time limits. At most one beat is in flight; forks
+  // wait for it (wait_beat), so no thread is inside libpq when a child is made.
+  std::unique_ptr<Driver> beat_db;
+  std::thread beat_thread;
+  std::atomic<bool> beat_done{true};
+
+  WorkerRow registry_row() const {
+    WorkerRow row = *cfg.registry;
+    row.kind = "supervisor";
+    row.pid = ::getpid();
+    row.processes = cfg.processes;
+    row.rss_bytes = static_cast<std::int64_t>(rss_kb(::getpid()) * 1024);
+    row.processed = 0;  // its children count the jobs
+    row.failed = static_cast<std::int64_t>(stats.lost + stats.timeouts);
+    return row;
+  }
+
+  void write_row(const WorkerRow& row, bool stopped) {
+    try {
+      if (!beat_db) beat_db = db->connect_another();
+      if (stopped) {
+        beat_db->stop_worker(row);
+      } else {
+        beat_db->beat_worker(row);
+      }
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
+    }
+  }
+
+  void wait_beat() {
+    if (beat_thread.joinable()) beat_thread.join();
+  }
+  ~Impl() { wait_beat(); }
+
+  void beat(bool stopped) {
+    if (!cfg.registry) return;
+    if (stopped) {
+      wait_beat();
+      write_row(registry_row(), true);
+      return;
+    }
+    if (!beat_done.load()) return;  // the last one is still on its way
+    wait_beat();
+    beat_done = false;
+    beat_thread = std::thread([this, row = registry_row()] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are the loop's business
+      write_row(row, false);
+      beat_done = true;
+    });
+  }
+
+  // Every tick: the registry heartbeat and the systemd watchdog, when due.
+  void keep_alive() {
+    const auto now = monotonic_us();
+    if (cfg.registry && now >= next_beat_us) {
+      next_beat_us = now + std::max<std::int64_t>(cfg.registry->lease_ms * 1000 / 3, 100'000);
+      beat(false);
+    }
+    const auto every = notifier.watchdog_interval().count();
+    if (every > 0 && now >= next_watchdog_us) {
+      next_watchdog_us = now + every;
+      notifier.send("WATCHDOG=1");
+    }
+  }
+
+  std::unique_ptr<MetricsServer> metrics_server;
+
+  std::string render() const {
+    std::vector<const WorkerMetrics*> all;
+    SupervisorGauges g;
+    for (int i = 0; i < g_table.processes; ++i) all.push_back(&g_table.metrics[i]);
+    for (const auto& c : children) g.processes += c.pid > 0 ? 1 : 0;
+    g.started = stats.started;
+    g.crashed = stats.crashed;
+    g.timeouts = stats.timeouts;
+    g.recycled = stats.recycled;
+    return render_metrics(all, g);
+  }
+
   SupervisorStats run() {
+    if (cfg.notify_systemd) notifier = SystemdNotifier::from_environment();
+    if (cfg.metrics_port >= 0) {
+      metrics_server = std::make_unique<MetricsServer>(cfg.metrics_address, cfg.metrics_port,
+                                                       [this] { return render(); });
+      g_metrics_fd = metrics_server->native_handle();
+      log(LogLevel::kInfo, "serving worker metrics on http://" + cfg.metrics_address + ":" +
+                               std::to_string(metrics_server->port()) + "/metrics");
+    }
     sigset_t mask, old;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -356,6 +461,9 @@ struct Supervisor::Impl {
     pthread_sigmask(SIG_BLOCK, &mask, &old);
 
     for (int i = 0; i < cfg.processes; ++i) start_child(i);
+    keep_alive();
+    notifier.send("READY=1\nSTATUS=" + std::to_string(cfg.processes) +
+                  " worker process(es) running\nMAINPID=" + std::to_string(::getpid()));
     const timespec tick{0, static_cast<long>(cfg.tick.count()) * 1'000'000};
     while (true) {
       siginfo_t info{};
@@ -366,8 +474,11 @@ struct Supervisor::Impl {
             std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                 (again ? " again: passing it on to the worker processes"
                        : ": stopping the worker processes gracefully"));
+        if (!stopping) notifier.send("STOPPING=1\nSTATUS=stopping");
         begin_stop(sig);
       }
+      keep_alive();
+      if (metrics_server) metrics_server->poll();
       reap();
       check_deadlines();
       check_memory();
@@ -402,6 +513,10 @@ struct Supervisor::Impl {
     siginfo_t info{};
     while (sigtimedwait(&mask, &info, &zero) > 0) {
     }
+    beat(true);
+    beat_db.reset();
+    metrics_server.reset();
+    g_metrics_fd = -1;
     if (cfg.restore_signals) pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return stats;
   }
@@ -421,8 +536,14 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   g_table.per_child = impl_->cfg.slots_per_child;
   const std::size_t slot_bytes = sizeof(Slot) * static_cast<std::size_t>(g_table.processes) *
                                  static_cast<std::size_t>(g_table.per_child);
+  const std::size_t claims_bytes =
+      sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
+  // WorkerMetrics after the claims, aligned for its atomics.
+  const std::size_t metrics_offset =
+      (slot_bytes + claims_bytes + alignof(WorkerMetrics) - 1) / alignof(WorkerMetrics) *
+      alignof(WorkerMetrics);
   g_table.bytes =
-      slot_bytes + sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
+      metrics_offset + sizeof(WorkerMetrics) * static_cast<std::size_t>(g_table.processes);
   void* mem = mmap(nullptr, g_table.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("mmap of the supervisor's job table failed");
@@ -430,6 +551,9 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   g_table.claims = reinterpret_cast<std::atomic<std::int64_t>*>(static_cast<char*>(mem) +
                                                                  slot_bytes);
   for (int i = 0; i < g_table.processes; ++i) new (&g_table.claims[i]) std::atomic<std::int64_t>(0);
+  g_table.metrics =
+      reinterpret_cast<WorkerMetrics*>(static_cast<char*>(mem) + metrics_offset);
+  for (int i = 0; i < g_table.processes; ++i) new (&g_table.metrics[i]) WorkerMetrics();
   for (std::size_t i = 0; i < static_cast<std::size_t>(g_table.processes * g_table.per_child);
        ++i) {
     new (&g_table.slots[i]) Slot();
@@ -459,6 +583,10 @@ void Supervisor::enter_child(int index) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
   g_child = index;
+  if (g_metrics_fd >= 0) {
+    ::close(g_metrics_fd);  // the port belongs to the supervisor
+    g_metrics_fd = -1;
+  }
   if (g_table.slots && index >= 0 && index < g_table.processes) {
     g_tracker = new SlotTracker(g_table.child(index), g_table.per_child,
                                 &g_table.claims[index]);  // lives until exit
@@ -466,5 +594,10 @@ void Supervisor::enter_child(int index) {
 }
 
 JobTracker* Supervisor::child_tracker() { return g_tracker; }
+
+WorkerMetrics* Supervisor::child_metrics() {
+  if (g_child < 0 || !g_table.metrics || g_child >= g_table.processes) return nullptr;
+  return &g_table.metrics[g_child];
+}
 
 }  // namespace fastq

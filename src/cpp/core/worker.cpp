@@ -9,7 +9,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <limits>
 #include <map>
@@ -21,6 +23,7 @@
 
 #include "fastq/job_log.hpp"
 #include "fastq/json.hpp"
+#include "fastq/notify.hpp"
 #include "fastq/outcome.hpp"
 #include "fastq/rescue.hpp"
 #include "fastq/rate.hpp"
@@ -36,6 +39,17 @@ std::int64_t steady_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// This process's resident set size, for the registry row.
+std::int64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long pages_total = 0, pages_resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
+  std::fclose(f);
+  if (got != 2) return 0;
+  return static_cast<std::int64_t>(pages_resident) * ::sysconf(_SC_PAGESIZE);
 }
 
 // Longest idle back-off for a broker that cannot notify: bounds enqueue-to-start latency.
@@ -142,6 +156,8 @@ struct Worker::Impl {
   asio::steady_timer renew_timer{done_io};
   asio::steady_timer rescue_timer{done_io};
   asio::steady_timer retry_timer{done_io};
+  asio::steady_timer watchdog_timer{done_io};
+  SystemdNotifier systemd;  // disabled unless cfg.notify_systemd and NOTIFY_SOCKET
   std::thread completer;
   std::mutex out_mu;
   std::vector<Completion> pending;
@@ -259,6 +275,13 @@ struct Worker::Impl {
     }
     const int got = static_cast<int>(jobs.size());
     for (auto& j : jobs) j.claimed_at_steady_us = claim_sent;
+    if (auto* m = cfg.metrics) {
+      m->claim_statements.fetch_add(1, std::memory_order_relaxed);
+      if (got > 0) {
+        m->claimed.fetch_add(static_cast<std::uint64_t>(got), std::memory_order_relaxed);
+        m->claim_batch.observe(static_cast<std::uint64_t>(got), kBatchBounds);
+      }
+    }
     if (got > 0) {
       counters.claims++;
       counters.claimed += static_cast<std::uint64_t>(got);
@@ -530,6 +553,7 @@ struct Worker::Impl {
   // Poller thread. Stops claiming, hands unstarted jobs back, lets the executors drain.
   void shutdown() {
     if (stopping.exchange(true)) return;
+    systemd.send("STOPPING=1\nSTATUS=stopping");
     idle_timer.cancel();
     notify_retry.cancel();
     if (notify_sd) notify_sd->cancel();
@@ -610,6 +634,13 @@ struct Worker::Impl {
     return true;
   }
 
+  // Executor thread: how long the job waited in this worker between claim and start.
+  void observe_wait(const ClaimedJob& job) {
+    if (!cfg.metrics || job.claimed_at_steady_us == 0) return;
+    const auto waited = std::max<std::int64_t>(0, steady_us() - job.claimed_at_steady_us);
+    cfg.metrics->wait_us.observe(static_cast<std::uint64_t>(waited), kTimeBoundsUs);
+  }
+
   void execute_loop(int index) {
     runner.thread_started();
     std::vector<ClaimedJob> batch;
@@ -663,6 +694,7 @@ struct Worker::Impl {
           ++started_async;
           async_inflight++;
           if (cfg.tracker) cfg.tracker->started(job, index);
+          observe_wait(job);
           const Micros began = note_started(job);
           if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
           runner.start_async(job, [this, id = job.id, token = job.lease_token, began,
@@ -677,9 +709,17 @@ struct Worker::Impl {
           continue;
         } else {
           if (cfg.tracker) cfg.tracker->started(job, index);
+          observe_wait(job);
           c.started_at = note_started(job);
           if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
+          const auto t0 = steady_us();
           runner.run(job, c);
+          if (auto* m = cfg.metrics) {
+            const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_us() - t0));
+            m->executed.fetch_add(1, std::memory_order_relaxed);
+            m->busy_us.fetch_add(took, std::memory_order_relaxed);
+            m->run_us.observe(took, kTimeBoundsUs);
+          }
         }
         report(subject(job), c);
       }
@@ -873,7 +913,14 @@ struct Worker::Impl {
       arm_retry();
       return false;
     }
+    const auto flush_began = steady_us();
     const WriteReport rep = write_outcomes(*complete_db, batch);
+    if (auto* m = cfg.metrics) {
+      const auto took = std::max<std::int64_t>(0, steady_us() - flush_began);
+      m->flushes.fetch_add(1, std::memory_order_relaxed);
+      m->outcomes.fetch_add(rep.written, std::memory_order_relaxed);
+      m->flush_us.observe(static_cast<std::uint64_t>(took), kTimeBoundsUs);
+    }
     counters.flushes++;
     counters.completed_written += rep.written;
     counters.isolated += rep.isolated;
@@ -972,8 +1019,53 @@ struct Worker::Impl {
     renew_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       renew_now();
+      beat(false);
       arm_renew();
     });
+  }
+
+  // Completer thread: tells systemd the worker is alive (WatchdogSec=), from the thread
+  // that also writes outcomes and renews leases, so a stuck completer stops the pings.
+  void arm_watchdog() {
+    const auto every = systemd.watchdog_interval();
+    if (every.count() <= 0) return;
+    watchdog_timer.expires_after(every);
+    watchdog_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      systemd.send("WATCHDOG=1");
+      arm_watchdog();
+    });
+  }
+
+  // Completer thread: the registry row with this moment's counters and RSS, written as a
+  // heartbeat (or, at the end, as stopped). A failure is logged and skipped: the next
+  // renewal tick writes it again, and being shown as lost meanwhile is the truth.
+  void beat(bool stopped) {
+    if (!cfg.registry) return;
+    WorkerRow row = *cfg.registry;
+    row.kind = row.kind.empty() ? "worker" : row.kind;
+    row.pid = ::getpid();
+    row.queues = json_string_array(cfg.queues);
+    std::vector<std::string> names(cfg.registered.begin(), cfg.registered.end());
+    std::sort(names.begin(), names.end());
+    row.tasks = json_string_array(names);
+    row.concurrency = cfg.concurrency;
+    row.lease_ms = cfg.lease.count();
+    const auto c = counters.snapshot();
+    row.processed = static_cast<std::int64_t>(c.succeeded + c.failed + c.retried + c.rejected +
+                                              c.skipped);
+    row.failed = static_cast<std::int64_t>(c.failed + c.rejected);
+    row.rss_bytes = resident_bytes();
+    try {
+      if (stopped) {
+        complete_db->stop_worker(row);
+      } else {
+        complete_db->beat_worker(row);
+      }
+    } catch (const DriverError& e) {
+      note_db_error();
+      log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
+    }
   }
 
   // Completer thread (or run() before the completer starts). A rescue returns the jobs of
@@ -1060,7 +1152,11 @@ struct Worker::Impl {
     auto guard = asio::make_work_guard(done_io);
     completer = std::thread([this] { done_io.run(); });
     rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
+    if (cfg.notify_systemd) systemd = SystemdNotifier::from_environment();
     asio::post(done_io, [this] {
+      beat(false);
+      systemd.send("READY=1\nSTATUS=running\nMAINPID=" + std::to_string(::getpid()));
+      arm_watchdog();
       arm_renew();
       arm_rescue(cfg.rescue_interval);
     });
@@ -1094,7 +1190,9 @@ struct Worker::Impl {
     asio::post(done_io, [this] {
       renew_timer.cancel();
       rescue_timer.cancel();
+      watchdog_timer.cancel();
       final_flush();
+      beat(true);
       done_io.stop();
     });
     completer.join();

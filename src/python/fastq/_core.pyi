@@ -178,10 +178,13 @@ class Worker:
         log: Callable[[int, str], None] | None = None,
         max_jobs: int = 0,
         rate_limits: dict[str, tuple[int, int]] = ...,  # task -> (interval µs, burst)
-        execute_async: Callable[..., None] | None = None,
+        execute_async: Callable[..., Any] | None = None,
         async_tasks: Sequence[str] = ...,
         log_jobs: bool = False,  # INFO lines per job started, succeeded, cancelled
         log_tracebacks: bool = False,  # DEBUG lines with the traceback of failed attempts
+        # Worker registry row (fastq_worker): {"id", "host", "version", "supervisor"}.
+        registry: dict[str, str] | None = None,
+        notify_systemd: bool = False,  # READY/WATCHDOG/STOPPING to NOTIFY_SOCKET
     ) -> None: ...
     def run(self) -> WorkerStats: ...
     def stop(self) -> None: ...
@@ -216,6 +219,11 @@ class Supervisor:
         burst: bool = False,
         log: Callable[[int, str], None] | None = None,
         restore_signals: bool = True,
+        registry: dict[str, str] | None = None,
+        lease_ms: int = 30000,
+        notify_systemd: bool = True,
+        metrics_port: int = -1,  # -1: off; 0: any free port (logged)
+        metrics_address: str = "0.0.0.0",
     ) -> None: ...
     def run(self) -> SupervisorStats: ...
 
@@ -246,6 +254,8 @@ class SchedulerStats:
     def lost(self) -> int: ...
     @property
     def terms(self) -> int: ...
+    @property
+    def workers_lost(self) -> int: ...
     @property
     def leader(self) -> bool: ...
 

@@ -8,6 +8,8 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 ``QUEUES``     queues a worker consumes when ``--queues`` is not given.
 ``MAX_PAYLOAD_BYTES``  largest args+kwargs JSON a worker will run (default 1 MiB).
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
+``METRICS_TOKEN``  bearer token that may read ``/fastq/metrics`` without a staff login
+               (None: staff login only).
 ``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
                Django admin masks in job arguments and results (fastq_django/redact.py).
 ``TIMEZONE``   the zone of cron schedules that name none (default: Django's TIME_ZONE,
@@ -56,6 +58,9 @@ KNOWN: dict[str, Setting] = {
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
     ),
     "SCHEDULE": Setting({}, "a dict of name -> options", lambda v: isinstance(v, Mapping)),
+    "METRICS_TOKEN": Setting(
+        None, "a non-empty str, or None", lambda v: v is None or (isinstance(v, str) and v != "")
+    ),
     "ADMIN_REDACT": Setting(
         (),
         "a list of argument names (str) or a callable (name, value) -> bool",

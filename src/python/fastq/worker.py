@@ -26,6 +26,10 @@ from fastq.task import (
 )
 
 log = logging.getLogger("fastq.worker")
+
+# The prefork supervisor's registry id, set before it forks: its children name it as
+# their supervisor in the worker registry.
+_supervisor_id = ""
 _LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
 
 
@@ -142,6 +146,8 @@ class Worker:
         handle_signals: bool = False,
         max_jobs: int = 0,
         log_jobs: bool = False,
+        registry_row: bool = True,
+        notify_systemd: bool = False,
     ) -> None:
         global _before_job
         self.broker = broker or get_broker()
@@ -149,6 +155,9 @@ class Worker:
         self.queues = list(queues) if queues else default_queues()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.max_jobs = max_jobs
+        # Its row in the worker registry (table fastq_worker, `fastq_inspect workers`),
+        # written with every lease renewal tick.
+        self.registry_id = f"{self.name}:{_core.new_job_id()}"
         self._worker = _core.Worker(
             self.broker.worker_driver(),
             execute,
@@ -178,6 +187,8 @@ class Worker:
             log_jobs=log_jobs,
             # Tracebacks cross into Python only when a DEBUG line would be written.
             log_tracebacks=log.isEnabledFor(logging.DEBUG),
+            registry=_registry_row(self.registry_id, _supervisor_id) if registry_row else None,
+            notify_systemd=notify_systemd,
         )
 
     def run(self) -> _core.WorkerStats:
@@ -206,6 +217,17 @@ class Worker:
 
     def stats(self) -> _core.WorkerStats:
         return self._worker.stats()
+
+
+def _registry_row(row_id: str, supervisor: str) -> dict[str, str]:
+    from fastq import __version__
+
+    return {
+        "id": row_id,
+        "host": socket.gethostname(),
+        "version": __version__,
+        "supervisor": supervisor,
+    }
 
 
 EX_CONFIG = 78  # a child's exit code for "this setup cannot work": the supervisor stops
@@ -260,6 +282,9 @@ def run_supervised(
     on_child_start: Callable[[int], None] | None = None,
     restore_signals: bool = True,
     fork_guard: Any = None,
+    lease: float = 30.0,
+    metrics_port: int | None = None,
+    metrics_address: str = "0.0.0.0",
 ) -> _core.SupervisorStats:
     """Prefork mode: a C++ supervisor forks ``processes`` children that each run
     ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
@@ -313,6 +338,8 @@ def run_supervised(
         finally:
             os._exit(code)
 
+    global _supervisor_id
+    _supervisor_id = f"{socket.gethostname()}:{os.getpid()}:{_core.new_job_id()}"
     supervisor = _core.Supervisor(
         broker.worker_driver(),
         spawn,
@@ -323,5 +350,9 @@ def run_supervised(
         burst=burst,
         log=_log,
         restore_signals=restore_signals,
+        registry=_registry_row(_supervisor_id, ""),
+        lease_ms=int(lease * 1000),
+        metrics_port=-1 if metrics_port is None else metrics_port,
+        metrics_address=metrics_address,
     )
     return supervisor.run()

@@ -106,6 +106,21 @@ class Command(BaseCommand):
             "another worker takes over this long after the leader dies.",
         )
         parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Serve this host's worker-process metrics (claims, batch sizes, executor "
+            "busy time, wait and run-time histograms, flush latency) for Prometheus at "
+            "http://ADDRESS:N/metrics from the supervisor (needs --processes 1 or more; 0 "
+            "picks a free port and logs it).",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="0.0.0.0",
+            help="Address --metrics-port listens on (default 0.0.0.0; 127.0.0.1 keeps it local).",
+        )
+        parser.add_argument(
             "--loglevel",
             "-l",
             type=str.upper,
@@ -145,6 +160,13 @@ class Command(BaseCommand):
             raise CommandError("--processes must be 0 or more")
         if options["prefetch"] is not None and options["prefetch"] < 0:
             raise CommandError("--prefetch must be 0 or more")
+        if options["metrics_port"] is not None:
+            if not 0 <= options["metrics_port"] <= 65535:
+                raise CommandError("--metrics-port must be 0..65535")
+            if options["processes"] == 0:
+                raise CommandError(
+                    "--metrics-port is served by the supervisor: use --processes 1 or more"
+                )
         import_task_modules()
         broker = default_broker()
         # Before any schedule is synced or any process forked: a worker on a database
@@ -152,7 +174,7 @@ class Command(BaseCommand):
         self._check_database(broker.alias)
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or default_queues()
 
-        def make_worker() -> Worker:
+        def make_worker(notify_systemd: bool = False) -> Worker:
             return Worker(
                 broker,
                 queues=queues,
@@ -165,6 +187,7 @@ class Command(BaseCommand):
                 handle_signals=True,
                 max_jobs=options["max_tasks_per_child"],
                 log_jobs=options["log_jobs"],
+                notify_systemd=notify_systemd,
             )
 
         scheduler = self._make_scheduler(broker, options)
@@ -277,7 +300,7 @@ class Command(BaseCommand):
                 ", ".join(timed),
             )
         try:
-            worker = make_worker()
+            worker = make_worker(notify_systemd=True)  # READY/WATCHDOG when NOTIFY_SOCKET
         except RuntimeError as exc:
             _raise_driver_failure(exc, "cannot use the broker database")
             raise
@@ -341,8 +364,13 @@ class Command(BaseCommand):
                 burst=options["burst"],
                 restore_signals=False,  # the command ends here: a late Ctrl-C changes nothing
                 fork_guard=scheduler,
+                lease=options["lease"],
+                metrics_port=options["metrics_port"],
+                metrics_address=options["metrics_address"],
             )
         except RuntimeError as exc:
+            if str(exc).startswith(("cannot serve metrics", "metrics address")):
+                raise CommandError(str(exc)) from exc
             _raise_driver_failure(exc, "cannot use the broker database")
             raise
         self.stderr.write(

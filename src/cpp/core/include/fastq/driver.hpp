@@ -134,6 +134,19 @@ class Driver {
   virtual std::size_t enqueue_once(const std::string& scope, std::span<const std::string> keys,
                                    std::span<const NewJob> jobs);
 
+  // Worker registry (table fastq_worker). beat_worker() inserts the row (state running,
+  // started_at and last_heartbeat now on the database's clock) or updates its heartbeat,
+  // counters and RSS (a row marked lost that beats again is running again): one statement,
+  // sent with the lease renewal. stop_worker() marks it stopped (a graceful stop).
+  // reap_workers() (the leader) marks running rows silent for longer than their lease
+  // (expires_at passed) as lost and deletes stopped and lost rows whose last heartbeat is older than `keep`;
+  // returns how many it marked lost. workers() reads every row (tests, tools without
+  // Django). The defaults keep no registry (test doubles); the three drivers override all.
+  virtual void beat_worker(const WorkerRow& /*row*/) {}
+  virtual void stop_worker(const WorkerRow& /*row*/) {}
+  virtual std::size_t reap_workers(std::chrono::milliseconds /*keep*/) { return 0; }
+  virtual std::vector<WorkerRecord> workers() { return {}; }
+
   // Runnable jobs left in these queues (state queued and due now).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
   virtual std::optional<JobRecord> get(const std::string& id) = 0;

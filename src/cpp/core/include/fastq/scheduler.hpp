@@ -59,6 +59,11 @@ struct SchedulerConfig {
   std::chrono::milliseconds misfire_grace{60000};
   // The leader deletes fastq_schedule_run rows of slots older than this, every 10 min.
   std::chrono::hours keep_runs{24 * 7};
+  // The leader's worker-registry upkeep (Driver::reap_workers), every `reap_workers`:
+  // running rows silent past their lease become lost; stopped and lost rows whose last
+  // heartbeat is older than keep_workers are deleted. 0: never.
+  std::chrono::milliseconds reap_workers{5000};
+  std::chrono::milliseconds keep_workers{3600 * 1000};
   std::map<std::string, TaskDefaults> tasks;
   std::function<void(LogLevel, const std::string&)> log;
 };
@@ -69,6 +74,7 @@ struct SchedulerStats {
   std::uint64_t missed = 0;   // slots not fired after downtime (catch_up policy)
   std::uint64_t lost = 0;     // slots another scheduler fired first (or stale reads)
   std::uint64_t terms = 0;    // times this scheduler became leader
+  std::uint64_t workers_lost = 0;  // registry rows it marked lost
   bool leader = false;
 };
 

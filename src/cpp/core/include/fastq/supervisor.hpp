@@ -28,9 +28,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "fastq/driver.hpp"
+#include "fastq/metrics.hpp"
 #include "fastq/worker.hpp"
 
 namespace fastq {
@@ -50,6 +52,18 @@ struct SupervisorConfig {
   // keeps them blocked, so a late Ctrl-C cannot interrupt its last words.
   bool restore_signals = true;
   std::function<void(LogLevel, const std::string&)> log;
+  // The worker registry: when set, the supervisor's own row (kind "supervisor", its
+  // processes and RSS) is written at start and every lease_ms / 3, and marked stopped
+  // when run() returns. Its children register their own rows.
+  std::optional<WorkerRow> registry;
+  // systemd Type=notify (NOTIFY_SOCKET): READY=1 once the children are started,
+  // WATCHDOG=1 from the supervisor's loop every WATCHDOG_USEC / 2, STOPPING=1 at a stop.
+  bool notify_systemd = true;
+  // --metrics-port: serve the children's WorkerMetrics, summed, at
+  // http://metrics_address:metrics_port/metrics from the supervisor's loop (-1: off;
+  // 0: any free port, logged).
+  int metrics_port = -1;
+  std::string metrics_address = "0.0.0.0";
 };
 
 struct SupervisorStats {
@@ -84,6 +98,8 @@ class Supervisor {
   static void enter_child(int index);
   // The tracker of this child process, or nullptr outside a supervised child.
   static JobTracker* child_tracker();
+  // This child's metrics, in memory the supervisor reads (nullptr outside a child).
+  static WorkerMetrics* child_metrics();
 
  private:
   struct Impl;

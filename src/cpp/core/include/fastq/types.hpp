@@ -275,4 +275,35 @@ std::int64_t new_lease_token();
 // A fresh UUIDv7 in canonical text form (time-ordered: friendly to B-tree indexes).
 std::string new_job_id();
 
+// One row of the worker registry (table fastq_worker): a worker process or a prefork
+// supervisor. Written with the database's clock (started_at, last_heartbeat), so hosts
+// whose clocks disagree still judge one another's heartbeats alike.
+struct WorkerRow {
+  std::string id;           // unique per process run (host:pid:start), the primary key
+  std::string kind = "worker";  // "worker" or "supervisor"
+  std::string supervisor;   // the supervisor row's id for a prefork child, else empty
+  std::string host;
+  std::int64_t pid = 0;
+  std::string version;      // fastq version
+  std::string queues = "[]";  // JSON array of queue names
+  std::string tasks = "[]";   // JSON array of the task names it runs
+  int concurrency = 0;
+  int processes = 0;        // children of a supervisor; 0 for a worker
+  std::int64_t lease_ms = 30000;  // silent longer than this: lost (expires_at)
+  std::int64_t processed = 0;     // jobs whose outcome it wrote
+  std::int64_t failed = 0;        // of those, failed or dead
+  std::int64_t rss_bytes = 0;     // resident set size now
+};
+
+// What a reading of the registry returns (Driver::workers): the row and its times, in
+// microseconds since the epoch.
+struct WorkerRecord {
+  WorkerRow row;
+  std::string state;  // "running", "stopped", "lost"
+  Micros started_at = 0;
+  Micros last_heartbeat = 0;
+  Micros expires_at = 0;  // last_heartbeat + lease: a running row silent past it is lost
+  std::optional<Micros> stopped_at;
+};
+
 }  // namespace fastq

@@ -43,12 +43,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "fastq/driver.hpp"
+#include "fastq/metrics.hpp"
 #include "fastq/types.hpp"
 
 namespace fastq {
@@ -140,6 +142,19 @@ struct WorkerConfig {
   // traceback of a failed attempt (DEBUG) only with log_tracebacks.
   bool log_jobs = false;
   bool log_tracebacks = false;
+  // The worker registry (Driver::beat_worker): when set, the completer writes this row at
+  // start, again with every lease renewal tick (lease/3; one statement, none per job)
+  // with the counters and RSS of now, and marks it stopped after the final flush. The
+  // worker fills pid, queues, tasks, concurrency, lease and the counters; id, host,
+  // version and supervisor come from the caller.
+  std::optional<WorkerRow> registry;
+  // systemd Type=notify (NOTIFY_SOCKET set): READY=1 once the worker is registered and
+  // claiming, WATCHDOG=1 from the completer every WATCHDOG_USEC / 2, STOPPING=1 at a stop.
+  // Off in the children of a supervisor, which notifies for them.
+  bool notify_systemd = false;
+  // Process metrics (--metrics-port): claims, batch sizes, executor busy time, wait and
+  // run-time histograms, flush latency. Not owned; may be null (then nothing is counted).
+  WorkerMetrics* metrics = nullptr;
 };
 
 struct WorkerStats {

@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tzdata
-
 import fastq
+import tzdata
 from fastq import _core, _zones
 
 TZDATA_DIR = str(Path(tzdata.__file__).parent / "zoneinfo")
@@ -35,7 +34,10 @@ def test_one_version() -> None:
 
 
 def test_import_fastq_imports_neither_django_nor_asyncio() -> None:
-    code = "import sys, fastq; print([m in sys.modules for m in ('django', 'asyncio')])"
+    code = (
+        "import json, sys, fastq; "
+        "print(json.dumps([m in sys.modules for m in ('django', 'asyncio')]))"
+    )
     assert json.loads(run_python(code)) == [False, False]
 
 

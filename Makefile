@@ -129,6 +129,7 @@ wheel:
 # with the wheel, Django and psycopg[binary], and a round trip on SQLite and on the host's
 # PostgreSQL (tests/wheel). Needs root.
 test-wheel: wheel
+	@scripts/bootstrap.sh --test-wheel
 	scripts/test_wheel.sh
 
 # The source distribution into dist/, then built and installed from a clean venv that has

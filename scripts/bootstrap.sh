@@ -7,15 +7,16 @@
 #                                      clang and its fuzzer runtime, iproute2 and socat (the
 #                                      hosts suite), debootstrap (make test-wheel)
 #   scripts/bootstrap.sh --build-only  only the build packages (make wheel, make sdist)
+#   scripts/bootstrap.sh --test-wheel  the build packages and debootstrap (make test-wheel)
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE="${1:-}"
 case "$MODE" in
-  "" | --test | --build-only) ;;
+  "" | --test | --build-only | --test-wheel) ;;
   *)
-    echo "bootstrap: unknown option $MODE (use --test or --build-only)" >&2
+    echo "bootstrap: unknown option $MODE (use --test, --build-only or --test-wheel)" >&2
     exit 2
     ;;
 esac
@@ -29,6 +30,7 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-de
 if [ "$MODE" = --test ]; then
   APT_PACKAGES+=(libgtest-dev clang-14 libclang-rt-14-dev iproute2 socat debootstrap)
 fi
+[ "$MODE" = --test-wheel ] && APT_PACKAGES+=(debootstrap)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -42,7 +44,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-[ "$MODE" = --build-only ] && exit 0
+[ "$MODE" = --build-only ] || [ "$MODE" = --test-wheel ] && exit 0
 
 # A Python of the wanted minor version that actually runs.
 # shellcheck source=scripts/find_python.sh

@@ -58,7 +58,7 @@ for v in $PYTHONS; do
   auditwheel repair --wheel-dir dist "$raw" 2>&1 | grep -v '^INFO:auditwheel.main_repair:' || true
   repaired=$(ls dist/django_fastq-"$version"-"$tag"-"$tag"-manylinux*.whl)
   {
-    echo "== $(basename "$repaired") ($(du -k "$repaired" | cut -f1) KiB)"
+    echo "== $(basename "$repaired") ($(stat -c %s "$repaired") bytes)"
     auditwheel show "$repaired"
     echo
   } | tee -a "$WORK/auditwheel-show.txt"

@@ -24,7 +24,7 @@ version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' src/python/fastq/_version.py)
 sdist="dist/django_fastq-$version.tar.gz"
 rm -f "$sdist"
 "$TOOLS/bin/pyproject-build" --sdist --outdir dist . >/dev/null
-say "built $sdist ($(du -k "$sdist" | cut -f1) KiB)"
+say "built $sdist ($(stat -c %s "$sdist") bytes)"
 
 listing=$(tar tzf "$sdist")
 for bad in .ci/ benchmarks/ build/ .venv dist/; do

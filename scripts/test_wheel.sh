@@ -45,6 +45,13 @@ else
   say "reusing the $SUITE root made $(cat "$ROOT/.fastq-root")"
 fi
 
+# Some suites' python3 depends on tzdata (Debian 13's does): take the zone files away
+# all the same, as on a slim image that deletes them.
+if chroot "$ROOT" dpkg-query -W -f '${Status}' tzdata 2>/dev/null | grep -q "ok installed"; then
+  chroot "$ROOT" dpkg --purge --force-depends tzdata >/dev/null 2>&1
+  rm -rf "$ROOT/usr/share/zoneinfo"
+fi
+
 # The root must stay bare: what the wheel needs has to come from the wheel.
 for c in cc gcc g++ c++ clang; do
   [ ! -e "$ROOT/usr/bin/$c" ] || fail "the root has a compiler ($c)"

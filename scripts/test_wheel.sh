@@ -31,7 +31,8 @@ start=$SECONDS
 
 if [ ! -f "$ROOT/.fastq-root" ]; then
   say "making a minimal Debian $SUITE root in $ROOT (downloads Debian packages once)"
-  rm -rf "$ROOT" "$ROOT.tmp"
+  umount "$ROOT/proc" "$ROOT.tmp/proc" 2>/dev/null || true
+  rm -rf --one-file-system "$ROOT" "$ROOT.tmp"
   mkdir -p "$(dirname "$ROOT")"
   debootstrap --variant=minbase --include=python3,python3-venv --exclude=tzdata \
     "$SUITE" "$ROOT.tmp" "$MIRROR" >"$ROOT.log" 2>&1 || {

@@ -6,59 +6,64 @@ CPP_BUILD := build/cpp
 SAN_BUILD := build/sanitize
 JOBS ?= 2
 
-.PHONY: all bootstrap demo test test-cpp test-python test-django-sqlite test-django-postgres \
+.PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
         test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
         test-acceptance bench bench-quick bench-hosts \
-        lint format sanitize fuzz fuzz-smoke clean
+        lint format sanitize fuzz fuzz-smoke wheel test-wheel sdist clean
 
 all: bootstrap
 
+# What make demo, lint and bench need: the build packages, the venv, the editable build.
 bootstrap:
 	@scripts/bootstrap.sh
+
+# The same plus what the suites need (GoogleTest, clang, iproute2, socat, debootstrap).
+bootstrap-test:
+	@scripts/bootstrap.sh --test
 
 demo: bootstrap
 	$(PY) examples/shop/run_demo.py
 
-test: bootstrap test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
+test: bootstrap-test test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
       test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
       test-acceptance lint
 	@echo "make test: all suites passed"
 
 $(CPP_BUILD)/build.ninja:
 	cmake -S . -B $(CPP_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DFASTQ_BUILD_TESTS=ON -DFASTQ_BUILD_PYTHON=OFF
+	  -DFASTQ_BUILD_TESTS=ON -DFASTQ_BUILD_PYTHON=OFF -DFASTQ_WERROR=ON
 
-test-cpp: bootstrap $(CPP_BUILD)/build.ninja
+test-cpp: bootstrap-test $(CPP_BUILD)/build.ninja
 	ninja -C $(CPP_BUILD) -j $(JOBS)
 	cd $(CPP_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-python: bootstrap
+test-python: bootstrap-test
 	$(PY) -m pytest -p no:django tests/python
 
-test-django-sqlite: bootstrap
+test-django-sqlite: bootstrap-test
 	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/django
 
-test-django-postgres: bootstrap
+test-django-postgres: bootstrap-test
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django
 
 # Chaos and failure tests: worker kills, pauses, signals, a database restart, bad input,
 # limits (tests/integration/reliability; a few minutes each).
-test-reliability-sqlite: bootstrap
+test-reliability-sqlite: bootstrap-test
 	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/integration/reliability
 
-test-reliability-postgres: bootstrap
+test-reliability-postgres: bootstrap-test
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/reliability
 
 # Worker hosts as separate machines: each in its own network namespace (root, iproute2,
 # socat), cut off from PostgreSQL, their clocks skewed (tests/integration/hosts; about
 # two minutes).
-test-hosts: bootstrap
+test-hosts: bootstrap-test
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/integration/hosts
 
 # The example shop (examples/shop) run as its users run it, on SQLite and on PostgreSQL:
 # migrate, seed, fastq_worker with its schedules and tracking poller, outcomes checked in
 # the database (about a minute each).
-test-acceptance: bootstrap
+test-acceptance: bootstrap-test
 	$(PY) -m pytest tests/acceptance
 
 # The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS.
@@ -95,7 +100,7 @@ format: bootstrap
 # libFuzzer on the envelope decoder: FUZZ_SECONDS=600 by hand, a short run in make test.
 FUZZ_BUILD := build/fuzz
 FUZZ_SECONDS ?= 600
-fuzz: bootstrap
+fuzz: bootstrap-test
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=clang++-14 -DFASTQ_FUZZ=ON -DFASTQ_BUILD_PYTHON=OFF
 	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_envelope
@@ -106,12 +111,34 @@ fuzz: bootstrap
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
-sanitize: bootstrap
+sanitize: bootstrap-test
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFASTQ_BUILD_TESTS=ON \
 	  -DFASTQ_BUILD_PYTHON=OFF -DFASTQ_SANITIZE=ON
 	ninja -C $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
+
+# One self-contained manylinux wheel per CPython found here (3.11, 3.12, 3.13) into dist/:
+# release build (no -Werror), repaired by auditwheel; `auditwheel show` of each goes to
+# build/wheel/auditwheel-show.txt (docs/installing.md). Needs only the build packages that
+# bootstrap installs.
+wheel:
+	@scripts/bootstrap.sh --build-only
+	scripts/build_wheels.sh
+
+# The wheels on a bare Debian: a minimal root made by debootstrap (cached in build/test-wheel;
+# Python only, no compiler, no -dev packages, no tzdata, no libpq/libsimdjson), a fresh venv
+# with the wheel, Django and psycopg[binary], and a round trip on SQLite and on the host's
+# PostgreSQL (tests/wheel). Needs root.
+test-wheel: wheel
+	@scripts/bootstrap.sh --test-wheel
+	scripts/test_wheel.sh
+
+# The source distribution into dist/, then built and installed from a clean venv that has
+# only the documented build requirements.
+sdist:
+	@scripts/bootstrap.sh --build-only
+	scripts/test_sdist.sh
 
 clean:
 	rm -rf build

@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
-# Installs what building and testing fastq needs on a fresh Debian 12 machine: the C++
-# libraries (apt, as root), a virtual environment with the Python tools, and fastq itself
-# as an editable install. Safe to run again: it only does what is missing.
+# Installs what a make target needs on a fresh Debian 12 machine, and only that:
+#   scripts/bootstrap.sh               build packages (apt, as root), a virtual environment
+#                                      with the Python tools, fastq as an editable install
+#                                      (make demo, make lint, make bench)
+#   scripts/bootstrap.sh --test        the same plus what the test suites use: GoogleTest,
+#                                      clang and its fuzzer runtime, iproute2 and socat (the
+#                                      hosts suite), debootstrap (make test-wheel)
+#   scripts/bootstrap.sh --build-only  only the build packages (make wheel, make sdist)
+#   scripts/bootstrap.sh --test-wheel  the build packages and debootstrap (make test-wheel)
+# Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE="${1:-}"
+case "$MODE" in
+  "" | --test | --build-only | --test-wheel) ;;
+  *)
+    echo "bootstrap: unknown option $MODE (use --test, --build-only or --test-wheel)" >&2
+    exit 2
+    ;;
+esac
 
 PYTHON_VERSION="${FASTQ_PYTHON:-3.12}"
 VENV="${FASTQ_VENV:-.venv}"
 DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
+# Building the C++ core and the extension (docs/installing.md lists the same).
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
-  libgtest-dev libpq-dev libsqlite3-dev libhiredis-dev libhowardhinnant-date-dev
-  clang-14 libclang-rt-14-dev iproute2 socat)
+  libpq-dev libsqlite3-dev libhowardhinnant-date-dev)
+if [ "$MODE" = --test ]; then
+  APT_PACKAGES+=(libgtest-dev clang-14 libclang-rt-14-dev iproute2 socat debootstrap)
+fi
+[ "$MODE" = --test-wheel ] && APT_PACKAGES+=(debootstrap)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,18 +44,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# A Python of the wanted minor version that actually runs (pyenv shims exist for
-# versions that are installed but not selected, and fail when called).
-find_python() {
-  local c
-  for c in "$HOME"/.pyenv/versions/"$1".*/bin/python "$(command -v "python$1" || true)"; do
-    if [ -n "$c" ] && [ -x "$c" ] && "$c" -c 'import sys' >/dev/null 2>&1; then
-      echo "$c"
-      return
-    fi
-  done
-  return 1
-}
+[ "$MODE" = --build-only ] || [ "$MODE" = --test-wheel ] && exit 0
+
+# A Python of the wanted minor version that actually runs.
+# shellcheck source=scripts/find_python.sh
+. scripts/find_python.sh
 
 if [ ! -x "$VENV/bin/python" ]; then
   py=$(find_python "$PYTHON_VERSION") || { echo "bootstrap: Python $PYTHON_VERSION not found" >&2; exit 1; }
@@ -43,12 +56,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing Django, pybind11, scikit-build-core, pytest and ruff into $VENV"
   "$VENV/bin/pip" install -q -U pip
-  "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.10" pytest \
+  "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.11" pytest \
     pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20"
   echo "$want" >"$stamp"
 fi
-# Editable install: rebuilds the extension incrementally (ccache) when C++ changed.
-"$VENV/bin/pip" install -q --no-build-isolation -e .
+# Editable install: rebuilds the extension incrementally (ccache) when C++ changed. A
+# development build: warnings are errors.
+if [ ! -f "$VENV/.fastq-built" ]; then
+  echo "bootstrap: building the C++ core and fastq._core (the first build takes a few minutes)"
+fi
+FASTQ_WERROR=ON "$VENV/bin/pip" install -q --no-build-isolation -e .
+touch "$VENV/.fastq-built"

@@ -88,6 +88,10 @@ def main() -> int:
             worker.send_signal(signal.SIGTERM)
             code = worker.wait(timeout=60)
             log.seek(0)
+            print(
+                "(one failure below is intentional: the SMS gateway refuses the malformed "
+                "number 0244-123, so that job ends failed with ProviderRejected)"
+            )
             print(log.read().rstrip())
         if code != 0:
             print(f"worker exited {code}", file=sys.stderr)
@@ -107,8 +111,8 @@ def main() -> int:
         print("\nsome background work did not finish in time (see above)", file=sys.stderr)
         return 1
     print(
-        "\nsee it in the admin: cd examples/shop && python manage.py createsuperuser && "
-        "python manage.py runserver, then /admin/"
+        "\ndemo passed; next: .venv/bin/python examples/shop/manage.py createsuperuser, then "
+        ".venv/bin/python examples/shop/manage.py runserver and open http://127.0.0.1:8000/admin/"
     )
     return 0
 

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -268,6 +272,36 @@ TEST(CronZone, UnknownZoneIsAClearError) {
   EXPECT_THROW(Cron("* * * * *").next_after(at("2026-01-01 00:00:00"), "europe/berlin"), CronError);
   EXPECT_THROW(TimeZone(""), CronError);
   EXPECT_EQ(TimeZone("Europe/Berlin").name(), "Europe/Berlin");
+}
+
+TEST(CronZone, ZonePathDecidesWhereZonesAreRead) {
+  namespace fs = std::filesystem;
+  const auto saved = zone_path();
+  const fs::path dir = fs::temp_directory_path() / ("fastq_zone_path_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "Asia");
+  fs::create_directories(dir / "Bad");
+  // Zones no other test loads (loaded zones are kept for the process).
+  fs::copy_file("/usr/share/zoneinfo/Asia/Kabul", dir / "Asia" / "Kabul");
+  { std::ofstream(dir / "Bad" / "Zone") << "not a zone file\n"; }
+
+  set_zone_path({(dir / "missing").string(), dir.string()});
+  EXPECT_EQ(zone_path().size(), 2U);
+  // Kabul is UTC+04:30 all year: 09:00 there is 04:30 UTC.
+  EXPECT_EQ(next("0 9 * * *", "2026-03-01 06:00:00", "Asia/Kabul"), "2026-03-02 04:30:00");
+  EXPECT_THROW(TimeZone("Pacific/Chatham"), CronError);  // not in the path
+  EXPECT_THROW(TimeZone("Bad/Zone"), CronError);         // not TZif
+  for (const char* name : {"../Asia/Kabul", "Asia/../Asia/Kabul", "./Asia/Kabul", "/etc/passwd",
+                           "Asia//Kabul", "Asia/Kabul/"}) {
+    EXPECT_THROW(TimeZone{name}, CronError) << name;
+  }
+  set_zone_path({});
+  EXPECT_THROW(TimeZone("Pacific/Chatham"), CronError);
+  EXPECT_EQ(TimeZone("Asia/Kabul").name(), "Asia/Kabul");  // loaded zones stay
+
+  set_zone_path(saved);
+  EXPECT_EQ(TimeZone("Pacific/Chatham").name(), "Pacific/Chatham");
+  fs::remove_all(dir);
 }
 
 TEST(CronZone, FixedOffsetZones) {

@@ -3,6 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "common.hpp"
 #include "fastq/cron.hpp"
@@ -92,6 +96,13 @@ void bind_cron(py::module_& m) {
   if (PyDateTimeAPI == nullptr) throw py::error_already_set();
 
   py::register_exception<CronError>(m, "CronError", PyExc_ValueError);
+
+  m.def(
+      "set_zone_path", [](std::vector<std::string> dirs) { set_zone_path(std::move(dirs)); },
+      py::arg("directories"),
+      "Where the core looks for TZif zone files, in order (fastq sets zoneinfo.TZPATH and "
+      "the tzdata package at import). Zones already loaded stay as they are.");
+  m.def("zone_path", &zone_path, "The directories the core reads zone files from, in order.");
 
   py::class_<PyCron>(m, "Cron",
                      "A cron expression evaluated in an IANA time zone (see "

@@ -1,12 +1,12 @@
 #include "fastq/cron.hpp"
 
 #include <date/date.h>
-#include <date/tz.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -63,7 +63,13 @@ class FieldError {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "\"" + std::string.
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.append(1, '"').append(s).append(1, '"');
+  return out;
+}
 
 // A value: digits, or a name when the field has names. Range-checked.
 int parse_value(std::string_view text, const FieldSpec& spec) {
@@ -203,10 +209,12 @@ struct Segment {
 
 // Earlier than any real transition: a segment that begins here has no predecessor.
 const sys_seconds kFarPast = date::sys_days{date::year{-30000} / 1 / 1};
+// Later than any real transition: a segment that ends here has no successor.
+const sys_seconds kFarFuture = date::sys_days{date::year{30000} / 1 / 1};
 
 // The rule string that closes a TZif file (RFC 8536 section 3.3: a POSIX TZ string with the
 // extensions that allow transition times of -167..167 hours). Only strings with DST rules
-// are kept: a fixed offset is already the last segment the date library reports.
+// are kept: a fixed offset is already the last listed segment.
 struct PosixDate {
   enum class Kind : std::uint8_t { kJulianNoLeap, kZeroBased, kMonthWeekDay };
   Kind kind = Kind::kMonthWeekDay;
@@ -363,30 +371,139 @@ Segment posix_segment(const PosixRule& r, sys_seconds t) {
   return seg;
 }
 
-// Where the date library finds zone files with USE_OS_TZDB on Debian.
-constexpr const char* kZoneDir = "/usr/share/zoneinfo";
+// Where zone files are looked for, in order (set_zone_path); guarded by zone_path_mutex.
+std::mutex zone_path_mutex;
+std::vector<std::string>& zone_path_storage() {
+  static std::vector<std::string> path = {"/usr/share/zoneinfo", "/usr/lib/zoneinfo",
+                                          "/usr/share/lib/zoneinfo", "/etc/zoneinfo"};
+  return path;
+}
 
-// The footer line of a TZif (version 2+) file, or nothing.
-std::optional<std::string> tzif_footer(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (data.size() < 6 || data.compare(0, 4, "TZif") != 0 || data[4] < '2' || data.back() != '\n') {
-    return std::nullopt;
+// A zone name as the IANA database spells them: relative, no "." or ".." component, no
+// NUL, nothing that could leave the zone directory.
+bool valid_zone_name(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name.front() == '/' || name.back() == '/') return false;
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    const std::size_t slash = std::min(name.find('/', start), name.size());
+    const std::string_view part = name.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    for (char c : part) {
+      const auto u = static_cast<unsigned char>(c);
+      if (!(std::isalnum(u) || c == '_' || c == '-' || c == '+' || c == '.')) return false;
+    }
+    start = slash + 1;
   }
-  const auto nl = data.rfind('\n', data.size() - 2);
-  if (nl == std::string::npos) return std::nullopt;
-  return data.substr(nl + 1, data.size() - nl - 2);
+  return true;
+}
+
+// One zone file (RFC 8536, TZif version 2 or later) as offsets over time.
+struct ZoneData {
+  seconds initial_offset{0};            // before the first transition (time type 0)
+  std::vector<sys_seconds> at;          // transitions, ascending, offset changes only
+  std::vector<seconds> offset;          // offset[i] holds from at[i]
+  std::optional<std::string> footer;    // the POSIX TZ rule for times past the last one
+};
+
+std::int64_t read_be(const std::string& d, std::size_t pos, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(d[pos + i]);
+  if (n == 4) return static_cast<std::int32_t>(static_cast<std::uint32_t>(v));
+  return static_cast<std::int64_t>(v);
+}
+
+// Nothing for a file that is not TZif version 2+ or is cut short.
+std::optional<ZoneData> parse_tzif(const std::string& d) {
+  constexpr std::size_t kHeader = 44;
+  auto counts = [&](std::size_t h, std::array<std::uint32_t, 6>& c) {
+    if (d.size() < h + kHeader || d.compare(h, 4, "TZif") != 0) return false;
+    for (std::size_t i = 0; i < 6; ++i) {
+      c[i] = static_cast<std::uint32_t>(read_be(d, h + 20 + 4 * i, 4));
+    }
+    return true;
+  };
+  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+  std::array<std::uint32_t, 6> c{};
+  if (!counts(0, c) || d[4] < '2') return std::nullopt;
+  const std::size_t v1 = std::size_t{c[3]} * 5 + std::size_t{c[4]} * 6 + c[5] +
+                         std::size_t{c[2]} * 8 + c[1] + c[0];
+  const std::size_t h2 = kHeader + v1;
+  if (!counts(h2, c)) return std::nullopt;
+  const std::size_t timecnt = c[3], typecnt = c[4];
+  const std::size_t times = h2 + kHeader;
+  const std::size_t idx = times + timecnt * 8;
+  const std::size_t types = idx + timecnt;
+  const std::size_t end = types + typecnt * 6 + c[5] + std::size_t{c[2]} * 12 + c[1] + c[0];
+  if (typecnt == 0 || d.size() < end) return std::nullopt;
+
+  ZoneData z;
+  auto type_offset = [&](std::size_t t) { return seconds{read_be(d, types + t * 6, 4)}; };
+  z.initial_offset = type_offset(0);
+  seconds current = z.initial_offset;
+  for (std::size_t i = 0; i < timecnt; ++i) {
+    const auto t = static_cast<unsigned char>(d[idx + i]);
+    if (t >= typecnt) return std::nullopt;
+    const seconds off = type_offset(t);
+    const sys_seconds when{seconds{read_be(d, times + i * 8, 8)}};
+    if (!z.at.empty() && when <= z.at.back()) return std::nullopt;
+    if (off == current) continue;  // an abbreviation or DST flag change only
+    z.at.push_back(when);
+    z.offset.push_back(off);
+    current = off;
+  }
+  // The footer: "\n<rule>\n" after the version 2 data.
+  if (d.size() >= end + 2 && d[end] == '\n' && d.back() == '\n') {
+    z.footer = d.substr(end + 1, d.size() - end - 2);
+  }
+  return z;
+}
+
+// The zone file for `name` from the first directory of the path that has it.
+std::optional<ZoneData> read_zone(std::string_view name) {
+  std::vector<std::string> path;
+  {
+    std::lock_guard lock(zone_path_mutex);
+    path = zone_path_storage();
+  }
+  for (const auto& dir : path) {
+    std::ifstream in(dir + "/" + std::string(name), std::ios::binary);
+    if (!in) continue;
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (auto z = parse_tzif(data)) return z;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
+void set_zone_path(std::vector<std::string> directories) {
+  std::lock_guard lock(zone_path_mutex);
+  zone_path_storage() = std::move(directories);
+}
+
+std::vector<std::string> zone_path() {
+  std::lock_guard lock(zone_path_mutex);
+  return zone_path_storage();
+}
+
 struct TimeZone::Impl {
   std::string name;
-  const date::time_zone* zone = nullptr;
+  ZoneData data;
   // Past `tail_from` (the last transition the file lists) the offsets come from `tail`.
   std::optional<PosixRule> tail;
   sys_seconds tail_from{};
+
+  Segment listed(sys_seconds t) const {
+    const auto it = std::upper_bound(data.at.begin(), data.at.end(), t);
+    const auto i = static_cast<std::size_t>(it - data.at.begin());
+    Segment s{kFarPast, kFarFuture, data.initial_offset};
+    if (i > 0) {
+      s.begin = data.at[i - 1];
+      s.offset = data.offset[i - 1];
+    }
+    if (i < data.at.size()) s.end = data.at[i];
+    return s;
+  }
 
   Segment segment(sys_seconds t) const {
     if (tail && t >= tail_from) {
@@ -394,8 +511,7 @@ struct TimeZone::Impl {
       s.begin = std::max(s.begin, tail_from);
       return s;
     }
-    const auto info = zone->get_info(t);
-    Segment s{info.begin, info.end, info.offset};
+    Segment s = listed(t);
     if (tail) s.end = std::min(s.end, tail_from);
     return s;
   }
@@ -409,28 +525,19 @@ std::shared_ptr<const TimeZone::Impl> load_zone(std::string_view name) {
   std::lock_guard lock(mu);
   if (auto it = cache.find(name); it != cache.end()) return it->second;
 
+  auto data = valid_zone_name(name) ? read_zone(name) : std::nullopt;
+  if (!data) throw CronError("unknown time zone " + quoted(name));
   auto impl = std::make_shared<TimeZone::Impl>();
   impl->name = std::string(name);
-  try {
-    date::get_tzdb();
-  } catch (const std::exception& e) {
-    throw CronError(std::string("cannot load the time zone database: ") + e.what());
-  }
-  try {
-    impl->zone = date::locate_zone(name);
-  } catch (const std::exception&) {
-    throw CronError("unknown time zone " + quoted(name));
-  }
-  // The date library keeps the last listed offset forever; zone files list transitions
-  // only up to 2037 and leave later years to the footer rule, so apply it from there.
-  const auto last = impl->zone->get_info(date::sys_days{date::year{30000} / 1 / 1});
-  auto footer =
-      last.begin > kFarPast ? tzif_footer(std::string(kZoneDir) + "/" + impl->name) : std::nullopt;
-  if (footer) {
-    if (auto rule = PosixParser(*footer).parse()) {
-      if (posix_segment(*rule, last.begin).offset == last.offset) {
+  impl->data = std::move(*data);
+  // Zone files list transitions only up to some year (2037 in many) and leave later years
+  // to the footer rule, so apply it from the last listed transition on.
+  if (!impl->data.at.empty() && impl->data.footer) {
+    if (auto rule = PosixParser(*impl->data.footer).parse()) {
+      const sys_seconds last = impl->data.at.back();
+      if (posix_segment(*rule, last).offset == impl->data.offset.back()) {
         impl->tail = *rule;
-        impl->tail_from = last.begin;
+        impl->tail_from = last;
       }
     }
   }

@@ -3,10 +3,10 @@
 #include "fastq/metrics.hpp"
 #include "fastq/metrics_server.hpp"
 #include "fastq/notify.hpp"
+#include "fastq/platform.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,13 +144,6 @@ std::string describe_status(int status) {
     return std::string("was killed by ") + (name ? name : "signal " + std::to_string(sig));
   }
   return "stopped (status " + std::to_string(status) + ")";
-}
-
-std::uint64_t rss_kb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  std::uint64_t size = 0, resident = 0;
-  if (!(f >> size >> resident)) return 0;
-  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
 }
 
 }  // namespace
@@ -344,7 +337,7 @@ struct Supervisor::Impl {
     next_memory_check_us = now + 1'000'000;
     for (auto& c : children) {
       if (c.pid <= 0 || c.asked_to_stop) continue;
-      const auto kb = rss_kb(c.pid);
+      const auto kb = platform::resident_kb(c.pid);
       if (kb > cfg.max_memory_kb) {
         log(LogLevel::kInfo, "worker process " + std::to_string(c.pid) + " uses " +
                                  std::to_string(kb / 1024) + " MB, above --max-memory-per-child:"
@@ -580,7 +573,7 @@ void Supervisor::enter_child(int index) {
   signal(SIGTERM, SIG_DFL);
   signal(SIGCHLD, SIG_DFL);
   const pid_t parent = getppid();
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  platform::die_with_parent(SIGKILL);
   if (getppid() != parent) _exit(0);  // the supervisor died while we were starting
   g_child = index;
   if (g_metrics_fd >= 0) {

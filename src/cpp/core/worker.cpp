@@ -11,7 +11,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <limits>
 #include <map>
@@ -25,6 +24,7 @@
 #include "fastq/json.hpp"
 #include "fastq/notify.hpp"
 #include "fastq/outcome.hpp"
+#include "fastq/platform.hpp"
 #include "fastq/rescue.hpp"
 #include "fastq/rate.hpp"
 
@@ -39,17 +39,6 @@ std::int64_t steady_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// This process's resident set size, for the registry row.
-std::int64_t resident_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  long pages_total = 0, pages_resident = 0;
-  const int got = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
-  std::fclose(f);
-  if (got != 2) return 0;
-  return static_cast<std::int64_t>(pages_resident) * ::sysconf(_SC_PAGESIZE);
 }
 
 // Longest idle back-off for a broker that cannot notify: bounds enqueue-to-start latency.
@@ -1055,7 +1044,7 @@ struct Worker::Impl {
     row.processed = static_cast<std::int64_t>(c.succeeded + c.failed + c.retried + c.rejected +
                                               c.skipped);
     row.failed = static_cast<std::int64_t>(c.failed + c.rejected);
-    row.rss_bytes = resident_bytes();
+    row.rss_bytes = static_cast<std::int64_t>(platform::resident_kb(::getpid()) * 1024);
     try {
       if (stopped) {
         complete_db->stop_worker(row);

@@ -13,7 +13,9 @@ Run the tasks with ``python manage.py fastq_worker``; ``@fastq.periodic(cron=...
 of a queryset on one.
 """
 
+from fastq import _core, _zones
 from fastq._core import Cron, CronError
+from fastq._version import __version__
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
 from fastq.conf import configure
 from fastq.pollers import Poller, poller
@@ -23,7 +25,8 @@ from fastq.task import MaxRetriesExceededError, Retry, Task, current_job, regist
 from fastq.timelimits import SoftTimeLimitExceeded
 from fastq.worker import Worker
 
-__version__ = "0.1.0"
+# The core reads zone files from where Python's zoneinfo does (fastq/_zones.py).
+_core.set_zone_path(_zones.zone_path())
 
 __all__ = [
     "AsyncResult",

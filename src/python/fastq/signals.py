@@ -21,8 +21,9 @@ runs is the job's, not the receiver's: it is raised once the receivers have run.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastq.timelimits import SoftTimeLimitExceeded
 
@@ -64,69 +65,93 @@ def _raise_late_limit(responses: list[Any]) -> None:
             raise response
 
 
-try:
-    from django.dispatch import Signal as _DjangoSignal
-except ImportError:  # pragma: no cover - fastq without Django
+def _signal_class() -> type:
+    """Django's Signal when Django is installed, else the stand-in. Imported on first use
+    of a signal, so that ``import fastq`` does not import Django."""
+    try:
+        from django.dispatch import Signal as _DjangoSignal
+    except ImportError:  # pragma: no cover - fastq without Django
 
-    class Signal:
-        def __init__(self, name: str = "") -> None:
-            self.name = name
-            self.receivers: list[Callable[..., Any]] = []
+        class Signal:
+            def __init__(self, name: str = "") -> None:
+                self.name = name
+                self.receivers: list[Callable[..., Any]] = []
 
-        def connect(self, receiver: Callable[..., Any], **_: Any) -> None:
-            if receiver not in self.receivers:
-                self.receivers.append(receiver)
+            def connect(self, receiver: Callable[..., Any], **_: Any) -> None:
+                if receiver not in self.receivers:
+                    self.receivers.append(receiver)
 
-        def disconnect(self, receiver: Callable[..., Any], **_: Any) -> bool:
-            if receiver in self.receivers:
-                self.receivers.remove(receiver)
-                return True
-            return False
+            def disconnect(self, receiver: Callable[..., Any], **_: Any) -> bool:
+                if receiver in self.receivers:
+                    self.receivers.remove(receiver)
+                    return True
+                return False
 
-        def has_listeners(self, sender: object = None) -> bool:
-            return bool(self.receivers)
+            def has_listeners(self, sender: object = None) -> bool:
+                return bool(self.receivers)
 
-        def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
-            responses: list[tuple[Any, Any]] = []
-            for receiver in list(self.receivers):
-                try:
-                    responses.append((receiver, receiver(signal=self, sender=sender, **named)))
-                except Exception as err:
-                    responses.append((receiver, err))
-            _log_failures(self, sender, named, responses)
-            return responses
+            def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+                responses: list[tuple[Any, Any]] = []
+                for receiver in list(self.receivers):
+                    try:
+                        responses.append((receiver, receiver(signal=self, sender=sender, **named)))
+                    except Exception as err:
+                        responses.append((receiver, err))
+                _log_failures(self, sender, named, responses)
+                return responses
 
-        def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
-            responses = self.send_robust(sender, **named)
-            _raise_late_limit(responses)
-            return responses
+            def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+                responses = self.send_robust(sender, **named)
+                _raise_late_limit(responses)
+                return responses
 
-else:
+    else:
 
-    class Signal(_DjangoSignal):  # type: ignore[no-redef]
-        """A Django signal whose ``send`` is ``send_robust`` plus fastq's logging."""
+        class Signal(_DjangoSignal):  # type: ignore[no-redef]
+            """A Django signal whose ``send`` is ``send_robust`` plus fastq's logging."""
 
-        def __init__(self, name: str = "") -> None:
-            super().__init__()
-            self.name = name
+            def __init__(self, name: str = "") -> None:
+                super().__init__()
+                self.name = name
 
-        def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
-            responses = super().send_robust(sender, **named)
-            _log_failures(self, sender, named, responses)
-            return responses
+            def send_robust(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+                responses = super().send_robust(sender, **named)
+                _log_failures(self, sender, named, responses)
+                return responses
 
-        def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
-            responses = self.send_robust(sender, **named)
-            _raise_late_limit(responses)
-            return responses
+            def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+                responses = self.send_robust(sender, **named)
+                _raise_late_limit(responses)
+                return responses
 
-        def _log_robust_failure(self, receiver: Any, err: Exception) -> None:
-            # send_robust() logs it on fastq.signals, naming the job; once is enough.
-            pass
+            def _log_robust_failure(self, receiver: Any, err: Exception) -> None:
+                # send_robust() logs it on fastq.signals, naming the job; once is enough.
+                pass
+
+    Signal.__qualname__ = "Signal"
+    return Signal
 
 
-task_enqueued = Signal("task_enqueued")
-task_started = Signal("task_started")
-task_succeeded = Signal("task_succeeded")
-task_failed = Signal("task_failed")
-task_retried = Signal("task_retried")
+_NAMES = ("task_enqueued", "task_started", "task_succeeded", "task_failed", "task_retried")
+_lock = threading.Lock()
+
+if TYPE_CHECKING:
+    Signal: type
+    task_enqueued: Any
+    task_started: Any
+    task_succeeded: Any
+    task_failed: Any
+    task_retried: Any
+
+
+def __getattr__(name: str) -> Any:
+    """The signals (and ``Signal``), made on first access: one object each per process."""
+    if name not in _NAMES and name != "Signal":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:
+        if name not in globals():
+            cls = globals().get("Signal") or _signal_class()
+            globals()["Signal"] = cls
+            for n in _NAMES:
+                globals()[n] = cls(n)
+    return globals()[name]

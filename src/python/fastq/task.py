@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import functools
@@ -19,12 +18,15 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from fastq import _core, conf, limits, signals, timelimits
 from fastq.brokers import NewJob, get_broker, to_micros
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
+
+if TYPE_CHECKING:
+    import asyncio
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -474,6 +476,8 @@ async def run_job_async(
     """:func:`run_job` for an ``async def`` task, run on the worker's event loop (many at
     once). A soft time limit cancels the coroutine (it sees ``CancelledError`` at its
     current ``await``) and the attempt ends with :class:`fastq.SoftTimeLimitExceeded`."""
+    import asyncio  # here, not at import: `import fastq` stays light
+
     job = JobContext(job_id, task.name, attempt, max_attempts, lease_token)
     _current.set(job)  # this coroutine runs in a context of its own
     try:
@@ -544,6 +548,8 @@ _async_lock = threading.Lock()
 def async_loop() -> asyncio.AbstractEventLoop:
     """The event loop ``async def`` tasks share in a worker process, on a thread of its
     own (started on first use)."""
+    import asyncio  # here, not at import: `import fastq` stays light
+
     global _async_loop, _async_thread
     with _async_lock:
         if _async_loop is None or _async_loop.is_closed():
@@ -558,6 +564,8 @@ def async_loop() -> asyncio.AbstractEventLoop:
 
 def stop_async_loop() -> None:
     """Stop the shared event loop (the worker calls this once it has stopped)."""
+    import asyncio  # here, not at import: `import fastq` stays light
+
     global _async_loop, _async_thread
     with _async_lock:
         loop, thread = _async_loop, _async_thread
@@ -583,6 +591,8 @@ _open_loops_lock = threading.Lock()
 def _event_loop() -> asyncio.AbstractEventLoop:
     """This executor thread's event loop for ``async def`` tasks, kept for the thread's
     life so async clients and their connection pools survive between jobs."""
+    import asyncio  # here, not at import: `import fastq` stays light
+
     loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import inspect
 import logging
@@ -76,6 +75,8 @@ def execute_async(
 ) -> None:
     """Called by the C++ executors for ``async def`` tasks: schedules the job on the
     process's event loop and returns; ``report(ok, value_or_exception)`` ends it."""
+    import asyncio  # here, not at import: `import fastq` stays light
+
     coro = run_job_async(
         registry[task_name],
         args,

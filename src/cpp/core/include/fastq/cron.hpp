@@ -27,9 +27,13 @@
 //     times fell in the gap and however long the gap is.
 // All other local times map to exactly one instant and fire there.
 //
-// Time zones come from the system tz database (/usr/share/zoneinfo) through Howard
-// Hinnant's date library; past the last transition listed in a zone's file (2037 in the
-// files Debian ships) the rule string at the end of the file gives the offsets.
+// Time zones come from TZif zone files (RFC 8536, version 2+), read from the first
+// directory of the zone path that has the zone (set_zone_path; by default the system's
+// /usr/share/zoneinfo and the other places Python's zoneinfo looks). The Python module
+// puts Python's zoneinfo.TZPATH and the `tzdata` package first, so the core and
+// zoneinfo.ZoneInfo read the same files, and a machine without a system tz database
+// still has every zone. Past the last transition listed in a zone's file (2037 in some)
+// the rule string at the end of the file gives the offsets.
 #pragma once
 
 #include <bitset>
@@ -40,6 +44,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fastq {
 
@@ -53,7 +58,11 @@ class CronError : public std::invalid_argument {
 
 using UtcMicros = std::chrono::sys_time<std::chrono::microseconds>;
 
-// An IANA time zone from the system database. Copies share one immutable loaded zone;
+// Where zone files are looked for, in order. Zones already loaded stay as they are.
+void set_zone_path(std::vector<std::string> directories);
+std::vector<std::string> zone_path();
+
+// An IANA time zone from the zone path. Copies share one immutable loaded zone;
 // zones are loaded once per process and kept. Safe to use from several threads.
 class TimeZone {
  public:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
+from fastq.conf import MAX_QUEUE_CONCURRENCY
 from django.utils import timezone
 from fastq import limits
 
@@ -157,6 +159,14 @@ class Job(models.Model):
             ),
             # The admin: newest first, within a state.
             models.Index(fields=["state", "-created_at"], name="fastq_job_state_created"),
+            # The dashboard and fastq_queues: what finished in the last hour (a range scan
+            # of recent entries, whatever the size of the table). Partial: queued and
+            # running rows, whose finished_at is empty, are not in it.
+            models.Index(
+                fields=["finished_at"],
+                name="fastq_job_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -375,3 +385,49 @@ class PollerMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.poller}: {self.key}"
+
+
+class Dashboard(Job):
+    """No table: the fleet dashboard's place in the admin (fastq_django/dashboard.py), so
+    that it lives at /admin/fastq_django/dashboard/ and the admin index links to it."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
+        default_permissions = ()
+
+
+class Queue(models.Model):
+    """A queue's controls, read by every worker's claim: ``paused`` stops new starts
+    fleet-wide (running jobs finish, enqueueing still works); ``concurrency`` bounds how
+    many of its jobs run at once across every worker. ``settings_concurrency`` is the
+    value last read from ``FASTQ["QUEUES"]``: a limit edited in the admin holds until that
+    setting itself changes. A queue without a row is unpaused and unlimited."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False, db_default=False)
+    concurrency = models.IntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_QUEUE_CONCURRENCY)],
+        help_text="At most this many of its jobs run at once across every worker; empty: "
+        "no limit.",
+    )
+    settings_concurrency = models.IntegerField(null=True, blank=True, editable=False)
+    changed_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "fastq_queue"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(concurrency__isnull=True)
+                | models.Q(concurrency__gte=1, concurrency__lte=MAX_QUEUE_CONCURRENCY),
+                name="fastq_queue_concurrency_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

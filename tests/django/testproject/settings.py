@@ -90,6 +90,9 @@ FASTQ = {
 # The reliability suite (tests/integration/reliability) gives a worker more task modules
 # (comma-separated) and a smaller payload limit through the environment.
 FASTQ["IMPORTS"] += [m for m in os.environ.get("FASTQ_TEST_IMPORTS", "").split(",") if m]
+# FASTQ["QUEUES"] as JSON (tests/integration/reliability/test_pause_and_limits.py).
+if os.environ.get("FASTQ_TEST_QUEUES"):
+    FASTQ["QUEUES"] = json.loads(os.environ["FASTQ_TEST_QUEUES"])
 if os.environ.get("FASTQ_TEST_MAX_PAYLOAD_BYTES"):
     FASTQ["MAX_PAYLOAD_BYTES"] = int(os.environ["FASTQ_TEST_MAX_PAYLOAD_BYTES"])
 

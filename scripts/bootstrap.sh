@@ -10,7 +10,7 @@ VENV="${FASTQ_VENV:-.venv}"
 DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
   libgtest-dev libpq-dev libsqlite3-dev libhiredis-dev libhowardhinnant-date-dev
-  clang-14 libclang-rt-14-dev iproute2 socat)
+  clang-14 libclang-rt-14-dev iproute2 socat chromium chromium-driver)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -43,11 +43,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff|selenium"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.10" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff
+    pytest-django "psycopg[binary]>=3.1" ruff "selenium>=4.10"
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed.

@@ -16,6 +16,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,18 @@ def _shot(driver: Any, name: str) -> Path:
     return path
 
 
+def _read(driver: Any, selector: str) -> str:
+    """The text of ``selector``, read in one script: the page redraws its live part every
+    few seconds, and an element found before a redraw is gone after it."""
+    text = driver.execute_script(
+        "var e = document.querySelector(arguments[0]); return e ? e.textContent : null;", selector
+    )
+    assert text is not None, f"nothing matches {selector}"
+    return " ".join(str(text).split())
+
+
 def _text(driver: Any, queue: str, cls: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, f'tr[data-queue="{queue}"] .{cls}').text.strip()
+    return _read(driver, f'tr[data-queue="{queue}"] .{cls}')
 
 
 def _wait(driver: Any, what: str, predicate: Any, timeout: float = 60) -> None:
@@ -117,6 +128,7 @@ def test_dashboard_in_a_browser_while_a_worker_runs(live_server: Any, browser: A
     waiting = [tasks.on_other_queue.delay() for _ in range(7)]
     for i in range(3):
         tasks.fail.delay(f"browser failure {i}")
+    quick = [tasks.add.delay(i, i) for i in range(12)]
     long_jobs = [tasks.record.delay(f"long-{i}", sleep=120) for i in range(2)]
     tasks.noop.apply_async(countdown=3600)
     w = worker("--processes", "0", "--queues", "default,other", "--concurrency", "4", "--grace", "1")
@@ -124,6 +136,7 @@ def test_dashboard_in_a_browser_while_a_worker_runs(live_server: Any, browser: A
     while (
         Job.objects.filter(pk__in=[r.id for r in long_jobs], started_at__isnull=False).count() < 2
         or Job.objects.filter(task=tasks.fail.name, state="failed").count() < 3
+        or Job.objects.filter(pk__in=[r.id for r in quick], state="succeeded").count() < 12
     ):
         assert w.proc.poll() is None, w.output()
         assert time.monotonic() < deadline, "the worker did not start the jobs:\n" + w.output()
@@ -151,11 +164,14 @@ def test_dashboard_in_a_browser_while_a_worker_runs(live_server: Any, browser: A
     assert _text(browser, "default", "queue-running") == "2"
     assert _text(browser, "default", "queue-scheduled") == "1"
     assert _text(browser, "default", "queue-state") == "active"
-    assert browser.find_element(By.ID, "fastq-hour-failed").text == str(
+    assert _read(browser, "#fastq-hour-finished") == str(
+        Job.objects.filter(state="succeeded", finished_at__gte=now - timedelta(hours=1)).count()
+    )
+    assert _read(browser, "#fastq-hour-finished") == "12"
+    assert _read(browser, "#fastq-hour-failed") == str(
         Job.objects.filter(state__in=["failed", "dead"]).count()
     )
-    group = browser.find_element(By.CSS_SELECTOR, 'tr[data-error-type="ValueError"] .failure-count')
-    assert group.text == "3"
+    assert _read(browser, 'tr[data-error-type="ValueError"] .failure-count') == "3"
     assert browser.find_elements(By.CSS_SELECTOR, "svg.fastq-chart rect"), "no bars drawn"
     _shot(browser, "dashboard")
 
@@ -170,9 +186,10 @@ def test_dashboard_in_a_browser_while_a_worker_runs(live_server: Any, browser: A
     assert int(browser.find_element(By.ID, "fastq-live").get_attribute("data-refreshes")) >= 1
 
     # Pause "default" from the page.
-    browser.find_element(
-        By.CSS_SELECTOR, 'tr[data-queue="default"] button[name=action][value=pause]'
-    ).click()
+    browser.execute_script(
+        "document.querySelector(arguments[0]).click();",
+        'tr[data-queue="default"] button[name=action][value=pause]',
+    )
     _wait(browser, "the paused state", lambda d: _text(d, "default", "queue-state") == "paused")
     assert Queue.objects.get(name="default").paused
     assert Queue.objects.get(name="default").changed_by == "operator"

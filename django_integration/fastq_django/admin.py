@@ -20,8 +20,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from fastq_django.broker import DatabaseBroker
 from fastq_django import queues
+from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Queue, Schedule
 from fastq_django.redact import (
     Redaction,

@@ -98,7 +98,7 @@ def svg_bars(
         '<line x1="{pl}" y1="{base}" x2="{w}" y2="{base}" stroke="#999"/>'
         '<text x="2" y="14" font-size="10" fill="#555">{top}</text>'
         '<text x="2" y="{base}" font-size="10" fill="#555">0</text>'
-        '<text x="{pl}" y="{h1}" font-size="10" fill="#555">−60 min</text>'
+        '<text x="{pl}" y="{h1}" font-size="10" fill="#555">-60 min</text>'
         '<text x="{wr}" y="{h1}" font-size="10" fill="#555" text-anchor="end">now</text>'
         "{bars}</svg>",
         w=width,
@@ -204,7 +204,9 @@ class DashboardAdmin(admin.ModelAdmin):
         jobs = Job.objects.using(alias)
         recent = list(
             jobs.filter(task=task, state=JobState.RUNNING).order_by("-started_at")[:RECENT_JOBS]
-        ) + list(jobs.filter(task=task, finished_at__gte=since).order_by("-finished_at")[:RECENT_JOBS])
+        ) + list(
+            jobs.filter(task=task, finished_at__gte=since).order_by("-finished_at")[:RECENT_JOBS]
+        )
         rows = []
         for job in recent[:RECENT_JOBS]:
             shown = shown_job(job) if see else None
@@ -277,10 +279,14 @@ class DashboardAdmin(admin.ModelAdmin):
             from fastq_django.admin import retry_failed
 
             n = retry_failed(stats.failure_group_jobs(alias, error_type, since))
-            messages.success(request, f"{n} job(s) failed with {error_type or '(none)'}: queued again.")
+            messages.success(
+                request, f"{n} job(s) failed with {error_type or '(none)'}: queued again."
+            )
         elif action == "cancel":
             if not error_type:
-                return HttpResponseBadRequest("a group without an exception type cannot be cancelled")
+                return HttpResponseBadRequest(
+                    "a group without an exception type cannot be cancelled"
+                )
             cancelled, asked = cancel_pending(alias, error_type)
             messages.success(
                 request,

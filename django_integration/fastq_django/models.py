@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
-from fastq.conf import MAX_QUEUE_CONCURRENCY
 from django.utils import timezone
 from fastq import limits
+from fastq.conf import MAX_QUEUE_CONCURRENCY
 
 
 class JobState(models.TextChoices):
@@ -387,6 +388,17 @@ class PollerMark(models.Model):
         return f"{self.poller}: {self.key}"
 
 
+def validate_queue_name(value: str) -> None:
+    """A queue name the workers can match: no NUL (PostgreSQL refuses it in text) and no
+    lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValidationError("A queue name cannot hold a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("A queue name must be valid Unicode (no lone surrogates).") from None
+
+
 class Dashboard(Job):
     """No table: the fleet dashboard's place in the admin (fastq_django/dashboard.py), so
     that it lives at /admin/fastq_django/dashboard/ and the admin index links to it."""
@@ -405,14 +417,13 @@ class Queue(models.Model):
     value last read from ``FASTQ["QUEUES"]``: a limit edited in the admin holds until that
     setting itself changes. A queue without a row is unpaused and unlimited."""
 
-    name = models.CharField(max_length=100, primary_key=True)
+    name = models.CharField(max_length=100, primary_key=True, validators=[validate_queue_name])
     paused = models.BooleanField(default=False, db_default=False)
     concurrency = models.IntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_QUEUE_CONCURRENCY)],
-        help_text="At most this many of its jobs run at once across every worker; empty: "
-        "no limit.",
+        help_text="At most this many of its jobs run at once across every worker; empty: no limit.",
     )
     settings_concurrency = models.IntegerField(null=True, blank=True, editable=False)
     changed_by = models.CharField(max_length=150, blank=True, default="", db_default="")

@@ -171,7 +171,10 @@ def overview(alias: str | None = None, now: datetime | None = None) -> list[Queu
     }
     running = {
         r["queue"]: r["n"]
-        for r in jobs.filter(state=JobState.RUNNING).values("queue").annotate(n=Count("id")).order_by()
+        for r in jobs.filter(state=JobState.RUNNING)
+        .values("queue")
+        .annotate(n=Count("id"))
+        .order_by()
     }
     controls = {q.name: q for q in Queue.objects.using(alias).all()}
     names = sorted(set(default_queues()) | set(waiting) | set(running) | set(controls))

@@ -160,9 +160,7 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
         runtime = "extract(epoch FROM finished_at - started_at)"
     else:
         runtime = "(julianday(finished_at) - julianday(started_at)) * 86400"
-    cases = " ".join(
-        f"WHEN {runtime} < {bound} THEN {i}" for i, bound in enumerate(RUNTIME_BOUNDS)
-    )
+    cases = " ".join(f"WHEN {runtime} < {bound} THEN {i}" for i, bound in enumerate(RUNTIME_BOUNDS))
     sql = (
         f"SELECT CASE {cases} ELSE {len(RUNTIME_BOUNDS)} END AS b, count(*) FROM fastq_job "
         "WHERE finished_at >= %s AND task = %s AND started_at IS NOT NULL "
@@ -206,7 +204,7 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
     labels = []
     low = "0"
     for bound in RUNTIME_BOUNDS:
-        labels.append(f"{low}–{_seconds(bound)}")
+        labels.append(f"{low} to {_seconds(bound)}")
         low = _seconds(bound)
     labels.append(f"≥ {low}")
     return TaskStats(
@@ -214,7 +212,7 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
         finished=finished,
         failed=int(agg["bad"]),
         failure_rate=(int(agg["bad"]) / finished) if finished else None,
-        runtime_histogram=list(zip(labels, counts)),
+        runtime_histogram=list(zip(labels, counts, strict=True)),
         runtime_p50=None if p50 is None else float(p50),
         runtime_p95=None if p95 is None else float(p95),
     )

@@ -73,12 +73,14 @@ TEST_P(QueueControls, APausedQueueIsSkippedUntilResumed) {
   ASSERT_EQ(got.size(), 2u);
   for (const auto& j : got) EXPECT_EQ(j.queue, "b");
   EXPECT_TRUE(db->claim(req(10, {"a"})).empty());
+  EXPECT_EQ(db->count_runnable(both), 0u) << "a paused queue's jobs are not runnable";
   // Enqueueing into a paused queue still works; the job waits.
   auto more = job("a");
   db->enqueue(std::span(&more, 1));
   EXPECT_EQ(db->get(more.id)->state, "queued");
   set_queue("a", false, std::nullopt);
   EXPECT_TRUE(db->paused_queues(both).empty());
+  EXPECT_EQ(db->count_runnable(both), 4u);
   EXPECT_EQ(db->claim(req(10, both)).size(), 4u);
 }
 

@@ -253,7 +253,11 @@ def test_the_task_page_shows_failure_rate_and_run_times() -> None:
     assert ts.failure_rate == pytest.approx(0.25)
     counts = dict(ts.runtime_histogram)
     assert sum(counts.values()) == 4
-    assert counts["1 ms–10 ms"] == 1 and counts["10 ms–100 ms"] == 2 and counts["1 s–5 s"] == 1
+    assert (
+        counts["1 ms to 10 ms"] == 1
+        and counts["10 ms to 100 ms"] == 2
+        and counts["1 s to 5 s"] == 1
+    )
     assert ts.runtime_p50 == pytest.approx(0.05, abs=0.002)
     assert ts.runtime_p95 == pytest.approx(2.0, abs=0.002)
     client = Client()

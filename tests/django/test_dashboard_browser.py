@@ -131,7 +131,9 @@ def test_dashboard_in_a_browser_while_a_worker_runs(live_server: Any, browser: A
     quick = [tasks.add.delay(i, i) for i in range(12)]
     long_jobs = [tasks.record.delay(f"long-{i}", sleep=120) for i in range(2)]
     tasks.noop.apply_async(countdown=3600)
-    w = worker("--processes", "0", "--queues", "default,other", "--concurrency", "4", "--grace", "1")
+    w = worker(
+        "--processes", "0", "--queues", "default,other", "--concurrency", "4", "--grace", "1"
+    )
     deadline = time.monotonic() + 120
     while (
         Job.objects.filter(pk__in=[r.id for r in long_jobs], started_at__isnull=False).count() < 2

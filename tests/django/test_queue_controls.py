@@ -204,3 +204,25 @@ def test_queue_admin_edits_the_limit_in_the_list() -> None:
     assert response.status_code == 200  # the form shows the error
     assert Queue.objects.get(name="mail").concurrency == 9
 
+
+def test_a_queue_name_with_a_lone_surrogate_fails_validation() -> None:
+    # No HTTP client can send one (UTF-8 has no encoding for it); code can.
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="surrogate"):
+        Queue(name="\ud800").full_clean()
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "x" * 101])
+def test_queue_admin_refuses_a_bad_name_with_a_form_error(name: str) -> None:
+    client = Client()
+    _login(client, "permitted")
+    User.objects.get(username="permitted").user_permissions.add(
+        Permission.objects.get(codename="add_queue")
+    )
+    response = client.post(
+        reverse("admin:fastq_django_queue_add"), {"name": name, "concurrency": "2"}
+    )
+    assert response.status_code == 200
+    assert "errornote" in response.content.decode()
+    assert not Queue.objects.exists()

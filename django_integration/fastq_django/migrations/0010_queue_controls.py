@@ -7,6 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import migrations, models
 from django.db.models import Q
 
+import fastq_django.models
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -17,7 +19,15 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Queue",
             fields=[
-                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=100,
+                        primary_key=True,
+                        serialize=False,
+                        validators=[fastq_django.models.validate_queue_name],
+                    ),
+                ),
                 ("paused", models.BooleanField(db_default=False, default=False)),
                 (
                     "concurrency",
@@ -29,7 +39,10 @@ class Migration(migrations.Migration):
                         validators=[MinValueValidator(1), MaxValueValidator(1000000)],
                     ),
                 ),
-                ("settings_concurrency", models.IntegerField(blank=True, editable=False, null=True)),
+                (
+                    "settings_concurrency",
+                    models.IntegerField(blank=True, editable=False, null=True),
+                ),
                 (
                     "changed_by",
                     models.CharField(blank=True, db_default="", default="", max_length=150),

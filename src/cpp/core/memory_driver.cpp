@@ -499,7 +499,8 @@ class MemoryDriver final : public Driver {
     for (auto& [id, r] : store_->rows) {
       if (r.rec.state == state::kQueued && r.run_at <= now &&
           std::find(queues.begin(), queues.end(), r.rec.queue) != queues.end()) {
-        ++n;
+        auto c = store_->queue_controls.find(r.rec.queue);
+        if (c == store_->queue_controls.end() || !c->second.paused) ++n;
       }
     }
     return n;

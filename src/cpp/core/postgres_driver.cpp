@@ -851,7 +851,8 @@ class PostgresDriver final : public Driver {
     const auto arr = pg_text_array(queues);
     Result r = conn_.exec("fastq_count_runnable",
                           "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND "
-                          "queue = ANY($1::text[]) AND run_at <= now()",
+                          "queue = ANY($1::text[]) AND run_at <= now() AND queue NOT IN "
+                          "(SELECT name FROM fastq_queue WHERE paused)",
                           {arr.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }

@@ -874,7 +874,8 @@ class SqliteDriver final : public Driver {
   std::size_t count_runnable(std::span<const std::string> queues) override {
     auto& s = stmt("count_runnable",
                    "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "
-                   "AND queue IN (SELECT value FROM json_each(?1))");
+                   "AND queue IN (SELECT value FROM json_each(?1)) AND queue NOT IN "
+                   "(SELECT name FROM fastq_queue WHERE paused)");
     Run run(s);
     s.bind(1, json_string_array(queues)).bind(2, format_utc(now_micros()));
     s.step();

@@ -37,11 +37,8 @@ _QUEUE_OPTIONS = ("concurrency",)
 
 
 def _concurrency_ok(v: Any) -> bool:
-    return (
-        v is None
-        or isinstance(v, int)
-        and not isinstance(v, bool)
-        and 1 <= v <= MAX_QUEUE_CONCURRENCY
+    return v is None or (
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_QUEUE_CONCURRENCY
     )
 
 
@@ -92,7 +89,7 @@ KNOWN: dict[str, Setting] = {
     "IMPORTS": Setting([], "a list of module names (str)", _names),
     "QUEUES": Setting(
         None,
-        "a list of queue names (str), a dict of name -> {\"concurrency\": int from 1 to "
+        'a list of queue names (str), a dict of name -> {"concurrency": int from 1 to '
         f"{MAX_QUEUE_CONCURRENCY}}}, or None",
         _queues,
     ),

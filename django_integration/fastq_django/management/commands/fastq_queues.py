@@ -100,4 +100,6 @@ class Command(BaseCommand):
             )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for row in table:
-            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            self.stdout.write(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )

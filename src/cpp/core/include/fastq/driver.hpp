@@ -144,7 +144,8 @@ class Driver {
   virtual std::size_t enqueue_once(const std::string& scope, std::span<const std::string> keys,
                                    std::span<const NewJob> jobs);
 
-  // Runnable jobs left in these queues (state queued and due now).
+  // Runnable jobs left in these queues (state queued and due now, queue not paused: a
+  // burst worker does not wait for a paused queue).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
   virtual std::optional<JobRecord> get(const std::string& id) = 0;
 

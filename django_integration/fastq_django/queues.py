@@ -13,9 +13,9 @@ worker starts (:func:`sync_settings`); the admin and ``fastq_queues limit`` chan
 run time, and such a change holds until the setting itself changes.
 
 :func:`overview` answers "how deep, how old, how busy" per queue from indexed
-aggregates: queued rows are counted over the claim index (a partial index of queued
-rows only, so finished history costs nothing), running rows over the lease index (a
-partial index of running rows only).
+aggregates: one pass over the queued rows, found by an index on state (finished history
+costs nothing; the cost follows the backlog), and one over the running rows (the lease
+index, a partial index of running rows only).
 """
 
 from __future__ import annotations

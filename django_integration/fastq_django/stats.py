@@ -2,8 +2,8 @@
 
 What each query reads, so that a table of millions of finished jobs costs nothing extra:
 
-* per-queue depth and oldest wait: the claim index ``fastq_job_claim`` (partial: queued
-  rows only), one pass over the queued rows (queues.overview);
+* per-queue depth and oldest wait: one pass over the queued rows, found by an index on
+  state (queues.overview);
 * running per queue: the lease index ``fastq_job_lease`` (partial: running rows only);
 * the last hour (finished, failed, p95 wait per minute), recent failures grouped by
   exception type and a task's page: a range of the partial index ``fastq_job_finished``

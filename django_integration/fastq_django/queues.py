@@ -109,6 +109,12 @@ def sync_settings(alias: str | None = None) -> list[str]:
     wanted = {name: check_concurrency(o.get("concurrency")) for name, o in options.items()}
     written: list[str] = []
     with transaction.atomic(using=alias):
+        # Workers start together: make the rows first (a conflict waits for the other
+        # insert and skips), then lock and compare them.
+        Queue.objects.using(alias).bulk_create(
+            [Queue(name=name) for name, want in wanted.items() if want is not None],
+            ignore_conflicts=True,
+        )
         rows = {
             q.name: q
             for q in Queue.objects.using(alias)
@@ -118,16 +124,12 @@ def sync_settings(alias: str | None = None) -> list[str]:
         for name in sorted(set(wanted) | set(rows)):
             want = wanted.get(name)
             row = rows.get(name)
-            if row is None:
-                if want is None:
-                    continue
-                row = Queue(name=name)
-            elif row.settings_concurrency == want:
+            if row is None or row.settings_concurrency == want:
                 continue
-            if row.concurrency == row.settings_concurrency or row._state.adding:
+            if want is not None or row.concurrency == row.settings_concurrency:
+                # The setting changed: it wins over a run-time edit. Removed: so is the
+                # limit it had set, unless someone changed it at run time since.
                 row.concurrency = want
-            elif want is not None:
-                row.concurrency = want  # the setting changed: it wins over the admin's
             row.settings_concurrency = want
             row.changed_by = "settings"
             row.updated_at = timezone.now()

@@ -116,6 +116,35 @@ def test_settings_sync_keeps_a_run_time_edit_until_the_setting_changes() -> None
         assert (row.concurrency, row.settings_concurrency) == (None, None)
 
 
+def test_workers_starting_together_sync_the_settings_once() -> None:
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            queues.sync_settings()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with override_settings(
+        FASTQ={"QUEUES": {"mail": {"concurrency": 5}, "sms": {"concurrency": 2}}}
+    ):
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert dict(Queue.objects.values_list("name", "concurrency")) == {"mail": 5, "sms": 2}
+
+
 def test_a_worker_leaves_a_paused_queue_alone_and_runs_it_once_resumed(worker) -> None:
     _run("pause", "other")
     held = [tasks.on_other_queue.delay() for _ in range(5)]

@@ -28,7 +28,7 @@ DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
   libpq-dev libsqlite3-dev libhowardhinnant-date-dev)
 if [ "$MODE" = --test ]; then
-  APT_PACKAGES+=(libgtest-dev clang-14 libclang-rt-14-dev iproute2 socat debootstrap)
+  APT_PACKAGES+=(libgtest-dev clang-14 libclang-rt-14-dev iproute2 socat debootstrap chromium chromium-driver)
 fi
 [ "$MODE" = --test-wheel ] && APT_PACKAGES+=(debootstrap)
 
@@ -56,12 +56,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client|selenium"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Django, pybind11, scikit-build-core, pytest and ruff into $VENV"
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.11" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20"
+    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20" "selenium>=4.10"
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed. A

@@ -1,10 +1,16 @@
--- fastq's claim and completion (src/cpp/core/postgres_driver.cpp: claim_sql() and
--- PostgresDriver::complete), :batch jobs each. The claimed rows come back as the JSON the
--- completion takes, built by the server instead of the worker.
+-- fastq's claim and completion (src/cpp/core/postgres_driver.cpp: claim_sql() as run for
+-- a worker without limited queues, and PostgresDriver::complete), :batch jobs each. The
+-- claimed rows come back as the JSON the completion takes, built by the server instead
+-- of the worker.
 \set token random(1, 4611686018427387903)
-WITH c AS (SELECT p.id FROM unnest(ARRAY['default']::text[]) AS q(name) CROSS JOIN LATERAL (
-    SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND queue = q.name
-    AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT :batch FOR UPDATE SKIP LOCKED
+WITH qs AS (SELECT q.name, CASE WHEN s.concurrency IS NULL THEN :batch ELSE
+    GREATEST(0, LEAST(:batch, s.concurrency - (SELECT count(*) FROM fastq_job r WHERE
+    r.state = 'running' AND r.queue = q.name AND r.lease_expires_at > now()))) END AS room
+  FROM unnest(ARRAY['default']::text[]) AS q(name) LEFT JOIN fastq_queue s ON s.name = q.name
+  WHERE s.paused IS NOT TRUE AND (s.concurrency IS NULL OR false)),
+c AS (SELECT p.id FROM qs CROSS JOIN LATERAL (
+    SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND queue = qs.name
+    AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT qs.room FOR UPDATE SKIP LOCKED
   ) AS p ORDER BY p.priority DESC, p.run_at, p.id LIMIT :batch),
 claimed AS (UPDATE fastq_job j SET state = 'running', attempts = j.attempts + 1,
     lease_token = :token, lease_expires_at = now() + 30000::bigint * interval '1 millisecond',

@@ -1,9 +1,11 @@
 """The job admin: watch jobs by state (a job waiting for its next attempt says "retrying
 at ..."), read arguments, results and tracebacks (fastq's own frames folded away), retry
 failures from the list or from a job's page. The schedule admin: periodic schedules,
-enable/disable, run now.
+enable/disable, run now. The queue admin: pause, resume and fleet-wide concurrency limits.
+The worker registry, read-only. The dashboard: dashboard.py.
 
-Every action needs the change permission of its model (change_job, change_schedule).
+Every action needs the change permission of its model (change_job, change_schedule,
+change_queue).
 Arguments and results are shown with ``FASTQ["ADMIN_REDACT"]`` applied (redact.py)."""
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+from fastq_django import queues
 from fastq_django.broker import DatabaseBroker
-from fastq_django.models import Job, JobState, Schedule, WorkerProcess
+from fastq_django.models import Job, JobState, Queue, Schedule, WorkerProcess
 from fastq_django.redact import (
     Redaction,
     configured_rule,
@@ -489,3 +492,59 @@ class WorkerProcessAdmin(_RejectNul):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Queue)
+class QueueAdmin(_RejectNul):
+    """Queue controls. Pausing and limits take effect on every worker within a second
+    (fastq_django/queues.py); queues without a row are unpaused and unlimited, and the
+    dashboard lists every queue, with or without a row."""
+
+    list_display = (
+        "name",
+        "shown_state",
+        "concurrency",
+        "settings_concurrency",
+        "changed_by",
+        "updated_at",
+    )
+    list_editable = ("concurrency",)
+    actions = ("pause_queues", "resume_queues")
+    fields = ("name", "paused", "concurrency", "settings_concurrency", "changed_by", "updated_at")
+    readonly_fields = ("settings_concurrency", "changed_by", "updated_at")
+    search_fields = ("name",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Queue | None = None) -> Any:
+        if obj is not None:
+            return ("name", *self.readonly_fields)
+        return self.readonly_fields
+
+    @admin.display(description="state", ordering="paused")
+    def shown_state(self, obj: Queue) -> str:
+        if obj.paused:
+            return format_html('<b style="color:#b45309">{}</b>', "paused")
+        return format_html('<span style="color:#15803d">{}</span>', "active")
+
+    def save_model(self, request: HttpRequest, obj: Queue, form: Any, change: bool) -> None:
+        queues.check_name(obj.name)
+        obj.changed_by = request.user.get_username()[:150]
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+        queues.notify(obj._state.db or "default")
+
+    @admin.action(permissions=["change"], description="Pause selected queues (fleet-wide)")
+    def pause_queues(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            queues.pause(name, by=request.user.get_username(), alias=queryset.db)
+        self.message_user(request, f"{len(names)} queue(s) paused.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Resume selected queues")
+    def resume_queues(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            queues.resume(name, by=request.user.get_username(), alias=queryset.db)
+        self.message_user(request, f"{len(names)} queue(s) resumed.", messages.SUCCESS)
+
+
+from fastq_django import dashboard  # noqa: E402, F401  (registers the dashboard)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 from fastq import limits
+from fastq.conf import MAX_QUEUE_CONCURRENCY
 
 
 class JobState(models.TextChoices):
@@ -157,9 +160,9 @@ class Job(models.Model):
             ),
             # The admin: newest first, within a state.
             models.Index(fields=["state", "-created_at"], name="fastq_job_state_created"),
-            # Recent outcomes (fastq_inspect stats, /fastq/metrics): a range scan over the
-            # last minutes' finished rows. Partial, so enqueue writes no entry; a job gets
-            # one when it finishes.
+            # Recent outcomes (fastq_inspect stats, /fastq/metrics, the dashboard): a range
+            # scan over the last minutes' finished rows. Partial, so enqueue writes no entry;
+            # a job gets one when it finishes.
             models.Index(
                 fields=["finished_at"],
                 name="fastq_job_finished",
@@ -492,3 +495,59 @@ def _json_list(text: str) -> list[str]:
     except ValueError:
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def validate_queue_name(value: str) -> None:
+    """A queue name the workers can match: no NUL (PostgreSQL refuses it in text) and no
+    lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValidationError("A queue name cannot hold a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("A queue name must be valid Unicode (no lone surrogates).") from None
+
+
+class Dashboard(Job):
+    """No table: the fleet dashboard's place in the admin (fastq_django/dashboard.py), so
+    that it lives at /admin/fastq_django/dashboard/ and the admin index links to it."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
+        default_permissions = ()
+
+
+class Queue(models.Model):
+    """A queue's controls, read by every worker's claim: ``paused`` stops new starts
+    fleet-wide (running jobs finish, enqueueing still works); ``concurrency`` bounds how
+    many of its jobs run at once across every worker. ``settings_concurrency`` is the
+    value last read from ``FASTQ["QUEUES"]``: a limit edited in the admin holds until that
+    setting itself changes. A queue without a row is unpaused and unlimited."""
+
+    name = models.CharField(max_length=100, primary_key=True, validators=[validate_queue_name])
+    paused = models.BooleanField(default=False, db_default=False)
+    concurrency = models.IntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_QUEUE_CONCURRENCY)],
+        help_text="At most this many of its jobs run at once across every worker; empty: no limit.",
+    )
+    settings_concurrency = models.IntegerField(null=True, blank=True, editable=False)
+    changed_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "fastq_queue"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(concurrency__isnull=True)
+                | models.Q(concurrency__gte=1, concurrency__lte=MAX_QUEUE_CONCURRENCY),
+                name="fastq_queue_concurrency_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -39,6 +39,15 @@ CREATE TABLE fastq_job (
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
+DROP TABLE IF EXISTS fastq_queue;
+CREATE TABLE fastq_queue (
+  name varchar(100) NOT NULL PRIMARY KEY,
+  paused bool NOT NULL DEFAULT 0,
+  concurrency integer NULL CHECK (concurrency >= 1 AND concurrency <= 1000000),
+  settings_concurrency integer NULL,
+  changed_by varchar(150) NOT NULL DEFAULT '',
+  updated_at datetime NULL
+);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
 CREATE INDEX fastq_job_finished ON fastq_job (finished_at) WHERE finished_at IS NOT NULL;
@@ -148,6 +157,15 @@ CREATE TABLE fastq_job (
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
+DROP TABLE IF EXISTS fastq_queue;
+CREATE TABLE fastq_queue (
+  name varchar(100) NOT NULL PRIMARY KEY,
+  paused boolean NOT NULL DEFAULT false,
+  concurrency integer NULL CHECK (concurrency >= 1 AND concurrency <= 1000000),
+  settings_concurrency integer NULL,
+  changed_by varchar(150) NOT NULL DEFAULT '',
+  updated_at timestamptz NULL
+);
 CREATE INDEX fastq_job_claim ON fastq_job (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX fastq_job_lease ON fastq_job (lease_expires_at) WHERE state = 'running';
 CREATE INDEX fastq_job_finished ON fastq_job (finished_at) WHERE finished_at IS NOT NULL;

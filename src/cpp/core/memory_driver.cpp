@@ -47,6 +47,12 @@ struct Store {
   std::map<std::string, Schedule> schedules;
   std::map<std::string, std::map<Micros, std::string>> runs;  // schedule -> slot -> job id
   std::map<std::string, WorkerRecord> workers;  // the worker registry, by id
+  // Queue controls (the fastq_queue table).
+  struct QueueControl {
+    bool paused = false;
+    std::optional<int> concurrency;
+  };
+  std::map<std::string, QueueControl> queue_controls;
 };
 
 class MemoryDriver final : public Driver {
@@ -106,21 +112,52 @@ class MemoryDriver final : public Driver {
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
     std::lock_guard lock(store_->mu);
     const Micros now = now_micros();
+    // Places left per queue: paused queues none, limited ones their limit minus the jobs
+    // running under a live lease (the store's mutex makes the count and the claim one step).
+    std::unordered_map<std::string, long> room;
+    for (const auto& q : req.queues) {
+      long r = req.limit;
+      auto c = store_->queue_controls.find(q);
+      if (c != store_->queue_controls.end()) {
+        if (c->second.paused) {
+          r = 0;
+        } else if (c->second.concurrency) {
+          long running = 0;
+          for (const auto& [id, row] : store_->rows) {
+            if (row.rec.queue == q && row.rec.state == state::kRunning && row.lease_expires > now) {
+              ++running;
+            }
+          }
+          r = std::clamp<long>(*c->second.concurrency - running, 0, r);
+        }
+      }
+      room[q] = r;
+    }
     std::vector<Row*> due;
     for (auto& [id, row] : store_->rows) {
-      if (row.rec.state == state::kQueued && row.run_at <= now &&
-          std::find(req.queues.begin(), req.queues.end(), row.rec.queue) != req.queues.end()) {
-        due.push_back(&row);
+      if (row.rec.state == state::kQueued && row.run_at <= now) {
+        auto it = room.find(row.rec.queue);
+        if (it != room.end() && it->second > 0) due.push_back(&row);
       }
     }
+    const auto order = [](const Row* a, const Row* b) {
+      if (a->rec.priority != b->rec.priority) return a->rec.priority > b->rec.priority;
+      if (a->run_at != b->run_at) return a->run_at < b->run_at;
+      return a->seq < b->seq;
+    };
+    std::sort(due.begin(), due.end(), order);
+    {
+      std::vector<Row*> kept;
+      for (Row* r : due) {
+        if (kept.size() >= static_cast<std::size_t>(std::max(req.limit, 0))) break;
+        auto& left = room[r->rec.queue];
+        if (left <= 0) continue;
+        --left;
+        kept.push_back(r);
+      }
+      due.swap(kept);
+    }
     const auto n = std::min<std::size_t>(due.size(), static_cast<std::size_t>(req.limit));
-    std::partial_sort(due.begin(), due.begin() + static_cast<std::ptrdiff_t>(n), due.end(),
-                      [](const Row* a, const Row* b) {
-                        if (a->rec.priority != b->rec.priority)
-                          return a->rec.priority > b->rec.priority;
-                        if (a->run_at != b->run_at) return a->run_at < b->run_at;
-                        return a->seq < b->seq;
-                      });
     const std::int64_t token = req.lease_token ? req.lease_token : new_lease_token();
     std::vector<ClaimedJob> out;
     out.reserve(n);
@@ -484,6 +521,26 @@ class MemoryDriver final : public Driver {
     return n;
   }
 
+  std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
+    std::lock_guard lock(store_->mu);
+    std::vector<std::string> out;
+    for (const auto& q : queues) {
+      auto it = store_->queue_controls.find(q);
+      if (it != store_->queue_controls.end() && it->second.paused) out.push_back(q);
+    }
+    return out;
+  }
+
+  void set_queue(const std::string& queue, bool paused, std::optional<int> concurrency) {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(store_->mu);
+      store_->queue_controls[queue] = Store::QueueControl{paused, concurrency};
+      wake = store_->wakeup;
+    }
+    if (wake) wake();  // a resumed queue's jobs are runnable again
+  }
+
   void put_schedule(const ScheduleRow& row, bool enabled) {
     std::lock_guard lock(store_->mu);
     auto& s = store_->schedules[row.name];
@@ -498,7 +555,8 @@ class MemoryDriver final : public Driver {
     for (auto& [id, r] : store_->rows) {
       if (r.rec.state == state::kQueued && r.run_at <= now &&
           std::find(queues.begin(), queues.end(), r.rec.queue) != queues.end()) {
-        ++n;
+        auto c = store_->queue_controls.find(r.rec.queue);
+        if (c == store_->queue_controls.end() || !c->second.paused) ++n;
       }
     }
     return n;
@@ -533,6 +591,11 @@ class MemoryDriver final : public Driver {
 
 void memory_put_schedule(Driver& memory_driver, const ScheduleRow& row, bool enabled) {
   dynamic_cast<MemoryDriver&>(memory_driver).put_schedule(row, enabled);
+}
+
+void memory_set_queue(Driver& memory_driver, const std::string& queue, bool paused,
+                      std::optional<int> concurrency) {
+  dynamic_cast<MemoryDriver&>(memory_driver).set_queue(queue, paused, concurrency);
 }
 
 std::unique_ptr<Driver> make_memory_driver() {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "fastq/bulk.hpp"
 #include "fastq/driver.hpp"
@@ -207,10 +208,19 @@ class Connection {
 // One index range scan per queue (index: queue, priority DESC, run_at, id), each taking
 // its rows with SKIP LOCKED; the outer query keeps the best `limit` across queues. Rows a
 // branch locked but the outer query dropped are unlocked at commit, microseconds later.
+// Queue controls (fastq_queue, a handful of rows, joined by primary key): paused queues
+// are skipped; a limited queue takes at most its concurrency minus its running jobs, and
+// only when $6 says the caller holds that queue's row lock (claim() below), else it is
+// skipped. An unlimited queue's room is $1, so the count is never run for it.
 std::string claim_sql() {
-  return "WITH c AS (SELECT p.id FROM unnest($5::text[]) AS q(name) CROSS JOIN LATERAL ("
+  return "WITH qs AS (SELECT q.name, CASE WHEN s.concurrency IS NULL THEN $1::int ELSE "
+         "GREATEST(0, LEAST($1::int, s.concurrency - (SELECT count(*) FROM fastq_job r WHERE "
+         "r.state = 'running' AND r.queue = q.name AND r.lease_expires_at > now()))) END AS "
+         "room FROM unnest($5::text[]) AS q(name) LEFT JOIN fastq_queue s ON s.name = q.name "
+         "WHERE s.paused IS NOT TRUE AND (s.concurrency IS NULL OR $6::boolean)), "
+         "c AS (SELECT p.id FROM qs CROSS JOIN LATERAL ("
          "SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND "
-         "queue = q.name AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $1 "
+         "queue = qs.name AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT qs.room "
          "FOR UPDATE SKIP LOCKED) AS p ORDER BY p.priority DESC, p.run_at, p.id LIMIT $1) "
          "UPDATE fastq_job j SET state = 'running', attempts = CASE WHEN j.attempts < " +
          std::to_string(kAttemptsCeiling) +
@@ -380,14 +390,42 @@ class PostgresDriver final : public Driver {
     if (req.queues != claim_queues_) {
       claim_queues_ = req.queues;
       queues_array_ = pg_text_array(req.queues);
+      limited_stale_ = true;
     }
     const auto limit = std::to_string(req.limit);
     const auto lease = std::to_string(req.lease.count());
     const std::int64_t token = req.lease_token ? req.lease_token : new_lease_token();
     const auto token_s = std::to_string(token);
-    Result r = conn_.exec("fastq_claim", claim_sql(),
-                          {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
-                           queues_array_.c_str()});
+    refresh_limited();
+    Result r;
+    if (!limited_) {
+      r = conn_.exec("fastq_claim", claim_sql(),
+                     {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
+                      queues_array_.c_str(), "f"});
+    } else {
+      // Some of our queues are limited: lock their rows (in name order: no deadlock
+      // between workers), then claim in the next statement, whose snapshot is taken after
+      // the lock and so sees every claim committed by the lock's previous holder.
+      const bool nested = PQtransactionStatus(conn_.raw()) == PQTRANS_INTRANS;
+      if (nested) throw DriverError("claim() inside an open transaction", false);
+      conn_.exec_simple("BEGIN");
+      try {
+        Result locked = conn_.exec("fastq_claim_lock",
+                                   "SELECT name FROM fastq_queue WHERE name = ANY($1::text[]) "
+                                   "AND concurrency IS NOT NULL ORDER BY name FOR UPDATE",
+                                   {queues_array_.c_str()});
+        limited_ = PQntuples(locked.get()) > 0;
+        r = conn_.exec("fastq_claim", claim_sql(),
+                       {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
+                        queues_array_.c_str(), limited_ ? "t" : "f"});
+        conn_.exec_simple("COMMIT");
+      } catch (const DriverError&) {
+        if (PQstatus(conn_.raw()) == CONNECTION_OK) {
+          Result rb(PQexec(conn_.raw(), "ROLLBACK"));
+        }
+        throw;
+      }
+    }
     const int n = PQntuples(r.get());
     std::vector<ClaimedJob> out;
     out.reserve(static_cast<std::size_t>(n));
@@ -920,7 +958,8 @@ class PostgresDriver final : public Driver {
     const auto arr = pg_text_array(queues);
     Result r = conn_.exec("fastq_count_runnable",
                           "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND "
-                          "queue = ANY($1::text[]) AND run_at <= now()",
+                          "queue = ANY($1::text[]) AND run_at <= now() AND queue NOT IN "
+                          "(SELECT name FROM fastq_queue WHERE paused)",
                           {arr.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
@@ -1065,21 +1104,63 @@ class PostgresDriver final : public Driver {
   bool drain_notifications() override {
     if (!listener_) return false;
     PGconn* c = listener_->raw();
-    if (!PQconsumeInput(c)) return true;  // lost: say "maybe work" so the worker polls
+    if (!PQconsumeInput(c)) {  // lost: say "maybe work" so the worker polls
+      queues_changed_ = queues_changed_limit_ = true;
+      return true;
+    }
     bool any = false;
     while (PGnotify* n = PQnotifies(c)) {
-      any = any || std::string_view(n->relname) == kChannel;
+      if (std::string_view(n->relname) == kChannel) {
+        any = true;
+        // fastq_queues / the admin: a queue was paused, resumed or its limit changed.
+        if (n->extra && std::string_view(n->extra) == "queues") {
+          queues_changed_ = queues_changed_limit_ = true;
+        }
+      }
       PQfreemem(n);
     }
     return any;
+  }
+
+  bool queues_changed() override { return std::exchange(queues_changed_, false); }
+
+  std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
+    const auto arr = pg_text_array(queues);
+    Result r = conn_.exec("fastq_paused_queues",
+                          "SELECT name FROM fastq_queue WHERE paused AND name = ANY($1::text[])",
+                          {arr.c_str()});
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.emplace_back(PQgetvalue(r.get(), i, 0));
+    return out;
   }
 
  private:
   std::string conninfo_;
   Connection conn_;
   std::unique_ptr<Connection> listener_;
+  // Whether any of claim_queues_ has a concurrency limit, as last read (at most a second
+  // old, or older than a 'queues' notification). While false, claims skip limited queues.
+  void refresh_limited() {
+    const auto now = std::chrono::steady_clock::now();
+    if (!limited_stale_ && !queues_changed_limit_ && now - limited_read_ < std::chrono::seconds(1)) {
+      return;
+    }
+    Result r = conn_.exec("fastq_claim_limited",
+                          "SELECT EXISTS (SELECT 1 FROM fastq_queue WHERE name = ANY($1::text[]) "
+                          "AND concurrency IS NOT NULL)",
+                          {queues_array_.c_str()});
+    limited_ = PQgetvalue(r.get(), 0, 0)[0] == 't';
+    limited_read_ = now;
+    limited_stale_ = queues_changed_limit_ = false;
+  }
+
   std::vector<std::string> claim_queues_;
   std::string queues_array_;
+  bool limited_ = false;
+  bool limited_stale_ = true;
+  bool queues_changed_limit_ = false;
+  bool queues_changed_ = false;
+  std::chrono::steady_clock::time_point limited_read_{};
 };
 
 }  // namespace

@@ -981,7 +981,8 @@ class SqliteDriver final : public Driver {
   std::size_t count_runnable(std::span<const std::string> queues) override {
     auto& s = stmt("count_runnable",
                    "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "
-                   "AND queue IN (SELECT value FROM json_each(?1))");
+                   "AND queue IN (SELECT value FROM json_each(?1)) AND queue NOT IN "
+                   "(SELECT name FROM fastq_queue WHERE paused)");
     Run run(s);
     s.bind(1, json_string_array(queues)).bind(2, format_utc(now_micros()));
     s.step();
@@ -1018,6 +1019,17 @@ class SqliteDriver final : public Driver {
     return rec;
   }
 
+  std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
+    auto& s = stmt("paused_queues",
+                   "SELECT name FROM fastq_queue WHERE paused AND name IN (SELECT value FROM "
+                   "json_each(?1))");
+    Run run(s);
+    s.bind(1, json_string_array(queues));
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+  }
+
  private:
   static std::string refs(std::span<const JobRef> jobs) {
     std::string j = "[";
@@ -1040,14 +1052,24 @@ class SqliteDriver final : public Driver {
       }
       return s + "'";
     };
-    // One index range scan per queue (index: queue, priority DESC, run_at, id).
+    // One index range scan per queue (index: queue, priority DESC, run_at, id), each
+    // taking at most the queue's room: none when paused (fastq_queue), its concurrency
+    // minus its jobs running under a live lease when limited, else the whole limit. The
+    // statement holds SQLite's write lock from its first read, so the count and the
+    // claim are one step for every process on the database.
     std::string pick;
     for (std::size_t i = 0; i < queues.size(); ++i) {
       if (i) pick += " UNION ALL ";
+      const std::string q = lit(queues[i]);
       pick += "SELECT * FROM (SELECT id, priority, run_at FROM fastq_job WHERE state = "
               "'queued' AND queue = " +
-              lit(queues[i]) +
-              " AND run_at <= ?1 ORDER BY priority DESC, run_at, id LIMIT ?5)";
+              q +
+              " AND run_at <= ?1 ORDER BY priority DESC, run_at, id LIMIT coalesce((SELECT "
+              "CASE WHEN s.paused THEN 0 WHEN s.concurrency IS NULL THEN ?5 ELSE max(0, min(?5, "
+              "s.concurrency - (SELECT count(*) FROM fastq_job r WHERE r.state = 'running' AND "
+              "r.queue = " +
+              q + " AND r.lease_expires_at > ?1))) END FROM fastq_queue s WHERE s.name = " + q +
+              "), ?5))";
     }
     return "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
            std::to_string(kAttemptsCeiling) +

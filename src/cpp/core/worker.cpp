@@ -122,6 +122,13 @@ struct Worker::Impl {
   std::atomic<int> running_executors{0};
   std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
   std::vector<ClaimedJob> stale_jobs;  // guarded by q_mu: not started, lease in doubt
+  // Paused queues (fastq_queue), as last read by the poller: executors never start a job
+  // of one, and the poller hands back the ones it holds. `any_paused` keeps the check to
+  // one relaxed load per job while nothing is paused.
+  std::atomic<bool> any_paused{false};
+  std::unordered_set<std::string> paused;  // guarded by q_mu
+  std::vector<ClaimedJob> paused_jobs;     // guarded by q_mu: popped, not started, paused
+  asio::steady_timer pause_timer{poll_io};
   int capacity = 0;
   int low_water = 1;
   milliseconds backoff{5};
@@ -507,6 +514,7 @@ struct Worker::Impl {
                           [this](const boost::system::error_code& ec) {
                             if (ec == asio::error::operation_aborted || stopping) return;
                             const bool any = claim_db->drain_notifications();
+                            if (claim_db->queues_changed()) check_paused();
                             if (any || ec) on_notified();
                             watch_notifications();
                           });
@@ -539,6 +547,86 @@ struct Worker::Impl {
     });
   }
 
+  // Poller thread. Reads which of our queues are paused and hands back the jobs of those
+  // that this worker holds and has not started (a pause stops new starts fleet-wide
+  // within a second; running jobs finish). Claims skip paused queues by themselves, so
+  // only a worker holding jobs (or knowing of a pause, to notice the resume) asks.
+  void check_paused() {
+    if (stopping) return;
+    std::vector<std::string> now_paused;
+    try {
+      now_paused = claim_db->paused_queues(cfg.queues);
+    } catch (const DriverError& e) {
+      note_db_error();
+      log(LogLevel::kWarning, std::string("could not read paused queues: ") + e.what());
+      return;
+    }
+    std::vector<ClaimedJob> back;
+    {
+      std::lock_guard lock(q_mu);
+      paused = std::unordered_set<std::string>(now_paused.begin(), now_paused.end());
+      any_paused.store(!paused.empty(), std::memory_order_relaxed);
+      if (!paused.empty()) {
+        for (auto it = queue.begin(); it != queue.end();) {
+          if (paused.contains(it->queue)) {
+            back.push_back(std::move(*it));
+            it = queue.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        for (auto it = rate_wait.begin(); it != rate_wait.end();) {
+          if (paused.contains(it->second.queue)) {
+            back.push_back(std::move(it->second));
+            it = rate_wait.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        for (auto& j : paused_jobs) back.push_back(std::move(j));
+        paused_jobs.clear();
+      }
+    }
+    if (!back.empty()) {
+      log(LogLevel::kInfo, std::to_string(back.size()) +
+                               " held job(s) of paused queues handed back unstarted");
+      release(back);
+    }
+  }
+
+  // Poller thread: every 250 ms while this worker holds claimed jobs or knows of a pause
+  // (the polling half of pausing; PostgreSQL's NOTIFY 'queues' also calls check_paused).
+  void arm_pause_check() {
+    pause_timer.expires_after(milliseconds(250));
+    pause_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      if (held.load() > 0 || any_paused.load(std::memory_order_relaxed)) check_paused();
+      arm_pause_check();
+    });
+  }
+
+  // Executor thread: whether `job` belongs to a paused queue; if so it is kept for the
+  // poller to hand back.
+  bool hold_back_paused(const ClaimedJob& job) {
+    if (!any_paused.load(std::memory_order_relaxed)) return false;
+    {
+      std::lock_guard lock(q_mu);
+      if (!paused.contains(job.queue)) return false;
+      paused_jobs.push_back(job);
+    }
+    asio::post(poll_io, [this] { release_paused(); });
+    return true;
+  }
+
+  void release_paused() {
+    std::vector<ClaimedJob> jobs;
+    {
+      std::lock_guard lock(q_mu);
+      jobs.swap(paused_jobs);
+    }
+    release(jobs);
+  }
+
   // Poller thread. Stops claiming, hands unstarted jobs back, lets the executors drain.
   void shutdown() {
     if (stopping.exchange(true)) return;
@@ -555,6 +643,7 @@ struct Worker::Impl {
       q_closed = true;
     }
     rate_timer.cancel();
+    pause_timer.cancel();
     for (auto& [due, job] : rate_wait) unstarted.push_back(std::move(job));
     rate_wait.clear();
     q_cv.notify_all();
@@ -658,6 +747,10 @@ struct Worker::Impl {
             stale_jobs.push_back(job);
           }
           asio::post(poll_io, [this] { release_stale(); });
+          continue;
+        }
+        if (hold_back_paused(job)) {
+          ++skipped;
           continue;
         }
         Completion& c = outs.emplace_back();
@@ -1156,6 +1249,7 @@ struct Worker::Impl {
     }
 
     asio::post(poll_io, [this] { maybe_claim(); });
+    arm_pause_check();
     auto poll_guard = asio::make_work_guard(poll_io);  // idle is not "done": shutdown() is
     poll_io.run();
 
@@ -1172,7 +1266,9 @@ struct Worker::Impl {
       std::lock_guard lock(q_mu);
       never_started.swap(unrun);  // popped by executors, never started
       for (auto& j : stale_jobs) never_started.push_back(std::move(j));
+      for (auto& j : paused_jobs) never_started.push_back(std::move(j));
       stale_jobs.clear();
+      paused_jobs.clear();
     }
     release(never_started);
     claim_db->set_wakeup(nullptr);

@@ -5,7 +5,9 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 ``DATABASE``   the Django database alias used as the broker (default ``"default"``).
 ``EAGER``      run tasks inline at ``.delay()`` (for a project's own tests).
 ``IMPORTS``    extra modules the worker imports to register tasks.
-``QUEUES``     queues a worker consumes when ``--queues`` is not given.
+``QUEUES``     queues a worker consumes when ``--queues`` is not given: a list of names,
+               or a dict name -> options, where ``{"concurrency": N}`` lets at most N jobs
+               of that queue run at once across every worker (:func:`queue_options`).
 ``MAX_PAYLOAD_BYTES``  largest args+kwargs JSON a worker will run (default 1 MiB).
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
 ``METRICS_TOKEN``  bearer token that may read ``/fastq/metrics`` without a staff login
@@ -35,6 +37,48 @@ def _names(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
 
 
+# Largest fleet-wide concurrency a queue may be given (the column is an int).
+MAX_QUEUE_CONCURRENCY = 1_000_000
+_QUEUE_OPTIONS = ("concurrency",)
+
+
+def _concurrency_ok(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_QUEUE_CONCURRENCY
+    )
+
+
+def _queues(value: Any) -> bool:
+    if value is None or _names(value):
+        return True
+    if not isinstance(value, Mapping):
+        return False
+    for name, options in value.items():
+        if not isinstance(name, str) or not name or len(name) > 100 or "\x00" in name:
+            return False
+        if options is None:
+            continue
+        if not isinstance(options, Mapping) or set(options) - set(_QUEUE_OPTIONS):
+            return False
+        if not _concurrency_ok(options.get("concurrency")):
+            return False
+    return True
+
+
+def queue_names(value: Any) -> list[str]:
+    """The queue names of a ``QUEUES`` value (a list, or a dict's keys)."""
+    if not value:
+        return []
+    return list(value)
+
+
+def queue_options(value: Any) -> dict[str, dict[str, Any]]:
+    """name -> options of a ``QUEUES`` value (every queue of a list has none)."""
+    if isinstance(value, Mapping):
+        return {name: dict(options or {}) for name, options in value.items()}
+    return {name: {} for name in queue_names(value)}
+
+
 @dataclass(frozen=True)
 class Setting:
     """A known key: its default, what a value must be (in words, for error messages),
@@ -50,7 +94,10 @@ KNOWN: dict[str, Setting] = {
     "EAGER": Setting(False, "a bool", lambda v: isinstance(v, bool)),
     "IMPORTS": Setting([], "a list of module names (str)", _names),
     "QUEUES": Setting(
-        None, "a list of queue names (str), or None", lambda v: v is None or _names(v)
+        None,
+        'a list of queue names (str), a dict of name -> {"concurrency": int from 1 to '
+        f"{MAX_QUEUE_CONCURRENCY}}}, or None",
+        _queues,
     ),
     "MAX_PAYLOAD_BYTES": Setting(
         1 << 20,

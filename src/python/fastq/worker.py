@@ -110,9 +110,9 @@ def active_worker() -> _core.Worker | None:
 
 def default_queues() -> list[str]:
     """``FASTQ["QUEUES"]`` if set, else every queue a registered task uses."""
-    configured = conf.get("QUEUES")
+    configured = conf.queue_names(conf.get("QUEUES"))
     if configured:
-        return list(configured)
+        return configured
     return sorted({"default", *(t.queue for t in registry.values())})
 
 

@@ -14,6 +14,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "testproject.urls"
+STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -22,6 +23,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The browser test's live server serves the admin's CSS from the apps' static files.
+    "django.contrib.staticfiles",
     "fastq_django",
     "testapp",
 ]
@@ -90,6 +93,9 @@ FASTQ = {
 # The reliability suite (tests/integration/reliability) gives a worker more task modules
 # (comma-separated) and a smaller payload limit through the environment.
 FASTQ["IMPORTS"] += [m for m in os.environ.get("FASTQ_TEST_IMPORTS", "").split(",") if m]
+# FASTQ["QUEUES"] as JSON (tests/integration/reliability/test_pause_and_limits.py).
+if os.environ.get("FASTQ_TEST_QUEUES"):
+    FASTQ["QUEUES"] = json.loads(os.environ["FASTQ_TEST_QUEUES"])
 if os.environ.get("FASTQ_TEST_MAX_PAYLOAD_BYTES"):
     FASTQ["MAX_PAYLOAD_BYTES"] = int(os.environ["FASTQ_TEST_MAX_PAYLOAD_BYTES"])
 

@@ -173,6 +173,7 @@ class Command(BaseCommand):
         # without fastq's tables would only fail (and be restarted) over and over.
         self._check_database(broker.alias)
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or default_queues()
+        self._sync_queue_limits(broker.alias)
 
         def make_worker(notify_systemd: bool = False) -> Worker:
             return Worker(
@@ -221,6 +222,17 @@ class Command(BaseCommand):
                 "no tasks registered: fastq imports each installed app's tasks module and "
                 "the modules in FASTQ['IMPORTS']; declare tasks there with @fastq.task"
             )
+
+    def _sync_queue_limits(self, alias: str) -> None:
+        """Writes FASTQ["QUEUES"] concurrency limits to fastq_queue (fastq_django/queues.py)."""
+        from fastq_django.queues import sync_settings
+
+        try:
+            written = sync_settings(alias)
+        except (DatabaseError, ValueError) as exc:
+            raise CommandError(f"cannot write the queue limits of FASTQ['QUEUES']: {exc}") from exc
+        if written:
+            log.info("queue limits from FASTQ['QUEUES'] written for: %s", ", ".join(written))
 
     def _check_database(self, alias: str) -> None:
         """Exit 2 with one line if fastq_django's migrations are not applied to the

@@ -17,6 +17,16 @@
 //  * acquire_rate() takes tokens from a fleet-wide bucket (table fastq_rate_limit).
 //  * complete() with Outcome::kRetry returns the job to the queue to start no earlier than
 //    retry_at, keeping this attempt's error; the attempt stays counted.
+//  * claim() skips queues paused in fastq_queue. From a queue whose fastq_queue row sets a
+//    concurrency N it takes at most N minus the jobs of that queue running under a lease
+//    not yet expired (a lost worker's jobs free their places when their lease runs out),
+//    counted after taking that row's lock in the claim's transaction, so that concurrent
+//    claims on every worker of the fleet cannot together exceed N. A claim that does not
+//    know yet that a queue became limited (PostgreSQL learns it within a second) leaves
+//    that queue alone rather than claim from it unlimited.
+//  * paused_queues() names the paused queues among those given (one indexed read of the
+//    small fastq_queue table); the worker asks it to drop jobs it claimed before a pause
+//    and had not started.
 //  * claim() flags jobs whose expires_at has passed or whose cancel was requested; the
 //    worker ends those (kExpired, kCancelled) without running them.
 //  * claim() leaves started_at NULL: mark_started() records, fenced by lease token, which
@@ -147,9 +157,19 @@ class Driver {
   virtual std::size_t reap_workers(std::chrono::milliseconds /*keep*/) { return 0; }
   virtual std::vector<WorkerRecord> workers() { return {}; }
 
-  // Runnable jobs left in these queues (state queued and due now).
+  // Runnable jobs left in these queues (state queued and due now, queue not paused: a
+  // burst worker does not wait for a paused queue).
   virtual std::size_t count_runnable(std::span<const std::string> queues) = 0;
   virtual std::optional<JobRecord> get(const std::string& id) = 0;
+
+  // The paused queues among `queues` (table fastq_queue). Every shipped driver answers;
+  // the default (none) is for test doubles that wrap or fake a store.
+  virtual std::vector<std::string> paused_queues(std::span<const std::string> /*queues*/) {
+    return {};
+  }
+  // True once since a notification said a queue's pause or limit changed (PostgreSQL
+  // NOTIFY 'queues'); drivers that cannot notify return false and are polled instead.
+  virtual bool queues_changed() { return false; }
 
   // Wake-ups. A driver that can push notifications of new work exposes a file descriptor
   // that becomes readable when one arrives (PostgreSQL LISTEN); the worker waits on it
@@ -181,6 +201,9 @@ std::vector<std::string> resolve_unique(
 std::unique_ptr<Driver> make_memory_driver();
 // Memory driver only (tests): inserts or replaces a schedule row.
 void memory_put_schedule(Driver& memory_driver, const ScheduleRow& row, bool enabled = true);
+// Memory driver only (tests): a queue's pause and concurrency limit (nullopt: none).
+void memory_set_queue(Driver& memory_driver, const std::string& queue, bool paused,
+                      std::optional<int> concurrency = std::nullopt);
 // `path` is a file path (":memory:" is refused: a worker needs a database other processes
 // can see). WAL mode and a busy timeout are set on every connection.
 std::unique_ptr<Driver> make_sqlite_driver(const std::string& path,

@@ -8,6 +8,9 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 ``QUEUES``     queues a worker consumes when ``--queues`` is not given.
 ``MAX_PAYLOAD_BYTES``  largest args+kwargs JSON a worker will run (default 1 MiB).
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
+``DOTTED_PATHS``  modules or callables (dotted) that a task given by dotted path (Django-Q2's
+               ``async_task("app.module.func")``, fastq.compat.django_q) may run besides the
+               code of the project's installed apps.
 ``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
                Django admin masks in job arguments and results (fastq_django/redact.py).
 
@@ -52,6 +55,7 @@ KNOWN: dict[str, Setting] = {
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
     ),
     "SCHEDULE": Setting({}, "a dict of name -> options", lambda v: isinstance(v, Mapping)),
+    "DOTTED_PATHS": Setting((), "a list of dotted module or callable names (str)", _names),
     "ADMIN_REDACT": Setting(
         (),
         "a list of argument names (str) or a callable (name, value) -> bool",

@@ -192,12 +192,12 @@ def async_task(func: Any, *args: Any, **kwargs: Any) -> str:
     A path outside the project's code raises ForbiddenPath here; arguments must be JSON."""
     options, keywords = _split(kwargs)
     path = func if isinstance(func, str) else paths.path_of(func)
-    paths.check(path)
+    paths.resolve(path)  # refused here, before anything is written, as in the worker
     hook = options.get("hook")
     if hook is not None and not isinstance(hook, str):
         hook = paths.path_of(hook)
     if hook is not None:
-        paths.check(hook)
+        paths.resolve(hook)
     group = options.get("group")
     if group is not None:
         group = str(group)
@@ -567,13 +567,12 @@ def prune_successes() -> int:
         return 0
     keep = max(0, limit)
     done = Job.objects.filter(task=CALL, state="succeeded")
-    cutoff = done.order_by("-finished_at", "-id").values_list("finished_at", flat=True)[
-        keep : keep + 1
-    ]
-    edge = list(cutoff)
-    if not edge:
-        return 0
-    deleted, _ = done.filter(finished_at__lte=edge[0]).delete()
+    kept = list(done.order_by("-finished_at", "-id").values_list("pk", "finished_at")[:keep])
+    older = done.exclude(pk__in=[pk for pk, _ in kept])
+    if kept:
+        # Not the ones that finished while this ran: they are newer than every kept one.
+        older = older.filter(finished_at__lte=kept[-1][1])
+    deleted, _ = older.delete()
     return int(deleted)
 
 

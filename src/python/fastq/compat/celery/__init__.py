@@ -17,38 +17,35 @@ fastq meaning: docs/migrating-from-celery.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastq.compat.celery import states
 from fastq.compat.celery._app import Celery, current_app, current_task, shared_task
+from fastq.compat.celery._lazy import LazyWorkflow
 from fastq.compat.celery._task import Request, Task
 from fastq.compat.celery.result import AsyncResult
 
-_WORKFLOWS = {"group", "chain", "chord", "signature", "chunks", "xmap", "xstarmap"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WORKFLOWS or name == "subtask":
-        import fastq
-
-        target = "signature" if name == "subtask" else name
-        try:
-            return getattr(fastq, target)
-        except AttributeError:
-            raise ImportError(
-                f"celery.{name} maps onto fastq.{target} (fastq's workflows), which this "
-                "fastq does not have"
-            ) from None
-    raise AttributeError(f"module 'fastq.compat.celery' has no attribute {name!r}")
-
+# Celery's canvas is fastq's workflows, looked up on fastq when used.
+group = LazyWorkflow("group", "group")
+chain = LazyWorkflow("chain", "chain")
+chord = LazyWorkflow("chord", "chord")
+signature = LazyWorkflow("signature", "signature")
+subtask = LazyWorkflow("subtask", "signature")
+chunks = LazyWorkflow("chunks", "chunks")
+xmap = LazyWorkflow("xmap", "xmap")
+xstarmap = LazyWorkflow("xstarmap", "xstarmap")
 
 __all__ = [
     "AsyncResult",
     "Celery",
     "Request",
     "Task",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "current_task",
+    "group",
     "shared_task",
+    "signature",
     "states",
+    "subtask",
 ]

@@ -253,9 +253,9 @@ class Celery:
         return AsyncResult(task_id, app=self, **kwargs)
 
     def GroupResult(self, *args: Any, **kwargs: Any) -> Any:
-        from fastq.compat.celery.result import __getattr__ as result_attr
+        from fastq.compat.celery.result import GroupResult
 
-        return result_attr("GroupResult")(*args, **kwargs)
+        return GroupResult(*args, **kwargs)
 
     def autodiscover_tasks(
         self, packages: Any = None, related_name: str = "tasks", force: bool = False

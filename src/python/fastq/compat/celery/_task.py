@@ -526,12 +526,9 @@ class Task(fastq.Task):  # type: ignore[type-arg]
 
 
 def _workflow(name: str) -> Any:
-    try:
-        return getattr(fastq, name)
-    except AttributeError:
-        raise NotImplementedError(
-            f"this needs fastq.{name} (fastq's workflows), which this fastq does not have"
-        ) from None
+    from fastq.compat.celery._lazy import LazyWorkflow
+
+    return LazyWorkflow(name, name)
 
 
 def _rate(value: Any) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastq.brokers import get_broker
 from fastq.compat.celery import _jobs, states
+from fastq.compat.celery._lazy import LazyWorkflow
 from fastq.compat.celery.exceptions import (
     TaskRevokedError,
     TimeLimitExceeded,
@@ -337,20 +338,10 @@ class EagerResult(AsyncResult):
         return None
 
 
-def __getattr__(name: str) -> Any:
-    # GroupResult and ResultSet are fastq's workflows (fastq.GroupResult), looked up when
-    # first used so that this module works without them.
-    if name in ("GroupResult", "ResultSet"):
-        import fastq
-
-        try:
-            return fastq.GroupResult
-        except AttributeError:
-            raise ImportError(
-                f"celery.result.{name} maps onto fastq.GroupResult (fastq's workflows), "
-                "which this fastq does not have"
-            ) from None
-    raise AttributeError(name)
+# GroupResult (and ResultSet) are fastq's workflows' fastq.GroupResult, looked up on
+# fastq when used.
+GroupResult = LazyWorkflow("GroupResult", "GroupResult")
+ResultSet = LazyWorkflow("ResultSet", "GroupResult")
 
 
-__all__ = ["AsyncResult", "EagerResult", "exception_of"]
+__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultSet", "exception_of"]

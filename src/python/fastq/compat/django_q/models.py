@@ -322,8 +322,14 @@ def _literal_kwargs(value: Any) -> dict[str, Any]:
         raise ValidationError({"kwargs": f"not keyword arguments: {exc}"}) from None
 
 
+class _CallScheduleManager(models.Manager):  # type: ignore[type-arg]
+    def get_queryset(self) -> models.QuerySet:  # type: ignore[type-arg]
+        return super().get_queryset().filter(fastq_task=CALL)
+
+
 class Schedule(models.Model):
-    """Django-Q2's Schedule over ``fastq_schedule``. ``func``, ``hook``, ``args``,
+    """Django-Q2's Schedule over ``fastq_schedule`` (the rows that run a dotted path; the
+    schedules of fastq tasks are fastq's admin's). ``func``, ``hook``, ``args``,
     ``kwargs``, ``schedule_type``, ``minutes``, ``repeats``, ``next_run``, ``cron``,
     ``cluster`` and ``intended_date_kwarg`` are Django-Q2's; saving writes the fastq
     schedule they stand for (cron in ``Q_CLUSTER['time_zone']`` or ``TIME_ZONE``, or an
@@ -374,6 +380,8 @@ class Schedule(models.Model):
     last_outcome = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = _CallScheduleManager()
 
     class Meta:
         managed = False

@@ -70,6 +70,11 @@ def call(func: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, 
     except paths.ForbiddenPath as exc:
         raise _dead(exc) from None
     options = dict(options or {})
+    if options.get("label_group") and options.get("group") and job is not None:
+        # A chain's steps are created by fastq's workflows: they take their label here.
+        from fastq_django.models import Job
+
+        Job.objects.filter(pk=uuid.UUID(job.id)).update(group_label=str(options["group"])[:100])
     if options.get("intended_date_kwarg") and job is not None:
         kwargs = dict(kwargs)
         kwargs[options["intended_date_kwarg"]] = _intended(job.id)
@@ -477,6 +482,9 @@ def async_chain(
     finished; results are not passed on), all under the group label ``group``. Built on
     fastq's workflows (``fastq.chain`` of immutable signatures of the dotted-path task)."""
     group = group or uuid.uuid4().hex
+    chain_of = _workflow("chain")
+    if not hasattr(call, "si"):
+        raise NotImplementedError("Django-Q2 chains need fastq's workflows (task.si())")
     steps = []
     for entry in chain:
         item = entry if isinstance(entry, tuple) else (entry,)
@@ -489,7 +497,7 @@ def async_chain(
         if options.get("hook"):
             meta["hook"] = options["hook"]
         steps.append(call.si(func, step_args, keywords, meta))
-    _workflow("chain")(*steps).apply_async()
+    chain_of(*steps).apply_async()
     return group
 
 

@@ -340,3 +340,36 @@ def test_result_expires_cleanup_deletes_old_finished_jobs(run):
     assert cleanup.get(timeout=5) == 1
     assert not Job.objects.filter(pk=old.id).exists()
     assert Job.objects.filter(pk__in=[fresh.id, waiting.id]).count() == 2
+
+
+def test_base_class_handlers_run_in_the_worker(run, tmp_path: Path):
+    log = tmp_path / "handlers.log"
+    ok = tasks.audited.delay(False)
+    bad = tasks.audited.delay(True)
+    worker = run(
+        ["manage.py", "fastq_worker", "--processes", "0"], env={"COMPAT_HANDLER_LOG": str(log)}
+    )
+    ok.get(timeout=60)
+    bad.get(timeout=60, propagate=False)
+    worker.stop()
+    lines = log.read_text().splitlines()
+    assert f"success {ok.id} fine" in lines
+    assert f"after_return {ok.id} SUCCESS" in lines
+    assert f"retry {bad.id} LookupError" in lines
+    assert f"failure {bad.id} LookupError True" in lines
+    assert f"after_return {bad.id} FAILURE" in lines
+    assert bad.state == states.FAILURE
+
+
+def test_status_and_purge_commands(run):
+    queued = tasks.add.delay(1, 2)
+    out = run(["-m", "fastq.compat.celery", "-A", "compatproject", "status"])
+    code, text = out.wait()
+    assert code == 69 and "No nodes replied" in text  # no worker holds or finished a job
+    refused = run(["-m", "fastq.compat.celery", "-A", "compatproject", "purge"])
+    assert refused.wait()[0] == 1
+    assert (
+        "Purged 1 messages."
+        in run(["-m", "fastq.compat.celery", "-A", "compatproject", "purge", "-f"]).finish()
+    )
+    assert not Job.objects.filter(pk=queued.id).exists()

@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from fastq.compat.celery import current_task, shared_task
+from fastq.compat.celery import Task, current_task, shared_task
 from fastq.compat.celery.exceptions import SoftTimeLimitExceeded
 from fastq.compat.celery.utils.log import get_task_logger
 
@@ -99,3 +99,34 @@ def too_slow():
 @shared_task(bind=True)
 def retry_later(self):
     raise self.retry(exc=OSError("try again in an hour"), countdown=3600)
+
+
+class Audited(Task):
+    """A base= class with Celery's handlers: each writes to $COMPAT_HANDLER_LOG."""
+
+    def _note(self, *parts):
+        path = os.environ.get("COMPAT_HANDLER_LOG")
+        if path:
+            with Path(path).open("a") as f:
+                f.write(" ".join(str(p) for p in parts) + "\n")
+
+    def on_success(self, retval, task_id, args, kwargs):
+        self._note("success", task_id, retval)
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        self._note("failure", task_id, type(exc).__name__, "Traceback" in einfo)
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        self._note("retry", task_id, type(exc).__name__)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        self._note("after_return", task_id, status)
+
+
+@shared_task(base=Audited, bind=True, max_retries=1, default_retry_delay=0)
+def audited(self, fail):
+    if fail and self.request.retries == 0:
+        raise self.retry(exc=LookupError("first"))
+    if fail:
+        raise LookupError("again")
+    return "fine"

@@ -494,8 +494,12 @@ class _MapRoute:
 def shared_task(*args: Any, **options: Any) -> Any:
     """``@shared_task`` / ``@shared_task(bind=True, ...)``: a task of the current app."""
 
+    base = options.pop("base", None) or Task
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        raise TypeError("base= must be a subclass of fastq.compat.celery.Task")
+
     def decorate(fn: Callable[..., Any]) -> Task:
-        return Task(fn, app=None, **options)
+        return base(fn, app=None, **options)
 
     if len(args) == 1 and callable(args[0]) and not options:
         return decorate(args[0])

@@ -373,3 +373,16 @@ def test_status_and_purge_commands(run):
         in run(["-m", "fastq.compat.celery", "-A", "compatproject", "purge", "-f"]).finish()
     )
     assert not Job.objects.filter(pk=queued.id).exists()
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b", "x" * 256, "\udcff", None])
+def test_send_task_refuses_hostile_names(name):
+    with pytest.raises(ValueError, match="send_task"):
+        app.send_task(name, args=(1,))
+    assert not Job.objects.exists()
+
+
+def test_hostile_ids_read_as_pending():
+    for bad in ("", "\x00", "x" * 10_000, "\udcff", "not-a-uuid"):
+        r = AsyncResult(bad)
+        assert r.state == states.PENDING and r.result is None and not r.ready()

@@ -303,3 +303,34 @@ def test_save_limit_keeps_the_newest_successes(run, settings):
     with pytest.raises(ImproperlyConfigured, match="orm"):
         check_settings()
     _ = os.environ
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"group": "g\x00"},
+        {"group": "g" * 101},
+        {"group": "\udcff"},
+        {"cluster": "q\x00"},
+        {"cluster": "q" * 1000},
+        {"task_name": "\udcff"},
+    ],
+)
+def test_hostile_labels_are_refused_at_the_call(option):
+    with pytest.raises(ValueError, match="async_task"):
+        q.async_task("compatapp.jobs.multiply", 1, 2, **option)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1 << 64,),
+        (float("nan"),),
+        ("\udcff",),
+    ],
+)
+def test_hostile_arguments_are_refused_at_the_call(args):
+    with pytest.raises((TypeError, ValueError)):
+        q.async_task("compatapp.jobs.multiply", *args)
+    assert not Job.objects.exists()

@@ -206,6 +206,14 @@ class Celery:
     ) -> AsyncResult:
         """Enqueue a task by name, registered in this process or not (the worker that
         registered it runs it; a name no worker knows ends dead as fastq.UnknownTask)."""
+        if not isinstance(name, str) or not name or len(name) > 255 or "\x00" in name:
+            raise ValueError(
+                f"send_task: {name!r:.80} is not a task name (1-255 characters, no NUL)"
+            )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("send_task: the task name contains a lone surrogate") from None
         task = fastq.registry.get(name)
         if isinstance(task, Task):
             return task.apply_async(

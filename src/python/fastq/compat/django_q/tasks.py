@@ -175,6 +175,21 @@ def _count_repeat(name: str) -> None:
         s.save()
 
 
+def _label(option: str, value: Any, most: int) -> str:
+    """A label a column stores (group, queue, name): text of at most ``most`` characters
+    with no NUL or lone surrogate, else ValueError naming the option."""
+    text = str(value)
+    if len(text) > most:
+        raise ValueError(f"async_task: {option} of {len(text)} characters (at most {most})")
+    if "\x00" in text:
+        raise ValueError(f"async_task: {option} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"async_task: {option} contains a lone surrogate") from None
+    return text
+
+
 def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(Django-Q2 options, the function's keyword arguments) of async_task's kwargs."""
     keywords = dict(kwargs)
@@ -205,9 +220,10 @@ def async_task(func: Any, *args: Any, **kwargs: Any) -> str:
         paths.resolve(hook)
     group = options.get("group")
     if group is not None:
-        group = str(group)
-        if len(group) > 100:
-            raise ValueError(f"group label of {len(group)} characters (at most 100)")
+        group = _label("group", group, 100)
+    for key, most in (("cluster", 100), ("task_name", 100)):
+        if options.get(key) is not None:
+            options[key] = _label(key, options[key], most)
     meta = {
         k: v
         for k, v in {

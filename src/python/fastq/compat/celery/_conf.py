@@ -149,7 +149,8 @@ class Settings(dict):  # type: ignore[type-arg]
         self[name] = value
 
     def __setitem__(self, name: str, value: Any) -> None:
-        refuse_pickle(name, value) if "serial" in name or "content" in name else None
+        if "serial" in name or "content" in name:
+            refuse_pickle(name, value)
         super().__setitem__(name, value)
         self._app._changed()
 

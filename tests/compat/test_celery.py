@@ -386,3 +386,20 @@ def test_hostile_ids_read_as_pending():
     for bad in ("", "\x00", "x" * 10_000, "\udcff", "not-a-uuid"):
         r = AsyncResult(bad)
         assert r.state == states.PENDING and r.result is None and not r.ready()
+
+
+def test_system_check_names_a_beat_entry_with_an_unknown_task():
+    from django.core import checks
+
+    before = app.conf.beat_schedule
+    app.conf.beat_schedule = {
+        **before,
+        "typo": {"task": "compatapp.tasks.ad", "schedule": 60.0},
+    }
+    try:
+        errors = [e for e in checks.run_checks() if e.id == "fastq.E003"]
+    finally:
+        app.conf.beat_schedule = before
+    assert len(errors) == 1
+    assert "'typo' (CELERY_BEAT_SCHEDULE)" in errors[0].msg
+    assert "did you mean 'compatapp.tasks.add'" in errors[0].msg

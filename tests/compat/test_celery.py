@@ -403,3 +403,24 @@ def test_system_check_names_a_beat_entry_with_an_unknown_task():
     assert len(errors) == 1
     assert "'typo' (CELERY_BEAT_SCHEDULE)" in errors[0].msg
     assert "did you mean 'compatapp.tasks.add'" in errors[0].msg
+
+
+def test_task_defaults_from_settings_and_rate_limits():
+    other = Celery("defaults", set_as_current=False)
+    other.conf.update(
+        task_default_rate_limit=5,
+        task_default_priority=3,
+        task_time_limit=30,
+        task_default_queue="low",
+    )
+
+    def probe() -> int:
+        return 1
+
+    t = other.task(name="compat.tests.defaults_probe")(probe)
+    assert (t.rate_limit, t.rate_interval) == ("5/s", 0.2)  # a number: tasks per second
+    assert (t.priority, t.time_limit, t.queue) == (3, 30.0, "low")
+    own = other.task(name="compat.tests.own_probe", rate_limit="10/m", queue="q", priority=1)(probe)
+    assert (own.rate_interval, own.queue, own.priority) == (6.0, "q", 1)
+    with pytest.raises(TypeError, match="unknown option"):
+        other.task(name="compat.tests.bad_probe", no_such_option=1)(probe)

@@ -22,7 +22,7 @@ from fastq.compat.celery._conf import refuse_pickle
 from fastq.compat.celery.exceptions import Ignore, MaxRetriesExceededError, Retry
 from fastq.compat.celery.result import AsyncResult, EagerResult
 from fastq.serialization import encode_arguments
-from fastq.task import JobContext, current_job, run_job
+from fastq.task import JobContext, current_job, parse_rate_limit, run_job
 
 # Options of @app.task that mean nothing on fastq (accepted so declarations run unchanged).
 ACCEPTED = {
@@ -247,7 +247,7 @@ class Task(fastq.Task):  # type: ignore[type-arg]
             )
         if explicit["rate_limit"] is None and settings.get("task_default_rate_limit"):
             self.rate_limit = _rate(settings.get("task_default_rate_limit"))
-            self.rate_interval = fastq.task.parse_rate_limit(self.rate_limit)  # type: ignore[arg-type]
+            self.rate_interval = parse_rate_limit(self.rate_limit)  # type: ignore[arg-type]
         if explicit["priority"] is None and settings.get("task_default_priority") is not None:
             self.priority = limits.priority(settings.get("task_default_priority"))
         if explicit["ignore_result"] is None:

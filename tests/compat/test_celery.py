@@ -261,6 +261,7 @@ def test_inspect_and_revoke_while_a_worker_runs(run, tmp_path: Path):
     (entries,) = scheduled.values()
     assert [e["request"]["id"] for e in entries] == [later.id]
     assert i.reserved() == {name: []}
+    assert i.active_queues() == {name: [{"name": "celery", "routing_key": "celery"}]}
     assert app.control.inspect(destination=["nobody:1"]).active() is None
 
     # The command line reads the same.

@@ -78,6 +78,7 @@ class Inspect:
         recent = set(
             manager.filter(finished_at__gte=since)
             .exclude(worker="")
+            .order_by()
             .values_list("worker", flat=True)
             .distinct()
         )
@@ -164,16 +165,19 @@ class Inspect:
         since = datetime.now(UTC) - RECENT
         manager = _jobs.jobs()
         out: dict[str, set[str]] = {w: set() for w in self._workers()}
-        for worker, queue in (
-            manager.filter(worker__in=list(out))
-            .filter(state="running")
+        workers = list(out)
+        pairs = list(
+            manager.filter(worker__in=workers, state="running")
+            .order_by()
             .values_list("worker", "queue")
-            .union(
-                manager.filter(worker__in=list(out), finished_at__gte=since).values_list(
-                    "worker", "queue"
-                )
-            )
-        ):
+            .distinct()
+        ) + list(
+            manager.filter(worker__in=workers, finished_at__gte=since)
+            .order_by()
+            .values_list("worker", "queue")
+            .distinct()
+        )
+        for worker, queue in pairs:
             out.setdefault(worker, set()).add(queue)
         return self._keep(
             {w: [{"name": q, "routing_key": q} for q in sorted(qs)] for w, qs in out.items()}

@@ -314,6 +314,9 @@ def test_command_line_worker_maps_onto_fastq_worker(run):
         max_memory_per_child = None
 
     argv = worker_argv(app, Opts())
+    assert argv[argv.index("--loglevel") + 1] == "INFO"
+    Opts.loglevel = "warn"  # Celery's spelling
+    assert worker_argv(app, Opts())[1] == "WARNING"
     assert argv[argv.index("--processes") + 1] == "3"
     assert argv[argv.index("--prefetch") + 1] == "2"
     assert argv[argv.index("--max-tasks-per-child") + 1] == "500"

@@ -69,7 +69,8 @@ def worker_argv(app: Any, opts: argparse.Namespace) -> list[str]:
     conf = app.conf
     argv: list[str] = []
     if opts.loglevel:
-        argv += ["--loglevel", opts.loglevel.upper()]
+        level = opts.loglevel.upper()
+        argv += ["--loglevel", {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)]
     if opts.queues:
         argv += ["--queues", ",".join(q for q in opts.queues.split(",") if q)]
     concurrency = opts.concurrency or conf.get("worker_concurrency") or os.cpu_count() or 1

@@ -186,13 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     _setup_django()
 
     if opts.command == "beat":
+        # Blocked before the message: a SIGTERM sent as soon as it is read ends the wait.
+        signals = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         print(
             "fastq: beat is not a separate process. Every fastq worker runs the scheduler "
             "(one leader among them fires each slot once); CELERY_BEAT_SCHEDULE is synced by "
             "the workers. This process does nothing and waits for SIGTERM/SIGINT.",
             flush=True,
         )
-        signal.sigwait({signal.SIGTERM, signal.SIGINT}) if _block() else None
+        signal.sigwait(signals)
         return 0
     if opts.command == "inspect":
         destination = opts.destination.split(",") if opts.destination else None
@@ -236,11 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     app.finalize()
     execute_from_command_line(["fastq", "fastq_worker", *worker_argv(app, opts)])
     return 0
-
-
-def _block() -> bool:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    return True
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ SAN_BUILD := build/sanitize
 JOBS ?= 2
 
 .PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
+        test-compat-sqlite test-compat-postgres \
         test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
         test-acceptance bench bench-quick bench-hosts \
         lint format sanitize fuzz fuzz-smoke wheel test-wheel sdist clean
@@ -25,6 +26,7 @@ demo: bootstrap
 	$(PY) examples/shop/run_demo.py
 
 test: bootstrap-test test-cpp fuzz-smoke test-python test-django-sqlite test-django-postgres \
+      test-compat-sqlite test-compat-postgres \
       test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
       test-acceptance lint
 	@echo "make test: all suites passed"
@@ -45,6 +47,15 @@ test-django-sqlite: bootstrap-test
 
 test-django-postgres: bootstrap-test
 	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django
+
+# Celery and Django-Q2 compatibility (fastq.compat) in a project of their own
+# (tests/compat/compatproject), workers as subprocesses.
+COMPAT_PYTEST := $(PY) -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
+test-compat-sqlite: bootstrap
+	FASTQ_TEST_DB=sqlite $(COMPAT_PYTEST)
+
+test-compat-postgres: bootstrap
+	FASTQ_TEST_DB=postgres $(COMPAT_PYTEST)
 
 # Chaos and failure tests: worker kills, pauses, signals, a database restart, bad input,
 # limits (tests/integration/reliability; a few minutes each).
@@ -71,6 +82,8 @@ test-django-lts:
 	FASTQ_PYTHON=3.11 FASTQ_VENV=.venv-lts FASTQ_DJANGO="Django>=5.2,<5.3" scripts/bootstrap.sh
 	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest tests/django
 	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest tests/django
+	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
+	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
 
 # fastq side by side with Celery, Django-Q2 and django-tasks, and the SQL limit
 # (benchmarks/README.md). The peers install into benchmarks/.peers on first use.

@@ -206,6 +206,7 @@ def check_schedules(
     from fastq import registry
     from fastq.pollers import POLL_TASK
     from fastq.pollers import declared as pollers
+    from fastq.schedules import declared
 
     if not _ours(app_configs) or not isinstance(_fastq_setting(), dict):
         return []
@@ -219,7 +220,12 @@ def check_schedules(
     except (ValueError, TypeError):
         return []  # reported by check_settings (E002)
     for name, spec in specs.items():
-        origin = 'settings.FASTQ["SCHEDULE"]' if _in_settings(name) else "@fastq.periodic"
+        if _in_settings(name):
+            origin = 'settings.FASTQ["SCHEDULE"]'
+        elif name in declared:
+            origin = "@fastq.periodic"
+        else:
+            origin = "CELERY_BEAT_SCHEDULE"  # the other provider (fastq.compat.celery)
         if spec.task not in registry:
             guess = difflib.get_close_matches(spec.task, registry, n=1)
             errors.append(

@@ -120,6 +120,12 @@ class Job(models.Model):
         "(recorded a few milliseconds after the start).",
     )
     finished_at = models.DateTimeField(null=True, blank=True)
+    group_label = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="Label of a group of jobs (Django-Q2's group=).",
+    )
     interrupted = models.IntegerField(
         default=0,
         db_default=0,
@@ -167,6 +173,12 @@ class Job(models.Model):
                 fields=["finished_at"],
                 name="fastq_job_finished",
                 condition=models.Q(finished_at__isnull=False),
+            ),
+            # Django-Q2's result_group / count_group / delete_group (fastq.compat.django_q).
+            models.Index(
+                fields=["group_label"],
+                name="fastq_job_group_label",
+                condition=models.Q(group_label__isnull=False),
             ),
         ]
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from fastq import Cron, conf, registry
-from fastq.schedules import PeriodicSchedule, declared, from_settings
+from fastq.schedules import PeriodicSchedule, declared, from_settings, providers
 from fastq.serialization import encode_arguments
 
 from fastq_django.models import Job, Schedule, ScheduleRun, ScheduleSource
@@ -24,9 +24,12 @@ REMOVED_FROM_CODE = "disabled: removed from code"
 
 
 def code_schedules() -> dict[str, PeriodicSchedule]:
-    """Every schedule declared in code: ``@fastq.periodic`` and ``FASTQ["SCHEDULE"]``
+    """Every schedule declared in code: ``@fastq.periodic``, the providers of
+    ``fastq.schedules.providers`` (Celery's beat schedule) and ``FASTQ["SCHEDULE"]``
     (settings win on a name clash)."""
     out = dict(declared)
+    for provider in providers:
+        out.update(provider())
     out.update(from_settings(conf.get("SCHEDULE")))
     return out
 

@@ -35,7 +35,8 @@ CREATE TABLE fastq_job (
   time_limit real NULL,
   soft_time_limit real NULL,
   rate_key varchar(255) NULL,
-  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0)
+  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0),
+  group_label varchar(100) NULL
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);
@@ -153,7 +154,8 @@ CREATE TABLE fastq_job (
   time_limit double precision NULL,
   soft_time_limit double precision NULL,
   rate_key varchar(255) NULL,
-  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0)
+  interrupted integer NOT NULL DEFAULT 0 CHECK (interrupted >= 0),
+  group_label varchar(100) NULL
 );
 DROP TABLE IF EXISTS fastq_rate_limit;
 CREATE TABLE fastq_rate_limit (key varchar(255) NOT NULL PRIMARY KEY, tat bigint NOT NULL);

@@ -12,6 +12,9 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
 ``SCHEDULE``   periodic schedules: name -> {"task", "cron"/"every", ...} (docs/scheduling.md).
 ``METRICS_TOKEN``  bearer token that may read ``/fastq/metrics`` without a staff login
                (None: staff login only).
+``DOTTED_PATHS``  modules or callables (dotted) that a task given by dotted path (Django-Q2's
+               ``async_task("app.module.func")``, fastq.compat.django_q) may run besides the
+               code of the project's installed apps.
 ``ADMIN_REDACT``  argument names, or a callable (name, value) -> bool, whose values the
                Django admin masks in job arguments and results (fastq_django/redact.py).
 ``TIMEZONE``   the zone of cron schedules that name none (default: Django's TIME_ZONE,
@@ -108,6 +111,7 @@ KNOWN: dict[str, Setting] = {
     "METRICS_TOKEN": Setting(
         None, "a non-empty str, or None", lambda v: v is None or (isinstance(v, str) and v != "")
     ),
+    "DOTTED_PATHS": Setting((), "a list of dotted module or callable names (str)", _names),
     "ADMIN_REDACT": Setting(
         (),
         "a list of argument names (str) or a callable (name, value) -> bool",

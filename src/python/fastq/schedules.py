@@ -87,6 +87,11 @@ class PeriodicSchedule:
 # Schedules declared with @fastq.periodic, by name.
 declared: dict[str, PeriodicSchedule] = {}
 
+# Other places schedules are declared (Celery's beat_schedule through
+# fastq.compat.celery): functions returning schedules by name, called when a worker syncs
+# the schedules table, so that they see settings read after import.
+providers: list[Callable[[], Mapping[str, PeriodicSchedule]]] = []
+
 
 def _seconds(every: timedelta | float | int | None) -> float | None:
     if every is None:

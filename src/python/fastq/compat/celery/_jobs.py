@@ -1,0 +1,126 @@
+"""Reading fastq's job table for the Celery compatibility layer (AsyncResult details,
+``app.control``, result expiry). In a Django project with ``fastq_django`` this reads the
+``fastq_job`` rows through the Django ORM; elsewhere it falls back to what the broker's
+``fetch`` returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastq.brokers import get_broker
+
+FINISHED = ("succeeded", "failed", "dead", "expired", "cancelled")
+FIELDS = (
+    "id",
+    "task",
+    "queue",
+    "priority",
+    "state",
+    "args",
+    "kwargs",
+    "attempts",
+    "max_attempts",
+    "result",
+    "error_type",
+    "error",
+    "traceback",
+    "worker",
+    "run_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "expires_at",
+    "time_limit",
+    "soft_time_limit",
+)
+
+
+def _django_jobs() -> Any | None:
+    """The Job model's manager on the broker database, or None outside Django."""
+    from fastq.conf import django_settings
+
+    if django_settings() is None:
+        return None
+    from django.apps import apps
+
+    if not apps.ready or not apps.is_installed("fastq_django"):
+        return None
+    broker = get_broker()
+    alias = getattr(broker, "alias", None)
+    if alias is None:  # a MemoryBroker set in a Django process
+        return None
+    from fastq_django.models import Job
+
+    return Job.objects.using(alias)
+
+
+def job(job_id: str) -> dict[str, Any] | None:
+    """One job's columns (``FIELDS``), or None if there is no such job."""
+    import uuid
+
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+    jobs = _django_jobs()
+    if jobs is not None:
+        row = jobs.filter(pk=pk).values(*FIELDS).first()
+        if row is not None:
+            row["id"] = str(row["id"])
+        return row
+    snap = get_broker().fetch(str(pk))
+    if snap is None:
+        return None
+    return {
+        "id": snap.id,
+        "task": snap.task,
+        "queue": snap.queue,
+        "state": snap.state,
+        "attempts": snap.attempts,
+        "result": snap.result,
+        "error_type": snap.error_type,
+        "error": snap.error,
+        "traceback": snap.traceback,
+        "started_at": None,
+        "finished_at": None,
+    }
+
+
+def jobs() -> Any:
+    """The Job manager; raises when fastq's tables are not reachable through Django."""
+    manager = _django_jobs()
+    if manager is None:
+        raise RuntimeError(
+            "this needs fastq's job table: add 'fastq_django' to INSTALLED_APPS (the "
+            "in-memory broker keeps no table to read)"
+        )
+    return manager
+
+
+def forget(job_id: str) -> bool:
+    """Delete a finished job's row (its result with it). A queued or running job is kept."""
+    import uuid
+
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        return False
+    deleted, _ = jobs().filter(pk=pk, state__in=FINISHED).delete()
+    return bool(deleted)
+
+
+def delete_finished_before(cutoff: datetime, batch: int = 10_000) -> int:
+    """Delete finished jobs that ended before ``cutoff``, ``batch`` rows a statement."""
+    total = 0
+    manager = jobs()
+    while True:
+        ids = list(
+            manager.filter(state__in=FINISHED, finished_at__lt=cutoff).values_list("pk", flat=True)[
+                :batch
+            ]
+        )
+        if not ids:
+            return total
+        deleted, _ = manager.filter(pk__in=ids).delete()
+        total += deleted

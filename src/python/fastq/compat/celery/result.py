@@ -1,0 +1,347 @@
+"""``celery.result``: ``AsyncResult`` speaking Celery's states and attributes over a
+fastq job, ``EagerResult`` for ``task.apply()``, and ``GroupResult`` (fastq's workflows)."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from fastq.brokers import get_broker
+from fastq.compat.celery import _jobs, states
+from fastq.compat.celery._lazy import LazyWorkflow
+from fastq.compat.celery.exceptions import (
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TimeoutError,
+    WorkerLostError,
+)
+from fastq.result import TaskFailed
+
+# fastq's own error types and the Celery exception each one stands for.
+_FASTQ_TYPES: dict[str, type[TaskFailed]] = {
+    "fastq.TimeLimitExceeded": TimeLimitExceeded,
+    "fastq.WorkerLost": WorkerLostError,
+    "fastq.Cancelled": TaskRevokedError,
+    "fastq.Expired": TaskRevokedError,
+}
+_made: dict[str, type[TaskFailed]] = {}
+
+
+def _stand_in(type_name: str) -> type[TaskFailed]:
+    """A TaskFailed subclass named like an exception class this process does not have.
+    Nothing is ever imported to rebuild an exception (as Celery: only modules already
+    loaded are looked in)."""
+    short = type_name.rsplit(".", 1)[-1] or "Error"
+    if not short.isidentifier():
+        short = "Error"
+    cls = _made.get(type_name)
+    if cls is None:
+        cls = type(short, (TaskFailed,), {"__module__": "fastq.compat.celery.exceptions"})
+        _made[type_name] = cls
+    return cls
+
+
+def exception_of(row: dict[str, Any]) -> BaseException:
+    """The exception a failed (or revoked) job stands for: its own class when that class
+    is already loaded in this process, else a :class:`fastq.TaskFailed` subclass of the
+    same name (``.type``, ``.message``, ``.traceback`` carry the details)."""
+    type_name = row.get("error_type") or "Error"
+    message = row.get("error") or ""
+    tb = row.get("traceback") or ""
+    job_id = str(row.get("id", ""))
+    if row.get("state") in ("cancelled", "expired") and type_name not in _FASTQ_TYPES:
+        return TaskRevokedError(job_id, type_name, message, tb)
+    if type_name in _FASTQ_TYPES:
+        return _FASTQ_TYPES[type_name](job_id, type_name, message, tb)
+    cls: Any = None
+    module_name = type_name.rpartition(".")[0]
+    if not module_name:
+        cls = getattr(builtins, type_name, None)
+    else:
+        # The module may hold a nested class: try each split of the dotted name.
+        parts = type_name.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            module = sys.modules.get(".".join(parts[:i]))
+            if module is None:
+                continue
+            obj: Any = module
+            for name in parts[i:]:
+                obj = getattr(obj, name, None)
+            cls = obj
+            break
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            exc = cls(message) if message else cls()
+        except Exception:
+            exc = None
+        if exc is not None:
+            exc.__notes__ = [f"raised in fastq job {job_id}"]
+            with contextlib.suppress(AttributeError):
+                exc.traceback = tb  # type: ignore[attr-defined]
+            return exc
+    return _stand_in(type_name)(job_id, type_name, message, tb)
+
+
+class AsyncResult:
+    """``AsyncResult(task_id)``: Celery's view of a fastq job. ``state`` is one of
+    PENDING, RETRY, STARTED, SUCCESS, FAILURE, REVOKED (fastq.compat.celery.states)."""
+
+    def __init__(
+        self,
+        id: str,
+        backend: Any = None,
+        task_name: str | None = None,
+        app: Any = None,
+        parent: Any = None,
+    ) -> None:
+        self.id = str(id)
+        self._task_name = task_name
+        self.app = app
+        self.parent = parent
+        self.children: list[Any] = []
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def _row(self) -> dict[str, Any] | None:
+        return _jobs.job(self.id)
+
+    @staticmethod
+    def _state(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return states.PENDING
+        return states.from_job(
+            row["state"],
+            row.get("attempts") or 0,
+            row.get("error_type") or "",
+            row.get("started_at") is not None or "worker" not in row,
+        )
+
+    @property
+    def state(self) -> str:
+        return self._state(self._row())
+
+    status = state
+
+    @staticmethod
+    def _value(row: dict[str, Any] | None) -> Any:
+        if row is None:
+            return None
+        state = row["state"]
+        if state == "succeeded":
+            return json.loads(row["result"]) if row.get("result") is not None else None
+        if state in _jobs.FINISHED:
+            return exception_of(row)
+        if state == "queued" and row.get("error_type"):
+            return exception_of(row)  # RETRY: the exception of the last attempt
+        return None
+
+    @property
+    def result(self) -> Any:
+        """The return value (SUCCESS), the exception (FAILURE, REVOKED, RETRY), else None."""
+        return self._value(self._row())
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        row = self._row()
+        return (row.get("traceback") or None) if row else None
+
+    @property
+    def date_done(self) -> datetime | None:
+        row = self._row()
+        return row.get("finished_at") if row else None
+
+    @property
+    def name(self) -> str | None:
+        row = self._row()
+        return row["task"] if row else self._task_name
+
+    task_name = name
+
+    @property
+    def args(self) -> list[Any] | None:
+        row = self._row()
+        return json.loads(row["args"]) if row and row.get("args") is not None else None
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        row = self._row()
+        return json.loads(row["kwargs"]) if row and row.get("kwargs") is not None else None
+
+    @property
+    def worker(self) -> str | None:
+        row = self._row()
+        return (row.get("worker") or None) if row else None
+
+    @property
+    def queue(self) -> str | None:
+        row = self._row()
+        return row["queue"] if row else None
+
+    @property
+    def retries(self) -> int:
+        row = self._row()
+        return max(0, (row.get("attempts") or 0) - 1) if row else 0
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        follow_parents: bool = True,
+        callback: Any = None,
+        on_message: Any = None,
+        on_interval: Any = None,
+        disable_sync_subtasks: bool = True,
+        **_: Any,
+    ) -> Any:
+        """Wait until the job is ready and return its value; on FAILURE or REVOKED raise its
+        exception (``propagate=False``: return it). ``TimeoutError`` after ``timeout``
+        seconds. Polls from 5 ms, backing off to ``interval``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(0.005, interval)
+        while True:
+            row = self._row()
+            state = self._state(row)
+            if state in states.READY_STATES:
+                value = self._value(row)
+                if state == states.SUCCESS:
+                    if callback is not None:
+                        callback(self.id, value)
+                    return value
+                if propagate:
+                    raise value
+                return value
+            if on_interval is not None:
+                on_interval()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("The operation timed out.")
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+            delay = min(delay * 2, max(interval, 0.005))
+
+    wait = get
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Cancel the job: a queued one never runs (REVOKED); a running one is asked to stop
+        (``fastq.current_job().cancel_requested``). The revoke is stored in the database,
+        so restarts keep it. ``terminate`` cannot kill a running task on fastq."""
+        get_broker().cancel(self.id)
+
+    def forget(self) -> None:
+        """Delete the finished job's row and its result (queued or running jobs stay)."""
+        _jobs.forget(self.id)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return ((self.id, None), None)
+
+
+class EagerResult(AsyncResult):
+    """The result of ``task.apply()`` (or an eager ``apply_async``): already finished."""
+
+    def __init__(
+        self,
+        id: str,
+        ret_value: Any,
+        state: str,
+        traceback: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(id, task_name=name)
+        self._value_ = ret_value
+        self._state_ = state
+        self._traceback = traceback
+
+    def __repr__(self) -> str:
+        return f"<EagerResult: {self.id}>"
+
+    @property
+    def state(self) -> str:
+        return self._state_
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        return self._value_
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        return self._traceback
+
+    @property
+    def name(self) -> str | None:
+        return self._task_name
+
+    task_name = name
+
+    @property
+    def date_done(self) -> datetime | None:
+        return None
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+        if self._state_ == states.SUCCESS:
+            return self._value_
+        if propagate and isinstance(self._value_, BaseException):
+            raise self._value_
+        return self._value_
+
+    wait = get
+
+    def revoke(self, *args: Any, **kwargs: Any) -> None:
+        self._state_ = states.REVOKED
+
+    def forget(self) -> None:
+        return None
+
+
+# GroupResult (and ResultSet) are fastq's workflows' fastq.GroupResult, looked up on
+# fastq when used.
+GroupResult = LazyWorkflow("GroupResult", "GroupResult")
+ResultSet = LazyWorkflow("ResultSet", "GroupResult")
+
+
+__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultSet", "exception_of"]

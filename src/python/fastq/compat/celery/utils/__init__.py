@@ -1,0 +1,1 @@
+"""``celery.utils``: only what task modules import (``celery.utils.log``)."""

@@ -366,7 +366,7 @@ struct Supervisor::Impl {
     row.kind = "supervisor";
     row.pid = ::getpid();
     row.processes = cfg.processes;
-    row.rss_bytes = static_cast<std::int64_t>(rss_kb(::getpid()) * 1024);
+    row.rss_bytes = static_cast<std::int64_t>(platform::resident_kb(::getpid()) * 1024);
     row.processed = 0;  // its children count the jobs
     row.failed = static_cast<std::int64_t>(stats.lost + stats.timeouts);
     return row;

@@ -15,6 +15,17 @@ of a queryset on one.
 
 from fastq._core import Cron, CronError
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
+from fastq.canvas import (
+    GroupResult,
+    Signature,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+    is_failure,
+    signature,
+    workflow,
+)
 from fastq.conf import configure
 from fastq.pollers import Poller, poller
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
@@ -31,6 +42,7 @@ __all__ = [
     "Cron",
     "CronError",
     "EagerResult",
+    "GroupResult",
     "JobSnapshot",
     "MaxRetriesExceededError",
     "MemoryBroker",
@@ -38,19 +50,27 @@ __all__ = [
     "PeriodicSchedule",
     "Poller",
     "Retry",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskFailed",
     "TimeoutError",
     "Worker",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "configure",
     "current_job",
     "get_broker",
+    "group",
+    "is_failure",
     "periodic",
     "poller",
     "registry",
     "schedule_once",
     "set_broker",
+    "signature",
     "task",
+    "workflow",
 ]

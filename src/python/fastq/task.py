@@ -17,12 +17,15 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from fastq import _core, conf, limits, signals, timelimits
 from fastq.brokers import NewJob, get_broker, to_micros
 from fastq.result import AsyncResult, EagerResult, TaskFailed
 from fastq.serialization import encode_arguments
+
+if TYPE_CHECKING:
+    from fastq.canvas import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -184,6 +187,32 @@ class Task(Generic[P, R]):
     def request(self) -> JobContext | None:
         """The job this task is running for in this thread (Celery's ``self.request``)."""
         return current_job()
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a call (fastq.canvas): in a chain it receives the previous
+        step's result as its first argument."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it runs with these arguments only, whatever the
+        previous step returned."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        immutable: bool = False,
+        **options: Any,
+    ) -> Signature:
+        """Celery's ``task.signature(args, kwargs, **options)``."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs, options, immutable)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Enqueue a call with these arguments; returns its :class:`AsyncResult`."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -75,7 +74,6 @@ class DatabaseBroker(Broker):
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
         self.name = f"django:{alias}"
-        self._local = threading.local()
 
     @property
     def vendor(self) -> str:
@@ -496,7 +494,13 @@ class DatabaseBroker(Broker):
         if jobs.filter(
             workflow_id__isnull=False, state__in=[JobState.QUEUED, JobState.WAITING]
         ).exists():
-            return self._step_driver().cancel(str(job_id))
+            # A connection of its own for this one write, closed right after (a kept one
+            # would hold the database open).
+            driver = self.worker_driver()
+            try:
+                return driver.cancel(str(job_id))
+            finally:
+                del driver
         with transaction.atomic(using=self.alias):
             if jobs.filter(state=JobState.QUEUED).update(
                 state=JobState.CANCELLED,
@@ -530,14 +534,6 @@ class DatabaseBroker(Broker):
                 and time.monotonic() >= conn.close_at
             ):
                 conn.close()
-
-    def _step_driver(self) -> _core.Driver:
-        """A core driver kept per thread, for writes that settle workflow steps."""
-        local = self._local
-        driver = getattr(local, "driver", None)
-        if driver is None:
-            driver = local.driver = self.worker_driver()
-        return driver
 
     def worker_driver(self) -> _core.Driver:
         settings_dict = connections[self.alias].settings_dict

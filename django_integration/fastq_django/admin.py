@@ -12,12 +12,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
+from fastq_django import workflows
 from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Schedule
 from fastq_django.redact import (
@@ -85,6 +91,7 @@ class JobAdmin(_RejectNul):
         "error_type",
         "shown_error",
         "pretty_traceback",
+        "workflow_link",
     )
     fieldsets = (
         (
@@ -117,9 +124,11 @@ class JobAdmin(_RejectNul):
         ),
         ("Call", {"fields": ("pretty_args", "pretty_kwargs")}),
         ("Outcome", {"fields": ("pretty_result", "error_type", "shown_error", "pretty_traceback")}),
+        ("Workflow", {"fields": ("workflow_link",)}),
     )
 
     _COLORS = {
+        "waiting": "#a855f7",
         "queued": "#64748b",
         "running": "#2563eb",
         "succeeded": "#16a34a",
@@ -147,6 +156,78 @@ class JobAdmin(_RejectNul):
             self._COLORS.get(obj.state, "#000"),
             obj.get_state_display(),
         )
+
+    @admin.display(description="workflow")
+    def workflow_link(self, obj: Job) -> str:
+        if obj.workflow_id is None:
+            return "—"
+        url = reverse("admin:fastq_django_job_workflow", args=[obj.workflow_id])
+        return format_html(
+            '<a href="{}">{}</a> ({} parent(s) still to finish)',
+            url,
+            obj.workflow_id,
+            obj.parents_pending,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.workflow_view)
+        return [
+            path("workflow/<uuid:workflow_id>/", view, name="fastq_django_job_workflow"),
+            *super().get_urls(),
+        ]
+
+    def workflow_view(self, request: HttpRequest, workflow_id: Any) -> HttpResponse:
+        """A workflow's steps: the graph (SVG), states, timings, the failed step's
+        error. Needs view_job; cancelling (POST) needs change_job."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        can_cancel = self.has_change_permission(request)
+        qs = self.get_queryset(request)
+        if request.method == "POST":
+            if not can_cancel:
+                raise PermissionDenied
+            n = DatabaseBroker(qs.db).cancel_workflow(str(workflow_id))
+            self.message_user(
+                request, f"{n} unfinished step(s) cancelled or asked to stop.", messages.SUCCESS
+            )
+            return redirect(request.path)
+        graph = workflows.load(workflow_id, qs)
+        if graph is None:
+            raise Http404("no such workflow")
+        links = {
+            s.job.id: reverse("admin:fastq_django_job_change", args=[s.job.id]) for s in graph.steps
+        }
+        rows = []
+        for s in graph.steps:
+            shown = shown_job(s.job)
+            rows.append(
+                {
+                    "job": s.job,
+                    "layer": s.layer,
+                    "link": links[s.job.id],
+                    "color": self._COLORS.get(s.job.state, "#000"),
+                    "parent_count": len(s.parents),
+                    "duration": s.duration,
+                    "error_type": s.job.error_type,
+                    "error": shown["error"],
+                }
+            )
+        failed = [r for r in rows if r["job"].state in (JobState.FAILED, JobState.DEAD)]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Workflow {workflow_id}",
+            "graph": graph,
+            "rows": rows,
+            "states": [
+                (state, n, self._COLORS.get(state, "#000"))
+                for state, n in sorted(graph.states.items())
+            ],
+            "picture": mark_safe(workflows.svg(graph, links)),
+            "can_cancel": can_cancel,
+            "failed": failed,
+        }
+        return TemplateResponse(request, "admin/fastq_django/workflow.html", context)
 
     @admin.display(description="args")
     def pretty_args(self, obj: Job) -> str:

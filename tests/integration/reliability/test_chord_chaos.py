@@ -1,0 +1,92 @@
+"""A chord under SIGKILL chaos: 10,000 members run by three workers, one of them killed
+(its whole process tree) every 2 s and restarted. The callback is released once, by the
+completion that finishes the last member, and runs exactly once with the 10,000 results in
+order; no member is lost (ledger checked against the job table)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+import time
+
+import fastq
+import ledger as ledger_check
+import pytest
+from fastq_django.models import Dependency, Job
+from fleet import unfinished, wait_for
+from testapp import reliability_tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MEMBERS = 10_000
+WORKER_ARGS = ("--processes", "1", "--concurrency", "8", "--lease", "2")
+KILL_EVERY = 2.0
+# Kills stop once this share of the members is finished; the survivors drain the rest.
+CHAOS_UNTIL = 0.9
+
+
+@pytest.mark.slow
+def test_a_chord_under_sigkill_chaos_calls_back_once_with_every_result(fleet, ledger):
+    rng = random.Random(13)
+    keys = [f"m{i}" for i in range(MEMBERS)]
+    result = fastq.chord(
+        (reliability_tasks.chaos_sleep.s(rng.randint(1, 20) / 1000, key) for key in keys),
+        reliability_tasks.chord_collect.s(key="callback"),
+    ).delay()
+    callback = result.id
+    members = [
+        str(p)
+        for p in Dependency.objects.filter(child_id=callback)
+        .order_by("position")
+        .values_list("parent_id", flat=True)
+    ]
+    assert len(members) == MEMBERS
+    began = time.monotonic()
+
+    workers = [fleet(*WORKER_ARGS) for _ in range(3)]
+    killed_pids: set[int] = set()
+    killed_pgids: set[int] = set()
+    kills = 0
+    while unfinished(members) > MEMBERS * (1 - CHAOS_UNTIL):
+        assert time.monotonic() - began < 900, "the chaos phase made no headway"
+        time.sleep(KILL_EVERY)
+        victim = kills % len(workers)
+        for w in workers:
+            assert w.alive(), f"worker {w.pid} exited by itself:\n{w.output()}"
+        killed_pgids.add(workers[victim].pid)
+        killed_pids |= workers[victim].kill_all()
+        kills += 1
+        workers[victim] = fleet(*WORKER_ARGS)
+
+    wait_for(
+        lambda: unfinished([*members, callback]) == 0,
+        300,
+        "the survivors to finish the members and the callback",
+        alive=workers,
+    )
+    for w in workers:
+        w.signal(signal.SIGTERM)
+    for w in workers:
+        w.finish(120)
+
+    report = ledger_check.check(
+        ledger, [*members, callback], killed_pids=killed_pids, killed_pgids=killed_pgids
+    )
+    print(f"\nchord of {MEMBERS}, {kills} kills\n{report.summary()}")
+    assert kills >= 3, "too few kills to call this chaos"
+    assert report.states() == {"succeeded": MEMBERS + 1}, report.summary()
+    report.assert_clean()
+
+    # The callback: one job, released once, run once (no kill happened after the members
+    # it waited for were 90% done), with every result in member order.
+    runs = [e for e in report.of(callback) if e.completed]
+    assert len(runs) == 1, [str(e) for e in report.of(callback)]
+    chord_lines = [n for e in report.of(callback) for n in e.notes if n.get("event") == "chord"]
+    want = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+    assert [(n["received"], n["digest"]) for n in chord_lines] == [(MEMBERS, want)]
+    row = Job.objects.get(pk=callback)
+    assert row.parents_pending == 0
+    assert json.loads(row.result) == {"received": MEMBERS, "digest": want}
+    assert result.get(timeout=10)["received"] == MEMBERS

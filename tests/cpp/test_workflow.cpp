@@ -463,6 +463,29 @@ TEST_P(Workflows, ConcurrentSiblingCompletionsReleaseTheCallbackExactlyOnce) {
   EXPECT_EQ(db->get(cb.id)->parents_pending, 0);
 }
 
+// A step no claim can take (a row that breaks a constraint) is ended dead by quarantine();
+// its dependents are cancelled in that same write.
+TEST(PostgresWorkflows, AQuarantinedStepCancelsItsDependents) {
+  std::unique_ptr<Driver> db;
+  FASTQ_OPEN_DRIVER("postgres", db);
+  const std::string wf = new_job_id();
+  std::vector<NewJob> jobs{step(new_job_id(), PassResults::kNone, OnFailure::kCancel, wf),
+                           step(new_job_id(), PassResults::kOne, OnFailure::kCancel, wf)};
+  db->enqueue_workflow(jobs, std::vector<Dependency>{{jobs[0].id, jobs[1].id, 0}});
+  // Any claim of the queued step now violates a constraint (attempts would become 1).
+  ASSERT_EQ(testing::pg_exec(testing::pg_test_dsn(),
+                             "ALTER TABLE fastq_job ADD CONSTRAINT no_claims CHECK "
+                             "(state <> 'running' OR attempts < 1)"),
+            "");
+  const ClaimRequest req{{"default"}, 10, std::chrono::milliseconds(30000), "t"};
+  EXPECT_THROW(db->claim(req), DriverError);
+  EXPECT_EQ(db->quarantine(req, "refused"), 1u);
+  EXPECT_EQ(db->get(jobs[0].id)->state, "dead");
+  auto child = db->get(jobs[1].id);
+  EXPECT_EQ(child->state, "cancelled");
+  EXPECT_EQ(child->error, "upstream job " + jobs[0].id + " failed");
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, Workflows, ::testing::Values("memory", "sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -425,8 +425,16 @@ class PostgresDriver final : public Driver {
       conn_.exec_simple("ROLLBACK");
       if (refusal.empty()) continue;
       const std::string reason = "no claim can take this row (" + values + "): " + refusal;
-      Result r = conn_.exec("fastq_quarantine_end", quarantine_sql(), {id.c_str(), reason.c_str()});
-      ended += static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+      // A workflow step ended here settles its dependents in the same transaction.
+      ended += in_transaction([&] {
+        Result r = conn_.exec("fastq_quarantine_end",
+                              quarantine_sql() + " RETURNING workflow_id IS NOT NULL",
+                              {id.c_str(), reason.c_str()});
+        if (PQntuples(r.get()) == 1 && PQgetvalue(r.get(), 0, 0)[0] == 't') {
+          settle_here({FinishedStep{id, state::kDead, kInvalidJobType, reason}});
+        }
+        return static_cast<std::size_t>(PQntuples(r.get()));
+      });
     }
     (void)why;
     return ended;

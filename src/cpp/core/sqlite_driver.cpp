@@ -340,13 +340,22 @@ class SqliteDriver final : public Driver {
                         "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND "
                         "soft_time_limit <= 1e9 THEN soft_time_limit END, interrupted = "
                         "max(interrupted, 0), lease_token = NULL, "
-                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued'");
-      Run run(end);
-      end.bind(1, id)
-          .bind(2, "no claim can take this row (" + values + "): " + refusal)
-          .bind(3, format_utc(now_micros()));
-      end.step();
-      ended += static_cast<std::size_t>(end.changes());
+                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued' " +
+                        std::string(kFinishedReturning));
+      // A workflow step ended here settles its dependents in the same transaction.
+      ended += in_transaction([&] {
+        std::vector<FinishedStep> finished;
+        std::size_t n = 0;
+        {
+          Run run(end);
+          end.bind(1, id)
+              .bind(2, "no claim can take this row (" + values + "): " + refusal)
+              .bind(3, format_utc(now_micros()));
+          n = collect_finished(end, finished);
+        }
+        settle_here(std::move(finished));
+        return n;
+      });
     }
     return ended;
   }

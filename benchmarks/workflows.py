@@ -50,10 +50,10 @@ def run_one(target: Target, kind: str, n: int, log: Path) -> dict[str, Any]:
     target.setup("main")
     queued = manage(target, "enqueue", "--kind", kind, "--n", str(n))
     t0 = time.time()
-    workers = [
-        procs.start(c, target.project, target.env("main"), log)
-        for c in target.worker_commands("noop")
-    ]
+    # A chain is a run of hand-offs: its worker is a normal one, woken by the NOTIFY of
+    # each release (a --burst worker polls instead); the others drain in burst mode.
+    commands = target.worker_commands("latency" if kind == "chain" else "noop")
+    workers = [procs.start(c, target.project, target.env("main"), log) for c in commands]
     try:
         done = manage(
             target, "finished", "--kind", kind, "--n", str(n), "--target", queued["target"]

@@ -179,3 +179,20 @@ def test_signature_by_name_and_options(broker):
     r = (sig | add.s(1)).delay()
     drain(r.ready)
     assert r.get() == 6
+
+
+@fastq.task(name="wf.big")
+def big(n: int) -> str:
+    return "x" * n
+
+
+def test_results_past_the_payload_limit_end_the_callback_clearly(broker):
+    # 4 members of 300 bytes: the callback's argument list passes 1 KiB.
+    fastq.configure(MAX_PAYLOAD_BYTES=1024)
+    r = fastq.chord((big.s(300) for _ in range(4)), ident.s()).delay()
+    drain(r.ready)
+    snap = broker.fetch(r.id)
+    assert snap.state == "dead"
+    assert snap.error_type == "fastq.PayloadTooLarge"
+    with pytest.raises(fastq.TaskFailed):
+        r.get()

@@ -179,6 +179,27 @@ TEST(Settle, CascadesAFailureDownAChainInWaves) {
   for (const auto& [id, why] : reasons) EXPECT_EQ(why, "upstream job a failed") << id;
 }
 
+TEST(Settle, AReleasedStepWhoseArgumentsAreNotAnArrayEndsCancelled) {
+  SettleOps ops;
+  ops.load = [](const std::vector<std::string>& parents) {
+    std::vector<std::pair<Dependency, WaitingStep>> out;
+    if (parents == std::vector<std::string>{"a"}) {
+      out.emplace_back(Dependency{"a", "b", 0},
+                       WaitingStep{"b", 1, PassResults::kOne, OnFailure::kCancel, "{\"x\":1}"});
+    }
+    return out;
+  };
+  ops.parents = [](const std::vector<std::string>&) {
+    return std::vector<ParentResult>{{"b", "a", state::kSucceeded, "1", "", ""}};
+  };
+  std::vector<StepUpdate> written;
+  ops.write = [&](std::span<const StepUpdate> ups) { written.assign(ups.begin(), ups.end()); };
+  EXPECT_EQ(settle({done("a", state::kSucceeded)}, ops), 0u);
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].decision, StepDecision::kCancel);
+  EXPECT_EQ(written[0].reason, kArgumentsNotAnArray);
+}
+
 // ---- every driver ----------------------------------------------------------------------
 
 class Workflows : public ::testing::TestWithParam<std::string> {

@@ -159,10 +159,18 @@ std::size_t settle(std::vector<FinishedStep> finished, const SettleOps& ops) {
       if (u.decision == StepDecision::kRelease) {
         const auto it = results.find(u.id);
         static const std::vector<ParentResult> none;
-        u.args = released_args(u.args, u.pass_results, u.on_failure,
-                               it == results.end() ? none : it->second, u.failed_parent);
-        ++released;
-      } else if (u.decision == StepDecision::kCancel) {
+        try {
+          u.args = released_args(u.args, u.pass_results, u.on_failure,
+                                 it == results.end() ? none : it->second, u.failed_parent);
+          ++released;
+        } catch (const std::invalid_argument&) {
+          // A row written behind the API's back: its own arguments are not a JSON array,
+          // so nothing can be passed to it. It ends here rather than stopping the writer.
+          u.decision = StepDecision::kCancel;
+          u.reason = kArgumentsNotAnArray;
+        }
+      }
+      if (u.decision == StepDecision::kCancel) {
         next.push_back(FinishedStep{u.id, state::kCancelled, kCancelledType, u.reason});
       }
     }

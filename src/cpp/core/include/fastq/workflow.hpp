@@ -33,6 +33,10 @@ inline constexpr const char* kUpstreamReasonPrefix = "upstream job ";
 inline constexpr const char* kFailureMarkerKey = "__fastq_failed__";
 // Reason of an error handler no parent needed.
 inline constexpr const char* kHandlerNotNeeded = "not needed: no upstream step failed";
+// Reason of a released step whose own arguments (written behind the API's back) are not a
+// JSON array, so that its parents' results cannot be passed to it.
+inline constexpr const char* kArgumentsNotAnArray =
+    "its arguments are not a JSON array: its parents' results cannot be passed to it";
 // Reason of a step cancelled with its whole workflow (cancel_workflow).
 inline constexpr const char* kWorkflowCancelled = "cancelled with its workflow";
 

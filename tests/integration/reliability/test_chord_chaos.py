@@ -1,7 +1,8 @@
 """A chord under SIGKILL chaos: 10,000 members run by three workers, one of them killed
 (its whole process tree) every 2 s and restarted. The callback is released once, by the
-completion that finishes the last member, and runs exactly once with the 10,000 results in
-order; no member is lost (ledger checked against the job table)."""
+completion that finishes the last member, and completes exactly once in a live worker
+with the 10,000 results in order (a run a kill cut off before its outcome was written is
+the only other run allowed); no member is lost (ledger checked against the job table)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def test_a_chord_under_sigkill_chaos_calls_back_once_with_every_result(fleet, le
     while unfinished(members) > MEMBERS * (1 - CHAOS_UNTIL):
         assert time.monotonic() - began < 900, "the chaos phase made no headway"
         time.sleep(KILL_EVERY)
+        if unfinished(members) <= MEMBERS * (1 - CHAOS_UNTIL):
+            break  # the members got there during the sleep: no kill near the callback
         victim = kills % len(workers)
         for w in workers:
             assert w.alive(), f"worker {w.pid} exited by itself:\n{w.output()}"
@@ -79,13 +82,17 @@ def test_a_chord_under_sigkill_chaos_calls_back_once_with_every_result(fleet, le
     assert report.states() == {"succeeded": MEMBERS + 1}, report.summary()
     report.assert_clean()
 
-    # The callback: one job, released once, run once (no kill happened after the members
-    # it waited for were 90% done), with every result in member order.
-    runs = [e for e in report.of(callback) if e.completed]
-    assert len(runs) == 1, [str(e) for e in report.of(callback)]
-    chord_lines = [n for e in report.of(callback) for n in e.notes if n.get("event") == "chord"]
+    # The callback: one job, released once, with every result in member order. It ran to
+    # completion once in a live worker; another run can only be one a kill cut off before
+    # its outcome was written (execution is at least once; the release is exactly once).
+    killed = {e.pid for e in report.executions if e.pid in killed_pids or e.pgid in killed_pgids}
+    runs = report.of(callback)
+    live = [e for e in runs if e.completed and e.pid not in killed]
+    assert len(live) == 1, [str(e) for e in runs]
+    chord_lines = [n for e in runs for n in e.notes if n.get("event") == "chord"]
     want = hashlib.sha256("\n".join(keys).encode()).hexdigest()
-    assert [(n["received"], n["digest"]) for n in chord_lines] == [(MEMBERS, want)]
+    assert chord_lines, [str(e) for e in runs]
+    assert {(n["received"], n["digest"]) for n in chord_lines} == {(MEMBERS, want)}
     row = Job.objects.get(pk=callback)
     assert row.parents_pending == 0
     assert json.loads(row.result) == {"received": MEMBERS, "digest": want}

@@ -33,7 +33,7 @@ def test_a_chord_under_sigkill_chaos_calls_back_once_with_every_result(fleet, le
     rng = random.Random(13)
     keys = [f"m{i}" for i in range(MEMBERS)]
     result = fastq.chord(
-        (reliability_tasks.chaos_sleep.s(rng.randint(5, 40) / 1000, key) for key in keys),
+        (reliability_tasks.chaos_sleep.s(rng.randint(10, 60) / 1000, key) for key in keys),
         reliability_tasks.chord_collect.s(key="callback"),
     ).delay()
     callback = result.id

@@ -28,12 +28,16 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from fastq_django import queues
+from fastq_django import workflows
 from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Queue, Schedule, WorkerProcess
 from fastq_django.redact import (
@@ -104,6 +108,7 @@ class JobAdmin(_RejectNul):
         "error_type",
         "shown_error",
         "pretty_traceback",
+        "workflow_link",
     )
     fieldsets = (
         (
@@ -136,9 +141,11 @@ class JobAdmin(_RejectNul):
         ),
         ("Call", {"fields": ("pretty_args", "pretty_kwargs")}),
         ("Outcome", {"fields": ("pretty_result", "error_type", "shown_error", "pretty_traceback")}),
+        ("Workflow", {"fields": ("workflow_link",)}),
     )
 
     _COLORS = {
+        "waiting": "#a855f7",
         "queued": "#64748b",
         "running": "#2563eb",
         "succeeded": "#16a34a",
@@ -179,13 +186,17 @@ class JobAdmin(_RejectNul):
         return obj.error_type or ""
 
     def get_urls(self) -> list[URLPattern]:
-        urls = super().get_urls()
         retry = path(
             "<path:object_id>/retry/",
             self.admin_site.admin_view(self.retry_view),
             name="fastq_django_job_retry",
         )
-        return [retry, *urls]
+        workflow = path(
+            "workflow/<uuid:workflow_id>/",
+            self.admin_site.admin_view(self.workflow_view),
+            name="fastq_django_job_workflow",
+        )
+        return [workflow, retry, *super().get_urls()]
 
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The detail page's Retry button (POST): queues a failed, dead, expired or
@@ -227,6 +238,71 @@ class JobAdmin(_RejectNul):
             job is not None and job.state in _RETRYABLE and self.has_change_permission(request)
         )
         return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description="workflow")
+    def workflow_link(self, obj: Job) -> str:
+        if obj.workflow_id is None:
+            return "—"
+        url = reverse("admin:fastq_django_job_workflow", args=[obj.workflow_id])
+        return format_html(
+            '<a href="{}">{}</a> ({} parent(s) still to finish)',
+            url,
+            obj.workflow_id,
+            obj.parents_pending,
+        )
+
+    def workflow_view(self, request: HttpRequest, workflow_id: Any) -> HttpResponse:
+        """A workflow's steps: the graph (SVG), states, timings, the failed step's
+        error. Needs view_job; cancelling (POST) needs change_job."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        can_cancel = self.has_change_permission(request)
+        qs = self.get_queryset(request)
+        if request.method == "POST":
+            if not can_cancel:
+                raise PermissionDenied
+            n = DatabaseBroker(qs.db).cancel_workflow(str(workflow_id))
+            self.message_user(
+                request, f"{n} unfinished step(s) cancelled or asked to stop.", messages.SUCCESS
+            )
+            return redirect(request.path)
+        graph = workflows.load(workflow_id, qs)
+        if graph is None:
+            raise Http404("no such workflow")
+        links = {
+            s.job.id: reverse("admin:fastq_django_job_change", args=[s.job.id]) for s in graph.steps
+        }
+        rows = []
+        for s in graph.steps:
+            shown = shown_job(s.job)
+            rows.append(
+                {
+                    "job": s.job,
+                    "layer": s.layer,
+                    "link": links[s.job.id],
+                    "color": self._COLORS.get(s.job.state, "#000"),
+                    "parent_count": len(s.parents),
+                    "duration": s.duration,
+                    "error_type": s.job.error_type,
+                    "error": shown["error"],
+                }
+            )
+        failed = [r for r in rows if r["job"].state in (JobState.FAILED, JobState.DEAD)]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Workflow {workflow_id}",
+            "graph": graph,
+            "rows": rows,
+            "states": [
+                (state, n, self._COLORS.get(state, "#000"))
+                for state, n in sorted(graph.states.items())
+            ],
+            "picture": mark_safe(workflows.svg(graph, links)),
+            "can_cancel": can_cancel,
+            "failed": failed,
+        }
+        return TemplateResponse(request, "admin/fastq_django/workflow.html", context)
 
     @admin.display(description="args")
     def pretty_args(self, obj: Job) -> str:

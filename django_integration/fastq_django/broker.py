@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from fastq import _core, conf
-from fastq.brokers import Broker, JobSnapshot, NewJob, from_micros
+from fastq.brokers import Broker, JobSnapshot, NewJob, WorkflowRecord, from_micros
 
 from fastq_django.conf import broker_vendor, libpq_conninfo
 
@@ -41,6 +41,19 @@ _SQLITE_ROW = (
     "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s, "
     f"{_core.ENVELOPE_VERSION}, %s, %s, %s)"
 )
+_WORKFLOW_COLUMNS = "workflow_id, parents_pending, pass_results, on_failure"
+_PG_WORKFLOW_INSERT = (
+    f"INSERT INTO fastq_job ({_COLUMNS}, {_WORKFLOW_COLUMNS}) SELECT id, task, queue, "
+    "priority, state, args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, "
+    f"false, NULL, '', '', '', '', now(), {_core.ENVELOPE_VERSION}, time_limit, "
+    "soft_time_limit, rate_key, workflow_id, parents_pending, pass_results, on_failure "
+    "FROM json_to_recordset(%s::json) AS x(id uuid, task text, queue text, priority int, "
+    "state text, args text, kwargs text, run_at timestamptz, max_attempts int, "
+    "expires_at timestamptz, time_limit float8, soft_time_limit float8, rate_key text, "
+    "workflow_id uuid, parents_pending int, pass_results smallint, on_failure smallint)"
+)
+# Workflows of at least this many jobs go in by COPY on PostgreSQL.
+_WORKFLOW_COPY_MIN = 500
 # Rows per statement: 14 parameters a row stays under SQLite's 32766 limit.
 # Jobs with a unique key skip a conflict with the queued-or-running job holding the key
 # (the partial unique index fastq_job_unique_active), and the ids written come back.
@@ -211,6 +224,232 @@ class DatabaseBroker(Broker):
         cursor.execute(sql + _ON_CONFLICT, params)
         return {str(uuid.UUID(row[0])) for row in cursor.fetchall()}
 
+    def enqueue_workflow(
+        self,
+        jobs: list[NewJob],
+        dependencies: list[tuple[str, str, int]],
+        records: list[WorkflowRecord],
+    ) -> None:
+        """A workflow's jobs, dependencies and records, on Django's connection in the
+        caller's transaction (atomic on its own otherwise). A job that is a child of a
+        dependency starts ``waiting`` with ``parents_pending`` = its parents; the worker
+        that finishes the last of them releases it. On PostgreSQL large workflows go in
+        by ``COPY``."""
+        _core_check_workflow(jobs, dependencies)
+        if not jobs:
+            return
+        pending: dict[str, int] = {}
+        for _parent, child, _position in dependencies:
+            pending[child] = pending.get(child, 0) + 1
+        connection = connections[self.alias]
+        sqlite = broker_vendor(self.alias) == "sqlite"
+        with transaction.atomic(using=self.alias), connection.cursor() as cursor:
+            if sqlite:
+                self._workflow_sqlite(cursor, connection, jobs, pending, dependencies, records)
+            else:
+                self._workflow_postgres(cursor, jobs, pending, dependencies, records)
+
+    def _workflow_sqlite(
+        self,
+        cursor: Any,
+        connection: Any,
+        jobs: list[NewJob],
+        pending: dict[str, int],
+        dependencies: list[tuple[str, str, int]],
+        records: list[WorkflowRecord],
+    ) -> None:
+        adapt = connection.ops.adapt_datetimefield_value
+        now = adapt(datetime.now(UTC))
+        hexid = {j.id: j.id.replace("-", "") for j in jobs}
+        rows = [
+            (
+                hexid[j.id],
+                j.task,
+                j.queue,
+                j.priority,
+                "waiting" if pending.get(j.id) else "queued",
+                j.args,
+                j.kwargs,
+                adapt(j.run_at) if j.run_at else now,
+                j.max_attempts,
+                adapt(j.expires_at) if j.expires_at else None,
+                now,
+                j.time_limit,
+                j.soft_time_limit,
+                j.rate_key or None,
+                j.workflow_id.replace("-", "") or None,
+                pending.get(j.id, 0),
+                j.pass_results,
+                j.on_failure,
+            )
+            for j in jobs
+        ]
+        row = (
+            "(%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, 0, NULL, '', '', '', '', %s, "
+            f"{_core.ENVELOPE_VERSION}, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        sql = f"INSERT INTO fastq_job ({_COLUMNS}, {_WORKFLOW_COLUMNS}) VALUES "
+        per = 32766 // 18
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            cursor.execute(sql + ", ".join([row] * len(chunk)), [v for r in chunk for v in r])
+        workflow_of = {j.id: j.workflow_id for j in jobs}
+        edges = [
+            (
+                (workflow_of.get(c) or c).replace("-", ""),
+                p.replace("-", ""),
+                c.replace("-", ""),
+                n,
+            )
+            for p, c, n in dependencies
+        ]
+        per = 32766 // 4
+        for start in range(0, len(edges), per):
+            chunk = edges[start : start + per]
+            cursor.execute(
+                "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
+                "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)),
+                [v for e in chunk for v in e],
+            )
+        for wid, root, kind, name, members in records:
+            cursor.execute(
+                "INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    wid.replace("-", ""),
+                    root.replace("-", ""),
+                    kind,
+                    name,
+                    json.dumps(members),
+                    now,
+                ],
+            )
+
+    def _workflow_postgres(
+        self,
+        cursor: Any,
+        jobs: list[NewJob],
+        pending: dict[str, int],
+        dependencies: list[tuple[str, str, int]],
+        records: list[WorkflowRecord],
+    ) -> None:
+        raw_copy = getattr(cursor.cursor, "copy", None)  # psycopg 3
+        if raw_copy is not None and len(jobs) >= _WORKFLOW_COPY_MIN:
+            # Large groups and chords: COPY, the cheapest way in (its NOTIFY trigger
+            # fires as for an INSERT).
+            now = datetime.now(UTC)
+            cols = (
+                "id, task, queue, priority, state, args, kwargs, run_at, max_attempts, "
+                "expires_at, time_limit, soft_time_limit, rate_key, workflow_id, "
+                "parents_pending, pass_results, on_failure, envelope, created_at"
+            )
+            with raw_copy(f"COPY fastq_job ({cols}) FROM STDIN") as copy:
+                for j in jobs:
+                    copy.write_row(
+                        (
+                            j.id,
+                            j.task,
+                            j.queue,
+                            j.priority,
+                            "waiting" if pending.get(j.id) else "queued",
+                            j.args,
+                            j.kwargs,
+                            j.run_at or now,
+                            j.max_attempts,
+                            j.expires_at,
+                            j.time_limit,
+                            j.soft_time_limit,
+                            j.rate_key or None,
+                            j.workflow_id or None,
+                            pending.get(j.id, 0),
+                            j.pass_results,
+                            j.on_failure,
+                            _core.ENVELOPE_VERSION,
+                            now,
+                        )
+                    )
+            workflow_of = {j.id: j.workflow_id for j in jobs}
+            with raw_copy(
+                "COPY fastq_dependency (workflow_id, parent_id, child_id, position) FROM STDIN"
+            ) as copy:
+                for p, c, n in dependencies:
+                    copy.write_row((workflow_of.get(c) or c, p, c, n))
+        else:
+            rows = [
+                {
+                    "id": j.id,
+                    "task": j.task,
+                    "queue": j.queue,
+                    "priority": j.priority,
+                    "state": "waiting" if pending.get(j.id) else "queued",
+                    "args": j.args,
+                    "kwargs": j.kwargs,
+                    "run_at": j.run_at.isoformat() if j.run_at else None,
+                    "max_attempts": j.max_attempts,
+                    "expires_at": j.expires_at.isoformat() if j.expires_at else None,
+                    "time_limit": j.time_limit,
+                    "soft_time_limit": j.soft_time_limit,
+                    "rate_key": j.rate_key or None,
+                    "workflow_id": j.workflow_id or None,
+                    "parents_pending": pending.get(j.id, 0),
+                    "pass_results": j.pass_results,
+                    "on_failure": j.on_failure,
+                }
+                for j in jobs
+            ]
+            cursor.execute(_PG_WORKFLOW_INSERT, [json.dumps(rows, separators=(",", ":"))])
+            if dependencies:
+                workflow_of = {j.id: j.workflow_id for j in jobs}
+                edges = [
+                    {"w": workflow_of.get(c) or c, "p": p, "c": c, "n": n}
+                    for p, c, n in dependencies
+                ]
+                cursor.execute(
+                    "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
+                    "SELECT w, p, c, n FROM json_to_recordset(%s::json) AS x(w uuid, p uuid, "
+                    "c uuid, n int)",
+                    [json.dumps(edges, separators=(",", ":"))],
+                )
+        for wid, root, kind, name, members in records:
+            cursor.execute(
+                "INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, now())",
+                [wid, root, kind, name, json.dumps(members)],
+            )
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        """Cancel every unfinished step of a workflow, in the caller's transaction."""
+        from django.utils import timezone
+
+        from fastq_django.models import Job, JobState
+
+        try:
+            wid = uuid.UUID(str(workflow_id))
+        except ValueError:
+            return 0
+        steps = Job.objects.using(self.alias).filter(workflow_id=wid)
+        with transaction.atomic(using=self.alias):
+            n = steps.filter(state__in=[JobState.QUEUED, JobState.WAITING]).update(
+                state=JobState.CANCELLED,
+                finished_at=timezone.now(),
+                error_type="fastq.Cancelled",
+                error="cancelled with its workflow",
+            )
+            n += steps.filter(state=JobState.RUNNING).update(cancel_requested=True)
+        return n
+
+    def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
+        from fastq_django.models import Workflow
+
+        try:
+            wid = uuid.UUID(str(workflow_id))
+        except ValueError:
+            return None
+        row = Workflow.objects.using(self.alias).filter(pk=wid).first()
+        if row is None:
+            return None
+        return str(row.root_id), row.member_ids
+
     def fetch(self, job_id: str) -> JobSnapshot | None:
         from fastq_django.models import Job
 
@@ -242,12 +481,26 @@ class DatabaseBroker(Broker):
         )
 
     def cancel(self, job_id: str) -> str:
-        """Cancel in the caller's transaction; see :meth:`fastq.AsyncResult.cancel`."""
+        """Cancel in the caller's transaction; see :meth:`fastq.AsyncResult.cancel`.
+
+        A queued or waiting workflow step goes through the core's driver (its own
+        connection, committed at once), which cancels what depends on it in the same
+        transaction (src/cpp/core/workflow.cpp)."""
         from django.utils import timezone
 
         from fastq_django.models import Job, JobState
 
         jobs = Job.objects.using(self.alias).filter(pk=job_id)
+        if jobs.filter(
+            workflow_id__isnull=False, state__in=[JobState.QUEUED, JobState.WAITING]
+        ).exists():
+            # A connection of its own for this one write, closed right after (a kept one
+            # would hold the database open).
+            driver = self.worker_driver()
+            try:
+                return driver.cancel(str(job_id))
+            finally:
+                del driver
         with transaction.atomic(using=self.alias):
             if jobs.filter(state=JobState.QUEUED).update(
                 state=JobState.CANCELLED,
@@ -304,3 +557,32 @@ def _broker_for(alias: str) -> DatabaseBroker:
 def default_broker() -> DatabaseBroker:
     """The broker on ``FASTQ["DATABASE"]`` (default: the ``default`` alias)."""
     return _broker_for(str(conf.get("DATABASE")))
+
+
+def _core_check_workflow(jobs: list[NewJob], dependencies: list[tuple[str, str, int]]) -> None:
+    """The graph checks every driver makes (fastq::check_workflow), before any write."""
+    ids = {j.id for j in jobs}
+    if len(ids) != len(jobs):
+        raise ValueError("workflow: a job id appears twice")
+    children: dict[str, list[str]] = {}
+    seen: set[tuple[str, str]] = set()
+    indegree = dict.fromkeys(ids, 0)
+    for parent, child, _position in dependencies:
+        if parent not in ids or child not in ids:
+            raise ValueError(f"workflow: dependency {parent} -> {child} names a job outside it")
+        if (parent, child) in seen or parent == child:
+            raise ValueError(f"workflow: dependency {parent} -> {child} is repeated or a loop")
+        seen.add((parent, child))
+        children.setdefault(parent, []).append(child)
+        indegree[child] += 1
+    ready = [i for i, n in indegree.items() if n == 0]
+    done = 0
+    while ready:
+        node = ready.pop()
+        done += 1
+        for c in children.get(node, ()):
+            indegree[c] -= 1
+            if indegree[c] == 0:
+                ready.append(c)
+    if done != len(ids):
+        raise ValueError("workflow: the dependencies form a cycle")

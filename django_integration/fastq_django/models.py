@@ -16,6 +16,8 @@ from fastq.conf import MAX_QUEUE_CONCURRENCY
 
 
 class JobState(models.TextChoices):
+    # A workflow step whose parents have not all finished; no worker claims it.
+    WAITING = "waiting", "Waiting"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -133,6 +135,30 @@ class Job(models.Model):
         f"at the end of --grace, or a claim lost before it started. After "
         f"{MAX_UNSPENT_HANDBACKS} such hand-backs the attempt is charged.",
     )
+    # Workflows (docs/workflows.md; the dependency state machine is src/cpp/core/workflow.cpp).
+    workflow_id = models.UUIDField(
+        null=True, blank=True, editable=False, help_text="The workflow this job is a step of."
+    )
+    parents_pending = models.IntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="Parents not finished yet (the step waits while this is above 0).",
+    )
+    pass_results = models.SmallIntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="0: nothing from the parents; 1: the parent's result first; 2: the list "
+        "of the parents' results first.",
+    )
+    on_failure = models.SmallIntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="When a parent fails: 0 cancelled, 1 run anyway (failures marked), "
+        "2 this is an error handler.",
+    )
 
     class Meta:
         db_table = "fastq_job"
@@ -179,6 +205,12 @@ class Job(models.Model):
                 fields=["group_label"],
                 name="fastq_job_group_label",
                 condition=models.Q(group_label__isnull=False),
+            ),
+            # A workflow's steps (admin page, cancel, a pruner's "still running?" test).
+            models.Index(
+                fields=["workflow_id"],
+                name="fastq_job_workflow",
+                condition=models.Q(workflow_id__isnull=False),
             ),
         ]
 
@@ -563,3 +595,51 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Dependency(models.Model):
+    """An edge of a workflow: ``child_id`` waits for ``parent_id``. ``position`` orders
+    the parents' results in what the child receives. Written with the jobs (one
+    transaction), read by the worker that finishes the parent."""
+
+    id = models.BigAutoField(primary_key=True)
+    workflow_id = models.UUIDField()
+    parent_id = models.UUIDField()
+    child_id = models.UUIDField()
+    position = models.IntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "fastq_dependency"
+        constraints = [
+            models.UniqueConstraint(fields=["parent_id", "child_id"], name="fastq_dependency_edge")
+        ]
+        indexes = [models.Index(fields=["child_id", "position"], name="fastq_dependency_child")]
+        verbose_name_plural = "dependencies"
+
+    def __str__(self) -> str:
+        return f"{self.parent_id} -> {self.child_id}"
+
+
+class Workflow(models.Model):
+    """A chain, group, chord or graph as enqueued: ``members`` (JSON) lists the jobs that
+    stand for its parts' results (a group's members in order), so that
+    ``fastq.GroupResult.restore(id)`` and the admin page can find them. The workflow of a
+    whole canvas has ``root_id`` = its own id; a group nested in it points to it."""
+
+    id = models.UUIDField(primary_key=True)
+    root_id = models.UUIDField(db_index=True)
+    kind = models.CharField(max_length=16)
+    name = models.CharField(max_length=255, blank=True, default="", db_default="")
+    members = models.TextField(default="[]", db_default="[]", help_text="JSON array of job ids.")
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = "fastq_workflow"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+    @property
+    def member_ids(self) -> list[str]:
+        return [str(x) for x in json.loads(self.members)]

@@ -9,7 +9,7 @@ the demo and the tests from settings (see ``shopproject/settings.py``).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -203,3 +203,54 @@ def track_order(order_id: int) -> str:
                 text=f"Your order #{order.pk} has been delivered. Thank you!",
             )
     return "delivered"
+
+
+# --- The daily sales report: a workflow (docs/workflows.md) ----------------------------
+# One job per product sums that product's orders of the day (in parallel, on any worker);
+# when every one of them has finished, the merge runs once with their results in order.
+# `manage.py sales_report [--day YYYY-MM-DD]` enqueues it; the merged report is the merge
+# job's result (AsyncResult.get(), or the admin's workflow page).
+
+
+@fastq.task
+def product_sales(product_id: int, day: str) -> dict[str, object]:
+    """One product's orders created on `day` (UTC): count, units and revenue in cents."""
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    orders = Order.objects.filter(
+        product_id=product_id,
+        created_at__gte=start,
+        created_at__lt=start + timedelta(days=1),
+    ).exclude(status=OrderStatus.CANCELLED)
+    units = sum(o.quantity for o in orders)
+    revenue = sum(o.total_cents or o.quantity * o.unit_price_cents for o in orders)
+    return {"product": product_id, "orders": len(orders), "units": units, "revenue": revenue}
+
+
+@fastq.task
+def merge_sales_report(per_product: list[dict[str, object]], day: str) -> dict[str, object]:
+    """The chord's callback: the day's totals and the best seller."""
+    best = max(per_product, key=lambda r: int(r["revenue"]), default=None)  # type: ignore[call-overload]
+    report = {
+        "day": day,
+        "orders": sum(int(r["orders"]) for r in per_product),  # type: ignore[call-overload]
+        "revenue": sum(int(r["revenue"]) for r in per_product),  # type: ignore[call-overload]
+        "best_seller": best["product"] if best and int(best["revenue"]) else None,  # type: ignore[call-overload]
+        "products": len(per_product),
+    }
+    log.info("sales report %s: %s", day, report)
+    return report
+
+
+@fastq.task
+def report_failed(failed_job_id: str, day: str) -> None:
+    """The workflow's error handler: a product's sum failed, so the merge never runs."""
+    log.error("sales report %s: step %s failed; no report", day, failed_job_id)
+
+
+def enqueue_sales_report(day: str) -> fastq.WorkflowResult:
+    """The day's report as one workflow, enqueued in the caller's transaction."""
+    products = Product.objects.order_by("pk").values_list("pk", flat=True)
+    flow = fastq.chord(
+        (product_sales.s(pk, day) for pk in products), merge_sales_report.s(day)
+    ).on_error(report_failed.s(day))
+    return flow.delay()

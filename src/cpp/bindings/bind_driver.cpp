@@ -23,6 +23,8 @@ py::object record_to_dict(const JobRecord& r) {
   d["error_type"] = r.error_type;
   d["error"] = r.error;
   d["traceback"] = r.traceback;
+  d["workflow_id"] = r.workflow_id.empty() ? py::object(py::none()) : py::object(py::str(r.workflow_id));
+  d["parents_pending"] = r.parents_pending;
   return d;
 }
 std::vector<SqlValue> sql_values(const py::sequence& params) {
@@ -91,15 +93,84 @@ void bind_driver(py::module_& m) {
             for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
                               expires_at, unique_key, time_limit, soft_time_limit, rate_key] :
                  rows) {
-              jobs.push_back(NewJob{id, task, queue, priority, args, kwargs, run_at,
-                                    max_attempts, expires_at, unique_key,
-                                    time_limit.value_or(0), soft_time_limit.value_or(0),
-                                    rate_key});
+              NewJob j;
+              j.id = id;
+              j.task = task;
+              j.queue = queue;
+              j.priority = priority;
+              j.args = args;
+              j.kwargs = kwargs;
+              j.run_at = run_at;
+              j.max_attempts = max_attempts;
+              j.expires_at = expires_at;
+              j.unique_key = unique_key;
+              j.time_limit = time_limit.value_or(0);
+              j.soft_time_limit = soft_time_limit.value_or(0);
+              j.rate_key = rate_key;
+              jobs.push_back(std::move(j));
             }
             py::gil_scoped_release release;
             return d.enqueue(jobs);
           },
           py::arg("jobs"))
+      .def(
+          "enqueue_workflow",
+          [](Driver& d,
+             const std::vector<std::tuple<std::string, std::string, std::string, int, std::string,
+                                          std::string, std::optional<std::int64_t>, int,
+                                          std::optional<std::int64_t>, std::optional<double>,
+                                          std::optional<double>, std::string, std::string, int,
+                                          int>>& rows,
+             const std::vector<std::tuple<std::string, std::string, int>>& edges) {
+            std::vector<NewJob> jobs;
+            jobs.reserve(rows.size());
+            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
+                              expires_at, time_limit, soft_time_limit, rate_key, workflow_id,
+                              pass, on_failure] : rows) {
+              if (pass < 0 || pass > 2) throw py::value_error("pass_results must be 0, 1 or 2");
+              if (on_failure < 0 || on_failure > 2) {
+                throw py::value_error("on_failure must be 0, 1 or 2");
+              }
+              NewJob j;
+              j.id = id;
+              j.task = task;
+              j.queue = queue;
+              j.priority = priority;
+              j.args = args;
+              j.kwargs = kwargs;
+              j.run_at = run_at;
+              j.max_attempts = max_attempts;
+              j.expires_at = expires_at;
+              j.time_limit = time_limit.value_or(0);
+              j.soft_time_limit = soft_time_limit.value_or(0);
+              j.rate_key = rate_key;
+              j.workflow_id = workflow_id;
+              j.pass_results = static_cast<PassResults>(pass);
+              j.on_failure = static_cast<OnFailure>(on_failure);
+              jobs.push_back(std::move(j));
+            }
+            std::vector<Dependency> deps;
+            deps.reserve(edges.size());
+            for (const auto& [parent, child, position] : edges) {
+              deps.push_back(Dependency{parent, child, position});
+            }
+            py::gil_scoped_release release;
+            try {
+              return d.enqueue_workflow(jobs, deps);
+            } catch (const std::invalid_argument& e) {
+              py::gil_scoped_acquire gil;
+              throw py::value_error(e.what());
+            }
+          },
+          py::arg("jobs"), py::arg("dependencies"),
+          "Inserts a workflow's jobs and dependencies in one transaction (workflow.hpp).")
+      .def(
+          "cancel_workflow",
+          [](Driver& d, const std::string& workflow_id) {
+            py::gil_scoped_release release;
+            return d.cancel_workflow(workflow_id);
+          },
+          py::arg("workflow_id"))
       .def(
           "poll",
           [](Driver& d, const std::string& name, const std::string& sql,

@@ -7,6 +7,7 @@
 
 #include "fastq/driver.hpp"
 #include "fastq/rate.hpp"
+#include "fastq/workflow.hpp"
 
 namespace fastq {
 namespace {
@@ -22,6 +23,8 @@ struct Row {
   double time_limit = 0;
   double soft_time_limit = 0;
   std::string rate_key;
+  PassResults pass_results = PassResults::kNone;
+  OnFailure on_failure = OnFailure::kCancel;
 };
 
 struct Store {
@@ -53,6 +56,9 @@ struct Store {
     std::optional<int> concurrency;
   };
   std::map<std::string, QueueControl> queue_controls;
+  // Workflow dependencies: parent -> edges, child -> edges (by position).
+  std::unordered_map<std::string, std::vector<Dependency>> children;
+  std::unordered_map<std::string, std::vector<Dependency>> parents;
 };
 
 class MemoryDriver final : public Driver {
@@ -84,6 +90,67 @@ class MemoryDriver final : public Driver {
           store_->unique[j.unique_key] = j.id;
         }
         ids.push_back(j.id);
+        insert_row(j, now, 0);
+      }
+      wake = store_->wakeup;
+    }
+    if (wake) wake();
+    return ids;
+  }
+
+  std::vector<std::string> enqueue_workflow(std::span<const NewJob> jobs,
+                                            std::span<const Dependency> deps) override {
+    const std::vector<int> pending = check_workflow(jobs, deps);
+    std::function<void()> wake;
+    std::vector<std::string> ids;
+    {
+      std::lock_guard lock(store_->mu);
+      for (const auto& j : jobs) {
+        if (store_->rows.contains(j.id)) throw DriverError("duplicate job id " + j.id, false);
+      }
+      const Micros now = now_micros();
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        insert_row(jobs[i], now, pending[i]);
+        ids.push_back(jobs[i].id);
+      }
+      for (const auto& d : deps) {
+        store_->children[d.parent].push_back(d);
+        auto& ps = store_->parents[d.child];
+        ps.push_back(d);
+        std::stable_sort(ps.begin(), ps.end(), [](const Dependency& a, const Dependency& b) {
+          return a.position < b.position;
+        });
+      }
+      wake = store_->wakeup;
+    }
+    if (wake) wake();
+    return ids;
+  }
+
+  std::size_t cancel_workflow(const std::string& workflow_id) override {
+    std::lock_guard lock(store_->mu);
+    std::size_t n = 0;
+    if (workflow_id.empty()) return 0;
+    for (auto& [id, r] : store_->rows) {
+      if (r.rec.workflow_id != workflow_id) continue;
+      if (r.rec.state == state::kQueued || r.rec.state == state::kWaiting) {
+        r.rec.state = state::kCancelled;
+        r.rec.error_type = kCancelledType;
+        r.rec.error = kWorkflowCancelled;
+        ++n;
+      } else if (r.rec.state == state::kRunning) {
+        r.rec.cancel_requested = true;
+        ++n;
+      }
+    }
+    return n;
+  }
+
+ private:
+  // store_->mu held.
+  void insert_row(const NewJob& j, Micros now, int parents_pending) {
+    {
+      {
         Row row;
         row.rec.id = j.id;
         row.rec.task = j.task;
@@ -98,16 +165,81 @@ class MemoryDriver final : public Driver {
         row.time_limit = j.time_limit;
         row.soft_time_limit = j.soft_time_limit;
         row.rate_key = j.rate_key;
+        row.rec.workflow_id = j.workflow_id;
+        row.rec.parents_pending = parents_pending;
+        if (parents_pending > 0) row.rec.state = state::kWaiting;
+        row.pass_results = j.pass_results;
+        row.on_failure = j.on_failure;
         row.seq = store_->next_seq++;
         if (!store_->rows.emplace(j.id, std::move(row)).second) {
           throw DriverError("duplicate job id " + j.id, false);
         }
       }
-      wake = store_->wakeup;
     }
-    if (wake) wake();
-    return ids;
   }
+
+  static bool is_final(const std::string& st) {
+    return st == state::kSucceeded || st == state::kFailed || st == state::kDead ||
+           st == state::kExpired || st == state::kCancelled;
+  }
+
+  // Collects a row that just reached a final state for settle_locked().
+  static void note_finished(std::vector<FinishedStep>& out, const Row& r) {
+    if (!r.rec.workflow_id.empty() && is_final(r.rec.state)) {
+      out.push_back(FinishedStep{r.rec.id, r.rec.state, r.rec.error_type, r.rec.error});
+    }
+  }
+
+  // Settles the children of `finished` (store_->mu held), as the SQL drivers do in the
+  // transaction of the write that finished them.
+  std::size_t settle_locked(std::vector<FinishedStep> finished) {
+    if (finished.empty()) return 0;
+    Store& st = *store_;
+    SettleOps ops;
+    ops.load = [&st](const std::vector<std::string>& parents) {
+      std::vector<std::pair<Dependency, WaitingStep>> out;
+      for (const auto& p : parents) {
+        auto it = st.children.find(p);
+        if (it == st.children.end()) continue;
+        for (const auto& d : it->second) {
+          const Row& c = st.rows.at(d.child);
+          if (c.rec.state != state::kWaiting) continue;
+          out.emplace_back(d, WaitingStep{c.rec.id, c.rec.parents_pending, c.pass_results,
+                                          c.on_failure, c.rec.args});
+        }
+      }
+      return out;
+    };
+    ops.parents = [&st](const std::vector<std::string>& children) {
+      std::vector<ParentResult> out;
+      for (const auto& c : children) {
+        for (const auto& d : st.parents[c]) {
+          const Row& p = st.rows.at(d.parent);
+          out.push_back(ParentResult{c, p.rec.id, p.rec.state, p.rec.result, p.rec.error_type,
+                                     p.rec.error});
+        }
+      }
+      return out;
+    };
+    ops.write = [&st](std::span<const StepUpdate> updates) {
+      for (const auto& u : updates) {
+        Row& c = st.rows.at(u.id);
+        c.rec.parents_pending = u.parents_pending;
+        if (u.decision == StepDecision::kRelease) {
+          c.rec.state = state::kQueued;
+          c.rec.args = u.args;
+          c.run_at = std::max(c.run_at, now_micros());
+        } else if (u.decision == StepDecision::kCancel) {
+          c.rec.state = state::kCancelled;
+          c.rec.error_type = kCancelledType;
+          c.rec.error = u.reason;
+        }
+      }
+    };
+    return settle(std::move(finished), ops);
+  }
+
+ public:
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
     std::lock_guard lock(store_->mu);
@@ -177,8 +309,16 @@ class MemoryDriver final : public Driver {
   }
 
   std::size_t complete(std::span<const Completion> done) override {
+    std::size_t released = 0;
+    const std::size_t n = complete_locked(done, released);
+    if (released) wake();
+    return n;
+  }
+
+  std::size_t complete_locked(std::span<const Completion> done, std::size_t& released) {
     std::lock_guard lock(store_->mu);
     std::size_t n = 0;
+    std::vector<FinishedStep> finished;
     for (const auto& c : done) {
       auto it = store_->rows.find(c.id);
       if (it == store_->rows.end() || it->second.lease_token != c.lease_token ||
@@ -197,8 +337,10 @@ class MemoryDriver final : public Driver {
       }
       if (c.outcome == Outcome::kRetry) r.run_at = c.retry_at;
       if (!r.rec.started_at && c.started_at > 0) r.rec.started_at = c.started_at;
+      note_finished(finished, r);
       ++n;
     }
+    released = settle_locked(std::move(finished));
     return n;
   }
 
@@ -228,10 +370,13 @@ class MemoryDriver final : public Driver {
     auto it = store_->rows.find(id);
     if (it == store_->rows.end()) return CancelResult::kNotFound;
     JobRecord& r = it->second.rec;
-    if (r.state == state::kQueued) {
+    if (r.state == state::kQueued || r.state == state::kWaiting) {
       r.state = state::kCancelled;
       r.error_type = kCancelledType;
       r.error = kCancelledBeforeStart;
+      std::vector<FinishedStep> finished;
+      note_finished(finished, it->second);
+      settle_locked(std::move(finished));
       return CancelResult::kCancelled;
     }
     if (r.state == state::kRunning) {
@@ -281,6 +426,7 @@ class MemoryDriver final : public Driver {
     std::size_t n = 0;
     {
       std::lock_guard lock(store_->mu);
+      std::vector<FinishedStep> finished;
       for (const auto& j : jobs) {
         auto it = store_->rows.find(j.id);
         if (it == store_->rows.end() || it->second.lease_token != j.lease_token ||
@@ -297,12 +443,14 @@ class MemoryDriver final : public Driver {
           r.state = state::kDead;
           r.error_type = kInterruptedType;
           r.error = interrupted_message(r.interrupted);
+          note_finished(finished, it->second);
         } else {
           r.state = state::kQueued;
         }
         it->second.lease_token = 0;
         ++n;
       }
+      settle_locked(std::move(finished));
     }
     if (n) wake();
     return n;
@@ -359,6 +507,7 @@ class MemoryDriver final : public Driver {
     {
       std::lock_guard lock(store_->mu);
       const Micros now = now_micros();
+      std::vector<FinishedStep> finished;
       for (auto& [id, r] : store_->rows) {
         if (r.rec.state == state::kRunning && r.lease_expires < now) {
           r.lease_token = 0;
@@ -371,12 +520,14 @@ class MemoryDriver final : public Driver {
             r.rec.state = state::kDead;
             r.rec.error_type = kWorkerLostType;
             r.rec.error = worker_lost_message(r.rec.attempts);
+            note_finished(finished, r);
           } else {
             r.rec.state = state::kQueued;
           }
           ++n;
         }
       }
+      settle_locked(std::move(finished));
     }
     if (n) wake();
     return n;

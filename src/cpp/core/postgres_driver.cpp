@@ -18,6 +18,7 @@
 #include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
 #include "fastq/time.hpp"
+#include "fastq/workflow.hpp"
 
 namespace fastq {
 namespace {
@@ -480,8 +481,16 @@ class PostgresDriver final : public Driver {
       conn_.exec_simple("ROLLBACK");
       if (refusal.empty()) continue;
       const std::string reason = "no claim can take this row (" + values + "): " + refusal;
-      Result r = conn_.exec("fastq_quarantine_end", quarantine_sql(), {id.c_str(), reason.c_str()});
-      ended += static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+      // A workflow step ended here settles its dependents in the same transaction.
+      ended += in_transaction([&] {
+        Result r = conn_.exec("fastq_quarantine_end",
+                              quarantine_sql() + " RETURNING workflow_id IS NOT NULL",
+                              {id.c_str(), reason.c_str()});
+        if (PQntuples(r.get()) == 1 && PQgetvalue(r.get(), 0, 0)[0] == 't') {
+          settle_here({FinishedStep{id, state::kDead, kInvalidJobType, reason}});
+        }
+        return static_cast<std::size_t>(PQntuples(r.get()));
+      });
     }
     (void)why;
     return ended;
@@ -520,8 +529,7 @@ class PostgresDriver final : public Driver {
       j.push_back('}');
     }
     j.push_back(']');
-    Result r = conn_.exec(
-        "fastq_complete",
+    const std::string sql =
         "UPDATE fastq_job j SET state = v.state, result = v.result, "
         "error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''), "
         "traceback = COALESCE(v.traceback, ''), "
@@ -533,9 +541,27 @@ class PostgresDriver final : public Driver {
         "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
         "state text, result text, error_type text, error text, traceback text, "
         "retry_at_us bigint, started_ago_us bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
-        {j.c_str()});
-    return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'";
+    // Jobs outside workflows: one statement, as ever.
+    Result r = conn_.exec("fastq_complete", sql + " AND j.workflow_id IS NULL", {j.c_str()});
+    std::size_t n = static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+    if (n == done.size()) return n;
+    // The rest are fenced off, or workflow steps: those settle their dependents in the
+    // transaction that writes their outcomes (workflow.hpp).
+    return n + in_transaction([&] {
+      Result w = conn_.exec("fastq_complete_steps",
+                            sql + " AND j.workflow_id IS NOT NULL RETURNING j.id, j.state, "
+                                  "j.error_type, j.error",
+                            {j.c_str()});
+      std::vector<FinishedStep> finished;
+      for (int i = 0; i < PQntuples(w.get()); ++i) {
+        FinishedStep f{PQgetvalue(w.get(), i, 0), PQgetvalue(w.get(), i, 1),
+                       PQgetvalue(w.get(), i, 2), PQgetvalue(w.get(), i, 3)};
+        if (f.state != state::kQueued) finished.push_back(std::move(f));
+      }
+      settle_here(std::move(finished));
+      return static_cast<std::size_t>(PQntuples(w.get()));
+    });
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
@@ -562,19 +588,124 @@ class PostgresDriver final : public Driver {
   }
 
   CancelResult cancel(const std::string& id) override {
+    return in_transaction([&] {
+      Result r = conn_.exec(
+          "fastq_cancel",
+          "WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(), "
+          "error_type = $2, error = $3 WHERE id = $1 AND state IN ('queued', 'waiting') "
+          "RETURNING workflow_id IS NOT NULL AS step), "
+          "r AS (UPDATE fastq_job SET cancel_requested = true WHERE id = $1 AND "
+          "state = 'running' RETURNING 1) "
+          "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM r), "
+          "(SELECT count(*) FROM fastq_job WHERE id = $1), "
+          "(SELECT count(*) FROM q WHERE step)",
+          {id.c_str(), kCancelledType, kCancelledBeforeStart});
+      if (std::atoll(PQgetvalue(r.get(), 0, 3)) > 0) {
+        settle_here({FinishedStep{id, state::kCancelled, kCancelledType, kCancelledBeforeStart}});
+      }
+      if (std::atoll(PQgetvalue(r.get(), 0, 0)) > 0) return CancelResult::kCancelled;
+      if (std::atoll(PQgetvalue(r.get(), 0, 1)) > 0) return CancelResult::kRequested;
+      if (std::atoll(PQgetvalue(r.get(), 0, 2)) > 0) return CancelResult::kFinished;
+      return CancelResult::kNotFound;
+    });
+  }
+
+  std::vector<std::string> enqueue_workflow(std::span<const NewJob> jobs,
+                                            std::span<const Dependency> deps) override {
+    const std::vector<int> pending = check_workflow(jobs, deps);
+    if (jobs.empty()) return {};
+    std::map<std::string, std::string> workflow_of;
+    std::string j = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const auto& x = jobs[i];
+      workflow_of[x.id] = x.workflow_id;
+      if (i) j.push_back(',');
+      j += "{\"id\":";
+      append_json_string(j, x.id);
+      j += ",\"task\":";
+      append_json_string(j, x.task);
+      j += ",\"queue\":";
+      append_json_string(j, x.queue);
+      j += ",\"priority\":" + std::to_string(x.priority);
+      j += ",\"args\":";
+      append_json_string(j, x.args);
+      j += ",\"kwargs\":";
+      append_json_string(j, x.kwargs);
+      if (x.run_at) j += ",\"run_at_us\":" + std::to_string(*x.run_at);
+      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
+      if (x.expires_at) j += ",\"expires_at_us\":" + std::to_string(*x.expires_at);
+      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
+      if (x.soft_time_limit > 0) {
+        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
+      }
+      if (!x.rate_key.empty()) {
+        j += ",\"rate_key\":";
+        append_json_string(j, x.rate_key);
+      }
+      if (!x.workflow_id.empty()) {
+        j += ",\"workflow_id\":";
+        append_json_string(j, x.workflow_id);
+      }
+      j += ",\"pending\":" + std::to_string(pending[i]);
+      j += ",\"pass\":" + std::to_string(static_cast<int>(x.pass_results));
+      j += ",\"on_failure\":" + std::to_string(static_cast<int>(x.on_failure));
+      j.push_back('}');
+    }
+    j.push_back(']');
+    std::string e = "[";
+    for (std::size_t i = 0; i < deps.size(); ++i) {
+      if (i) e.push_back(',');
+      const std::string& wf = workflow_of[deps[i].child];
+      e += "{\"w\":";
+      append_json_string(e, wf.empty() ? deps[i].child : wf);
+      e += ",\"p\":";
+      append_json_string(e, deps[i].parent);
+      e += ",\"c\":";
+      append_json_string(e, deps[i].child);
+      e += ",\"n\":" + std::to_string(deps[i].position) + "}";
+    }
+    e.push_back(']');
+    return in_transaction([&] {
+      conn_.exec(
+          "fastq_enqueue_steps",
+          "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
+          "attempts, max_attempts, expires_at, cancel_requested, worker, error_type, error, "
+          "traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, "
+          "workflow_id, parents_pending, pass_results, on_failure) "
+          "SELECT id, task, queue, priority, CASE WHEN pending > 0 THEN 'waiting' ELSE "
+          "'queued' END, args, kwargs, COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, "
+          "max_attempts, to_timestamp(expires_at_us / 1e6), false, '', '', '', '', now(), " +
+              std::to_string(kEnvelopeVersion) +
+              ", time_limit, soft_time_limit, rate_key, workflow_id, pending, pass, "
+              "on_failure FROM json_to_recordset($1::json) AS x(id uuid, task text, "
+              "queue text, priority int, args text, kwargs text, run_at_us bigint, "
+              "max_attempts int, expires_at_us bigint, time_limit float8, "
+              "soft_time_limit float8, rate_key text, workflow_id uuid, pending int, "
+              "pass smallint, on_failure smallint)",
+          {j.c_str()});
+      if (!deps.empty()) {
+        conn_.exec("fastq_enqueue_dependencies",
+                   "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
+                   "SELECT w, p, c, n FROM json_to_recordset($1::json) AS x(w uuid, p uuid, "
+                   "c uuid, n int)",
+                   {e.c_str()});
+      }
+      std::vector<std::string> ids;
+      for (const auto& x : jobs) ids.push_back(x.id);
+      return ids;
+    });
+  }
+
+  std::size_t cancel_workflow(const std::string& workflow_id) override {
     Result r = conn_.exec(
-        "fastq_cancel",
+        "fastq_cancel_workflow",
         "WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(), "
-        "error_type = $2, error = $3 WHERE id = $1 AND state = 'queued' RETURNING 1), "
-        "r AS (UPDATE fastq_job SET cancel_requested = true WHERE id = $1 AND "
-        "state = 'running' RETURNING 1) "
-        "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM r), "
-        "(SELECT count(*) FROM fastq_job WHERE id = $1)",
-        {id.c_str(), kCancelledType, kCancelledBeforeStart});
-    if (std::atoll(PQgetvalue(r.get(), 0, 0)) > 0) return CancelResult::kCancelled;
-    if (std::atoll(PQgetvalue(r.get(), 0, 1)) > 0) return CancelResult::kRequested;
-    if (std::atoll(PQgetvalue(r.get(), 0, 2)) > 0) return CancelResult::kFinished;
-    return CancelResult::kNotFound;
+        "error_type = $2, error = $3 WHERE workflow_id = $1 AND state IN ('queued', "
+        "'waiting') RETURNING 1), r AS (UPDATE fastq_job SET cancel_requested = true WHERE "
+        "workflow_id = $1 AND state = 'running' RETURNING 1) "
+        "SELECT (SELECT count(*) FROM q) + (SELECT count(*) FROM r)",
+        {workflow_id.c_str(), kCancelledType, kWorkflowCancelled});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {
@@ -619,8 +750,7 @@ class PostgresDriver final : public Driver {
     const auto j = refs_json(jobs);
     const std::string bound = std::to_string(kMaxUnspentHandbacks);
     const std::string dead = "(j.interrupted >= " + bound + " AND j.attempts >= j.max_attempts)";
-    Result r = conn_.exec(
-        "fastq_interrupt",
+    const std::string sql =
         "WITH r AS (UPDATE fastq_job j SET "
         "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
         "attempts = CASE WHEN j.interrupted < " + bound +
@@ -633,11 +763,16 @@ class PostgresDriver final : public Driver {
         "lease_token = NULL, lease_expires_at = NULL, worker = '' "
         "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
         "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
-        "RETURNING j.state) "
+        "RETURNING j.id, j.state, j.workflow_id IS NOT NULL AS step) "
         "SELECT count(*), CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN "
-        "pg_notify('fastq', 'interrupt') END FROM r",
-        {j.c_str(), kInterruptedType, kInterruptedPrefix, kInterruptedSuffix});
-    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+        "pg_notify('fastq', 'interrupt') END, "
+        "array_agg(id) FILTER (WHERE step AND state = 'dead') FROM r";
+    return in_transaction([&] {
+      Result r = conn_.exec("fastq_interrupt", sql,
+                            {j.c_str(), kInterruptedType, kInterruptedPrefix, kInterruptedSuffix});
+      settle_dead(r.get(), 2, kInterruptedType);
+      return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+    });
   }
 
   std::size_t release_claim(std::int64_t lease_token) override {
@@ -937,8 +1072,7 @@ class PostgresDriver final : public Driver {
     const std::string spare =
         "(started_at IS NULL AND interrupted < " + std::to_string(kMaxUnspentHandbacks) + ")";
     const std::string dead = "(NOT " + spare + " AND attempts >= max_attempts)";
-    Result r = conn_.exec(
-        "fastq_rescue",
+    const std::string sql =
         "WITH r AS (UPDATE fastq_job SET "
         "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
         "attempts = CASE WHEN " + spare + " THEN GREATEST(attempts - 1, 0) ELSE attempts END, "
@@ -947,11 +1081,16 @@ class PostgresDriver final : public Driver {
         "error = CASE WHEN " + dead + " THEN $2 || attempts || $3 ELSE error END, "
         "finished_at = CASE WHEN " + dead + " THEN now() END, "
         "lease_token = NULL, lease_expires_at = NULL, worker = '' WHERE state = 'running' "
-        "AND lease_expires_at < now() RETURNING state) "
-        "SELECT n, CASE WHEN q > 0 THEN pg_notify('fastq', 'rescue') END FROM (SELECT "
-        "count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q FROM r) c",
-        {kWorkerLostType, kWorkerLostPrefix, kWorkerLostSuffix});
-    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+        "AND lease_expires_at < now() RETURNING id, state, workflow_id IS NOT NULL AS step) "
+        "SELECT n, CASE WHEN q > 0 THEN pg_notify('fastq', 'rescue') END, d FROM (SELECT "
+        "count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q, "
+        "array_agg(id) FILTER (WHERE step AND state = 'dead') AS d FROM r) c";
+    return in_transaction([&] {
+      Result r = conn_.exec("fastq_rescue", sql,
+                            {kWorkerLostType, kWorkerLostPrefix, kWorkerLostSuffix});
+      settle_dead(r.get(), 2, kWorkerLostType);
+      return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+    });
   }
 
   std::size_t count_runnable(std::span<const std::string> queues) override {
@@ -1058,7 +1197,8 @@ class PostgresDriver final : public Driver {
                           "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
                           "result, error_type, error, traceback, max_attempts, "
                           "cancel_requested, (extract(epoch FROM started_at) * 1000000)::bigint, "
-                          "interrupted FROM fastq_job WHERE id = $1",
+                          "interrupted, workflow_id, parents_pending FROM fastq_job "
+                          "WHERE id = $1",
                           {id.c_str()});
     if (PQntuples(r.get()) == 0) return std::nullopt;
     auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
@@ -1077,12 +1217,16 @@ class PostgresDriver final : public Driver {
                   v(10),
                   v(11),
                   std::nullopt,
+                  0,
+                  {},
                   0};
     if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
     rec.max_attempts = std::atoi(PQgetvalue(r.get(), 0, 12));
     rec.cancel_requested = PQgetvalue(r.get(), 0, 13)[0] == 't';
     if (!PQgetisnull(r.get(), 0, 14)) rec.started_at = std::atoll(PQgetvalue(r.get(), 0, 14));
     rec.interrupted = std::atoi(PQgetvalue(r.get(), 0, 15));
+    if (!PQgetisnull(r.get(), 0, 16)) rec.workflow_id = v(16);
+    rec.parents_pending = std::atoi(PQgetvalue(r.get(), 0, 17));
     return rec;
   }
 
@@ -1135,6 +1279,124 @@ class PostgresDriver final : public Driver {
   }
 
  private:
+  // Runs `body` in a transaction of its own, unless one is open.
+  template <class F>
+  auto in_transaction(F&& body) -> decltype(body()) {
+    const bool own = PQtransactionStatus(conn_.raw()) != PQTRANS_INTRANS;
+    if (own) conn_.exec_simple("BEGIN");
+    try {
+      auto r = body();
+      if (own) conn_.exec_simple("COMMIT");
+      return r;
+    } catch (...) {
+      if (own && PQstatus(conn_.raw()) == CONNECTION_OK) {
+        Result rb(PQexec(conn_.raw(), "ROLLBACK"));
+      }
+      throw;
+    }
+  }
+
+  // Settles the steps listed in column `col` of row 0 of `r` (a uuid[] of jobs that just
+  // went dead, NULL for none).
+  void settle_dead(PGresult* r, int col, const char* error_type) {
+    if (PQgetisnull(r, 0, col)) return;
+    std::vector<FinishedStep> finished;
+    std::string arr = PQgetvalue(r, 0, col);  // {uuid,uuid,...}
+    std::size_t i = 1;
+    while (i < arr.size()) {
+      const std::size_t end = std::min(arr.find_first_of(",}", i), arr.size());
+      if (end > i) {
+        finished.push_back(FinishedStep{arr.substr(i, end - i), state::kDead, error_type, ""});
+      }
+      i = end + 1;
+    }
+    settle_here(std::move(finished));
+  }
+
+  // Settles the workflow children of `finished` (workflow.hpp), inside the transaction of
+  // the write that finished them. Each child row is locked (FOR UPDATE, in id order)
+  // before it is read, so concurrent completions of its siblings take turns, and the
+  // second one reads what the first wrote.
+  void settle_here(std::vector<FinishedStep> finished) {
+    if (finished.empty()) return;
+    SettleOps ops;
+    ops.load = [this](const std::vector<std::string>& parents) {
+      const auto arr = pg_text_array(parents);
+      Result q = conn_.exec(
+          "fastq_settle_load",
+          "SELECT d.parent_id, d.child_id, d.position, c.parents_pending, c.pass_results, "
+          "c.on_failure, c.args FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id "
+          "WHERE d.parent_id = ANY($1::uuid[]) AND c.state = 'waiting' "
+          "ORDER BY c.id, d.position FOR UPDATE OF c",
+          {arr.c_str()});
+      std::vector<std::pair<Dependency, WaitingStep>> out;
+      for (int i = 0; i < PQntuples(q.get()); ++i) {
+        auto v = [&](int c) { return std::string(PQgetvalue(q.get(), i, c)); };
+        out.emplace_back(
+            Dependency{v(0), v(1), std::atoi(v(2).c_str())},
+            WaitingStep{v(1), std::atoi(v(3).c_str()),
+                        static_cast<PassResults>(std::clamp(std::atoi(v(4).c_str()), 0, 2)),
+                        static_cast<OnFailure>(std::clamp(std::atoi(v(5).c_str()), 0, 2)), v(6)});
+      }
+      return out;
+    };
+    ops.parents = [this](const std::vector<std::string>& children) {
+      const auto arr = pg_text_array(children);
+      Result q = conn_.exec(
+          "fastq_settle_parents",
+          "SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM "
+          "fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id WHERE "
+          "d.child_id = ANY($1::uuid[]) ORDER BY d.child_id, d.position",
+          {arr.c_str()});
+      std::vector<ParentResult> out;
+      for (int i = 0; i < PQntuples(q.get()); ++i) {
+        auto v = [&](int c) { return std::string(PQgetvalue(q.get(), i, c)); };
+        ParentResult p{v(0), v(1), v(2), std::nullopt, v(4), v(5)};
+        if (!PQgetisnull(q.get(), i, 3)) p.result = v(3);
+        out.push_back(std::move(p));
+      }
+      return out;
+    };
+    ops.write = [this](std::span<const StepUpdate> updates) {
+      std::string j = "[";
+      for (std::size_t i = 0; i < updates.size(); ++i) {
+        const auto& u = updates[i];
+        if (i) j.push_back(',');
+        const bool release = u.decision == StepDecision::kRelease;
+        const bool cancel = u.decision == StepDecision::kCancel;
+        j += "{\"id\":";
+        append_json_string(j, u.id);
+        j += ",\"pending\":" + std::to_string(u.parents_pending) + ",\"state\":\"";
+        j += release ? state::kQueued : cancel ? state::kCancelled : state::kWaiting;
+        j += "\"";
+        if (release) {
+          j += ",\"args\":";
+          append_json_string(j, u.args);
+        }
+        if (cancel) {
+          j += ",\"error_type\":";
+          append_json_string(j, kCancelledType);
+          j += ",\"error\":";
+          append_json_string(j, u.reason);
+        }
+        j.push_back('}');
+      }
+      j.push_back(']');
+      conn_.exec(
+          "fastq_settle_write",
+          "WITH w AS (UPDATE fastq_job c SET parents_pending = v.pending, state = v.state, "
+          "args = COALESCE(v.args, c.args), error_type = COALESCE(v.error_type, c.error_type), "
+          "error = COALESCE(v.error, c.error), finished_at = CASE WHEN v.state = 'cancelled' "
+          "THEN now() ELSE c.finished_at END FROM json_to_recordset($1::json) AS v(id uuid, "
+          "pending int, state text, args text, error_type text, error text) "
+          "WHERE c.id = v.id AND c.state = 'waiting' RETURNING c.state) "
+          "SELECT CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN "
+          "pg_notify('fastq', 'release') END FROM w",
+          {j.c_str()});
+    };
+    settle(std::move(finished), ops);
+  }
+
   std::string conninfo_;
   Connection conn_;
   std::unique_ptr<Connection> listener_;

@@ -20,6 +20,7 @@
 #include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
 #include "fastq/time.hpp"
+#include "fastq/workflow.hpp"
 
 namespace fastq {
 namespace {
@@ -348,13 +349,22 @@ class SqliteDriver final : public Driver {
                         "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND "
                         "soft_time_limit <= 1e9 THEN soft_time_limit END, interrupted = "
                         "max(interrupted, 0), lease_token = NULL, "
-                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued'");
-      Run run(end);
-      end.bind(1, id)
-          .bind(2, "no claim can take this row (" + values + "): " + refusal)
-          .bind(3, format_utc(now_micros()));
-      end.step();
-      ended += static_cast<std::size_t>(end.changes());
+                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued' " +
+                        std::string(kFinishedReturning));
+      // A workflow step ended here settles its dependents in the same transaction.
+      ended += in_transaction([&] {
+        std::vector<FinishedStep> finished;
+        std::size_t n = 0;
+        {
+          Run run(end);
+          end.bind(1, id)
+              .bind(2, "no claim can take this row (" + values + "): " + refusal)
+              .bind(3, format_utc(now_micros()));
+          n = collect_finished(end, finished);
+        }
+        settle_here(std::move(finished));
+        return n;
+      });
     }
     return ended;
   }
@@ -406,13 +416,21 @@ class SqliteDriver final : public Driver {
                    "value->>'error' AS error, value->>'traceback' AS traceback, "
                    "value->>'retry_at' AS retry_at, value->>'started_at' AS started_at "
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token");
+                   "fastq_job.lease_token = v.token " + std::string(kFinishedReturning));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
-    Run run(s);
-    s.bind(1, j).bind(2, format_utc(now_micros()));
-    s.step();
-    return static_cast<std::size_t>(s.changes());
+    // The outcomes and the workflow steps they release, in one transaction.
+    return in_transaction([&] {
+      std::vector<FinishedStep> finished;
+      std::size_t n = 0;
+      {
+        Run run(s);
+        s.bind(1, j).bind(2, format_utc(now_micros()));
+        n = collect_finished(s, finished);
+      }
+      settle_here(std::move(finished));
+      return n;
+    });
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
@@ -442,19 +460,26 @@ class SqliteDriver final : public Driver {
   CancelResult cancel(const std::string& id) override {
     auto& q = stmt("cancel_queued",
                    "UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, "
-                   "error_type = ?3, error = ?4 WHERE id = ?1 AND state = 'queued'");
+                   "error_type = ?3, error = ?4 WHERE id = ?1 AND state IN ('queued', "
+                   "'waiting') " + std::string(kFinishedReturning));
     auto& r = stmt("cancel_running",
                    "UPDATE fastq_job SET cancel_requested = 1 WHERE id = ?1 AND "
                    "state = 'running'");
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    {
-      Run run(q);
-      q.bind(1, to_hex_id(id)).bind(2, format_utc(now_micros()))
-          .bind(3, std::string(kCancelledType)).bind(4, std::string(kCancelledBeforeStart));
-      q.step();
-      if (q.changes() > 0) return CancelResult::kCancelled;
-    }
+    const bool cancelled = in_transaction([&] {
+      std::vector<FinishedStep> finished;
+      std::size_t n = 0;
+      {
+        Run run(q);
+        q.bind(1, to_hex_id(id)).bind(2, format_utc(now_micros()))
+            .bind(3, std::string(kCancelledType)).bind(4, std::string(kCancelledBeforeStart));
+        n = collect_finished(q, finished);
+      }
+      settle_here(std::move(finished));
+      return n > 0;
+    });
+    if (cancelled) return CancelResult::kCancelled;
     {
       Run run(r);
       r.bind(1, to_hex_id(id));
@@ -529,17 +554,25 @@ class SqliteDriver final : public Driver {
                    "lease_token = NULL, lease_expires_at = NULL, worker = '' "
                    "FROM (SELECT value->>'id' AS id, value->>'token' AS token "
                    "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running'");
+                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running' " +
+                       std::string(kFinishedReturning));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    Run run(s);
-    s.bind(1, refs(jobs))
-        .bind(2, format_utc(now_micros()))
-        .bind(3, std::string(kInterruptedType))
-        .bind(4, std::string(kInterruptedPrefix))
-        .bind(5, std::string(kInterruptedSuffix));
-    s.step();
-    return static_cast<std::size_t>(s.changes());
+    return in_transaction([&] {
+      std::vector<FinishedStep> finished;
+      std::size_t n = 0;
+      {
+        Run run(s);
+        s.bind(1, refs(jobs))
+            .bind(2, format_utc(now_micros()))
+            .bind(3, std::string(kInterruptedType))
+            .bind(4, std::string(kInterruptedPrefix))
+            .bind(5, std::string(kInterruptedSuffix));
+        n = collect_finished(s, finished);
+      }
+      settle_here(std::move(finished));
+      return n;
+    });
   }
 
   std::size_t release_claim(std::int64_t lease_token) override {
@@ -716,16 +749,24 @@ class SqliteDriver final : public Driver {
                    "error = CASE WHEN " + dead + " THEN ?3 || attempts || ?4 ELSE error END, "
                    "finished_at = CASE WHEN " + dead + " THEN ?1 END, "
                    "lease_token = NULL, lease_expires_at = NULL, worker = '' "
-                   "WHERE state = 'running' AND lease_expires_at < ?1");
+                   "WHERE state = 'running' AND lease_expires_at < ?1 " +
+                       std::string(kFinishedReturning));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
-    Run run(s);
-    s.bind(1, format_utc(now_micros()))
-        .bind(2, std::string(kWorkerLostType))
-        .bind(3, std::string(kWorkerLostPrefix))
-        .bind(4, std::string(kWorkerLostSuffix));
-    s.step();
-    return static_cast<std::size_t>(s.changes());
+    return in_transaction([&] {
+      std::vector<FinishedStep> finished;
+      std::size_t n = 0;
+      {
+        Run run(s);
+        s.bind(1, format_utc(now_micros()))
+            .bind(2, std::string(kWorkerLostType))
+            .bind(3, std::string(kWorkerLostPrefix))
+            .bind(4, std::string(kWorkerLostSuffix));
+        n = collect_finished(s, finished);
+      }
+      settle_here(std::move(finished));
+      return n;
+    });
   }
 
   bool hold_lease(const std::string& name, const std::string& holder,
@@ -993,7 +1034,8 @@ class SqliteDriver final : public Driver {
     auto& s = stmt("get",
                    "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
                    "error_type, error, traceback, max_attempts, cancel_requested, "
-                   "started_at, interrupted FROM fastq_job WHERE id = ?1");
+                   "started_at, interrupted, workflow_id, parents_pending FROM fastq_job "
+                   "WHERE id = ?1");
     Run run(s);
     s.bind(1, to_hex_id(id));
     if (!s.step()) return std::nullopt;
@@ -1012,10 +1054,14 @@ class SqliteDriver final : public Driver {
                   s.text(10),
                   s.text(11),
                   std::nullopt,
+                  0,
+                  {},
                   0};
     if (!s.is_null(8)) rec.result = s.text(8);
     if (!s.is_null(14)) rec.started_at = parse_utc(s.text(14));
     rec.interrupted = clamp_int(s.integer(15));
+    if (!s.is_null(16)) rec.workflow_id = to_canonical_id(s.text(16));
+    rec.parents_pending = clamp_int(s.integer(17));
     return rec;
   }
 
@@ -1030,7 +1076,194 @@ class SqliteDriver final : public Driver {
     return out;
   }
 
+  std::vector<std::string> enqueue_workflow(std::span<const NewJob> jobs,
+                                            std::span<const Dependency> deps) override {
+    const std::vector<int> pending = check_workflow(jobs, deps);
+    if (jobs.empty()) return {};
+    const std::string now = format_utc(now_micros());
+    auto& s = stmt("enqueue_step",
+                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
+                   "run_at, attempts, max_attempts, expires_at, cancel_requested, unique_key, "
+                   "worker, error_type, error, traceback, created_at, envelope, time_limit, "
+                   "soft_time_limit, rate_key, workflow_id, parents_pending, pass_results, "
+                   "on_failure) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?16 > 0 THEN 'waiting' ELSE "
+                   "'queued' END, ?5, ?6, ?7, 0, ?8, ?9, 0, NULL, '', '', '', '', ?11, " +
+                       std::to_string(kEnvelopeVersion) +
+                       ", ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
+    auto& e = stmt("enqueue_dependency",
+                   "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
+                   "VALUES (?1, ?2, ?3, ?4)");
+    std::map<std::string, std::string> workflow_of;
+    for (const auto& j : jobs) workflow_of[j.id] = j.workflow_id;
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    return in_transaction([&] {
+      std::vector<std::string> ids;
+      ids.reserve(jobs.size());
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        const auto& x = jobs[i];
+        Run run(s);
+        s.bind(1, to_hex_id(x.id)).bind_static(2, x.task).bind_static(3, x.queue);
+        s.bind(4, static_cast<std::int64_t>(x.priority)).bind_static(5, x.args);
+        s.bind_static(6, x.kwargs).bind(7, x.run_at ? format_utc(*x.run_at) : now);
+        s.bind(8, static_cast<std::int64_t>(x.max_attempts));
+        if (x.expires_at) s.bind(9, format_utc(*x.expires_at));
+        s.bind_static(11, now);
+        if (x.time_limit > 0) s.bind(12, x.time_limit);
+        if (x.soft_time_limit > 0) s.bind(13, x.soft_time_limit);
+        if (!x.rate_key.empty()) s.bind_static(14, x.rate_key);
+        if (!x.workflow_id.empty()) s.bind(15, to_hex_id(x.workflow_id));
+        s.bind(16, static_cast<std::int64_t>(pending[i]));
+        s.bind(17, static_cast<std::int64_t>(x.pass_results));
+        s.bind(18, static_cast<std::int64_t>(x.on_failure));
+        s.step();
+        ids.push_back(x.id);
+      }
+      for (const auto& d : deps) {
+        Run run(e);
+        const std::string& wf = workflow_of[d.child];
+        e.bind(1, to_hex_id(wf.empty() ? d.child : wf))
+            .bind(2, to_hex_id(d.parent))
+            .bind(3, to_hex_id(d.child))
+            .bind(4, static_cast<std::int64_t>(d.position));
+        e.step();
+      }
+      return ids;
+    });
+  }
+
+  std::size_t cancel_workflow(const std::string& workflow_id) override {
+    auto& q = stmt("cancel_workflow_queued",
+                   "UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, "
+                   "error = ?4 WHERE workflow_id = ?1 AND state IN ('queued', 'waiting')");
+    auto& r = stmt("cancel_workflow_running",
+                   "UPDATE fastq_job SET cancel_requested = 1 WHERE workflow_id = ?1 AND "
+                   "state = 'running'");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    return in_transaction([&] {
+      std::size_t n = 0;
+      {
+        Run run(q);
+        q.bind(1, to_hex_id(workflow_id)).bind(2, format_utc(now_micros()))
+            .bind(3, std::string(kCancelledType)).bind(4, std::string(kWorkflowCancelled));
+        q.step();
+        n += static_cast<std::size_t>(q.changes());
+      }
+      Run run(r);
+      r.bind(1, to_hex_id(workflow_id));
+      r.step();
+      n += static_cast<std::size_t>(r.changes());
+      return n;
+    });
+  }
+
  private:
+  // What a write that may finish workflow steps returns: collect_finished() reads it.
+  static constexpr const char* kFinishedReturning =
+      "RETURNING fastq_job.id, fastq_job.state, fastq_job.workflow_id IS NOT NULL, "
+      "fastq_job.error_type, fastq_job.error";
+
+  // Steps `s` (a write with kFinishedReturning) to its end; returns the rows it wrote and
+  // appends those that are workflow steps in a final state to `out`.
+  static std::size_t collect_finished(Statement& s, std::vector<FinishedStep>& out) {
+    std::size_t n = 0;
+    while (s.step()) {
+      ++n;
+      if (s.integer(2) == 0) continue;
+      const std::string st = s.text(1);
+      if (st == state::kQueued || st == state::kRunning || st == state::kWaiting) continue;
+      out.push_back(FinishedStep{to_canonical_id(s.text(0)), st, s.text(3), s.text(4)});
+    }
+    return n;
+  }
+
+  // Runs `body` in a write transaction of its own, unless one is open (write_mu_ held).
+  template <class F>
+  auto in_transaction(F&& body) -> decltype(body()) {
+    const bool own = sqlite3_get_autocommit(db_) != 0;
+    if (own) exec("BEGIN IMMEDIATE");
+    try {
+      auto r = body();
+      if (own) exec("COMMIT");
+      return r;
+    } catch (...) {
+      if (own) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  // Settles the workflow children of `finished` (workflow.hpp), inside the transaction
+  // of the write that finished them; SQLite's writer lock serialises every settle.
+  void settle_here(std::vector<FinishedStep> finished) {
+    if (finished.empty()) return;
+    SettleOps ops;
+    ops.load = [this](const std::vector<std::string>& parents) {
+      auto& q = stmt("settle_load",
+                     "SELECT d.parent_id, d.child_id, d.position, c.parents_pending, "
+                     "c.pass_results, c.on_failure, c.args FROM fastq_dependency d JOIN "
+                     "fastq_job c ON c.id = d.child_id WHERE d.parent_id IN (SELECT value "
+                     "FROM json_each(?1)) AND c.state = 'waiting' ORDER BY d.child_id, "
+                     "d.position");
+      std::vector<std::string> hex;
+      for (const auto& p : parents) hex.push_back(to_hex_id(p));
+      Run run(q);
+      q.bind(1, json_string_array(hex));
+      std::vector<std::pair<Dependency, WaitingStep>> out;
+      while (q.step()) {
+        const std::string child = to_canonical_id(q.text(1));
+        out.emplace_back(
+            Dependency{to_canonical_id(q.text(0)), child, clamp_int(q.integer(2))},
+            WaitingStep{child, clamp_int(q.integer(3)),
+                        static_cast<PassResults>(std::clamp<std::int64_t>(q.integer(4), 0, 2)),
+                        static_cast<OnFailure>(std::clamp<std::int64_t>(q.integer(5), 0, 2)),
+                        q.text(6)});
+      }
+      return out;
+    };
+    ops.parents = [this](const std::vector<std::string>& children) {
+      auto& q = stmt("settle_parents",
+                     "SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM "
+                     "fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id WHERE "
+                     "d.child_id IN (SELECT value FROM json_each(?1)) ORDER BY d.child_id, "
+                     "d.position");
+      std::vector<std::string> hex;
+      for (const auto& c : children) hex.push_back(to_hex_id(c));
+      Run run(q);
+      q.bind(1, json_string_array(hex));
+      std::vector<ParentResult> out;
+      while (q.step()) {
+        ParentResult p{to_canonical_id(q.text(0)), to_canonical_id(q.text(1)), q.text(2),
+                       std::nullopt, q.text(4), q.text(5)};
+        if (!q.is_null(3)) p.result = q.text(3);
+        out.push_back(std::move(p));
+      }
+      return out;
+    };
+    ops.write = [this](std::span<const StepUpdate> updates) {
+      auto& w = stmt("settle_write",
+                     "UPDATE fastq_job SET parents_pending = ?2, state = ?3, args = ?4, "
+                     "error_type = ?5, error = ?6, finished_at = ?7 WHERE id = ?1 AND "
+                     "state = 'waiting'");
+      const std::string now = format_utc(now_micros());
+      for (const auto& u : updates) {
+        Run run(w);
+        const bool release = u.decision == StepDecision::kRelease;
+        const bool cancel = u.decision == StepDecision::kCancel;
+        w.bind(1, to_hex_id(u.id)).bind(2, static_cast<std::int64_t>(u.parents_pending));
+        w.bind(3, std::string(release  ? state::kQueued
+                              : cancel ? state::kCancelled
+                                       : state::kWaiting));
+        w.bind(4, u.args);
+        w.bind(5, std::string(cancel ? kCancelledType : ""));
+        w.bind(6, cancel ? u.reason : std::string());
+        if (cancel) w.bind(7, now);
+        w.step();
+      }
+    };
+    settle(std::move(finished), ops);
+  }
+
   static std::string refs(std::span<const JobRef> jobs) {
     std::string j = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -17,6 +17,17 @@ from fastq import _core, _zones
 from fastq._core import Cron, CronError
 from fastq._version import __version__
 from fastq.brokers import Broker, JobSnapshot, MemoryBroker, NewJob, get_broker, set_broker
+from fastq.canvas import (
+    GroupResult,
+    Signature,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+    is_failure,
+    signature,
+    workflow,
+)
 from fastq.conf import configure
 from fastq.pollers import Poller, poller
 from fastq.result import AsyncResult, EagerResult, TaskFailed, TimeoutError
@@ -34,6 +45,7 @@ __all__ = [
     "Cron",
     "CronError",
     "EagerResult",
+    "GroupResult",
     "JobSnapshot",
     "MaxRetriesExceededError",
     "MemoryBroker",
@@ -41,19 +53,27 @@ __all__ = [
     "PeriodicSchedule",
     "Poller",
     "Retry",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskFailed",
     "TimeoutError",
     "Worker",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "configure",
     "current_job",
     "get_broker",
+    "group",
+    "is_failure",
     "periodic",
     "poller",
     "registry",
     "schedule_once",
     "set_broker",
+    "signature",
     "task",
+    "workflow",
 ]

@@ -35,6 +35,30 @@ class Driver:
             ]
         ],
     ) -> list[str]: ...
+    def enqueue_workflow(
+        self,
+        jobs: Sequence[
+            tuple[
+                str,  # id
+                str,  # task
+                str,  # queue
+                int,  # priority
+                str,  # args (JSON)
+                str,  # kwargs (JSON)
+                int | None,  # run_at, microseconds since the epoch
+                int,  # max_attempts
+                int | None,  # expires_at, microseconds since the epoch
+                float | None,  # time_limit, seconds
+                float | None,  # soft_time_limit, seconds
+                str,  # rate_key
+                str,  # workflow_id
+                int,  # pass_results: 0 none, 1 the parent's result, 2 the list of results
+                int,  # on_failure: 0 cancel, 1 run anyway, 2 error handler
+            ]
+        ],
+        dependencies: Sequence[tuple[str, str, int]],  # (parent, child, position)
+    ) -> list[str]: ...
+    def cancel_workflow(self, workflow_id: str) -> int: ...
     def poll(
         self,
         name: str,

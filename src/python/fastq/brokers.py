@@ -28,6 +28,17 @@ class NewJob:
     time_limit: float | None = None  # seconds: hard limit (the process is killed)
     soft_time_limit: float | None = None  # seconds: SoftTimeLimitExceeded is raised
     rate_key: str = ""  # rate-limit bucket of a keyed limit
+    # Workflow steps (fastq.canvas): the workflow, what the step receives from its parents
+    # (0 nothing, 1 the parent's result, 2 the list of results) and what a failed parent
+    # does to it (0 cancel, 1 run anyway, 2 it is an error handler).
+    workflow_id: str = ""
+    pass_results: int = 0
+    on_failure: int = 0
+
+
+# A workflow's record, for GroupResult.restore() and the admin: (id, root_id, kind, name,
+# member job ids in order).
+WorkflowRecord = tuple[str, str, str, str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,25 @@ class Broker(abc.ABC):
         """Called on the executor thread before each job runs (connection hygiene)."""
         return None
 
+    def enqueue_workflow(
+        self,
+        jobs: list[NewJob],
+        dependencies: list[tuple[str, str, int]],
+        records: list[WorkflowRecord],
+    ) -> None:
+        """Insert a workflow's jobs, its dependencies (parent, child, position) and its
+        records in one transaction (the caller's, for database brokers). A job that is
+        some dependency's child waits until its parents finished."""
+        raise NotImplementedError(f"the {self.name} broker does not run workflows")
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        """Cancel every step of the workflow not finished yet; returns how many."""
+        raise NotImplementedError(f"the {self.name} broker does not run workflows")
+
+    def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
+        """(root id, member job ids) of a workflow record, or None."""
+        raise NotImplementedError(f"the {self.name} broker does not run workflows")
+
 
 def _new_job(row: tuple) -> NewJob:  # type: ignore[type-arg]
     (id_, task, queue, priority, args, kwargs, run_at, max_attempts, expires_at) = row[:9]
@@ -120,6 +150,8 @@ class MemoryBroker(Broker):
 
     def __init__(self) -> None:
         self._driver = _core.memory_driver()
+        self._workflows: dict[str, tuple[str, list[str]]] = {}
+        self._workflows_lock = threading.Lock()
 
     def enqueue(self, jobs: list[NewJob]) -> list[str]:
         return self._driver.enqueue(
@@ -167,6 +199,45 @@ class MemoryBroker(Broker):
 
     def cancel(self, job_id: str) -> str:
         return self._driver.cancel(job_id)
+
+    def enqueue_workflow(
+        self,
+        jobs: list[NewJob],
+        dependencies: list[tuple[str, str, int]],
+        records: list[WorkflowRecord],
+    ) -> None:
+        self._driver.enqueue_workflow([_workflow_row(j) for j in jobs], dependencies)
+        with self._workflows_lock:
+            for wid, root, _kind, _name, members in records:
+                self._workflows[wid] = (root, list(members))
+
+    def cancel_workflow(self, workflow_id: str) -> int:
+        return self._driver.cancel_workflow(workflow_id)
+
+    def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
+        with self._workflows_lock:
+            return self._workflows.get(workflow_id)
+
+
+def _workflow_row(j: NewJob) -> tuple:  # type: ignore[type-arg]
+    """A workflow job as the core's Driver.enqueue_workflow takes it."""
+    return (
+        j.id,
+        j.task,
+        j.queue,
+        j.priority,
+        j.args,
+        j.kwargs,
+        to_micros(j.run_at) if j.run_at else None,
+        j.max_attempts,
+        to_micros(j.expires_at) if j.expires_at else None,
+        j.time_limit,
+        j.soft_time_limit,
+        j.rate_key,
+        j.workflow_id,
+        j.pass_results,
+        j.on_failure,
+    )
 
 
 _lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ DEAD = "DEAD"  # given up after its retries (or its workers kept dying), or a ba
 EXPIRED = "EXPIRED"  # not started before its expiry
 CANCELLED = "CANCELLED"
 UNKNOWN = "UNKNOWN"  # no such job: never enqueued, or its transaction has not committed
+WAITING = "WAITING"  # a workflow step whose parents have not all finished
 READY_STATES = frozenset({SUCCEEDED, FAILED, DEAD, EXPIRED, CANCELLED})
 _FAILED_STATES = ("failed", "dead", "expired", "cancelled")
 
@@ -79,7 +81,7 @@ class AsyncResult:
         if snap.state == "succeeded":
             return json.loads(snap.result) if snap.result is not None else None
         if snap.state in _FAILED_STATES:
-            return _failure(snap)
+            return _failure(snap, self.broker)
         return None
 
     def ready(self) -> bool:
@@ -108,7 +110,7 @@ class AsyncResult:
             if snap is not None and snap.state == "succeeded":
                 return json.loads(snap.result) if snap.result is not None else None
             if snap is not None and snap.state in _FAILED_STATES:
-                raise _failure(snap)
+                raise _failure(snap, self.broker)
             if deadline is not None and time.monotonic() >= deadline:
                 state = snap.state.upper() if snap else UNKNOWN
                 raise TimeoutError(f"job {self.id} still {state} after {timeout} s")
@@ -146,5 +148,21 @@ class EagerResult(AsyncResult):
         return self._value
 
 
-def _failure(snap: JobSnapshot) -> TaskFailed:
+def _failure(snap: JobSnapshot, broker: Broker | None = None) -> TaskFailed:
+    """The failure of a job; for a workflow step cancelled because an upstream step
+    failed ("upstream job <id> failed"), the failure of that step, naming it."""
+    if snap.error_type == "fastq.Cancelled" and broker is not None:
+        m = _UPSTREAM.match(snap.error)
+        if m:
+            up = broker.fetch(m.group(1))
+            if up is not None and up.state in ("failed", "dead"):
+                return TaskFailed(
+                    up.id,
+                    up.error_type or "Error",
+                    f"step {up.task} ({up.id}) failed: {up.error}",
+                    up.traceback,
+                )
     return TaskFailed(snap.id, snap.error_type or "Error", snap.error, snap.traceback)
+
+
+_UPSTREAM = re.compile(r"^upstream job ([0-9a-f-]{36}) failed$")

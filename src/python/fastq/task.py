@@ -27,6 +27,7 @@ from fastq.serialization import encode_arguments
 
 if TYPE_CHECKING:
     import asyncio
+    from fastq.canvas import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -190,6 +191,32 @@ class Task(Generic[P, R]):
     def request(self) -> JobContext | None:
         """The job this task is running for in this thread (Celery's ``self.request``)."""
         return current_job()
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a call (fastq.canvas): in a chain it receives the previous
+        step's result as its first argument."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it runs with these arguments only, whatever the
+        previous step returned."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        immutable: bool = False,
+        **options: Any,
+    ) -> Signature:
+        """Celery's ``task.signature(args, kwargs, **options)``."""
+        from fastq.canvas import Signature
+
+        return Signature(self, args, kwargs, options, immutable)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Enqueue a call with these arguments; returns its :class:`AsyncResult`."""

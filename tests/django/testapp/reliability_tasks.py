@@ -10,6 +10,7 @@ them into executions and compares them with the job table.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import time
@@ -78,6 +79,16 @@ def chaos_sleep(seconds: float, key: str = "") -> str:
     with execution(key):
         time.sleep(seconds)
     return key
+
+
+@fastq.task(max_retries=10)
+def chord_collect(keys: list[str], key: str = "") -> dict[str, Any]:
+    """A chord's callback (test_chord_chaos.py): records, in its ledger lines, how many
+    results it received and a digest of them in order."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+    with execution(key):
+        ledger_write("chord", key=key, received=len(keys), digest=digest)
+    return {"received": len(keys), "digest": digest}
 
 
 @fastq.task(max_retries=0)

@@ -5,7 +5,10 @@ from datetime import timedelta
 import fastq
 from django.db import transaction
 
-from testapp import reliability_tasks  # noqa: F401 - the reliability suite's tasks
+from testapp import (
+    reliability_tasks,  # noqa: F401 - the reliability suite's tasks
+    workflow_tasks,  # noqa: F401 - the workflow tests' tasks
+)
 from testapp.models import Execution
 
 

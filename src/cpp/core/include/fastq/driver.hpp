@@ -113,7 +113,26 @@ class Driver {
   virtual RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst,
                                  int want, Micros horizon_us) = 0;
   virtual std::size_t rescue_expired() = 0;
+  // A queued or waiting job is cancelled at once (and its workflow settled: its
+  // dependents cancelled, see workflow.hpp); a running one is asked to stop.
   virtual CancelResult cancel(const std::string& id) = 0;
+
+  // Workflows (workflow.hpp). Inserts `jobs` and `deps` in one transaction (the
+  // caller's, where the driver shares one): a job that is the child of some dependency
+  // starts in state waiting with parents_pending = its number of parents; the others
+  // are queued. Every parent and child must be among `jobs`; jobs with unique keys are
+  // refused (std::invalid_argument). Returns the ids.
+  // (The defaults, for test doubles, refuse.)
+  virtual std::vector<std::string> enqueue_workflow(std::span<const NewJob> /*jobs*/,
+                                                    std::span<const Dependency> /*deps*/) {
+    throw DriverError("the " + name() + " driver has no workflows", false);
+  }
+  // Cancels every unfinished step of the workflow: waiting and queued ones at once
+  // (reason kWorkflowCancelled), running ones asked to stop. Returns how many steps it
+  // cancelled or asked.
+  virtual std::size_t cancel_workflow(const std::string& /*workflow_id*/) {
+    throw DriverError("the " + name() + " driver has no workflows", false);
+  }
 
   // Scheduler (scheduler.hpp). Takes the lease row `name` for `holder` when it is free,
   // expired or already held by `holder`, extending it to now + lease, in one conditional
@@ -191,6 +210,12 @@ class Driver {
 // For the SQL drivers: after an INSERT that skipped unique-key conflicts, the id standing
 // for each job. `inserted` holds the ids written; `lookup(keys)` maps keys to the active
 // job holding them; `reinsert(jobs)` enqueues again the jobs whose key freed up meanwhile.
+// Checks a workflow before any driver writes it: ids unique, every edge between two of
+// `jobs`, no edge twice, no cycle, no unique keys, a handler (OnFailure::kHandler) has
+// parents. Returns each job's number of parents (parents_pending), in `jobs` order.
+// Throws std::invalid_argument naming the problem.
+std::vector<int> check_workflow(std::span<const NewJob> jobs, std::span<const Dependency> deps);
+
 std::vector<std::string> resolve_unique(
     std::span<const NewJob> jobs, const std::vector<std::string>& inserted,
     const std::function<std::vector<std::pair<std::string, std::string>>(

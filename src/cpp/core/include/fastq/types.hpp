@@ -25,7 +25,25 @@ inline constexpr const char* kFailed = "failed";
 inline constexpr const char* kDead = "dead";  // gave up: attempts spent on lost workers
 inline constexpr const char* kExpired = "expired";      // not started before expires_at
 inline constexpr const char* kCancelled = "cancelled";  // cancelled before it finished
+// A workflow step whose parents have not all finished: no claim scans this state; the
+// completion that finishes its last parent moves it to queued (or cancelled).
+inline constexpr const char* kWaiting = "waiting";
 }  // namespace state
+
+// What a workflow step receives from its parents when it is released (workflow.hpp).
+enum class PassResults : std::uint8_t {
+  kNone = 0,  // immutable signature (.si()): its own arguments only
+  kOne = 1,   // the single parent's result is prepended (a chain's .s())
+  kList = 2,  // the list of the parents' results, in edge order, is prepended (a chord)
+};
+
+// What a workflow step does when a parent ends without succeeding.
+enum class OnFailure : std::uint8_t {
+  kCancel = 0,    // cancelled: "upstream job <id> failed" (and so on down the graph)
+  kRunAnyway = 1, // runs once every parent ended; failures appear marked in its results
+  kHandler = 2,   // an error handler (link_error): runs when a parent ends failed or dead
+                  // (receiving that job's id), cancelled once every parent ended otherwise
+};
 
 // Attempts a job gets when nobody says otherwise: the first run and 3 retries (worker
 // deaths count; exceptions retry only when the task asks to).
@@ -68,6 +86,20 @@ struct NewJob {
   double soft_time_limit = 0;
   // Rate-limited tasks: the bucket this job draws from (empty: the task's own bucket).
   std::string rate_key;
+  // Workflows (Driver::enqueue_workflow): the workflow this step belongs to (empty: none),
+  // what it receives from its parents and what a failed parent does to it. A step with
+  // parents starts in state waiting.
+  std::string workflow_id;
+  PassResults pass_results = PassResults::kNone;
+  OnFailure on_failure = OnFailure::kCancel;
+};
+
+// A dependency of a workflow: `child` waits for `parent`; `position` orders the parents'
+// results in what the child receives (chord: the member's index).
+struct Dependency {
+  std::string parent;
+  std::string child;
+  int position = 0;
 };
 
 // A job handed to this worker by a claim. `lease_token` fences every later write.
@@ -150,6 +182,8 @@ struct JobRecord {
   std::string traceback;
   std::optional<Micros> started_at;  // this attempt's start, once recorded
   int interrupted = 0;  // hand-backs without an attempt charged (see kMaxUnspentHandbacks)
+  std::string workflow_id;  // empty: not a workflow step
+  int parents_pending = 0;  // parents not finished yet (state waiting while > 0)
 };
 
 // What cancel() did: a queued job is cancelled at once; a running one is asked to stop

@@ -36,8 +36,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from fastq_django import queues
-from fastq_django import workflows
+from fastq_django import queues, workflows
 from fastq_django.broker import DatabaseBroker
 from fastq_django.models import Job, JobState, Queue, Schedule, WorkerProcess
 from fastq_django.redact import (

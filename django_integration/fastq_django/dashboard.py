@@ -25,6 +25,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Count
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -39,7 +40,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from fastq_django import queues, stats
-from fastq_django.models import Dashboard, Job, JobState, Schedule
+from fastq_django.models import Dashboard, Job, JobState, Schedule, WorkerProcess, WorkerState
 from fastq_django.redact import shown_job
 from fastq_django.schedules import last_outcome, next_run
 
@@ -47,6 +48,35 @@ REFRESH_SECONDS = 5
 FAILURE_WINDOW = timedelta(hours=24)
 TASK_WINDOW = timedelta(hours=24)
 RECENT_JOBS = 30
+
+
+def live_workers(alias: str, now: Any) -> list[dict[str, Any]]:
+    """The registry's worker processes whose heartbeat is within their lease (table
+    fastq_worker, written by every worker with its lease renewal), each with the jobs it
+    runs now (through the lease index: running rows only)."""
+    rows = list(
+        WorkerProcess.objects.using(alias)
+        .filter(state=WorkerState.RUNNING, kind="worker", expires_at__gte=now)
+        .order_by("host", "pid")
+    )
+    names = [f"{w.host}:{w.pid}" for w in rows]
+    busy = dict(
+        Job.objects.using(alias)
+        .filter(state=JobState.RUNNING, worker__in=names)
+        .values_list("worker")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        {
+            "w": w,
+            "queues": ", ".join(w.queue_list),
+            "running": busy.get(f"{w.host}:{w.pid}", 0),
+            "rss_mb": f"{w.rss_bytes / 1_048_576:.0f}",
+            "heartbeat_age": max(0.0, (now - w.last_heartbeat).total_seconds()),
+        }
+        for w in rows
+    ]
 
 
 def can_see_jobs(request: HttpRequest) -> bool:
@@ -164,11 +194,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "failures": stats.failure_groups(alias, now - FAILURE_WINDOW),
             "failure_hours": int(FAILURE_WINDOW.total_seconds() // 3600),
             "tasks": self._tasks(alias, now),
-            # LIVE WORKERS: the worker registry (every worker process's host, pid, queues,
-            # load and last heartbeat) is not in fastq yet. When its table lands, read the
-            # live rows here and fill the "Live workers" panel of
-            # templates/admin/fastq_django/dashboard.html; until then the panel says so.
-            "workers": None,
+            "workers": live_workers(alias, now),
             "can_see_jobs": can_see_jobs(request),
             "can_steer_queues": can_steer_queues(request),
             "can_act_on_jobs": can_act_on_jobs(request),

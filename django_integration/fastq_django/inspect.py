@@ -32,7 +32,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from fastq import conf, registry
 
-from fastq_django.models import Job, JobState, Schedule, WorkerProcess, WorkerState
+from fastq_django.models import Job, JobState, Queue, Schedule, WorkerProcess, WorkerState
 
 FINISHED_STATES = (
     JobState.SUCCEEDED,
@@ -211,8 +211,9 @@ def queue_names(extra: Iterable[str] = ()) -> list[str]:
 
 
 def queues() -> list[dict[str, Any]]:
-    """Per queue: depth (due now), scheduled later, oldest wait, running, reserved, and
-    the live workers consuming it."""
+    """Per queue: depth (due now), scheduled later, oldest wait, running, reserved, the
+    live workers consuming it, and its controls (``fastq_queue``: paused, fleet-wide
+    limit; ``fastq_queues``)."""
     now = _now()
     db = alias()
     queued = {
@@ -238,6 +239,7 @@ def queues() -> list[dict[str, Any]]:
         )
         .order_by()
     }
+    controls = {c.name: c for c in Queue.objects.using(db).all()}
     consumers: dict[str, int] = defaultdict(int)
     slots: dict[str, int] = defaultdict(int)
     for w in live_workers():
@@ -245,9 +247,10 @@ def queues() -> list[dict[str, Any]]:
             consumers[q] += 1
             slots[q] += w.concurrency
     out = []
-    for name in queue_names([*queued, *running]):
+    for name in queue_names([*queued, *running, *controls]):
         q = queued.get(name, {})
         r = running.get(name, {})
+        c = controls.get(name)
         oldest = q.get("oldest")
         out.append(
             {
@@ -259,6 +262,8 @@ def queues() -> list[dict[str, Any]]:
                 "reserved": r.get("reserved", 0),
                 "workers": consumers.get(name, 0),
                 "concurrency": slots.get(name, 0),
+                "paused": bool(c and c.paused),
+                "limit": c.concurrency if c else None,
             }
         )
     return out

@@ -167,12 +167,50 @@ def test_numbers_match_the_database() -> None:
     assert re.search(r'id="fastq-hour-failed">3<', html)
 
 
-def test_the_live_workers_panel_says_it_waits_for_the_registry() -> None:
+def test_the_live_workers_panel_lists_the_registry_s_live_workers() -> None:
+    from fastq_django.models import WorkerProcess
+
+    now = timezone.now()
+
+    def row(pid: int, state: str, expires: timedelta, kind: str = "worker") -> None:
+        WorkerProcess.objects.create(
+            id=f"h1:{pid}:x",
+            kind=kind,
+            host="h1",
+            pid=pid,
+            queues='["default", "other"]',
+            concurrency=8,
+            state=state,
+            started_at=now - timedelta(minutes=5),
+            last_heartbeat=now - timedelta(seconds=3),
+            expires_at=now + expires,
+            processed=41,
+            failed=2,
+            rss_bytes=50 * 1_048_576,
+        )
+
+    row(101, "running", timedelta(seconds=30))
+    row(102, "running", timedelta(seconds=-5))  # silent past its lease: lost
+    row(103, "stopped", timedelta(seconds=30))
+    row(104, "running", timedelta(seconds=30), kind="supervisor")
+    for worker in ("h1:101", "h1:101", "h1:102"):
+        Job.objects.create(
+            task=tasks.noop.name,
+            state="running",
+            worker=worker,
+            lease_token=1,
+            lease_expires_at=now + timedelta(seconds=30),
+        )
     client = Client()
     _login(client, "view_only")
     html = client.get(_dashboard_url()).content.decode()
     panel = re.search(r'<section id="fastq-workers">(.*?)</section>', html, re.S)
-    assert panel and "Not available yet" in panel.group(1)
+    assert panel
+    shown = re.findall(r'data-worker="([^"]+)"', panel.group(1))
+    assert shown == ["h1:101"]
+    assert re.search(r'worker-running">2<', panel.group(1))
+    assert re.search(r'worker-processed">41<', panel.group(1))
+    assert "default, other" in panel.group(1)
 
 
 def test_hour_series_counts_and_p95_per_minute() -> None:

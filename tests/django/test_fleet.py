@@ -210,6 +210,24 @@ def test_inspect_reads_states_queues_and_schedules():
     assert line.split()[1] == "5"
 
 
+def test_inspect_queues_shows_pauses_and_limits():
+    from io import StringIO
+
+    from fastq_django import queues as controls
+
+    controls.pause("other", by="test")
+    controls.set_concurrency("default", 3, by="test")
+    shown = {q["queue"]: q for q in _inspect("queues")}
+    assert (shown["other"]["paused"], shown["other"]["limit"]) == (True, None)
+    assert (shown["default"]["paused"], shown["default"]["limit"]) == (False, 3)
+    out = StringIO()
+    call_command("fastq_inspect", "queues", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[-2:] == ["paused", "limit"]
+    assert next(x for x in lines if x.startswith("other ")).split()[-2:] == ["paused", "-"]
+    assert next(x for x in lines if x.startswith("default ")).split()[-2:] == ["-", "3"]
+
+
 def test_inspect_stats_match_the_rows():
     now = timezone.now()
     runs = [0.1, 0.2, 0.3, 0.4, 2.0]

@@ -196,3 +196,17 @@ def test_results_past_the_payload_limit_end_the_callback_clearly(broker):
     assert snap.error_type == "fastq.PayloadTooLarge"
     with pytest.raises(fastq.TaskFailed):
         r.get()
+
+
+def test_a_step_s_arguments_are_checked_at_the_call_with_the_result_in_front(broker):
+    # add.s(10) runs as add(<previous result>, 10): it binds. add.s(1, 2) after a step
+    # would run as add(<result>, 1, 2): one argument too many, refused before any job.
+    with pytest.raises(TypeError, match=r"wf\.add\(\): too many positional arguments"):
+        (ident.s(1) | add.s(1, 2)).delay()
+    with pytest.raises(TypeError, match=r"wf\.add\(\): missing a required argument: 'y'"):
+        (ident.s(1) | add.si(1)).delay()
+    with pytest.raises(TypeError, match=r"wf\.tsum\(\): too many positional arguments"):
+        fastq.chord([ident.s(1), ident.s(2)], tsum.s([0])).delay()
+    r = (ident.s(1) | add.s(10)).delay()
+    drain(r.ready)
+    assert r.get() == 11

@@ -329,6 +329,13 @@ class _Plan:
         task = registry.get(sig.name) or _unregistered(sig.name)
         opts = {**self.options, **sig.options}
         full_args = sig.args + args
+        # What the step receives in front of its own arguments when it runs.
+        if not parents or sig.immutable:
+            pass_results = PASS_NONE
+        elif on_failure == ON_FAILURE_HANDLER:
+            pass_results = PASS_ONE
+        else:
+            pass_results = PASS_LIST if parents_group or len(parents) > 1 else PASS_ONE
         full_kwargs = {**sig.kwargs, **kwargs}
         job = task._new_job(
             full_args,
@@ -341,15 +348,10 @@ class _Plan:
             opts.get("expires"),
             opts.get("time_limit"),
             opts.get("soft_time_limit"),
+            prepended=0 if pass_results == PASS_NONE else 1,
         )
         if job.unique_key:
             raise ValueError(f"{sig.name}: unique tasks cannot be workflow steps")
-        if not parents or sig.immutable:
-            pass_results = PASS_NONE
-        elif on_failure == ON_FAILURE_HANDLER:
-            pass_results = PASS_ONE
-        else:
-            pass_results = PASS_LIST if parents_group or len(parents) > 1 else PASS_ONE
         job = NewJob(
             id=job.id,
             task=job.task,

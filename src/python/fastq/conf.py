@@ -29,6 +29,7 @@ wrong type from this table.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +187,11 @@ def configure(**options: Any) -> None:
 
 def django_settings() -> dict[str, Any] | None:
     """``settings.FASTQ`` if Django is installed and configured, else None."""
+    if "django.conf" not in sys.modules:
+        # Nothing has configured Django's settings yet (configuring them imports
+        # django.conf): don't import Django just to learn that (``import fastq`` stays
+        # free of Django).
+        return None
     try:
         from django.conf import settings
     except ImportError:

@@ -27,6 +27,7 @@ from fastq.serialization import encode_arguments
 
 if TYPE_CHECKING:
     import asyncio
+
     from fastq.canvas import Signature
 
 P = ParamSpec("P")
@@ -352,11 +353,14 @@ class Task(Generic[P, R]):
         expires: float | datetime | None,
         time_limit: float | None,
         soft_time_limit: float | None,
+        prepended: int = 0,
     ) -> NewJob:
         # Everything is checked before the broker sees the job: a bad value raises here,
-        # naming the argument, and nothing is written (fastq.limits).
+        # naming the argument, and nothing is written (fastq.limits). ``prepended``: how
+        # many positional arguments the job gets in front of ``args`` when it runs (a
+        # workflow step receives its parents' result first).
         args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
-        self._check_call(args, kwargs)
+        self._check_call((None,) * prepended + tuple(args), kwargs)
         where = f"{self.name}(): "
         if countdown is not None and eta is not None:
             raise ValueError(f"{where}pass countdown or eta, not both")

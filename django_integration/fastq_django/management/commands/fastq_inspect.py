@@ -204,6 +204,8 @@ class Command(BaseCommand):
                 q["reserved"],
                 q["workers"],
                 q["concurrency"],
+                "paused" if q["paused"] else "-",
+                "-" if q["limit"] is None else q["limit"],
             )
             for q in data
         ]
@@ -217,6 +219,8 @@ class Command(BaseCommand):
                 "reserved",
                 "workers",
                 "concurrency",
+                "paused",
+                "limit",
             ),
             rows,
         )

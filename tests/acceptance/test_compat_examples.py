@@ -201,6 +201,35 @@ def test_celery_project(database: dict[str, str]) -> None:
         assert beat.wait(timeout=60) == 0
     assert "runs the scheduler" in line
 
+    # close_day's chord (celery.chord of a group, then a callback), on fastq's workflows:
+    # one order_total per paid order, then summarize once with every total.
+    def shell(code: str) -> Any:
+        return json.loads(project.manage("shell", "-c", code).strip().splitlines()[-1])
+
+    expected = shell(
+        "import json; from orders.models import Order; "
+        "paid = Order.objects.filter(status='paid'); "
+        "print(json.dumps([list(paid.values_list('pk', flat=True)), "
+        "sum(paid.values_list('amount', flat=True))]))"
+    )
+    shell(
+        "import json; from orders.tasks import close_day; "
+        f"print(json.dumps(close_day({expected[0]!r}).id))"
+    )
+
+    def reports() -> list[list[int]]:
+        return shell(
+            "import json; from orders.models import Report; "
+            "print(json.dumps(list(Report.objects.values_list('paid', 'total'))))"
+        )
+
+    project.run_until(
+        ["-m", "fastq.compat.celery", "-A", "proj", "worker", "-l", "info", "-Q", "celery"],
+        "the close_day chord's callback",
+        lambda: bool(reports()),
+    )
+    assert reports() == [[len(expected[0]), expected[1]]]
+
 
 def test_djangoq_project(database: dict[str, str]) -> None:
     project = Project(EXAMPLES / "djangoq_project", "mysite.settings", database)

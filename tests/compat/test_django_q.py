@@ -334,3 +334,39 @@ def test_hostile_arguments_are_refused_at_the_call(args):
     with pytest.raises((TypeError, ValueError)):
         q.async_task("compatapp.jobs.multiply", *args)
     assert not Job.objects.exists()
+
+
+def test_chain_and_async_chain_run_in_order_on_fastq_s_workflows(run, tmp_path: Path):
+    order = tmp_path / "order.jsonl"
+    chain = q.Chain()
+    chain.append("compatapp.jobs.multiply", 2, 3)
+    chain.append(jobs.greet, "ada", greeting="hi")
+    chain.append("compatapp.jobs.multiply", 4, 5, hook="compatapp.jobs.record")
+    group = chain.run()
+    assert chain.length() == 3
+    other = q.async_chain([("compatapp.jobs.multiply", (1, 1)), ("compatapp.jobs.fail", ("no",))])
+    # Steps after the first wait in the database until their parent finished.
+    assert Job.objects.filter(group_label=None, state="waiting").count() >= 2
+
+    w = run(
+        ["manage.py", "fastq_worker", "--processes", "0"],
+        env={"COMPAT_HOOK_LOG": str(order)},
+    )
+    try:
+        assert q.result_group(group, count=3, wait=120_000) == [6, "hi ada", 20]
+        deadline = time.monotonic() + 120
+        while q.count_group(other, failures=True) < 1:
+            assert time.monotonic() < deadline, "the second chain's failing step never ran"
+            time.sleep(0.05)
+    finally:
+        w.stop()
+    assert chain.result() == [6, "hi ada", 20]
+    assert [t.func for t in chain.fetch()] == [
+        "compatapp.jobs.multiply",
+        "compatapp.jobs.greet",
+        "compatapp.jobs.multiply",
+    ]
+    # Django-Q2 counts every task of the group, or with failures=True the failed ones.
+    assert q.count_group(other) == 2 and q.count_group(other, failures=True) == 1
+    (line,) = hook_lines(order)
+    assert line["result"] == 20 and line["group"] == group

@@ -130,3 +130,14 @@ def audited(self, fail):
     if fail:
         raise LookupError("again")
     return "fine"
+
+
+@shared_task
+def tsum(values):
+    return sum(values)
+
+
+@shared_task
+def failed_note(failed_id, tag):
+    """An error link: receives the failed job's id first (fastq's workflows)."""
+    return f"{tag}:{failed_id}"

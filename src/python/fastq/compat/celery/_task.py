@@ -449,11 +449,21 @@ class Task(fastq.Task):  # type: ignore[type-arg]
         link_error: Any,
         **options: Any,
     ) -> AsyncResult:
-        # Celery's link is "run this signature with my result": fastq's workflows. They
-        # are looked up when used, so the rest of this layer works without them.
+        # Celery's link is "run this signature with my result" (each link gets it) and
+        # link_error "run this one if I fail": a fastq workflow whose first node is this
+        # task, every link a node after it, every error link an error handler. The result
+        # is this task's own job, as in Celery.
+        import fastq
+
         sig = self.signature(args, kwargs, **{k: v for k, v in options.items() if v is not None})
-        result = sig.apply_async(link=link, link_error=link_error)
-        return AsyncResult(result.id, task_name=self.name, app=self.app)
+        w = fastq.workflow()
+        node = w.add(sig)
+        for callback in _as_list(link):
+            w.add(callback, after=[node])
+        for handler in _as_list(link_error):
+            w.on_error(handler)
+        w.apply_async()
+        return AsyncResult(node.id, task_name=self.name, app=self.app)
 
     def signature(
         self,
@@ -552,3 +562,10 @@ def _aware(dt: datetime, app: Any) -> datetime:
         return dt
     tz = app.conf.get("timezone")
     return dt.replace(tzinfo=ZoneInfo(str(tz)) if tz else UTC)
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Celery's link/link_error: one signature, a list of them, or None."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 PYTHON_VERSION="${FASTQ_PYTHON:-3.12}"
 VENV="${FASTQ_VENV:-.venv}"
 DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
+# More pip requirements for this venv, space-separated (the LTS venv adds the django_tasks
+# backport of Django's Tasks API, which Django 6 ships as django.tasks).
+EXTRA_PIP="${FASTQ_EXTRA_PIP:-}"
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
   libgtest-dev libpq-dev libsqlite3-dev libhiredis-dev libhowardhinnant-date-dev
   clang-14 libclang-rt-14-dev iproute2 socat)
@@ -43,11 +46,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.10|pytest|pytest-django|psycopg[binary]|ruff${EXTRA_PIP:+|$EXTRA_PIP}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.10" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff
+    pytest-django "psycopg[binary]>=3.1" ruff $EXTRA_PIP
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed.

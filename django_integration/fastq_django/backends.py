@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -247,18 +248,89 @@ def register_django_tasks() -> list[str]:
     return names
 
 
+_host = socket.gethostname()
+
+
 def _worker_id() -> str:
     """This process's worker name, as fastq_worker stamps it in claimed rows."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host}:{os.getpid()}"
 
 
-def _observed(signal: Any, sender: type) -> bool:
-    """Whether ``signal`` has receivers besides Django's own logging ones."""
+_task_log = logging.getLogger("django.tasks")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SignalPlan:
+    """What sending task_started / task_finished would do in this process."""
+
+    others: bool  # the project connected receivers of its own
+    started: bool  # worth sending task_started
+    finished: bool  # worth sending task_finished for a success
+    failed: bool  # worth sending task_finished for a failure
+
+
+_plan_cache: list[Any] = [None, None, None, None]  # started, finished receivers, log key, plan
+
+
+def _signal_plan() -> _SignalPlan:
+    """Whether sending Django's task signals would do anything: a receiver of the
+    project's, or Django's logging receiver with a handler that emits its record. A
+    worker running tens of thousands of jobs a second does not build records nobody
+    emits. Kept until the receivers or the logging configuration change."""
+    cache = _plan_cache
+    log_key = (
+        logging.root.manager.disable,
+        len(logging._handlerList),  # type: ignore[attr-defined]
+        _task_log.getEffectiveLevel(),
+    )
+    if (
+        cache[3] is not None
+        and cache[2] == log_key
+        and cache[0] == task_started.receivers
+        and cache[1] == task_finished.receivers
+    ):
+        return cache[3]  # type: ignore[no-any-return]
+    started_others, started_logs = _receivers(task_started)
+    finished_others, finished_logs = _receivers(task_finished)
+    plan = _SignalPlan(
+        others=started_others or finished_others,
+        started=started_others or (started_logs and _log_emits(logging.INFO)),
+        finished=finished_others or (finished_logs and _log_emits(logging.INFO)),
+        failed=finished_others or (finished_logs and _log_emits(logging.ERROR)),
+    )
+    cache[:] = [list(task_started.receivers), list(task_finished.receivers), log_key, plan]
+    return plan
+
+
+def _receivers(signal: Any) -> tuple[bool, bool]:
+    """(has receivers besides Django's logging ones, has Django's logging ones)."""
     try:
-        sync, asynchronous = signal._live_receivers(sender)
+        sync, asynchronous = signal._live_receivers(FastqTaskBackend)
     except (AttributeError, TypeError, ValueError):
-        return True
-    return any(r not in _LOG_RECEIVERS for r in (*sync, *asynchronous))
+        return True, True
+    live = (*sync, *asynchronous)
+    return any(r not in _LOG_RECEIVERS for r in live), any(r in _LOG_RECEIVERS for r in live)
+
+
+def _log_emits(level: int) -> bool:
+    """Whether a record of ``level`` on the ``django.tasks`` logger would be emitted by
+    some handler (handlers' filters are asked once, with a probe record)."""
+    if not _task_log.isEnabledFor(level):
+        return False
+    record = _task_log.makeRecord(_task_log.name, level, __file__, 0, "probe", (), None)
+    if not _task_log.filter(record):
+        return False
+    found = False
+    logger: logging.Logger | None = _task_log
+    while logger is not None:
+        for handler in logger.handlers:
+            found = True
+            if level >= handler.level and handler.filter(record):
+                return True
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return not found and logging.lastResort is not None and level >= logging.lastResort.level
 
 
 def _error(exc: BaseException) -> TaskError:
@@ -273,6 +345,8 @@ def _json_result(value: Any) -> Any:
     """The return value as Django's backends store it (``normalize_json``), refused here
     if fastq's encoder would refuse it (integers past 64 bits, NaN, lone surrogates), so
     the failure is the task's, with its traceback, and task_finished says FAILED."""
+    if value is None:
+        return None
     value = normalize_json(value)
     if value is not None:
         _core.encode_json(value, "result")
@@ -481,7 +555,9 @@ class FastqTaskBackend(BaseTaskBackend):
         if row["error_type"]:
             tb = row["traceback"] or f"{row['error_type']}: {row['error']}\n"
             errors.append(
-                TaskError(exception_class_path=exception_class_path(row["error_type"]), traceback=tb)
+                TaskError(
+                    exception_class_path=exception_class_path(row["error_type"]), traceback=tb
+                )
             )
         attempts = max(0, int(row["attempts"]))
         # fastq keeps the worker of the latest attempt only; earlier ones are "".
@@ -489,7 +565,9 @@ class FastqTaskBackend(BaseTaskBackend):
         if attempts and row["worker"]:
             worker_ids[-1] = row["worker"]
         run_at, created = row["run_at"], row["created_at"]
-        run_after = run_at if run_at is not None and created is not None and run_at > created else None
+        run_after = (
+            run_at if run_at is not None and created is not None and run_at > created else None
+        )
         as_enqueued = _as_enqueued(task, self.alias, row["queue"], row["priority"], run_after)
         result = TaskResult(
             task=as_enqueued,
@@ -575,14 +653,25 @@ def _probe() -> None:
 def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
     """The function fastq's worker calls for a job of ``task``: it runs the task's
     function (with a TaskContext if it takes one) and sends Django's task_started and
-    task_finished signals around it."""
+    task_finished signals around it.
+
+    The TaskResult a receiver or the task sees is read from the job row (enqueued_at,
+    the previous attempt's error, the queue and priority it was enqueued with) when the
+    task takes a context or the project connected receivers; Django's own logging
+    receivers get one built from what the worker knows, and only when their records
+    would be emitted."""
     func = task.func
     takes_context = task.takes_context
     sender = FastqTaskBackend
 
+    def read_row() -> TaskResult:
+        job = current_job()
+        assert job is not None
+        return task_backends[alias].get_result(job.id)
+
     def begin(args: tuple[Any, ...], kwargs: dict[str, Any], row: TaskResult | None) -> TaskResult:
-        """The running TaskResult: ``row`` (the job as stored) when something may ask
-        about more than the call itself, else one built from what the worker knows."""
+        """The running TaskResult: ``row`` (the job as stored) or one built from what
+        the worker knows."""
         job = current_job()
         assert job is not None, "a Django task's runner runs inside a fastq job"
         now = timezone.now()
@@ -612,49 +701,44 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         object.__setattr__(result, "worker_ids", ids)
         return result
 
-    def wants_row() -> bool:
-        # The row has what a receiver or the task may ask about (enqueued_at, the
-        # previous attempt's error, the queue and priority enqueued with): read it then.
-        return takes_context or _observed(task_started, sender) or _observed(task_finished, sender)
-
-    def read_row() -> TaskResult:
-        job = current_job()
-        assert job is not None
-        return task_backends[alias].get_result(job.id)
+    def late_result(args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskResult:
+        """A result for a task_finished receiver when none was built at the start."""
+        return begin(args, kwargs, None)
 
     def succeeded(result: TaskResult, value: Any) -> None:
         object.__setattr__(result, "finished_at", timezone.now())
         object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
         object.__setattr__(result, "_return_value", value)
 
-    def failed(result: TaskResult, exc: BaseException) -> bool:
-        """Records the failure on ``result``; False if fastq will retry the job (no
-        task_finished then: the result goes back to READY)."""
+    def will_retry(exc: BaseException) -> bool:
+        """Whether fastq retries the job after ``exc`` (then no task_finished: the result
+        goes back to READY)."""
         job = current_job()
         ft = fastq.registry.get(name)
-        retry = (
+        return (
             job is not None
             and ft is not None
             and bool(ft.autoretry_for)
             and isinstance(exc, ft.autoretry_for)
             and job.attempt < job.max_attempts
         )
+
+    def failed(result: TaskResult, exc: BaseException) -> None:
         result.errors.append(_error(exc))
-        if retry:
-            object.__setattr__(result, "status", TaskResultStatus.READY)
-            return False
         object.__setattr__(result, "finished_at", timezone.now())
         object.__setattr__(result, "status", TaskResultStatus.FAILED)
-        return True
 
     if inspect.iscoroutinefunction(func):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            row = None
-            if wants_row():
-                row = await sync_to_async(read_row, thread_sensitive=False)()
-            result = begin(args, kwargs, row)
-            await task_started.asend(sender, task_result=result)
+            plan = _signal_plan()
+            read = takes_context or plan.others
+            result = None
+            if read or plan.started or plan.finished:
+                row = await sync_to_async(read_row, thread_sensitive=False)() if read else None
+                result = begin(args, kwargs, row)
+                if read or plan.started:
+                    await task_started.asend(sender, task_result=result)
             try:
                 if takes_context:
                     value = await func(TaskContext(task_result=result), *args, **kwargs)
@@ -664,11 +748,15 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                if failed(result, exc):
+                if not will_retry(exc) and (result is not None or plan.failed):
+                    result = result or late_result(args, kwargs)
+                    failed(result, exc)
                     await task_finished.asend(sender, task_result=result)
                 raise
-            succeeded(result, value)
-            await task_finished.asend(sender, task_result=result)
+            if result is not None or plan.finished:
+                result = result or late_result(args, kwargs)
+                succeeded(result, value)
+                await task_finished.asend(sender, task_result=result)
             return value
 
         run_async.__wrapped__ = func  # type: ignore[attr-defined]
@@ -677,8 +765,13 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         return run_async
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        result = begin(args, kwargs, read_row() if wants_row() else None)
-        task_started.send(sender, task_result=result)
+        plan = _signal_plan()
+        read = takes_context or plan.others
+        result = None
+        if read or plan.started or plan.finished:
+            result = begin(args, kwargs, read_row() if read else None)
+            if read or plan.started:
+                task_started.send(sender, task_result=result)
         try:
             if takes_context:
                 value = func(TaskContext(task_result=result), *args, **kwargs)
@@ -688,11 +781,15 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            if failed(result, exc):
+            if not will_retry(exc) and (result is not None or plan.failed):
+                result = result or late_result(args, kwargs)
+                failed(result, exc)
                 task_finished.send(sender, task_result=result)
             raise
-        succeeded(result, value)
-        task_finished.send(sender, task_result=result)
+        if result is not None or plan.finished:
+            result = result or late_result(args, kwargs)
+            succeeded(result, value)
+            task_finished.send(sender, task_result=result)
         return value
 
     run.__wrapped__ = func  # type: ignore[attr-defined]

@@ -22,7 +22,9 @@ def _register_django_tasks() -> None:
     settings.TASKS names fastq's backend (fastq_django.backends)."""
     from django.conf import settings
 
-    backends = [str(p.get("BACKEND", "")) for p in (getattr(settings, "TASKS", None) or {}).values()]
+    backends = [
+        str(p.get("BACKEND", "")) for p in (getattr(settings, "TASKS", None) or {}).values()
+    ]
     if not any(b.startswith("fastq_django.") for b in backends):
         return
     from fastq_django.backends import register_django_tasks

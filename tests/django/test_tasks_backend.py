@@ -5,6 +5,7 @@ Django 6 (django.tasks) and Django 5.2 (the django_tasks backport)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from datetime import timedelta
@@ -13,6 +14,7 @@ import fastq
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 from fastq_django.models import Job
@@ -25,8 +27,8 @@ if not getattr(settings, "TASKS_API", None):
         raise RuntimeError("CI needs Django's Tasks API (django.tasks or django_tasks)")
     pytest.skip("no Django Tasks API installed", allow_module_level=True)
 
-from fastq_django import backends, task_errors  # noqa: E402
-from fastq_django.backends import (  # noqa: E402
+from fastq_django import backends, task_errors
+from fastq_django.backends import (
     FastqTaskBackend,
     InvalidTask,
     TaskResultDoesNotExist,
@@ -34,7 +36,7 @@ from fastq_django.backends import (  # noqa: E402
     task_backends,
     task_enqueued,
 )
-from testapp import tasks_api as api  # noqa: E402
+from testapp import tasks_api as api
 
 if backends.TASKS_API == "django.tasks":
     from django.tasks import default_task_backend
@@ -91,17 +93,19 @@ def test_validate_task_as_django_does():
 
 
 def test_bad_options_fail_at_configuration_naming_the_setting():
-    with pytest.raises(Exception, match="unknown option 'max_retry'.*did you mean 'max_retries'"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"unknown option .max_retry.*did you mean .max_retries."
+    ):
         FastqTaskBackend("x", {"OPTIONS": {"max_retry": 3}})
-    with pytest.raises(Exception, match="max_retries must be from 0"):
+    with pytest.raises(ImproperlyConfigured, match="max_retries must be from 0"):
         FastqTaskBackend("x", {"OPTIONS": {"max_retries": -1}})
-    with pytest.raises(Exception, match="rate_limit"):
+    with pytest.raises(ImproperlyConfigured, match="rate_limit"):
         FastqTaskBackend("x", {"OPTIONS": {"rate_limit": "fast"}})
-    with pytest.raises(Exception, match="is not an exception"):
+    with pytest.raises(ImproperlyConfigured, match="is not an exception"):
         FastqTaskBackend("x", {"OPTIONS": {"autoretry_for": ["os.path.join"]}})
-    with pytest.raises(Exception, match="unknown option 'queue'"):
+    with pytest.raises(ImproperlyConfigured, match="unknown option 'queue'"):
         FastqTaskBackend("x", {"OPTIONS": {"tasks": {"a.b": {"queue": "x"}}}})
-    with pytest.raises(Exception, match="unknown option 'bind'"):
+    with pytest.raises(ImproperlyConfigured, match="unknown option 'bind'"):
         backends.task_options(bind=True)
     ok = FastqTaskBackend("x", {"OPTIONS": {"autoretry_for": ["builtins.ConnectionError"]}})
     assert ok.defaults["autoretry_for"] == (ConnectionError,)
@@ -203,7 +207,7 @@ def test_round_trip_on_the_worker():
     assert f.errors[0].exception_class_path == "builtins.ValueError"
     assert f.errors[0].exception_class is ValueError
     assert f.errors[0].traceback.endswith("ValueError: bad input\n")
-    assert 'raise ValueError(message)' in f.errors[0].traceback
+    assert "raise ValueError(message)" in f.errors[0].traceback
     assert f.started_at <= f.finished_at
 
     n = default_task_backend.get_result(nested.id)
@@ -394,3 +398,39 @@ def test_signals_in_the_worker():
         ("started:RUNNING:True:FastqTaskBackend", 1),
         ("started:RUNNING:True:FastqTaskBackend", 2),
     ]
+
+
+def test_runner_in_process_sends_what_is_observed(caplog):
+    """The runner the worker calls, run here inside a job context: Django's logging
+    receivers get their records while a handler emits them; a project's receiver gets
+    the result as stored; nothing is built while nothing would observe it."""
+    from fastq.task import run_job
+
+    ft = default_task_backend.fastq_task(api.add)
+    r = api.add.enqueue(1, 2)
+    with caplog.at_level("INFO", logger="django.tasks"):
+        assert run_job(ft, [1, 2], {}, r.id, 1, 4) == 3
+    lines = [m for m in caplog.messages if r.id in m]
+    assert any("state=RUNNING" in m for m in lines)
+    assert any("state=SUCCESSFUL" in m for m in lines)
+
+    seen = []
+
+    def receiver(sender, task_result, **kwargs):
+        seen.append((task_result.status, task_result.enqueued_at, task_result.attempts))
+
+    backends.task_finished.connect(receiver)
+    try:
+        assert backends._signal_plan().others is True
+        assert run_job(ft, [1, 2], {}, r.id, 1, 4) == 3
+    finally:
+        backends.task_finished.disconnect(receiver)
+    stored = Job.objects.get(pk=r.id)
+    assert seen == [(SUCCESSFUL, stored.created_at, 1)]
+
+    logging.disable(logging.CRITICAL)
+    try:
+        plan = backends._signal_plan()
+        assert (plan.others, plan.started, plan.finished, plan.failed) == (False,) * 4
+    finally:
+        logging.disable(logging.NOTSET)

@@ -207,7 +207,9 @@ def _scan_modules() -> None:
         if not isinstance(namespace, dict):
             continue
         for value in list(namespace.values()):
-            if isinstance(value, Task):
+            # type(), not isinstance(): isinstance asks a lazy object (Django's
+            # LazyObject proxies) for its __class__ and so evaluates it.
+            if issubclass(type(value), Task):
                 found.setdefault(value.module_path, value)
     with _declared_lock:
         for path, task in found.items():
@@ -256,7 +258,8 @@ def _worker_id() -> str:
     return f"{_host}:{os.getpid()}"
 
 
-_task_log = logging.getLogger("django.tasks")
+# The logger of Django's receivers: "django.tasks", or "django_tasks" for the backport.
+_task_log: logging.Logger = getattr(_signals, "logger", None) or logging.getLogger(TASKS_API)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -313,7 +316,7 @@ def _receivers(signal: Any) -> tuple[bool, bool]:
 
 
 def _log_emits(level: int) -> bool:
-    """Whether a record of ``level`` on the ``django.tasks`` logger would be emitted by
+    """Whether a record of ``level`` on Django's task logger would be emitted by
     some handler (handlers' filters are asked once, with a probe record)."""
     if not _task_log.isEnabledFor(level):
         return False

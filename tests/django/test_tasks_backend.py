@@ -408,7 +408,7 @@ def test_runner_in_process_sends_what_is_observed(caplog):
 
     ft = default_task_backend.fastq_task(api.add)
     r = api.add.enqueue(1, 2)
-    with caplog.at_level("INFO", logger="django.tasks"):
+    with caplog.at_level("INFO", logger=backends._task_log.name):
         assert run_job(ft, [1, 2], {}, r.id, 1, 4) == 3
     lines = [m for m in caplog.messages if r.id in m]
     assert any("state=RUNNING" in m for m in lines)

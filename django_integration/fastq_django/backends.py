@@ -206,11 +206,15 @@ def _scan_modules() -> None:
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):
             continue
-        for value in list(namespace.values()):
+        for key, value in list(namespace.items()):
             # type(), not isinstance(): isinstance asks a lazy object (Django's
             # LazyObject proxies) for its __class__ and so evaluates it.
             if issubclass(type(value), Task):
-                found.setdefault(value.module_path, value)
+                func = value.func
+                if key == func.__qualname__ and namespace.get("__name__") == func.__module__:
+                    found[value.module_path] = value  # the declaration itself
+                else:
+                    found.setdefault(value.module_path, value)  # an import or a .using()
     with _declared_lock:
         for path, task in found.items():
             _declared.setdefault(path, task)

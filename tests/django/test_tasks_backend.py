@@ -434,3 +434,19 @@ def test_runner_in_process_sends_what_is_observed(caplog):
         assert (plan.others, plan.started, plan.finished, plan.failed) == (False,) * 4
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_worker_loglevel_applies_to_djangos_task_loggers():
+    """Django's receivers log every task's start and end (INFO) from the worker;
+    ``fastq_worker -l WARNING`` quiets them as it quiets fastq's own lines."""
+    from fastq_django.management.commands.fastq_worker import configure_logging
+
+    loggers = [logging.getLogger(n) for n in ("fastq", "django.tasks", "django_tasks")]
+    before = [lg.level for lg in loggers]
+    try:
+        configure_logging("WARNING")
+        assert [lg.level for lg in loggers] == [logging.WARNING] * 3
+        assert backends._signal_plan().started is False  # no INFO record is built
+    finally:
+        for lg, level in zip(loggers, before, strict=True):
+            lg.setLevel(level)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 from datetime import timedelta
 
 import fastq
@@ -111,7 +112,7 @@ def test_bad_options_fail_at_configuration_naming_the_setting():
     assert ok.defaults["autoretry_for"] == (ConnectionError,)
 
 
-def test_enqueue_writes_one_job_and_returns_a_ready_result():
+def test_enqueue_writes_one_job_and_returns_a_ready_result(caplog):
     seen = []
 
     def receiver(sender, task_result, **kwargs):
@@ -119,9 +120,11 @@ def test_enqueue_writes_one_job_and_returns_a_ready_result():
 
     task_enqueued.connect(receiver)
     try:
-        result = api.add.enqueue(2, b=3)
+        with caplog.at_level("DEBUG", logger=backends._task_log.name):
+            result = api.add.enqueue(2, b=3)
     finally:
         task_enqueued.disconnect(receiver)
+    assert any("enqueued" in m and result.id in m for m in caplog.messages)
     assert result.status == READY
     assert result.is_finished is False
     assert result.args == [2] and result.kwargs == {"b": 3}
@@ -220,6 +223,9 @@ def test_round_trip_on_the_worker():
     assert "Unsupported type" in b.errors[0].traceback
     h = default_task_backend.get_result(huge_return.id)
     assert h.status == FAILED and h.errors[0].exception_class is ValueError
+
+    # A TaskResult pickles as Django's do (the task by its module path).
+    assert pickle.loads(pickle.dumps(r)) == r
 
     # refresh() and the async API read the same row.
     ok.refresh()

@@ -224,8 +224,10 @@ def test_round_trip_on_the_worker():
     h = default_task_backend.get_result(huge_return.id)
     assert h.status == FAILED and h.errors[0].exception_class is ValueError
 
-    # A TaskResult pickles as Django's do (the task by its module path).
-    assert pickle.loads(pickle.dumps(r)) == r
+    # A TaskResult pickles as Django's do (the task by its module path; the django_tasks
+    # backport's Task has no __reduce__ and pickles on no backend).
+    if backends.TASKS_API == "django.tasks":
+        assert pickle.loads(pickle.dumps(r)) == r
 
     # refresh() and the async API read the same row.
     ok.refresh()

@@ -77,9 +77,11 @@ test-hosts: bootstrap-test
 test-acceptance: bootstrap-test
 	$(PY) -m pytest tests/acceptance
 
-# The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS.
+# The Django tests again on the oldest supported pair: Python 3.11 with Django 5.2 LTS, and
+# the django_tasks backport of Django's Tasks API (tests/django/test_tasks_backend.py).
 test-django-lts:
-	FASTQ_PYTHON=3.11 FASTQ_VENV=.venv-lts FASTQ_DJANGO="Django>=5.2,<5.3" scripts/bootstrap.sh
+	FASTQ_PYTHON=3.11 FASTQ_VENV=.venv-lts FASTQ_DJANGO="Django>=5.2,<5.3" \
+	  FASTQ_EXTRA_PIP="django-tasks>=0.12,<0.13" scripts/bootstrap.sh
 	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest tests/django
 	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest tests/django
 	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat

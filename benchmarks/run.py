@@ -22,12 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from harness import limit, peers_env, procs, report
-from harness.systems import BROKERS, HERE, SYSTEMS, Target, pg_admin, settings_summary
+from harness.systems import (
+    BROKERS,
+    FASTQ_SYSTEMS,
+    HERE,
+    SYSTEMS,
+    Target,
+    pg_admin,
+    settings_summary,
+)
 
 WORKLOADS = ("noop", "enqueue", "enqueue-bulk", "latency", "io", "depth")
 # Which brokers each system runs on (Celery: Redis only; fastq has no Redis broker yet).
 SYSTEM_BROKERS = {
     "fastq": ("postgres", "sqlite"),
+    "fastq-tasks": ("postgres",),
     "celery": ("redis",),
     "django-q2": ("postgres", "redis", "sqlite"),
     "django-tasks": ("postgres", "sqlite"),
@@ -211,7 +220,7 @@ class Runner:
             "prefill_s": round(prefill_s, 3),
             "workers": len(workers),
         }
-        if target.system == "fastq":
+        if target.system in FASTQ_SYSTEMS:
             # One line per worker process (and the supervisor's): the longest worker's
             # run is the drain's; a process that claimed nothing reports 0.00 s.
             runs = [
@@ -331,9 +340,9 @@ def main() -> int:
             parser.error(f"unknown system {s!r}")
 
     started = time.monotonic()
-    usable = {"fastq": True}
+    usable = {"fastq": True, "fastq-tasks": True}
     peer_versions: dict[str, str] = {}
-    if any(s not in ("fastq", "limit") for s in systems) or "latency" in workloads:
+    if any(s not in (*FASTQ_SYSTEMS, "limit") for s in systems) or "latency" in workloads:
         usable |= peers_env.ensure()
         peer_versions = peers_env.versions()
 

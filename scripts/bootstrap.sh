@@ -24,6 +24,9 @@ esac
 PYTHON_VERSION="${FASTQ_PYTHON:-3.12}"
 VENV="${FASTQ_VENV:-.venv}"
 DJANGO_SPEC="${FASTQ_DJANGO:-Django>=6.1,<6.2}"
+# More pip requirements for this venv, space-separated (the LTS venv adds the django_tasks
+# backport of Django's Tasks API, which Django 6 ships as django.tasks).
+EXTRA_PIP="${FASTQ_EXTRA_PIP:-}"
 # Building the C++ core and the extension (docs/installing.md lists the same).
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libsimdjson-dev libboost-dev
   libpq-dev libsqlite3-dev libhowardhinnant-date-dev)
@@ -56,12 +59,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client|selenium"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client|selenium${EXTRA_PIP:+|$EXTRA_PIP}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Django, pybind11, scikit-build-core, pytest and ruff into $VENV"
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.11" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20" "selenium>=4.10"
+    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20" "selenium>=4.10" $EXTRA_PIP
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed. A

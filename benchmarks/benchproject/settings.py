@@ -32,3 +32,9 @@ else:
             },
         }
     }
+
+# The "fastq-tasks" system of benchmarks/run.py: the same project, its tasks declared with
+# Django's Tasks API (bench/tasks_api.py) and run through fastq's backend.
+if os.environ.get("BENCH_TASKS_API") == "1":
+    TASKS = {"default": {"BACKEND": "fastq_django.backends.FastqTaskBackend"}}
+    FASTQ = {"IMPORTS": ["bench.tasks_api"]}

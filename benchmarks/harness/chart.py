@@ -18,12 +18,13 @@ import matplotlib.pyplot as plt
 
 COLORS = {
     "fastq": "#1f77b4",
+    "fastq-tasks": "#17becf",
     "limit": "#7f7f7f",
     "celery": "#2ca02c",
     "django-q2": "#ff7f0e",
     "django-tasks": "#d62728",
 }
-ORDER = ("fastq", "limit", "celery", "django-q2", "django-tasks")
+ORDER = ("fastq", "fastq-tasks", "limit", "celery", "django-q2", "django-tasks")
 BROKERS = ("postgres", "sqlite", "redis")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from harness.systems import HERE, PEERS_VENV
 
 Key = tuple[str, str, str]  # workload, system, broker
-SYSTEM_ORDER = ("fastq", "limit", "celery", "django-q2", "django-tasks")
+SYSTEM_ORDER = ("fastq", "fastq-tasks", "limit", "celery", "django-q2", "django-tasks")
 BROKER_ORDER = ("postgres", "sqlite", "redis")
 
 
@@ -121,7 +121,7 @@ def targets(stats: Stats) -> list[tuple[str, str, bool | None]]:
         peers = {
             f"{k[1]}/{k[2]}": stats.median(k, "p50_ms")
             for k in stats.keys("latency")
-            if k[1] not in ("fastq", "limit")
+            if k[1] not in ("fastq", "fastq-tasks", "limit")
         }
         best = min((v for v in peers.values() if v is not None), default=None)
         fig = f"{p50:.1f} ms"
@@ -137,6 +137,7 @@ def targets(stats: Stats) -> list[tuple[str, str, bool | None]]:
     out.append(
         (label, f"{bulk:,.0f} jobs/s", bulk >= 100_000) if bulk else (label, "not measured", None)
     )
+    out += tasks_api_targets(stats)
     c_rss = med("noop", "celery", "redis", "peak_rss_mb")
     f_rss = [
         v
@@ -147,6 +148,29 @@ def targets(stats: Stats) -> list[tuple[str, str, bool | None]]:
     if c_rss and f_rss:
         out.append(
             (label, f"fastq {max(f_rss):.0f} MiB, Celery {c_rss:.0f} MiB", max(f_rss) <= c_rss)
+        )
+    else:
+        out.append((label, "not measured", None))
+    return out
+
+
+def tasks_api_targets(stats: Stats) -> list[tuple[str, str, bool | None]]:
+    """Issue 14's targets for Django's Tasks API: fastq's backend (fastq-tasks) against
+    django-tasks-db's database backend and worker, and against native @fastq.task, no-op
+    on PostgreSQL, same run."""
+    out: list[tuple[str, str, bool | None]] = []
+    ft = stats.median(("noop", "fastq-tasks", "postgres"), "jobs_per_s")
+    dt = stats.median(("noop", "django-tasks", "postgres"), "jobs_per_s")
+    fq = stats.median(("noop", "fastq", "postgres"), "jobs_per_s")
+    label = "Tasks API no-op on PostgreSQL: fastq's backend >= 30x django-tasks-db"
+    if ft and dt:
+        out.append((label, f"{ft / dt:,.1f}x ({ft:,.0f} vs {dt:,.0f} jobs/s)", ft >= 30 * dt))
+    else:
+        out.append((label, "not measured", None))
+    label = "Tasks API no-op on PostgreSQL: fastq's backend within 10% of native @fastq.task"
+    if ft and fq:
+        out.append(
+            (label, f"{ft / fq:.0%} of native ({ft:,.0f} vs {fq:,.0f} jobs/s)", ft >= 0.9 * fq)
         )
     else:
         out.append((label, "not measured", None))
@@ -196,10 +220,10 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {workload} | {system} | {broker} | {med:,.0f}{star} | "
                 f"{stats.spread(key, 'jobs_per_s', ',.0f')} | {ratio} |"
             )
-            if system == "fastq" and stats.values(key, "worker_jobs_per_s"):
+            if system in ("fastq", "fastq-tasks") and stats.values(key, "worker_jobs_per_s"):
                 wk = stats.median(key, "worker_jobs_per_s")
                 lines.append(
-                    f"| {workload} | fastq, worker's own run time | {broker} | {wk:,.0f} | "
+                    f"| {workload} | {system}, worker's own run time | {broker} | {wk:,.0f} | "
                     f"{stats.spread(key, 'worker_jobs_per_s', ',.0f')} | |"
                 )
     lines += [

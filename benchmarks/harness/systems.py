@@ -19,12 +19,21 @@ PEERS_VENV = HERE / ".peers"
 PG = {"host": "127.0.0.1", "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
 
-SYSTEMS = ("fastq", "celery", "django-q2", "django-tasks")
+# fastq-tasks: fastq's own project and worker, its tasks declared with Django's Tasks API
+# and enqueued through fastq's backend (fastq_django.backends.FastqTaskBackend).
+SYSTEMS = ("fastq", "fastq-tasks", "celery", "django-q2", "django-tasks")
+FASTQ_SYSTEMS = ("fastq", "fastq-tasks")
 BROKERS = ("postgres", "sqlite", "redis")
 
 # Worker settings per system and workload: see "Settings" in benchmarks/README.md.
 CPU_WORKERS = 2  # one process (or executor thread, for fastq) per core
-IO_CONCURRENCY = {"fastq": 32, "celery": 16, "django-q2": 16, "django-tasks": 16}
+IO_CONCURRENCY = {
+    "fastq": 32,
+    "fastq-tasks": 32,
+    "celery": 16,
+    "django-q2": 16,
+    "django-tasks": 16,
+}
 
 # Redis databases (broker, then broker + 1 for results or cache) per target and purpose.
 REDIS_DBS = {
@@ -83,13 +92,13 @@ class Target:
 
     @property
     def python(self) -> Path:
-        if self.system == "fastq":
+        if self.system in FASTQ_SYSTEMS:
             return HERE.parent / ".venv" / "bin" / "python"
         return PEERS_VENV / "bin" / "python"
 
     @property
     def project(self) -> Path:
-        if self.system == "fastq":
+        if self.system in FASTQ_SYSTEMS:
             return HERE
         return HERE / "peers" / self.system.replace("-", "_")
 
@@ -100,7 +109,7 @@ class Target:
     @property
     def external_stop(self) -> bool:
         """fastq's burst worker exits when the queue is empty; peers are polled."""
-        return self.system == "fastq"
+        return self.system in FASTQ_SYSTEMS
 
     @property
     def poll(self) -> float:
@@ -123,6 +132,8 @@ class Target:
         db = REDIS_DBS.get((self.system, self.broker, purpose))
         if db is not None:
             env["BENCH_REDIS_DB"] = str(db)
+        if self.system == "fastq-tasks":
+            env["BENCH_TASKS_API"] = "1"
         return env
 
     def manage(self, purpose: str, *args: str, timeout: float = 900) -> str:
@@ -162,9 +173,9 @@ class Target:
     def worker_commands(self, workload: str) -> list[list[str]]:
         io = workload == "io"
         py = str(self.python)
-        if self.system == "fastq":
+        if self.system in FASTQ_SYSTEMS:
             cmd = [py, "manage.py", "fastq_worker", "--queues", "default", "-l", "WARNING"]
-            cmd += ["--concurrency", str(IO_CONCURRENCY["fastq"] if io else CPU_WORKERS)]
+            cmd += ["--concurrency", str(IO_CONCURRENCY[self.system] if io else CPU_WORKERS)]
             return [cmd + ([] if workload == "latency" else ["--burst"])]
         if self.system == "celery":
             pool = ["-P", "threads", "-c", str(IO_CONCURRENCY["celery"])]
@@ -193,6 +204,8 @@ def settings_summary() -> dict[str, str]:
     return {
         "fastq": f"fastq_worker --concurrency {CPU_WORKERS} (io: "
         f"{IO_CONCURRENCY['fastq']}), --burst",
+        "fastq-tasks": "the same worker and settings as fastq; tasks declared with "
+        "django.tasks @task, TASKS backend fastq_django.backends.FastqTaskBackend",
         "celery": f"prefork -c {CPU_WORKERS} (io: threads -c {IO_CONCURRENCY['celery']}), "
         "Redis result backend, --without-gossip --without-mingle",
         "django-q2": f"qcluster workers={CPU_WORKERS} (io: {IO_CONCURRENCY['django-q2']}), "

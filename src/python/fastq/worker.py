@@ -108,12 +108,18 @@ def active_worker() -> _core.Worker | None:
     return _active
 
 
+# Queues consumed by default besides those of registered tasks (the Django Tasks
+# backend adds the QUEUES of its TASKS entries: fastq_django.backends).
+extra_queues: set[str] = set()
+
+
 def default_queues() -> list[str]:
-    """``FASTQ["QUEUES"]`` if set, else every queue a registered task uses."""
+    """``FASTQ["QUEUES"]`` if set, else every queue a registered task uses (and
+    :data:`extra_queues`)."""
     configured = conf.queue_names(conf.get("QUEUES"))
     if configured:
         return configured
-    return sorted({"default", *(t.queue for t in registry.values())})
+    return sorted({"default", *(t.queue for t in registry.values()), *extra_queues})
 
 
 def _log(level: int, message: str) -> None:

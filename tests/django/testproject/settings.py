@@ -90,6 +90,41 @@ FASTQ = {
         "hourly-add": {"task": "testapp.tasks.add", "every": 3600, "args": [1, 2]},
     },
 }
+# Django's Tasks API on fastq (tests/django/test_tasks_backend*.py): django.tasks on
+# Django 6, the django_tasks backport on Django 5.2 (installed by scripts/bootstrap.sh).
+try:
+    import django.tasks  # noqa: F401
+
+    TASKS_API = "django.tasks"
+except ImportError:
+    try:
+        import django_tasks  # noqa: F401
+
+        TASKS_API = "django_tasks"
+    except ImportError:
+        TASKS_API = None
+if TASKS_API:
+    FASTQ["IMPORTS"].append("testapp.tasks_api")
+    TASKS = {
+        "default": {
+            "BACKEND": "fastq_django.backends.FastqTaskBackend",
+            "QUEUES": ["default", "api-ordered", "api-extra", "api-other"],
+            "OPTIONS": {
+                "tasks": {
+                    "testapp.tasks_api.limited_by_settings": {
+                        "max_retries": 0,
+                        "rate_limit": "1000/s",
+                    }
+                }
+            },
+        },
+        "secondary": {
+            "BACKEND": "fastq_django.backends.FastqTaskBackend",
+            "QUEUES": [],
+            "OPTIONS": {"max_retries": 1},
+        },
+    }
+
 # The reliability suite (tests/integration/reliability) gives a worker more task modules
 # (comma-separated) and a smaller payload limit through the environment.
 FASTQ["IMPORTS"] += [m for m in os.environ.get("FASTQ_TEST_IMPORTS", "").split(",") if m]

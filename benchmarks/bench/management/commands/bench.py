@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,41 @@ class FastqAdapter:
         return [float(rows[i]) if rows.get(i) is not None else None for i in ids]
 
 
+class TasksApiAdapter(FastqAdapter):
+    """The same database and worker, the tasks declared with Django's Tasks API and
+    enqueued through fastq's backend (BENCH_TASKS_API=1: the "fastq-tasks" system)."""
+
+    def prefill(self, n: int, task: str, url: str) -> None:
+        # The rows .enqueue() writes, through the fastq task the backend runs a Django
+        # task as (its bulk path: the Tasks API has none). Not measured, as for all.
+        from bench import tasks_api
+
+        t = tasks_api.io_get if task == "io" else tasks_api.noop
+        fastq_task = t.get_backend().fastq_task(t)
+        fastq_task.map([(url,) if task == "io" else ()] * n)
+        if self._postgres():
+            with connection.cursor() as c:
+                c.execute("ANALYZE fastq_job")
+
+    def enqueue(self, n: int) -> None:
+        from bench import tasks_api
+
+        for _ in range(n):
+            tasks_api.noop.enqueue()
+
+    def enqueue_bulk(self, n: int) -> bool:
+        return False  # the Tasks API has no bulk enqueue
+
+    def probe(self, enqueued_at: float) -> Any:
+        from bench import tasks_api
+
+        return tasks_api.probe.enqueue(enqueued_at)
+
+
+def _adapter() -> FastqAdapter:
+    return TasksApiAdapter() if os.environ.get("BENCH_TASKS_API") == "1" else FastqAdapter()
+
+
 class Command(BaseCommand):
     help = "Benchmark operations driven by benchmarks/run.py (see benchkit.ops)."
 
@@ -112,7 +148,7 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv: list[str]) -> None:
         # argv: manage.py bench <op> [options]; benchkit parses the options itself.
-        ops.main(FastqAdapter(), argv[2:])
+        ops.main(_adapter(), argv[2:])
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ops.main(FastqAdapter(), list(args))
+        ops.main(_adapter(), list(args))

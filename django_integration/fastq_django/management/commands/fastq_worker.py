@@ -126,12 +126,13 @@ class Command(BaseCommand):
             type=str.upper,
             default=None,
             choices=LOG_LEVELS,
-            help="Level of the fastq loggers, in any case (info or INFO): DEBUG, INFO, "
+            help="Level of the fastq loggers (and of Django's task loggers, which log each "
+            "Django Tasks API task's start and end), in any case (info or INFO): DEBUG, INFO, "
             "WARNING, ERROR, CRITICAL. Failed, retried, dead, expired and time-limited jobs are "
             "logged at WARNING/ERROR, their tracebacks at DEBUG. When "
             "settings.LOGGING routes the fastq loggers (or gives the root logger handlers), "
-            "that configuration is kept and only this level is applied to the 'fastq' "
-            "logger; otherwise fastq logs to stderr at this level (default INFO).",
+            "that configuration is kept and only this level is applied to those loggers; "
+            "otherwise fastq logs to stderr at this level (default INFO).",
         )
 
         parser.add_argument(
@@ -428,6 +429,11 @@ def configure_logging(level: str | None) -> None:
         )
     if level is not None:
         logging.getLogger("fastq").setLevel(level)
+        # Django's Tasks API logs every task's start and end from the worker (logger
+        # django.tasks; django_tasks for the backport, fastq_django.backends): these are
+        # the worker's lines too, so --loglevel applies to them.
+        for name in ("django.tasks", "django_tasks"):
+            logging.getLogger(name).setLevel(level)
 
 
 class _EarlyStop:

@@ -550,7 +550,7 @@ class FastqTaskBackend(BaseTaskBackend):
     def _result_from_row(self, job_id: str, task: Task, row: dict[str, Any]) -> TaskResult:
         state = row["state"]
         started = row["started_at"]
-        if state == "queued" or (state == "running" and started is None):
+        if state in ("queued", "waiting") or (state == "running" and started is None):
             status = TaskResultStatus.READY  # waiting, or claimed but not started yet
         elif state == "running":
             status = TaskResultStatus.RUNNING

@@ -60,3 +60,10 @@ def test_link_and_link_error_on_apply_async(worker):
     skipped = steps["compatapp.tasks.add"]
     assert skipped.state == "cancelled"
     assert f"upstream job {bad.id} failed" in skipped.error
+
+
+def test_a_step_waiting_for_its_parent_is_pending():
+    r = chain(tasks.add.s(1, 2), tasks.add.s(3)).apply_async()
+    step = Job.objects.get(pk=r.id)
+    assert step.state == "waiting"
+    assert AsyncResult(r.id).state == states.PENDING

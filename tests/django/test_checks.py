@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,7 +226,10 @@ def test_unapplied_migrations_are_a_warning():
     finally:
         call_command("migrate", "fastq_django", verbosity=0)
     assert ids(only_last) == ["fastq.W001"]
-    assert "(unapplied: fastq_django.0008_job_checks" in only_last[0].msg
+    # Up to three are listed by name; more are counted from the first.
+    assert re.search(
+        r"\((unapplied: |\d+ unapplied, from )fastq_django\.0008_job_checks", only_last[0].msg
+    )
     assert ids(none_applied) == ["fastq.W001"]
     assert "run python manage.py migrate" in none_applied[0].msg
     assert "from fastq_django.0001_initial" in none_applied[0].msg

@@ -41,6 +41,8 @@ def from_job(
     """The Celery state of a fastq job (``state`` lower case as stored, None: no job)."""
     if state is None:
         return PENDING
+    if state == "waiting":  # a workflow step whose parents have not all finished
+        return PENDING
     if state == "queued":
         return RETRY if attempts > 0 and error_type else PENDING
     if state == "running":

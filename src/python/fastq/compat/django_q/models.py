@@ -214,7 +214,7 @@ class Failure(Task):
 
 class _QueuedManager(models.Manager):  # type: ignore[type-arg]
     def get_queryset(self) -> models.QuerySet:  # type: ignore[type-arg]
-        return super().get_queryset().filter(state__in=("queued", "running"))
+        return super().get_queryset().filter(state__in=("waiting", "queued", "running"))
 
 
 class OrmQ(models.Model):

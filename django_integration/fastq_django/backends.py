@@ -767,6 +767,7 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
             return value
 
         run_async.__wrapped__ = func  # type: ignore[attr-defined]
+        run_async.__signature__ = _caller_signature(func, takes_context)  # type: ignore[attr-defined]
         run_async.__qualname__ = func.__qualname__
         run_async.__module__ = func.__module__
         return run_async
@@ -800,6 +801,19 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         return value
 
     run.__wrapped__ = func  # type: ignore[attr-defined]
+    run.__signature__ = _caller_signature(func, takes_context)  # type: ignore[attr-defined]
     run.__qualname__ = func.__qualname__
     run.__module__ = func.__module__
     return run
+
+
+def _caller_signature(func: Callable[..., Any], takes_context: bool) -> inspect.Signature | None:
+    """What a caller's arguments must bind to (fastq checks them at enqueue): the task
+    function's signature, without the context a ``takes_context`` task receives first."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    if takes_context:
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig

@@ -866,6 +866,9 @@ struct Worker::Impl {
                                   e.what());
     }
     forget(jobs);
+    // Room freed: a claim may have been skipped while these were held (maybe_claim waits
+    // for the executors to poke it), and no executor will, since none ran them.
+    poke();
   }
 
   // run() after a hard stop: hands back jobs cut off while running. Each counts as

@@ -99,12 +99,6 @@ def test_a_concurrency_limit_holds_across_three_workers_and_changes_at_run_time(
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="known defect, open in issue 12: with other suites running beside it, 3 of 10 "
-    "runs ended with every worker alive and the resumed queue's jobs left queued (no "
-    "claim after the resume); skipped so that it cannot fail unrelated submissions until "
-    "the cause is found"
-)
 def test_a_pause_stops_every_start_within_a_second_and_survives_restarts(fleet, ledger):
     from fastq_django import queues
     from fastq_django.models import Job

@@ -477,16 +477,6 @@ class AsyncTask:
         return None
 
 
-def _workflow(name: str) -> Any:
-    try:
-        return getattr(fastq, name)
-    except AttributeError:
-        raise NotImplementedError(
-            f"Django-Q2 chains need fastq.{name} (fastq's workflows), which this fastq "
-            "does not have"
-        ) from None
-
-
 def async_chain(
     chain: list[Any],
     group: str | None = None,
@@ -498,9 +488,6 @@ def async_chain(
     finished; results are not passed on), all under the group label ``group``. Built on
     fastq's workflows (``fastq.chain`` of immutable signatures of the dotted-path task)."""
     group = group or uuid.uuid4().hex
-    chain_of = _workflow("chain")
-    if not hasattr(call, "si"):
-        raise NotImplementedError("Django-Q2 chains need fastq's workflows (task.si())")
     steps = []
     for entry in chain:
         item = entry if isinstance(entry, tuple) else (entry,)
@@ -513,7 +500,7 @@ def async_chain(
         if options.get("hook"):
             meta["hook"] = options["hook"]
         steps.append(call.si(func, step_args, keywords, meta))
-    chain_of(*steps).apply_async()
+    fastq.chain(*steps).apply_async()
     return group
 
 

@@ -9,6 +9,17 @@ class FastqConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The API layer (fastq) never imports this app: the app registers its database
+        # broker (the default of get_broker()) and its poll runner with it.
+        from fastq.brokers import register_default
+        from fastq.pollers import register_runner
+
+        from fastq_django.broker import default_broker
+        from fastq_django.pollers import run_cycle
+
+        register_default(default_broker)
+        register_runner(run_cycle)
+
         # A bad FASTQ["SCHEDULE"] entry fails at startup, naming the entry and the field.
         from fastq import conf
         from fastq.schedules import from_settings

@@ -1,10 +1,12 @@
-"""Brokers: where jobs live. The Django broker (``fastq_django``) is the default in a Django
-project; :class:`MemoryBroker` keeps jobs in this process, for tests."""
+"""Brokers: where jobs live. In a Django project ``fastq_django`` registers its database
+broker as the default (:func:`register_default`); :class:`MemoryBroker` keeps jobs in this
+process, for tests."""
 
 from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -240,31 +242,56 @@ def _workflow_row(j: NewJob) -> tuple:  # type: ignore[type-arg]
     )
 
 
-_lock = threading.Lock()
-_broker: Broker | None = None
+class BrokerRegistry:
+    """Which broker this process's tasks use: the one given to :meth:`set`, else the
+    default a framework integration registered with :meth:`register_default`
+    (``fastq_django`` registers its database broker in ``AppConfig.ready``). The API
+    layer owns it; the layers above register themselves here, it never imports them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._broker: Broker | None = None
+        self._default: Callable[[], Broker] | None = None
+
+    def set(self, broker: Broker | None) -> None:
+        with self._lock:
+            self._broker = broker
+
+    def register_default(self, factory: Callable[[], Broker] | None) -> None:
+        with self._lock:
+            self._default = factory
+
+    def get(self) -> Broker:
+        broker = self._broker
+        if broker is not None:
+            return broker
+        factory = self._default
+        if factory is not None:
+            return factory()
+        raise RuntimeError(
+            "fastq has no broker: no broker was set and none is registered as the default. "
+            "In a Django project add 'fastq_django' to INSTALLED_APPS (it registers its "
+            "database broker when the app registry is ready: django.setup()); outside "
+            "Django call fastq.set_broker(fastq.MemoryBroker())"
+        )
+
+
+# The process's broker registry: set_broker, register_default and get_broker act on it.
+broker_registry = BrokerRegistry()
 
 
 def set_broker(broker: Broker | None) -> None:
     """Use ``broker`` for every task in this process (None: back to the default)."""
-    global _broker
-    with _lock:
-        _broker = broker
+    broker_registry.set(broker)
+
+
+def register_default(factory: Callable[[], Broker] | None) -> None:
+    """Make ``factory()`` the broker used when none was set with :func:`set_broker`
+    (None: no default). A framework integration calls this once it is configured."""
+    broker_registry.register_default(factory)
 
 
 def get_broker() -> Broker:
-    """The broker set with :func:`set_broker`, else the Django database broker."""
-    if _broker is not None:
-        return _broker
-    from fastq.conf import django_settings
-
-    if django_settings() is not None:
-        from django.apps import apps
-
-        if apps.is_installed("fastq_django"):
-            from fastq_django.broker import default_broker
-
-            return default_broker()
-    raise RuntimeError(
-        "fastq has no broker: add 'fastq_django' to INSTALLED_APPS, or call "
-        "fastq.set_broker(fastq.MemoryBroker()) outside Django"
-    )
+    """The broker set with :func:`set_broker`, else the registered default (in a Django
+    project, ``fastq_django``'s database broker)."""
+    return broker_registry.get()

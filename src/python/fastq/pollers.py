@@ -176,9 +176,44 @@ def job_template(t: Task[Any, Any]) -> tuple[str, str, int, int, float, float, s
     )
 
 
+# Runs one cycle of the poller named by its first argument at the given time and returns
+# the cycle's counts.
+CycleRunner = Callable[[str, datetime], dict[str, Any]]
+
+
+class PollRunners:
+    """Who runs a poller's cycle. Evaluating a queryset is the Django layer's work:
+    ``fastq_django`` registers its runner here in ``AppConfig.ready``; this layer never
+    imports it."""
+
+    def __init__(self) -> None:
+        self._runner: CycleRunner | None = None
+
+    def register(self, runner: CycleRunner | None) -> None:
+        self._runner = runner
+
+    def run(self, poller: str, now: datetime) -> dict[str, Any]:
+        runner = self._runner
+        if runner is None:
+            raise RuntimeError(
+                f"poller {poller}: no poll runner is registered. Pollers evaluate Django "
+                "querysets: add 'fastq_django' to INSTALLED_APPS (it registers its runner "
+                "when the app registry is ready)"
+            )
+        return runner(poller, now)
+
+
+# The process's poll runner: register_runner sets it, the fastq.poll task calls it.
+poll_runners = PollRunners()
+
+
+def register_runner(runner: CycleRunner | None) -> None:
+    """Make ``runner(poller_name, now)`` run the cycles of ``fastq.poll`` jobs (None:
+    none). ``fastq_django`` registers its own when its app is ready."""
+    poll_runners.register(runner)
+
+
 @task(name=POLL_TASK, max_retries=0)
 def poll(poller: str) -> dict[str, Any]:
     """One cycle of the poller named ``poller`` (fired by its schedule, or run now)."""
-    from fastq_django.pollers import run_cycle
-
-    return run_cycle(poller, datetime.now(UTC))
+    return poll_runners.run(poller, datetime.now(UTC))

@@ -1,33 +1,48 @@
-"""``@fastq.task``: declaring tasks, enqueueing them, and retrying them."""
+"""``@fastq.task``: declaring tasks (the :class:`Task` class, the ``task()`` decorator,
+the registry of names, signature checks) and retrying them.
+
+Enqueueing a task's calls lives in :mod:`fastq.enqueue`, options and their defaults in
+:mod:`fastq.options`; the names they held here stay importable from this module."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import functools
-import hashlib
 import inspect
 import json
-import logging
 import math
 import random
-import re
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from fastq import _core, conf, limits, signals, timelimits
-from fastq.brokers import NewJob, get_broker, to_micros
+from fastq import _core, limits, signals, timelimits
+from fastq import enqueue as _enqueue
+from fastq.enqueue import (  # noqa: F401 - importable from here as before the split
+    MAP_BATCH,
+    _warned_queues,
+    known_queues,
+)
+from fastq.enqueue import after as _after  # noqa: F401
+from fastq.enqueue import check_queue as _check_queue  # noqa: F401
+from fastq.options import (  # noqa: F401 - importable from here as before the split
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    TASK_DEFAULT_OPTIONS,
+    parse_rate_limit,
+    with_task_defaults,
+)
 from fastq.result import AsyncResult, EagerResult, TaskFailed
-from fastq.serialization import encode_arguments
 
 if TYPE_CHECKING:
     import asyncio
 
+    from fastq.brokers import NewJob
     from fastq.canvas import Signature
 
 P = ParamSpec("P")
@@ -35,12 +50,6 @@ R = TypeVar("R")
 
 # Every task this process knows, by name. The worker runs only names found here.
 registry: dict[str, Task[Any, Any]] = {}
-
-# How many jobs task.map() inserts per round trip.
-MAP_BATCH = 5000
-
-DEFAULT_MAX_RETRIES = 3  # so a job gets 4 attempts, worker deaths included
-DEFAULT_RETRY_DELAY = 180.0  # seconds, for self.retry() without countdown or backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +103,6 @@ class Retry(Exception):
         self.error_type = ""
         self.error = ""
         self.traceback = ""
-
-
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
-
-
-def parse_rate_limit(text: str) -> float:
-    """``"20/s"``, ``"100/m"``, ``"3/h"`` -> seconds between two starts."""
-    m = _RATE.match(text)
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"rate_limit {text!r}: expected a count per s, m or h, like '20/s'")
-    return _UNIT_SECONDS.get(m.group(2), 3600) / float(m.group(1))
 
 
 class MaxRetriesExceededError(Exception):
@@ -243,9 +240,10 @@ class Task(Generic[P, R]):
         a job not started by then never runs and ends EXPIRED), another ``time_limit``
         or ``soft_time_limit`` (seconds). Arguments that do not bind to the task's
         signature raise ``TypeError`` here, as calling the function would."""
-        job = self._new_job(
-            tuple(args),
-            dict(kwargs or {}),
+        return _enqueue.apply_async(
+            self,
+            args,
+            kwargs,
             countdown,
             eta,
             queue,
@@ -255,13 +253,6 @@ class Task(Generic[P, R]):
             time_limit,
             soft_time_limit,
         )
-        if conf.get("EAGER"):
-            return self._run_eagerly(job)
-        broker = get_broker()
-        (job_id,) = broker.enqueue([job])
-        if job_id == job.id and signals.task_enqueued.has_listeners(self):
-            signals.task_enqueued.send(sender=self, job_ids=[job.id])
-        return AsyncResult(job_id, broker)
 
     def map(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, with the task's options.
@@ -270,58 +261,7 @@ class Task(Generic[P, R]):
         in one piece (on PostgreSQL: ``COPY``). Tasks with unique or rate-limit keys,
         which need Python per call, take the per-job path.
         """
-        if self.unique or self.rate_limit_key is not None or conf.get("EAGER"):
-            return self._map_jobs(calls)
-        if self._signature is not None:
-            # Positional calls only: counting them is enough (and costs ~50 ns a call,
-            # where binding each would halve map()'s rate); a count out of range is bound
-            # for its message.
-            calls = [c if isinstance(c, tuple) else tuple(c) for c in calls]
-            low, high = self._arity
-            for call in calls:
-                if not low <= len(call) <= high:
-                    self._check_call(call, {})
-        expires_at = None
-        if isinstance(self.expires, datetime):
-            expires_at = to_micros(self.expires)
-        elif self.expires is not None:
-            expires_at = to_micros(_after("expires", self.expires, f"{self.name}.map(): "))
-        batch = _core.job_batch(
-            self.name,
-            self.queue,
-            self.priority,
-            self.max_retries + 1,
-            None,
-            expires_at,
-            self.time_limit,
-            self.soft_time_limit,
-            calls,
-        )
-        if not len(batch):
-            return []
-        broker = get_broker()
-        ids = broker.enqueue_batch(batch)
-        if signals.task_enqueued.has_listeners(self):
-            signals.task_enqueued.send(sender=self, job_ids=ids)
-        return [AsyncResult(i, broker) for i in ids]
-
-    def _map_jobs(self, calls: Iterable[Iterable[Any]]) -> list[AsyncResult]:
-        """:meth:`map` one :class:`NewJob` at a time (unique and rate-limit keys, eager
-        mode), ``MAP_BATCH`` jobs per broker call."""
-        jobs = [
-            self._new_job(tuple(a), {}, None, None, None, None, None, None, None, None)
-            for a in calls
-        ]
-        if conf.get("EAGER"):
-            return [self._run_eagerly(j) for j in jobs]
-        broker = get_broker()
-        ids: list[str] = []
-        for start in range(0, len(jobs), MAP_BATCH):
-            ids += broker.enqueue(jobs[start : start + MAP_BATCH])
-        if jobs and signals.task_enqueued.has_listeners(self):
-            new = [i for i, j in zip(ids, jobs, strict=True) if i == j.id]
-            signals.task_enqueued.send(sender=self, job_ids=new)
-        return [AsyncResult(i, broker) for i in ids]
+        return _enqueue.map_calls(self, calls)
 
     def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> NoReturn:
         """Run the current job again later (inside a task declared with ``bind=True``).
@@ -355,58 +295,20 @@ class Task(Generic[P, R]):
         soft_time_limit: float | None,
         prepended: int = 0,
     ) -> NewJob:
-        # Everything is checked before the broker sees the job: a bad value raises here,
-        # naming the argument, and nothing is written (fastq.limits). ``prepended``: how
-        # many positional arguments the job gets in front of ``args`` when it runs (a
-        # workflow step receives its parents' result first).
-        args_json, kwargs_json = encode_arguments(self.name, args, kwargs)
-        self._check_call((None,) * prepended + tuple(args), kwargs)
-        where = f"{self.name}(): "
-        if countdown is not None and eta is not None:
-            raise ValueError(f"{where}pass countdown or eta, not both")
-        run_at = None
-        if countdown is not None:
-            run_at = _after("countdown", countdown, where)
-        elif eta is not None:
-            run_at = limits.aware_datetime("eta", eta, where)
-        expires_at = None
-        if expires is None:
-            expires = self.expires
-        if isinstance(expires, datetime):
-            expires_at = limits.aware_datetime("expires", expires, where)
-        elif expires is not None:
-            expires_at = _after("expires", expires, where)
-        priority = self.priority if priority is None else limits.priority(priority, where)
-        if max_retries is None:
-            max_retries = self.max_retries
-        else:
-            max_retries = limits.max_retries(max_retries, where)
-        if time_limit is None:
-            time_limit = self.time_limit
-        else:
-            time_limit = limits.time_limit("time_limit", time_limit, where)
-        if soft_time_limit is None:
-            soft_time_limit = self.soft_time_limit
-        else:
-            soft_time_limit = limits.time_limit("soft_time_limit", soft_time_limit, where)
-        if queue:
-            _check_queue(queue)
-        return NewJob(
-            id=_core.new_job_id(),
-            task=self.name,
-            queue=queue or self.queue,
-            priority=priority,
-            args=args_json,
-            kwargs=kwargs_json,
-            run_at=run_at,
-            max_attempts=max_retries + 1,
-            expires_at=expires_at,
-            unique_key=self._unique_key(args, kwargs, args_json, kwargs_json),
-            time_limit=time_limit,
-            soft_time_limit=soft_time_limit,
-            rate_key=f"{self.name}:{self.rate_limit_key(*args, **kwargs)}"
-            if self.rate_limit_key is not None
-            else "",
+        """The job this call makes, every option checked (:func:`fastq.enqueue.new_job`)."""
+        return _enqueue.new_job(
+            self,
+            args,
+            kwargs,
+            countdown,
+            eta,
+            queue,
+            priority,
+            max_retries,
+            expires,
+            time_limit,
+            soft_time_limit,
+            prepended,
         )
 
     def _check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -419,16 +321,6 @@ class Task(Generic[P, R]):
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}(): {exc}") from None
-
-    def _unique_key(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], args_json: str, kwargs_json: str
-    ) -> str:
-        if self.unique_key is not None:
-            return f"{self.name}:{self.unique_key(*args, **kwargs)}"
-        if self.unique:
-            digest = hashlib.sha256(f"{args_json}\n{kwargs_json}".encode()).hexdigest()
-            return f"{self.name}:{digest[:32]}"
-        return ""
 
     def _run_eagerly(self, job: NewJob) -> EagerResult:
         # Round-trip through JSON so eager tests see what a worker would see; retries
@@ -695,47 +587,6 @@ def _positional_arity(sig: inspect.Signature | None) -> tuple[float, float]:
     return (low, high)
 
 
-# Queues checked (and warned about when unknown), once each per process.
-_warned_queues: set[str] = set()
-
-
-def known_queues() -> set[str]:
-    """Queues some worker configuration names: a registered task's queue, an entry of
-    ``FASTQ["QUEUES"]``, and "default"."""
-    return {"default", *(t.queue for t in registry.values()), *(conf.get("QUEUES") or ())}
-
-
-def _check_queue(queue: str) -> None:
-    """Logs a warning, once per queue and process, for a job sent to a queue that no
-    registered task and no ``FASTQ["QUEUES"]`` entry names: a worker started without
-    ``--queues`` would never take it (a typo, most of the time)."""
-    if queue in _warned_queues:
-        return
-    known = queue in known_queues()
-    # Checked once per queue: tasks are only ever added, so a known queue stays known.
-    _warned_queues.add(queue)
-    if known:
-        return
-    logging.getLogger("fastq.task").warning(
-        "job enqueued on queue %r, which no registered task and no FASTQ['QUEUES'] entry "
-        "names: only a worker started with --queues %s takes it (known queues: %s)",
-        queue,
-        queue,
-        ", ".join(sorted(known_queues())),
-    )
-
-
-def _after(option: str, value: Any, where: str) -> datetime:
-    """Now plus ``value`` seconds (a finite number; negative is in the past)."""
-    s = limits.seconds(option, value, where)
-    try:
-        return datetime.now(UTC) + timedelta(seconds=s)
-    except OverflowError:
-        raise ValueError(
-            f"{where}{option} of {s} seconds reaches past the dates a job can hold"
-        ) from None
-
-
 def _register(t: Task[Any, Any]) -> None:
     """Adds ``t`` to the registry. A name belongs to one function: another function
     claiming it raises. The same declaration again (the same function decorated twice,
@@ -840,37 +691,3 @@ def task(
         return Task(f, **with_task_defaults(options))
 
     return decorate
-
-
-# The options FASTQ["TASK_DEFAULTS"] may set: those that make sense fleet-wide (a name,
-# bind, uniqueness or a rate-limit key belong to one task).
-TASK_DEFAULT_OPTIONS = (
-    "queue",
-    "priority",
-    "max_retries",
-    "autoretry_for",
-    "retry_backoff",
-    "retry_backoff_max",
-    "retry_jitter",
-    "default_retry_delay",
-    "expires",
-    "time_limit",
-    "soft_time_limit",
-    "rate_limit",
-    "rate_limit_burst",
-)
-
-
-def with_task_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` over ``FASTQ["TASK_DEFAULTS"]``: what a task declared with these options
-    gets. Read when the task is declared (its module imported)."""
-    defaults = conf.get("TASK_DEFAULTS") or {}
-    if not defaults:
-        return dict(options)
-    unknown = sorted(set(defaults) - set(TASK_DEFAULT_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"FASTQ['TASK_DEFAULTS'] has option(s) a fleet-wide default cannot set: "
-            f"{', '.join(map(str, unknown))} (allowed: {', '.join(TASK_DEFAULT_OPTIONS)})"
-        )
-    return {**defaults, **options}

@@ -182,43 +182,55 @@ def job_name(module_path: str, alias: str) -> str:
     return module_path if alias == DEFAULT_TASK_BACKEND_ALIAS else f"{module_path}@{alias}"
 
 
-# Django tasks this process has seen (enqueued, or found by register_django_tasks), by
-# module path: get_result() turns a job row back into its Task from here, never by
-# importing the name a row holds.
-_declared: dict[str, Task] = {}
-_declared_lock = threading.Lock()
-_scanned_modules = 0
+class DeclaredTasks:
+    """The Django tasks this process has seen (enqueued, or found in imported modules), by
+    module path: get_result() turns a job row back into its Task from here, never by
+    importing the name a row holds. A process-wide cache, owned by this module."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Task] = {}
+        self._scanned_modules = 0  # len(sys.modules) at the last scan
+
+    def remember(self, task: Task) -> None:
+        with self._lock:
+            self._tasks.setdefault(task.module_path, task)
+
+    def get(self, path: str) -> Task | None:
+        with self._lock:
+            return self._tasks.get(path)
+
+    def all(self) -> list[Task]:
+        with self._lock:
+            return list(self._tasks.values())
+
+    def scan(self) -> None:
+        """Every Django Task object held by an imported module, by module path (skipped
+        while no module was imported since the last scan)."""
+        modules = list(sys.modules.values())
+        if len(modules) == self._scanned_modules:
+            return
+        found: dict[str, Task] = {}
+        for module in modules:
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            for key, value in list(namespace.items()):
+                # type(), not isinstance(): isinstance asks a lazy object (Django's
+                # LazyObject proxies) for its __class__ and so evaluates it.
+                if issubclass(type(value), Task):
+                    func = value.func
+                    if key == func.__qualname__ and namespace.get("__name__") == func.__module__:
+                        found[value.module_path] = value  # the declaration itself
+                    else:
+                        found.setdefault(value.module_path, value)  # an import or a .using()
+        with self._lock:
+            for path, task in found.items():
+                self._tasks.setdefault(path, task)
+            self._scanned_modules = len(modules)
 
 
-def _remember(task: Task) -> None:
-    with _declared_lock:
-        _declared.setdefault(task.module_path, task)
-
-
-def _scan_modules() -> None:
-    """Every Django Task object held by an imported module, by module path."""
-    global _scanned_modules
-    modules = list(sys.modules.values())
-    if len(modules) == _scanned_modules:
-        return
-    found: dict[str, Task] = {}
-    for module in modules:
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for key, value in list(namespace.items()):
-            # type(), not isinstance(): isinstance asks a lazy object (Django's
-            # LazyObject proxies) for its __class__ and so evaluates it.
-            if issubclass(type(value), Task):
-                func = value.func
-                if key == func.__qualname__ and namespace.get("__name__") == func.__module__:
-                    found[value.module_path] = value  # the declaration itself
-                else:
-                    found.setdefault(value.module_path, value)  # an import or a .using()
-    with _declared_lock:
-        for path, task in found.items():
-            _declared.setdefault(path, task)
-    _scanned_modules = len(modules)
+declared_tasks = DeclaredTasks()
 
 
 def fastq_backends() -> list[FastqTaskBackend]:
@@ -241,9 +253,8 @@ def register_django_tasks() -> list[str]:
     backends = fastq_backends()
     if not backends:
         return []
-    _scan_modules()
-    with _declared_lock:
-        tasks = list(_declared.values())
+    declared_tasks.scan()
+    tasks = declared_tasks.all()
     names = []
     for backend in backends:
         from fastq import worker
@@ -436,7 +447,7 @@ class FastqTaskBackend(BaseTaskBackend):
             )
         except (TypeError, ValueError) as exc:
             raise InvalidTask(f"{where}: {exc}") from exc
-        _remember(task)
+        declared_tasks.remember(task)
         self._fastq_tasks[name] = (task, ft)
         return ft
 
@@ -537,14 +548,14 @@ class FastqTaskBackend(BaseTaskBackend):
             if not name.endswith(suffix):
                 return None
             path = name[: -len(suffix)]
-        task = _declared.get(path)
+        task = declared_tasks.get(path)
         if task is None:
             # Import the task modules a worker imports (no name taken from the row).
             from fastq_django.discovery import import_task_modules
 
             import_task_modules()
-            _scan_modules()
-            task = _declared.get(path)
+            declared_tasks.scan()
+            task = declared_tasks.get(path)
         return task
 
     def _result_from_row(self, job_id: str, task: Task, row: dict[str, Any]) -> TaskResult:

@@ -54,9 +54,6 @@ from django.utils.module_loading import import_string
 from fastq import _core
 from fastq.task import current_job
 
-from fastq_django import task_errors
-from fastq_django.task_errors import exception_class_path
-
 try:  # Django 6: the Tasks API is part of Django.
     from django.tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
@@ -243,7 +240,8 @@ def register_django_tasks() -> list[str]:
     backends = fastq_backends()
     if not backends:
         return []
-    _scan_modules()
+    # Every Django Task bound to a fastq backend passed through validate_task() when it
+    # was declared (Task.__post_init__), which remembered it: no scan of sys.modules.
     with _declared_lock:
         tasks = list(_declared.values())
     names = []
@@ -445,6 +443,7 @@ class FastqTaskBackend(BaseTaskBackend):
 
     def validate_task(self, task: Task) -> None:
         super().validate_task(task)
+        _remember(task)  # Task.__post_init__ calls this: the declaration is known at once
         name = job_name(task.module_path, self.alias)
         if len(name) > MAX_NAME:
             raise InvalidTask(f"Task name {name!r} is longer than {MAX_NAME} characters.")
@@ -561,13 +560,15 @@ class FastqTaskBackend(BaseTaskBackend):
             status = TaskResultStatus.SUCCESSFUL
         else:  # failed, dead, expired, cancelled
             status = TaskResultStatus.FAILED
+        from fastq_django import task_errors
+
         attempts = max(0, int(row["attempts"]))
         # One error per failed attempt: the attempt log (earlier attempts, written by the
         # runner) and the row's own error when the log does not hold it.
         log = task_errors.load(row["attempt_log"])
         errors = [
             TaskError(
-                exception_class_path=exception_class_path(str(e["error_type"])),
+                exception_class_path=task_errors.exception_class_path(str(e["error_type"])),
                 traceback=str(e["traceback"] or f"{e['error_type']}: {e['error']}\n"),
             )
             for e in task_errors.merged(
@@ -687,6 +688,8 @@ def _type_name(t: type) -> str:
 def _write_log(job: Any, entries: list[dict[str, Any]]) -> None:
     """The attempt log of the running ``job``, fenced by its lease (a job rescued from
     this worker is no longer its to write)."""
+    from fastq_django import task_errors
+
     rows = _jobs().filter(pk=uuid.UUID(job.id), state="running")
     if job.lease_token is not None:
         rows = rows.filter(lease_token=job.lease_token)
@@ -696,6 +699,8 @@ def _write_log(job: Any, entries: list[dict[str, Any]]) -> None:
 def _fold_previous(job: Any) -> None:
     """At the start of a retried attempt: log what the previous attempt ended with when
     no Python code saw it (task_errors.fold_previous). One read; a write only then."""
+    from fastq_django import task_errors
+
     try:
         row = (
             _jobs()
@@ -723,6 +728,8 @@ def _log_failure(job: Any, exc: BaseException, started: float) -> None:
     only the latest attempt's)."""
     if job.max_attempts <= 1:
         return  # no other attempt: the row's error is the only one
+    from fastq_django import task_errors
+
     try:
         row = _jobs().filter(pk=uuid.UUID(job.id)).values("attempt_log").first()
         if row is None:

@@ -38,10 +38,11 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import fastq
@@ -52,8 +53,6 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from fastq import _core
 from fastq.task import current_job
-
-from fastq_django.task_errors import exception_class_path
 
 try:  # Django 6: the Tasks API is part of Django.
     from django.tasks import (
@@ -253,7 +252,8 @@ def register_django_tasks() -> list[str]:
     backends = fastq_backends()
     if not backends:
         return []
-    declared_tasks.scan()
+    # Every Django Task bound to a fastq backend passed through validate_task() when it
+    # was declared (Task.__post_init__), which remembered it: no scan of sys.modules.
     tasks = declared_tasks.all()
     names = []
     for backend in backends:
@@ -275,6 +275,7 @@ def _worker_id() -> str:
 
 # The logger of Django's receivers: "django.tasks", or "django_tasks" for the backport.
 _task_log: logging.Logger = getattr(_signals, "logger", None) or logging.getLogger(TASKS_API)
+logger = logging.getLogger("fastq.django_tasks")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -453,6 +454,8 @@ class FastqTaskBackend(BaseTaskBackend):
 
     def validate_task(self, task: Task) -> None:
         super().validate_task(task)
+        # Task.__post_init__ calls this: the declaration is known at once.
+        declared_tasks.remember(task)
         name = job_name(task.module_path, self.alias)
         if len(name) > MAX_NAME:
             raise InvalidTask(f"Task name {name!r} is longer than {MAX_NAME} characters.")
@@ -569,19 +572,35 @@ class FastqTaskBackend(BaseTaskBackend):
             status = TaskResultStatus.SUCCESSFUL
         else:  # failed, dead, expired, cancelled
             status = TaskResultStatus.FAILED
-        errors = []
-        if row["error_type"]:
-            tb = row["traceback"] or f"{row['error_type']}: {row['error']}\n"
-            errors.append(
-                TaskError(
-                    exception_class_path=exception_class_path(row["error_type"]), traceback=tb
-                )
-            )
+        from fastq_django import task_errors
+
         attempts = max(0, int(row["attempts"]))
-        # fastq keeps the worker of the latest attempt only; earlier ones are "".
+        # One error per failed attempt: the attempt log (earlier attempts, written by the
+        # runner) and the row's own error when the log does not hold it.
+        log = task_errors.load(row["attempt_log"])
+        errors = [
+            TaskError(
+                exception_class_path=task_errors.exception_class_path(str(e["error_type"])),
+                traceback=str(e["traceback"] or f"{e['error_type']}: {e['error']}\n"),
+            )
+            for e in task_errors.merged(
+                log, row["error_type"] or "", row["error"] or "", row["traceback"] or "", attempts
+            )
+        ]
+        # The worker of each attempt: the latest is the row's, earlier ones the log's
+        # (an attempt the log does not name is "").
         worker_ids = [""] * attempts
+        for e in log:
+            n = int(e["attempt"])  # type: ignore[call-overload]
+            if 1 <= n <= attempts and e.get("worker"):
+                worker_ids[n - 1] = str(e["worker"])
         if attempts and row["worker"]:
             worker_ids[-1] = row["worker"]
+        # Django's started_at is the first attempt's start, last_attempted_at the latest's.
+        first_start = _first_start(log)
+        last_start = started or _last_start(log)
+        if first_start is None or (started is not None and started < first_start):
+            first_start = started
         run_at, created = row["run_at"], row["created_at"]
         run_after = (
             run_at if run_at is not None and created is not None and run_at > created else None
@@ -592,8 +611,8 @@ class FastqTaskBackend(BaseTaskBackend):
             id=job_id,
             status=status,
             enqueued_at=created,
-            started_at=started,
-            last_attempted_at=started,
+            started_at=first_start,
+            last_attempted_at=last_start,
             finished_at=row["finished_at"] if status in _FINISHED else None,
             args=_loads(row["args"], list),
             kwargs=_loads(row["kwargs"], dict),
@@ -636,8 +655,118 @@ _RESULT_FIELDS = (
     "started_at",
     "finished_at",
     "worker",
+    "attempt_log",
 )
 _FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+
+
+def _when(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _first_start(log: list[dict[str, Any]]) -> datetime | None:
+    for e in log:
+        when = _when(e.get("started_at"))
+        if when is not None:
+            return when
+    return None
+
+
+def _last_start(log: list[dict[str, Any]]) -> datetime | None:
+    for e in reversed(log):
+        when = _when(e.get("started_at"))
+        if when is not None:
+            return when
+    return None
+
+
+def _jobs() -> Any:
+    """The job table on the broker's database."""
+    from fastq_django.models import Job
+
+    return Job.objects.using(getattr(fastq.get_broker(), "alias", "default"))
+
+
+def _type_name(t: type) -> str:
+    """An exception class as fastq stores it in ``error_type``."""
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def _write_log(job: Any, entries: list[dict[str, Any]]) -> None:
+    """The attempt log of the running ``job``, fenced by its lease (a job rescued from
+    this worker is no longer its to write)."""
+    from fastq_django import task_errors
+
+    rows = _jobs().filter(pk=uuid.UUID(job.id), state="running")
+    if job.lease_token is not None:
+        rows = rows.filter(lease_token=job.lease_token)
+    rows.update(attempt_log=task_errors.dump(entries))
+
+
+def _fold_previous(job: Any) -> None:
+    """At the start of a retried attempt: log what the previous attempt ended with when
+    no Python code saw it (task_errors.fold_previous). One read; a write only then."""
+    from fastq_django import task_errors
+
+    try:
+        row = (
+            _jobs()
+            .filter(pk=uuid.UUID(job.id))
+            .values("attempt_log", "error_type", "error", "traceback")
+            .first()
+        )
+        if row is None:
+            return
+        entries = task_errors.fold_previous(
+            task_errors.load(row["attempt_log"]),
+            job.attempt,
+            row["error_type"] or "",
+            row["error"] or "",
+            row["traceback"] or "",
+        )
+        if entries is not None:
+            _write_log(job, entries)
+    except Exception:  # the attempt runs even if its history cannot be kept
+        logger.warning("job %s: could not update its attempt log", job.id, exc_info=True)
+
+
+def _log_failure(job: Any, exc: BaseException, started: float) -> None:
+    """The attempt failed with ``exc``: keep its error in the log (fastq's row will hold
+    only the latest attempt's)."""
+    if job.max_attempts <= 1:
+        return  # no other attempt: the row's error is the only one
+    from fastq_django import task_errors
+
+    try:
+        row = _jobs().filter(pk=uuid.UUID(job.id)).values("attempt_log").first()
+        if row is None:
+            return
+        cause = exc
+        if isinstance(exc, fastq.Retry) and exc.exc is not None:
+            cause = exc.exc
+        new = task_errors.entry(
+            job.attempt,
+            _type_name(type(cause)),
+            _text(cause),
+            "".join(traceback.format_exception(cause)),
+            worker=_worker_id(),
+            started_at=datetime.fromtimestamp(started, tz=UTC).isoformat(),
+        )
+        _write_log(job, task_errors.append(task_errors.load(row["attempt_log"]), new))
+    except Exception:
+        logger.warning("job %s: could not update its attempt log", job.id, exc_info=True)
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable exception>"
 
 
 def _loads(text: str | None, kind: type) -> Any:
@@ -749,6 +878,10 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(func):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
+            job = current_job()
+            if job is not None and job.attempt > 1:
+                await sync_to_async(_fold_previous, thread_sensitive=False)(job)
+            started = time.time()
             plan = _signal_plan()
             read = takes_context or plan.others
             result = None
@@ -766,6 +899,8 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
+                if job is not None:
+                    await sync_to_async(_log_failure, thread_sensitive=False)(job, exc, started)
                 if not will_retry(exc) and (result is not None or plan.failed):
                     result = result or late_result(args, kwargs)
                     failed(result, exc)
@@ -784,6 +919,10 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         return run_async
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        job = current_job()
+        if job is not None and job.attempt > 1:
+            _fold_previous(job)
+        started = time.time()
         plan = _signal_plan()
         read = takes_context or plan.others
         result = None
@@ -800,6 +939,8 @@ def _runner(alias: str, task: Task, name: str) -> Callable[..., Any]:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
+            if job is not None:
+                _log_failure(job, exc, started)
             if not will_retry(exc) and (result is not None or plan.failed):
                 result = result or late_result(args, kwargs)
                 failed(result, exc)

@@ -128,6 +128,20 @@ class Job(models.Model):
         blank=True,
         help_text="Label of a group of jobs (Django-Q2's group=).",
     )
+    attempt_log = models.TextField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="JSON array: earlier attempts' errors, for Django's TaskResult.errors "
+        "(fastq_django.backends; bounded). The C++ core neither reads nor writes it.",
+    )
+    custom_state = models.TextField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="JSON: a state a running task reported with its meta (Celery's "
+        "update_state, fastq.compat.celery), and the attempt that reported it.",
+    )
     interrupted = models.IntegerField(
         default=0,
         db_default=0,

@@ -256,10 +256,15 @@ def test_inspect_and_revoke_while_a_worker_runs(run, tmp_path: Path):
     assert i.ping() == {name: {"ok": "pong"}}
     assert "compatapp.tasks.add" in i.registered()[name]
     stats = i.stats()[name]
-    assert stats["pid"] == pid
+    assert stats["pid"] == pid and stats["pool"]["max-concurrency"] == 2
+    assert stats["uptime"] >= 0 and sorted(stats["queues"]) == ["celery"]
+    assert isinstance(stats["total"], dict) and stats["rss_bytes"] > 0
     scheduled = i.scheduled()
-    (entries,) = scheduled.values()
-    assert [e["request"]["id"] for e in entries] == [later.id]
+    # Due later, held by no worker: under the database's key; the worker holds none.
+    assert scheduled[name] == []
+    (key,) = set(scheduled) - {name}
+    assert key.startswith("fastq@")
+    assert [e["request"]["id"] for e in scheduled[key]] == [later.id]
     assert i.reserved() == {name: []}
     assert i.active_queues() == {name: [{"name": "celery", "routing_key": "celery"}]}
     assert app.control.inspect(destination=["nobody:1"]).active() is None
@@ -428,3 +433,72 @@ def test_task_defaults_from_settings_and_rate_limits():
     assert (own.rate_interval, own.queue, own.priority) == (6.0, "q", 1)
     with pytest.raises(TypeError, match="unknown option"):
         other.task(name="compat.tests.bad_probe", no_such_option=1)(probe)
+
+
+def test_inspect_reads_the_worker_registry_idle_workers_included(run):
+    """An idle worker answers (it holds no job and finished none): the registry, not the
+    jobs, says who is there; a stopped one no longer answers."""
+    worker = run(["manage.py", "fastq_worker", "--processes", "2", "--queues", "celery,beat"])
+    i = app.control.inspect()
+    deadline = time.monotonic() + 60
+    while len(i.ping() or {}) < 2:
+        assert time.monotonic() < deadline, worker.output()
+        time.sleep(0.1)
+    names = sorted(i.ping())
+    assert i.active() == {n: [] for n in names}
+    assert i.reserved() == {n: [] for n in names}
+    queues = i.active_queues()
+    assert {n: sorted(q["name"] for q in qs) for n, qs in queues.items()} == {
+        n: ["beat", "celery"] for n in names
+    }
+    stats = i.stats()
+    assert {s["supervisor"] is not None for s in stats.values()} == {True}
+    assert len({s["pid"] for s in stats.values()}) == 2
+    assert app.control.inspect(destination=[names[0]]).ping() == {names[0]: {"ok": "pong"}}
+    # Jobs done by one process count in its stats' total, by task.
+    done = tasks.add.delay(2, 3)
+    assert done.get(timeout=60) == 5
+    totals = {n: s["total"] for n, s in i.stats().items()}
+    assert totals[done.worker] == {"compatapp.tasks.add": 1}
+    worker.stop()
+    assert i.ping() is None and i.active() is None and i.stats() is None
+
+
+def test_update_state_reports_a_custom_state_until_the_job_ends(run, tmp_path: Path):
+    gate = str(tmp_path / "gate")
+    r = tasks.progress.delay(gate)
+    assert r.state == states.PENDING
+    worker = run(["manage.py", "fastq_worker", "--processes", "0", "--queues", "celery"])
+    deadline = time.monotonic() + 60
+    while r.state != "PROGRESS":
+        assert time.monotonic() < deadline, worker.output()
+        time.sleep(0.05)
+    assert r.info == {"step": 1, "of": 2} and r.result == {"step": 1, "of": 2}
+    assert not r.ready()
+    Path(gate).write_text("go")
+    assert r.get(timeout=60) == {"step": 2, "of": 2}
+    assert r.state == states.SUCCESS and r.info == {"step": 2, "of": 2}
+    worker.stop()
+
+
+def test_update_state_of_another_job_and_its_checks():
+    queued = tasks.add.apply_async((1, 1), countdown=3600)
+    tasks.add.update_state(task_id=queued.id, state="WAITING", meta=[1, "x"])
+    assert queued.state == "WAITING" and queued.info == [1, "x"]
+    # Outside a job and without a task_id there is nothing to store (Celery: no result).
+    tasks.add.update_state(state="IGNORED_HERE", meta=None)
+    with pytest.raises(ValueError, match="state must be a name"):
+        tasks.add.update_state(task_id=queued.id, state="", meta=None)
+    with pytest.raises(ValueError, match="state must be a name"):
+        tasks.add.update_state(task_id=queued.id, state="S" * 51, meta=None)
+    with pytest.raises((TypeError, ValueError)):
+        tasks.add.update_state(task_id=queued.id, state="X", meta=object())
+    with pytest.raises((TypeError, ValueError)):
+        tasks.add.update_state(task_id=queued.id, state="X", meta=float("nan"))
+    with pytest.raises(ValueError, match="MAX_PAYLOAD_BYTES"):
+        tasks.add.update_state(task_id=queued.id, state="X", meta="x" * (2 << 20))
+    assert queued.state == "WAITING"
+    # An id with no job: nothing written, nothing raised (Celery stores it anyway).
+    tasks.add.update_state(task_id=str(uuid.uuid4()), state="X", meta=None)
+    queued.revoke()
+    assert queued.state == states.REVOKED  # the job's own end takes over

@@ -67,3 +67,60 @@ def test_a_step_waiting_for_its_parent_is_pending():
     step = Job.objects.get(pk=r.id)
     assert step.state == "waiting"
     assert AsyncResult(r.id).state == states.PENDING
+
+
+def test_map_starmap_and_chunks_as_celery_defines_them(worker):
+    from fastq.compat.celery import chunks, xmap, xstarmap
+
+    m = tasks.square.map([1, 2, 3])
+    assert isinstance(m, xmap) and repr(m) == "[compatapp.tasks.square(x) for x in [1, 2, 3]]"
+    mapped = m.delay()
+    assert isinstance(mapped, AsyncResult)
+    starred = tasks.add.starmap([(1, 2), (3, 4)]).apply_async()
+    assert isinstance(tasks.add.starmap([]), xstarmap)
+    parts = tasks.add.chunks(zip(range(10), range(10), strict=True), 3)
+    assert isinstance(parts, chunks) and len(parts.group().tasks) == 4
+    chunked = parts.apply_async()
+    by_name = xmap("compatapp.tasks.square", range(4)).apply_async()
+    # Map operations are signatures: members of a group, steps of a chain.
+    grouped = group(tasks.square.map([5]), tasks.add.starmap([(1, 1), (2, 2)])).apply_async()
+    sent = chain(tasks.add.si(0, 0), tasks.add.chunks([(1, 2), (3, 4)], 1)).apply_async()
+
+    assert mapped.get(timeout=120) == [1, 4, 9]  # one job, the calls in order
+    assert starred.get(timeout=120) == [3, 7]
+    assert chunked.get(timeout=120) == [[0, 2, 4], [6, 8, 10], [12, 14, 16], [18]]
+    assert by_name.get(timeout=120) == [0, 1, 4, 9]
+    assert grouped.get(timeout=120) == [[25], [2, 4]]
+    # Sent as a step, chunks is the task celery.chunks: it enqueues the group and
+    # returns its id.
+    assert GroupResult.restore(sent.get(timeout=120)).get(timeout=120) == [[3], [7]]
+
+    assert Job.objects.filter(pk=mapped.id, task="celery.map", queue="celery").exists()
+    assert Job.objects.filter(pk__in=[c.id for c in chunked], task="celery.starmap").count() == 4
+    # Routed as the mapped task: route_me's route sends its map to "routed".
+    routed = tasks.route_me.map([]).apply_async()
+    assert Job.objects.get(pk=routed.id).queue == "routed"
+
+
+def test_map_operations_refuse_what_celery_would_not_run(worker):
+    from fastq.compat.celery import chunks, xmap, xstarmap
+
+    with pytest.raises(TypeError, match="sequence of arguments"):
+        tasks.add.starmap([1, 2])
+    with pytest.raises(ValueError, match="positive integer"):
+        tasks.add.chunks([(1, 2)], 0)
+    with pytest.raises(TypeError, match="cannot map itself"):
+        xmap("celery.map", [1])
+    with pytest.raises(TypeError):
+        xstarmap(None, [])
+    # A name the worker has not registered: the map job fails naming it; nothing is
+    # imported from the message.
+    unknown = xmap("os.system", ["true"]).apply_async()
+    with pytest.raises(Exception, match="not registered in this worker"):
+        unknown.get(timeout=120)
+    assert unknown.state == states.FAILURE
+    # A failing call fails the map job with its exception (Celery: the map task fails).
+    bad = xstarmap(tasks.boom, [[]]).apply_async()
+    with pytest.raises(Exception, match="boom"):
+        bad.get(timeout=120)
+    assert chunks(tasks.add, [], 2).apply_async().get(timeout=5) == []

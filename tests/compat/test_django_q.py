@@ -102,6 +102,30 @@ def test_failures_retry_after_retry_seconds_then_hook_and_failure(run, tmp_path:
     assert line["success"] is False and "no luck" in line["result"]
 
 
+def test_the_hook_runs_once_after_the_final_attempt_not_after_each(run, tmp_path: Path):
+    """A task that fails once and then succeeds: its hook runs once, after the attempt
+    that succeeded, with the success; a task whose every attempt fails: once, after the
+    last, with the failure (Q_CLUSTER max_attempts 2)."""
+    log = tmp_path / "hooks.jsonl"
+    retried = q.async_task(
+        "compatapp.jobs.fail_once", str(tmp_path / "marker"), hook="compatapp.jobs.record"
+    )
+    spent = q.async_task("compatapp.jobs.fail", "every time", hook="compatapp.jobs.record")
+    w = run(["manage.py", "fastq_worker", "--processes", "0"], env={"COMPAT_HOOK_LOG": str(log)})
+    ids = [uuid.UUID(retried), uuid.UUID(spent)]
+    deadline = time.monotonic() + 120
+    while Task.objects.filter(pk__in=ids).count() < 2:
+        assert time.monotonic() < deadline, w.output()
+        time.sleep(0.1)
+    w.stop()
+    assert q.fetch(retried).success and q.fetch(retried).attempt_count == 2
+    assert not q.fetch(spent).success and q.fetch(spent).attempt_count == 2
+    lines = {line["id"].replace("-", ""): line for line in hook_lines(log)}
+    assert len(hook_lines(log)) == 2  # one each, not one per attempt
+    assert lines[retried]["success"] is True and lines[retried]["result"] == "second run"
+    assert lines[spent]["success"] is False and "every time" in lines[spent]["result"]
+
+
 HOSTILE = [
     "os.system",
     "builtins.eval",

@@ -264,13 +264,21 @@ def test_context_carries_fastq_attempt_and_the_stored_result():
     run_worker()
     r = api.flaky.get_result(ok.id)
     assert r.status == SUCCESSFUL and r.return_value == 3
-    assert r.attempts == 3 and len(r.worker_ids) == 3 and r.worker_ids[-1]
+    assert r.attempts == 3 and len(r.worker_ids) == 3 and all(r.worker_ids)
+    # One error per failed attempt, in order, though the task succeeded in the end.
+    assert [e.exception_class for e in r.errors] == [ConnectionError, ConnectionError]
+    assert ["attempt 1" in r.errors[0].traceback, "attempt 2" in r.errors[1].traceback] == [
+        True,
+        True,
+    ]
+    # started_at is the first attempt's start, last_attempted_at the last one's.
+    assert r.started_at < r.last_attempted_at <= r.finished_at
     attempts = list(Execution.objects.filter(key="ok").order_by("attempt").values_list("attempt"))
     assert attempts == [(1,), (2,), (3,)]
     s = api.flaky.get_result(spent.id)
     assert s.status == FAILED and s.attempts == 3  # max_retries=2 from task_options
-    assert s.errors[0].exception_class is ConnectionError
-    assert "attempt 3" in s.errors[0].traceback
+    assert [e.exception_class for e in s.errors] == [ConnectionError] * 3
+    assert [f"attempt {n}" in e.traceback for n, e in enumerate(s.errors, 1)] == [True] * 3
     assert Execution.objects.filter(key="spent").count() == 3
 
     v = api.context_info.get_result(info.id).return_value
@@ -295,7 +303,12 @@ def test_a_retried_attempt_leaves_a_ready_result_with_its_error():
     assert mid.started_at is not None and mid.finished_at is None
     run_worker()
     done = default_task_backend.get_result(r.id)
-    assert done.status == SUCCESSFUL and done.attempts == 2 and done.errors == []
+    assert done.status == SUCCESSFUL and done.attempts == 2
+    # The failed first attempt stays in the result's errors (Django: one per failure).
+    assert [e.exception_class for e in done.errors] == [ConnectionError]
+    # started_at stays the first attempt's (logged by the worker, on its clock).
+    assert abs((done.started_at - mid.started_at).total_seconds()) < 1
+    assert done.started_at < done.last_attempted_at
 
 
 def test_priorities_run_in_order_beside_native_tasks():
@@ -458,3 +471,99 @@ def test_worker_loglevel_applies_to_djangos_task_loggers():
     finally:
         for lg, level in zip(loggers, before, strict=True):
             lg.setLevel(level)
+
+
+def test_errors_list_every_attempt_including_those_fastq_ended():
+    """A first attempt killed at its hard time limit (no Python code sees it end) is in
+    the errors of the attempt that succeeds after it; identical errors of successive
+    attempts are each listed."""
+    slow = api.slow_once.enqueue("slow")
+    same = api.same_error.enqueue("same")
+    run_worker("--processes", "1")
+    r = api.slow_once.get_result(slow.id)
+    assert r.status == SUCCESSFUL and r.return_value == 2 and r.attempts == 2
+    assert [e.exception_class for e in r.errors] == [task_errors.TimeLimitExceeded]
+    assert "attempt 1 of 2" in r.errors[0].traceback
+    s = api.same_error.get_result(same.id)
+    assert s.status == FAILED and s.attempts == 4
+    assert [e.exception_class for e in s.errors] == [LookupError] * 4
+    assert all("always the same" in e.traceback for e in s.errors)
+    assert len(set(s.worker_ids)) >= 1 and all(s.worker_ids)
+
+
+def test_attempt_log_folds_what_fastq_wrote_and_lost_workers_in_process():
+    """The runner at the start of a retried attempt, run here: the previous attempt's
+    error written by fastq is logged once; a row that still holds an earlier attempt's
+    error means the attempt before was lost."""
+    from fastq.task import run_job
+
+    ft = default_task_backend.fastq_task(api.add)
+    r = api.add.enqueue(1, 2)
+    Job.objects.filter(pk=r.id).update(
+        state="running",
+        attempts=2,
+        lease_token=77,
+        error_type="fastq.TimeLimitExceeded",
+        error="timeout: ran longer than its time_limit of 1 s (attempt 1 of 4)",
+    )
+    assert run_job(ft, [1, 2], {}, r.id, 2, 4, lease_token=77) == 3
+    log = task_errors.load(Job.objects.get(pk=r.id).attempt_log)
+    assert [(e["attempt"], e["error_type"]) for e in log] == [(1, "fastq.TimeLimitExceeded")]
+    # Attempt 2 was lost without an error: attempt 3 finds attempt 1's error in the row.
+    Job.objects.filter(pk=r.id).update(attempts=3)
+    assert run_job(ft, [1, 2], {}, r.id, 3, 4, lease_token=77) == 3
+    log = task_errors.load(Job.objects.get(pk=r.id).attempt_log)
+    assert [(e["attempt"], e["error_type"]) for e in log] == [
+        (1, "fastq.TimeLimitExceeded"),
+        (2, "fastq.WorkerLost"),
+    ]
+    # A write fenced off (the lease is another worker's now) changes nothing.
+    Job.objects.filter(pk=r.id).update(attempts=4, lease_token=78)
+    assert run_job(ft, [1, 2], {}, r.id, 4, 4, lease_token=77) == 3
+    assert len(task_errors.load(Job.objects.get(pk=r.id).attempt_log)) == 2
+    Job.objects.filter(pk=r.id).update(state="succeeded", result="3", error_type="")
+    done = default_task_backend.get_result(r.id)
+    assert [e.exception_class for e in done.errors] == [
+        task_errors.TimeLimitExceeded,
+        task_errors.WorkerLost,
+    ]
+
+
+def test_attempt_log_rules():
+    """task_errors' pure functions: what is folded, merged, and kept."""
+    e = task_errors.entry
+    one = e(1, "ValueError", "bad", "tb1", worker="h:1")
+    # The row's error is the latest attempt's when the log lacks it.
+    assert task_errors.merged([], "ValueError", "bad", "tb", 1) == [e(1, "ValueError", "bad", "tb")]
+    assert task_errors.merged([one], "ValueError", "bad", "tb", 1) == [one]
+    # A cancellation after a logged failure: last, though it has the same attempt number.
+    merged = task_errors.merged([one], "fastq.Cancelled", "cancelled", "", 1)
+    assert [m["error_type"] for m in merged] == ["ValueError", "fastq.Cancelled"]
+    # A stale error (an earlier attempt's, still in the row) is not listed twice.
+    two = e(2, "KeyError", "k", "tb2")
+    assert task_errors.merged([one, two], "ValueError", "bad", "tb1", 3) == [one, two]
+    # Folding at the start of attempt 2.
+    assert task_errors.fold_previous([one], 2, "ValueError", "bad", "tb1") is None
+    folded = task_errors.fold_previous([], 2, "fastq.TimeLimitExceeded", "t (attempt 1 of 2)", "")
+    assert [(f["attempt"], f["error_type"]) for f in folded] == [(1, "fastq.TimeLimitExceeded")]
+    lost = task_errors.fold_previous([one], 3, "ValueError", "bad", "tb1")
+    assert [(f["attempt"], f["error_type"]) for f in lost] == [
+        (1, "ValueError"),
+        (2, "fastq.WorkerLost"),
+    ]
+    lost_first = task_errors.fold_previous([], 2, "", "", "")
+    assert [(f["attempt"], f["error_type"]) for f in lost_first] == [(1, "fastq.WorkerLost")]
+    assert task_errors.fold_previous([], 1, "", "", "") is None
+    # Bounded: the first entry and the latest ones; texts clipped, a traceback's end kept.
+    entries: list = []
+    for n in range(1, 101):
+        entries = task_errors.append(entries, e(n, "E", "m" * 10_000, "x" * 10_000 + "END"))
+    assert len(entries) == task_errors.LOG_KEEP
+    assert [x["attempt"] for x in entries] == [1, *range(101 - task_errors.LOG_KEEP + 1, 101)]
+    assert all(len(x["error"]) == task_errors.MESSAGE_CHARS for x in entries)
+    assert all(x["traceback"].endswith("END") for x in entries)
+    assert all(len(x["traceback"]) <= task_errors.TRACEBACK_CHARS for x in entries)
+    assert len(task_errors.dump(entries)) < 200_000
+    # A damaged log reads as empty.
+    assert task_errors.load("not json") == [] and task_errors.load('{"a": 1}') == []
+    assert task_errors.load('[1, {"attempt": "x"}, {"attempt": 2}]') == [{"attempt": 2}]

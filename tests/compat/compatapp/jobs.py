@@ -14,6 +14,15 @@ def fail(message):
     raise RuntimeError(message)
 
 
+def fail_once(marker):
+    """Fails on its first run (leaving ``marker``), succeeds on the next."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError("first run fails")
+    return "second run"
+
+
 def greet(name, greeting="hello"):
     return f"{greeting} {name}"
 

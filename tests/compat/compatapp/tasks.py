@@ -141,3 +141,21 @@ def tsum(values):
 def failed_note(failed_id, tag):
     """An error link: receives the failed job's id first (fastq's workflows)."""
     return f"{tag}:{failed_id}"
+
+
+@shared_task
+def square(x):
+    return x * x
+
+
+@shared_task(bind=True)
+def progress(self, path, timeout=60.0):
+    """Reports a custom state, then runs until ``path`` exists (the test creates it)."""
+    self.update_state(state="PROGRESS", meta={"step": 1, "of": 2})
+    Path(path + ".started").write_text(str(os.getpid()))
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.05)
+    return {"step": 2, "of": 2}

@@ -100,6 +100,25 @@ def flaky(context: TaskContext, key: str, failures: int) -> int:
     return context.attempt
 
 
+@task(takes_context=True)
+@task_options(max_retries=1, time_limit=1)
+def slow_once(context: TaskContext, key: str) -> int:
+    """Runs past its hard time limit on its first attempt (the worker process is killed);
+    answers on the second."""
+    _record(context.task_result.id, key, context.attempt)
+    if context.attempt == 1:
+        time.sleep(30)
+    return context.attempt
+
+
+@task(takes_context=True)
+@task_options(max_retries=3, autoretry_for=(LookupError,), default_retry_delay=0)
+def same_error(context: TaskContext, key: str) -> int:
+    """Fails with the same LookupError on every attempt."""
+    _record(context.task_result.id, key, context.attempt)
+    raise LookupError("always the same")
+
+
 @task(takes_context=True, queue_name="api-ordered")
 def ordered(context: TaskContext, key: str) -> None:
     _record(context.task_result.id, key, context.attempt)

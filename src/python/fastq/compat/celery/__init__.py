@@ -11,8 +11,9 @@ Run the worker with ``python -m fastq.compat.celery -A proj worker -l info`` (or
 ``python manage.py fastq_worker``). Every setting, option, command and state with its
 fastq meaning: docs/migrating-from-celery.md.
 
-``group``, ``chain``, ``chord``, ``signature`` (and ``chunks``) are fastq's workflows
-(``fastq.group``...), looked up when first used.
+``group``, ``chain``, ``chord``, ``signature`` are fastq's workflows (``fastq.group``...),
+looked up when first used; ``chunks``, ``xmap`` and ``xstarmap`` (``task.chunks``,
+``task.map``, ``task.starmap``) are built on them in :mod:`fastq.compat.celery.canvas`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastq.compat.celery import states
 from fastq.compat.celery._app import Celery, current_app, current_task, shared_task
 from fastq.compat.celery._lazy import LazyWorkflow
 from fastq.compat.celery._task import Request, Task
+from fastq.compat.celery.canvas import chunks, xmap, xstarmap
 from fastq.compat.celery.result import AsyncResult
 
 # Celery's canvas is fastq's workflows, looked up on fastq when used.
@@ -29,9 +31,6 @@ chain = LazyWorkflow("chain", "chain")
 chord = LazyWorkflow("chord", "chord")
 signature = LazyWorkflow("signature", "signature")
 subtask = LazyWorkflow("subtask", "signature")
-chunks = LazyWorkflow("chunks", "chunks")
-xmap = LazyWorkflow("xmap", "xmap")
-xstarmap = LazyWorkflow("xstarmap", "xstarmap")
 
 __all__ = [
     "AsyncResult",
@@ -48,4 +47,6 @@ __all__ = [
     "signature",
     "states",
     "subtask",
+    "xmap",
+    "xstarmap",
 ]

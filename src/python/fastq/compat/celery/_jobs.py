@@ -33,7 +33,10 @@ FIELDS = (
     "expires_at",
     "time_limit",
     "soft_time_limit",
+    "custom_state",
 )
+# A custom state's name (update_state) is at most this long, as Celery's state column.
+MAX_STATE = 50
 
 
 def _django_jobs() -> Any | None:
@@ -124,3 +127,45 @@ def delete_finished_before(cutoff: datetime, batch: int = 10_000) -> int:
             return total
         deleted, _ = manager.filter(pk__in=ids).delete()
         total += deleted
+
+
+def set_custom_state(job_id: str, state: str, meta_json: str, attempt: int | None) -> bool:
+    """Record ``state`` (and its meta, JSON text) on the job: Celery's ``update_state``.
+    ``attempt``: the attempt that reports it (None: the job's current one). Returns
+    whether such a job exists."""
+    import json
+    import uuid
+
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        return False
+    manager = jobs()
+    if attempt is None:
+        found = manager.filter(pk=pk).values_list("attempts", flat=True).first()
+        if found is None:
+            return False
+        attempt = int(found)
+    text = f'{{"state":{json.dumps(state)},"attempt":{int(attempt)},"meta":{meta_json}}}'
+    return bool(manager.filter(pk=pk).update(custom_state=text))
+
+
+def custom_state(row: dict[str, Any]) -> tuple[str, Any] | None:
+    """(state, meta) a job reported with update_state, while it still stands: reported by
+    the attempt running now, or before the job was first tried. A retry, a success or a
+    failure ends it, as Celery's worker overwrites a custom state with its own."""
+    import json
+
+    text = row.get("custom_state")
+    if not text or row.get("state") not in ("running", "queued", "waiting"):
+        return None
+    try:
+        value = json.loads(text)
+        state, attempt = str(value["state"]), int(value["attempt"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if attempt != (row.get("attempts") or 0):
+        return None
+    if row.get("state") != "running" and row.get("error_type"):
+        return None  # queued again after a failed attempt: RETRY
+    return state, value.get("meta")

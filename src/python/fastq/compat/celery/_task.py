@@ -523,16 +523,65 @@ class Task(fastq.Task):  # type: ignore[type-arg]
         value = json.loads(_core.encode_json(value, "result"))
         return EagerResult(job_id, value, states.SUCCESS, name=self.name)
 
+    # -- Celery's map operations (fastq.compat.celery.canvas) ---------------------------
+
+    def map(self, it: Iterable[Any]) -> Any:  # type: ignore[override]
+        """Celery's ``task.map(it)``: an ``xmap`` signature, ``[task(x) for x in it]`` in
+        one job. (fastq's own bulk ``Task.map`` is ``fastq.Task.map``.)"""
+        from fastq.compat.celery.canvas import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Any]) -> Any:
+        """Celery's ``task.starmap(it)``: an ``xstarmap`` signature, ``[task(*x) for x in
+        it]`` in one job."""
+        from fastq.compat.celery.canvas import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Any], n: int) -> Any:
+        """Celery's ``task.chunks(it, n)``: ``it`` in parts of ``n``, each part one
+        ``xstarmap`` job, the parts a group."""
+        from fastq.compat.celery.canvas import chunks
+
+        return chunks(self, it, n)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, task_name=self.name, app=self.app)
 
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None, **kwargs: Any
     ) -> None:
-        raise NotImplementedError(
-            "update_state (custom states) has no meaning on fastq: a job's state is its "
-            "lifecycle; report progress in your own model"
-        )
+        """Celery's custom states: ``self.update_state(state="PROGRESS", meta={...})``
+        records ``state`` and ``meta`` (JSON) on this job (or on ``task_id``'s), and
+        ``AsyncResult.state``/``.info`` read them until the job is retried or finishes,
+        when its own state takes over (SUCCESS and the return value...), as in Celery.
+        One UPDATE of the job's row. Outside a job with no ``task_id`` (a direct call,
+        ``apply()``) nothing is stored, as there is no stored result."""
+        from fastq.compat.celery import _jobs
+
+        if not isinstance(state, str) or not state or len(state) > _jobs.MAX_STATE:
+            raise ValueError(
+                f"update_state: state must be a name of 1 to {_jobs.MAX_STATE} characters, "
+                f"not {state!r:.80}"
+            )
+        meta_json = _core.encode_json(meta, "meta", f"{self.name}: update_state: ")
+        most = int(conf.get("MAX_PAYLOAD_BYTES"))
+        if len(meta_json.encode()) > most:
+            raise ValueError(
+                f"{self.name}: update_state: meta of {len(meta_json.encode())} bytes as JSON "
+                f"(at most FASTQ['MAX_PAYLOAD_BYTES'] = {most})"
+            )
+        req = self.request
+        attempt: int | None = None
+        if task_id is None:
+            if req.called_directly or req.is_eager or req.id is None:
+                return
+            task_id = req.id
+            attempt = req.retries + 1
+        elif req.id is not None and str(task_id) == req.id and not req.is_eager:
+            attempt = req.retries + 1
+        _jobs.set_custom_state(str(task_id), state, meta_json, attempt)
 
 
 def _workflow(name: str) -> Any:

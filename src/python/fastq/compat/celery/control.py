@@ -1,21 +1,23 @@
-"""``app.control``: ``inspect()`` and ``revoke()`` read and write fastq's job table.
+"""``app.control``: ``inspect()`` reads fastq's worker registry (the ``fastq_worker``
+table every worker process beats into, as ``fastq_inspect`` reads it) and the jobs they
+hold; ``revoke()`` cancels jobs in the database.
 
-Workers are known by the jobs they hold or just finished: the name fastq_worker writes on
-each job it claims (``host:pid`` of the worker process). A worker with nothing running and
-nothing finished in the last ``RECENT`` seconds does not show. (A worker registry, with
-idle workers, their queues and start times, replaces this inference when fastq has one.)
+A Celery worker is named ``celery@host``; a fastq worker process is named ``host:pid``,
+the name it writes on every job it claims (``AsyncResult.worker``, ``self.request.hostname``).
+A prefork ``fastq_worker`` has one such process per ``--processes``; each answers for
+itself, as Celery's worker answers for its pool. Workers whose heartbeat is within their
+lease answer; a stopped or lost one does not (Celery: a worker that does not reply).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import fastq
 from fastq.compat.celery import _jobs
-
-RECENT = timedelta(seconds=60)
 
 
 def _epoch(dt: datetime | None) -> float | None:
@@ -45,10 +47,31 @@ def _request(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _live() -> list[Any]:
+    """The live worker processes of the registry (not their supervisors), by name."""
+    from django.utils import timezone
+    from fastq_django.models import WorkerProcess, WorkerState
+
+    alias = getattr(fastq.get_broker(), "alias", None)
+    if alias is None:
+        raise RuntimeError(
+            "app.control.inspect() reads fastq's worker registry: add 'fastq_django' to "
+            "INSTALLED_APPS (the in-memory broker keeps no registry)"
+        )
+    rows = WorkerProcess.objects.using(alias).filter(
+        state=WorkerState.RUNNING, kind="worker", expires_at__gte=timezone.now()
+    )
+    return sorted(rows, key=lambda w: (w.host, w.pid))
+
+
+def _name(w: Any) -> str:
+    return f"{w.host}:{w.pid}"
+
+
 class Inspect:
     """``app.control.inspect()``: each method returns ``{worker_name: ...}`` as Celery
-    does, or None when no worker is known (Celery: no worker replied). ``destination``
-    limits the answer to those worker names."""
+    does, for the live workers of fastq's registry, or None when none is live (Celery: no
+    worker replied). ``destination`` limits the answer to those worker names."""
 
     def __init__(
         self, app: Any = None, destination: list[str] | None = None, timeout: float = 1.0, **_: Any
@@ -56,45 +79,43 @@ class Inspect:
         self.app = app
         self.destination = set(destination) if destination else None
 
-    def _keep(self, out: dict[str, Any]) -> dict[str, Any] | None:
+    def _workers(self) -> list[Any]:
+        live = _live()
         if self.destination is not None:
-            out = {k: v for k, v in out.items() if k in self.destination}
+            live = [w for w in live if _name(w) in self.destination]
+        return live
+
+    def _answer(self, out: dict[str, Any]) -> dict[str, Any] | None:
         return out or None
 
-    def _running(self, started: bool) -> dict[str, list[dict[str, Any]]]:
-        rows = _jobs.jobs().filter(state="running", started_at__isnull=not started)
-        out: dict[str, list[dict[str, Any]]] = {name: [] for name in self._workers()}
-        for row in rows.values(*_jobs.FIELDS).order_by("started_at", "id"):
-            out.setdefault(row["worker"] or "unknown", []).append(_request(row))
+    def _held(self, started: bool) -> dict[str, Any] | None:
+        """Jobs the live workers hold (running ones, or claimed and not started)."""
+        workers = self._workers()
+        out: dict[str, list[dict[str, Any]]] = {_name(w): [] for w in workers}
+        if not out:
+            return None
+        rows = _jobs.jobs().filter(
+            state="running", started_at__isnull=not started, worker__in=list(out)
+        )
+        order = ("started_at", "id") if started else ("lease_expires_at", "id")
+        for row in rows.values(*_jobs.FIELDS).order_by(*order):
+            out[row["worker"]].append(_request(row))
         return out
-
-    def _workers(self) -> list[str]:
-        """Workers holding a job now, or that finished one within RECENT."""
-        manager = _jobs.jobs()
-        holding = set(
-            manager.filter(state="running").exclude(worker="").values_list("worker", flat=True)
-        )
-        since = datetime.now(UTC) - RECENT
-        recent = set(
-            manager.filter(finished_at__gte=since)
-            .exclude(worker="")
-            .order_by()
-            .values_list("worker", flat=True)
-            .distinct()
-        )
-        return sorted(holding | recent)
 
     def active(self, safe: Any = None) -> dict[str, Any] | None:
         """Jobs running now (started), by worker."""
-        return self._keep(self._running(True))
+        return self._held(True)
 
     def reserved(self, safe: Any = None) -> dict[str, Any] | None:
         """Jobs a worker has claimed but not started yet (prefetched), by worker."""
-        return self._keep(self._running(False))
+        return self._held(False)
 
     def scheduled(self, safe: Any = None) -> dict[str, Any] | None:
         """Jobs due later (countdown, eta, retry back-off). On fastq they wait in the
-        database, held by no worker: they are listed under the key ``"fastq@<broker>"``."""
+        database, held by no worker: they are listed under the key ``"fastq@<broker>"``
+        (every live worker would take them), and every live worker answers with an empty
+        list of its own."""
+        workers = self._workers()
         now = datetime.now(UTC)
         rows = (
             _jobs.jobs()
@@ -110,77 +131,86 @@ class Inspect:
             }
             for row in rows
         ]
-        key = f"fastq@{fastq.get_broker().name}"
-        return self._keep({key: entries}) if entries else self._keep({})
+        out: dict[str, Any] = {_name(w): [] for w in workers}
+        if entries and (self.destination is None or self._database_key() in self.destination):
+            out[self._database_key()] = entries
+        return self._answer(out)
+
+    @staticmethod
+    def _database_key() -> str:
+        return f"fastq@{fastq.get_broker().name}"
 
     def registered(self, *taskinfoitems: Any) -> dict[str, Any] | None:
-        """The task names of this project (each worker of it registers the same), under
-        every known worker."""
-        names = sorted(fastq.registry)
-        return self._keep({w: list(names) for w in self._workers()})
+        """The task names each live worker registered (its registry row)."""
+        return self._answer({_name(w): sorted(w.task_list) for w in self._workers()})
 
     registered_tasks = registered
 
     def stats(self) -> dict[str, Any] | None:
-        """Per worker: jobs it finished by task (``total``), its pid, what it holds."""
+        """Per live worker, Celery's keys from its registry row: ``pid``, ``uptime``,
+        ``pool`` (``max-concurrency``, ``processes``), ``total`` (jobs it finished, by
+        task, from the job table since it started), and fastq's own ``processed``,
+        ``failed``, ``rss_bytes``, ``queues``, ``supervisor``."""
         workers = self._workers()
         if not workers:
             return None
-        manager = _jobs.jobs()
-        totals: dict[str, dict[str, int]] = {w: {} for w in workers}
         from django.db.models import Count
 
+        names = [_name(w) for w in workers]
+        totals: dict[str, dict[str, int]] = {n: {} for n in names}
+        since = min(w.started_at for w in workers)
         for row in (
-            manager.filter(worker__in=workers, state__in=_jobs.FINISHED)
+            _jobs.jobs()
+            .filter(finished_at__gte=since, worker__in=names)
             .values("worker", "task")
             .annotate(n=Count("id"))
+            .order_by()
         ):
             totals[row["worker"]][row["task"]] = row["n"]
-        held = {
-            row["worker"]: row["n"]
-            for row in manager.filter(worker__in=workers, state="running")
-            .values("worker")
-            .annotate(n=Count("id"))
-        }
+        now = time.time()
         out = {}
         for w in workers:
-            host, _, pid = w.rpartition(":")
-            out[w] = {
-                "total": totals[w],
-                "pid": int(pid) if pid.isdigit() else None,
-                "hostname": host,
+            name = _name(w)
+            out[name] = {
+                "total": totals[name],
+                "pid": w.pid,
+                "hostname": w.host,
+                "uptime": max(0, int(now - w.started_at.timestamp())),
+                "clock": str(int(now)),
                 "broker": {"transport": fastq.get_broker().name},
-                "pool": {"processes": [int(pid)] if pid.isdigit() else [], "held": held.get(w, 0)},
+                "pool": {
+                    "implementation": "fastq",
+                    "max-concurrency": w.concurrency,
+                    "processes": [w.pid],
+                },
                 "prefetch_count": None,
-                "uptime": None,
+                "rusage": {"maxrss": w.rss_bytes // 1024},
+                "processed": w.processed,
+                "failed": w.failed,
+                "rss_bytes": w.rss_bytes,
+                "queues": w.queue_list,
+                "version": w.version,
+                "supervisor": w.supervisor or None,
+                "last_heartbeat": w.last_heartbeat.isoformat(),
             }
-        return self._keep(out)
+        return out
 
     def ping(self, destination: Any = None) -> dict[str, Any] | None:
-        return self._keep({w: {"ok": "pong"} for w in self._workers()})
+        """``{"ok": "pong"}`` from every live worker (a heartbeat within its lease)."""
+        return self._answer({_name(w): {"ok": "pong"} for w in self._workers()})
 
     def active_queues(self) -> dict[str, Any] | None:
-        """The queues each known worker has taken jobs from (from the jobs it holds or just
-        finished; not the full --queues list)."""
-        since = datetime.now(UTC) - RECENT
-        manager = _jobs.jobs()
-        out: dict[str, set[str]] = {w: set() for w in self._workers()}
-        workers = list(out)
-        pairs = list(
-            manager.filter(worker__in=workers, state="running")
-            .order_by()
-            .values_list("worker", "queue")
-            .distinct()
-        ) + list(
-            manager.filter(worker__in=workers, finished_at__gte=since)
-            .order_by()
-            .values_list("worker", "queue")
-            .distinct()
+        """The queues each live worker consumes (its ``--queues``)."""
+        return self._answer(
+            {
+                _name(w): [{"name": q, "routing_key": q} for q in w.queue_list]
+                for w in self._workers()
+            }
         )
-        for worker, queue in pairs:
-            out.setdefault(worker, set()).add(queue)
-        return self._keep(
-            {w: [{"name": q, "routing_key": q} for q in sorted(qs)] for w, qs in out.items()}
+
+    def report(self) -> dict[str, Any] | None:
+        return self._answer(
+            {_name(w): {"ok": f"fastq {w.version} {w.host}:{w.pid}"} for w in self._workers()}
         )
 
 

@@ -132,6 +132,9 @@ class AsyncResult:
     def _state(row: dict[str, Any] | None) -> str:
         if row is None:
             return states.PENDING
+        custom = _jobs.custom_state(row)
+        if custom is not None:
+            return custom[0]  # update_state(state=...), while it stands
         return states.from_job(
             row["state"],
             row.get("attempts") or 0,
@@ -149,6 +152,9 @@ class AsyncResult:
     def _value(row: dict[str, Any] | None) -> Any:
         if row is None:
             return None
+        custom = _jobs.custom_state(row)
+        if custom is not None:
+            return custom[1]  # update_state(meta=...)
         state = row["state"]
         if state == "succeeded":
             return json.loads(row["result"]) if row.get("result") is not None else None
@@ -160,7 +166,8 @@ class AsyncResult:
 
     @property
     def result(self) -> Any:
-        """The return value (SUCCESS), the exception (FAILURE, REVOKED, RETRY), else None."""
+        """The return value (SUCCESS), the exception (FAILURE, REVOKED, RETRY), the meta of
+        a custom state (``update_state``), else None."""
         return self._value(self._row())
 
     info = result

@@ -9,7 +9,7 @@ JOBS ?= 2
 .PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
         test-compat-sqlite test-compat-postgres \
         test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
-        test-acceptance bench bench-quick bench-hosts \
+        test-acceptance bench bench-quick bench-hosts bench-designs bench-startup bench-scaling \
         lint format sanitize fuzz fuzz-smoke wheel test-wheel sdist clean
 
 all: bootstrap
@@ -94,6 +94,7 @@ bench: bootstrap
 	$(PY) benchmarks/poller_cycle.py
 	$(PY) benchmarks/inspect_bench.py
 	$(PY) benchmarks/workflows.py
+	$(PY) benchmarks/startup.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
@@ -101,6 +102,20 @@ bench-quick: bootstrap
 	$(PY) benchmarks/poller_cycle.py --rows 20000 --out build/bench-quick/poller.json
 	$(PY) benchmarks/inspect_bench.py --rows 20000 --repeat 1 --out build/bench-quick/inspect.json
 	$(PY) benchmarks/workflows.py --quick --out build/bench-quick/workflows.json
+	$(PY) benchmarks/startup.py --samples 3 --out build/bench-quick/startup.json
+
+# Job-store table designs on PostgreSQL, same load for each: claim+complete jobs/s, WAL
+# bytes per job, HOT updates, sizes (docs/benchmarks.md, "Job store designs"; about 5 min).
+bench-designs: bootstrap
+	$(PY) benchmarks/store_designs.py $(BENCH_ARGS)
+
+# fastq_worker from exec to its first job, phase by phase, and -X importtime.
+bench-startup: bootstrap
+	$(PY) benchmarks/startup.py $(BENCH_ARGS)
+
+# No-op throughput of 1, 2, 4 and 8 worker processes against one PostgreSQL (docs/scaling.md).
+bench-scaling: bootstrap
+	$(PY) benchmarks/scaling.py $(BENCH_ARGS)
 
 # No-op throughput of 1, 2 and 3 hosts against one PostgreSQL (docs/scaling.md).
 bench-hosts: bootstrap

@@ -29,10 +29,12 @@ from harness.systems import (
     SYSTEMS,
     Target,
     pg_admin,
+    pg_wal_bytes,
+    pg_wal_lsn,
     settings_summary,
 )
 
-WORKLOADS = ("noop", "enqueue", "enqueue-bulk", "latency", "io", "depth")
+WORKLOADS = ("noop", "enqueue", "enqueue-bulk", "latency", "io", "depth", "startup")
 # Which brokers each system runs on (Celery: Redis only; fastq has no Redis broker yet).
 SYSTEM_BROKERS = {
     "fastq": ("postgres", "sqlite"),
@@ -69,6 +71,7 @@ class Sizes:
     io_cap: float = 10.0
     depth_jobs: int = 1_000_000
     limit_jobs: int = 50_000  # as many as noop drains: the claim slows as a drain goes on
+    startup_samples: int = 7  # worker starts per repeat; the median is the figure
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -82,6 +85,7 @@ class Sizes:
             io_cap=2.0,
             depth_jobs=20_000,
             limit_jobs=2_000,
+            startup_samples=3,
         )
 
 
@@ -104,6 +108,7 @@ class Runner:
         self.runs = 0
         self.limit_targets: list[Target] = []
         self.cut_off: dict[tuple[str, str], int] = {}  # (target, workload) -> jobs done
+        self.db_prefix = "bench"
 
     def step(
         self, target: Target, step: str, repeat: int, workloads: list[str]
@@ -116,6 +121,8 @@ class Runner:
             results = {step: self.drain(target, step)}
         elif step == "latency":
             results = {step: self.latency(target)}
+        elif step == "startup":
+            results = {step: self.startup(target)}
         else:
             results = {w: r for w, r in self.enqueue(target).items() if w in workloads}
         records = [{**base, "workload": w, **r} for w, r in results.items()]
@@ -176,6 +183,8 @@ class Runner:
         prefill_s = bench.ready["prefill_s"]
         env = target.worker_env(workload, purpose)
         children_cpu = procs.children_cpu_s()
+        wal_start = pg_wal_lsn() if target.uses_postgres else None
+        wal_end = None
         t0 = time.time()
         workers = [
             procs.start(c, target.project, env, log) for c in target.worker_commands(workload)
@@ -194,6 +203,8 @@ class Runner:
                     bench.stdin.write("finished\n")
                     bench.stdin.flush()
                 out, _ = bench.communicate(timeout=cap * 10 + 120)
+                if wal_start is not None:
+                    wal_end = pg_wal_lsn()
                 if not target.external_stop:
                     rss.sample()  # the CPU time up to the last job, before the kill
         finally:
@@ -220,6 +231,10 @@ class Runner:
             "prefill_s": round(prefill_s, 3),
             "workers": len(workers),
         }
+        if wal_start is not None and wal_end is not None and done:
+            # From the worker's start to the last job done (a peer that was cut off: to
+            # the cap, its later work not counted); the whole server's WAL.
+            record["wal_bytes_per_job"] = round(pg_wal_bytes(wal_start, wal_end) / done, 1)
         if target.system in FASTQ_SYSTEMS:
             # One line per worker process (and the supervisor's): the longest worker's
             # run is the drain's; a process that claimed nothing reports 0.00 s.
@@ -260,6 +275,38 @@ class Runner:
         if bench.returncode != 0 or not results or "error" in results[-1]:
             raise self._fail(target, "latency failed", log)
         return results[-1]
+
+    def startup(self, target: Target) -> dict[str, Any]:
+        """Start to first job: one no-op job waits; the worker is spawned (``--burst``, the
+        drain's command); the figure is the job's ``started_at`` minus the moment just
+        before the spawn. Median of ``startup_samples`` starts."""
+        samples: list[float] = []
+        # As a deployed worker starts, with its modules' bytecode cached: the first start
+        # (not counted) writes it.
+        env = target.worker_env("startup", "main")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cmd = target.worker_commands("noop")[0]
+        for i in range(self.sizes.startup_samples + 1):
+            target.manage("main", "bench_startup", "enqueue")
+            log = self.log_path(target, "startup")
+            t0 = time.time()
+            worker = procs.start(cmd, target.project, env, log)
+            try:
+                if not procs.wait_all_exit([worker], 60):
+                    raise self._fail(target, "startup: worker did not finish", log)
+            finally:
+                procs.stop([worker])
+            out = target.manage("main", "bench_startup", "started")
+            if i:
+                samples.append((json_lines(out)[-1]["started_at"] - t0) * 1000)
+        samples.sort()
+        return {
+            "startup_ms": round(samples[len(samples) // 2], 1),
+            "startup_min_ms": round(samples[0], 1),
+            "startup_max_ms": round(samples[-1], 1),
+            "samples": len(samples),
+            "load_1min": round(os.getloadavg()[0], 2),
+        }
 
     def enqueue(self, target: Target) -> dict[str, dict[str, Any]]:
         s = self.sizes
@@ -325,6 +372,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (CI)")
     parser.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--db-prefix",
+        default="bench",
+        help="prefix of the PostgreSQL databases created (and dropped): runs that share a "
+        "server need different ones",
+    )
     opts = parser.parse_args()
     sizes = Sizes.quick() if opts.quick else Sizes()
     if opts.quick and "--repeats" not in sys.argv:
@@ -350,8 +403,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fastq-bench-") as tmpdir:
         tmp = Path(tmpdir)
         runner = Runner(sizes, tmp, opts.verbose)
+        runner.db_prefix = opts.db_prefix
         targets = [
-            Target(system, broker, tmp, runner.logs)
+            Target(system, broker, tmp, runner.logs, db_prefix=opts.db_prefix)
             for system in SYSTEMS
             if system in systems and usable.get(system)
             for broker in SYSTEM_BROKERS[system]
@@ -389,6 +443,8 @@ def main() -> int:
                         if step == "depth" and t.key not in DEPTH_TARGETS:
                             continue
                         if step in PEERS_ONCE and repeat > 0 and t.system != "fastq":
+                            continue
+                        if step == "startup" and t.system != "fastq":
                             continue
                         try:
                             records += runner.step(t, step, repeat, workloads)
@@ -444,7 +500,7 @@ def run_limits(
             continue
         target = next((t for t in runner.limit_targets if t.broker == broker), None)
         if target is None:
-            target = Target("fastq", broker, runner.tmp, runner.logs)
+            target = Target("fastq", broker, runner.tmp, runner.logs, db_prefix=runner.db_prefix)
             runner.limit_targets.append(target)
         fn = limit.postgres if broker == "postgres" else limit.sqlite
         result = fn(target, sizes.limit_jobs)
@@ -455,6 +511,9 @@ def run_limits(
         ):
             if workload in workloads:
                 rec = {**base, "workload": workload, "jobs_per_s": rate}
+                wal = result.drain_wal_per_job if workload == "noop" else result.insert_wal_per_job
+                if wal is not None:
+                    rec["wal_bytes_per_job"] = round(wal, 1)
                 out.append(rec)
                 report.progress(rec)
     return out

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.systems import HERE, PG, Target
+from harness.systems import HERE, PG, Target, pg_wal_bytes, pg_wal_lsn
 
 LIMIT_DIR = HERE / "limit"
 INSERT_BATCH = 1000  # rows per INSERT: a pgbench -D variable must stay under 128 KiB
@@ -29,6 +29,8 @@ class Limit:
     insert_jobs_per_s: float
     drain_jobs_per_s: float
     jobs: int
+    insert_wal_per_job: float | None = None  # PostgreSQL: pg_current_wal_lsn() differences
+    drain_wal_per_job: float | None = None
 
 
 def _pgbench(db: str, script: str, clients: int, transactions: int, **variables: str) -> float:
@@ -65,14 +67,18 @@ def postgres(target: Target, jobs: int) -> Limit:
         conn.execute("TRUNCATE fastq_job")
         conn.execute("VACUUM fastq_job")
     inserts = max(1, jobs // INSERT_BATCH)
+    a = pg_wal_lsn()
     tps = _pgbench(db, "pg_insert.sql", 1, inserts, rows=rows)
+    insert_wal = pg_wal_bytes(a, pg_wal_lsn()) / (inserts * INSERT_BATCH)
     insert_rate = tps * INSERT_BATCH
     with psycopg.connect(dbname=db, autocommit=True, **PG) as conn:
         conn.execute("ANALYZE fastq_job")  # as fastq's prefill leaves it
     # Every transaction must find a full batch: stop short of the rows inserted.
     per_client = max(1, inserts * INSERT_BATCH // (CLIENTS * CLAIM_BATCH))
+    a = pg_wal_lsn()
     tps = _pgbench(db, "pg_claim_complete.sql", CLIENTS, per_client, batch=str(CLAIM_BATCH))
-    return Limit(insert_rate, tps * CLAIM_BATCH, inserts * INSERT_BATCH)
+    drain_wal = pg_wal_bytes(a, pg_wal_lsn()) / (per_client * CLIENTS * CLAIM_BATCH)
+    return Limit(insert_rate, tps * CLAIM_BATCH, inserts * INSERT_BATCH, insert_wal, drain_wal)
 
 
 def build_sqlite(tmp: Path) -> Path:

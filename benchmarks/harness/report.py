@@ -19,7 +19,13 @@ def progress(rec: dict[str, Any], took: float | None = None) -> None:
     """One line per measurement while the run goes on (``took``: wall time of the step,
     preparation included)."""
     what = f"  {rec['repeat']} {rec['workload']:13}{rec['system']:>13}/{rec['broker']:9}"
-    if "p50_ms" in rec:
+    if "startup_ms" in rec:
+        fig = (
+            f"start to first job {rec['startup_ms']:.0f} ms (median of {rec['samples']}, "
+            f"{rec['startup_min_ms']:.0f}..{rec['startup_max_ms']:.0f}; load "
+            f"{rec['load_1min']:.1f})"
+        )
+    elif "p50_ms" in rec:
         fig = f"p50 {rec['p50_ms']:.1f} ms  p95 {rec['p95_ms']:.1f}  p99 {rec['p99_ms']:.1f}"
     else:
         fig = f"{rec['jobs_per_s']:>10,.0f} jobs/s"
@@ -31,6 +37,8 @@ def progress(rec: dict[str, Any], took: float | None = None) -> None:
             fig += f"  worker run {rec['worker_jobs_per_s']:,.0f} jobs/s"
         if "peak_rss_mb" in rec and rec["workload"] == "noop":
             fig += f"  RSS {rec['peak_rss_mb']:.0f} MiB"
+        if "wal_bytes_per_job" in rec:
+            fig += f"  WAL {rec['wal_bytes_per_job']:,.0f} B/job"
     if took is not None:
         fig += f"  [{took:.0f} s]"
     print(what + fig, flush=True)
@@ -138,6 +146,9 @@ def targets(stats: Stats) -> list[tuple[str, str, bool | None]]:
         (label, f"{bulk:,.0f} jobs/s", bulk >= 100_000) if bulk else (label, "not measured", None)
     )
     out += tasks_api_targets(stats)
+    st = med("startup", "fastq", "postgres", "startup_ms")
+    label = "fastq_worker on PostgreSQL starts its first job within 150 ms of its start"
+    out.append((label, f"{st:.0f} ms", st <= 150) if st else (label, "not measured", None))
     c_rss = med("noop", "celery", "redis", "peak_rss_mb")
     f_rss = [
         v
@@ -195,8 +206,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "## Throughput (jobs/s)",
         "",
-        "| workload | system | broker | jobs/s | min..max | fastq x |",
-        "|---|---|---|---:|---|---:|",
+        "| workload | system | broker | jobs/s | min..max | fastq x | WAL B/job |",
+        "|---|---|---|---:|---|---:|---:|",
     ]
     notes = {
         "noop": f"no-op, {sizes['noop_jobs']:,} queued, from worker start to last done",
@@ -216,22 +227,27 @@ def markdown(data: dict[str, Any]) -> str:
             elif system == "limit":
                 fq = stats.median((workload, "fastq", broker), "jobs_per_s")
                 ratio = f"fastq at {fq / med:.0%}" if fq else ""
+            wal = stats.median(key, "wal_bytes_per_job")
             lines.append(
                 f"| {workload} | {system} | {broker} | {med:,.0f}{star} | "
-                f"{stats.spread(key, 'jobs_per_s', ',.0f')} | {ratio} |"
+                f"{stats.spread(key, 'jobs_per_s', ',.0f')} | {ratio} | "
+                f"{'' if wal is None else f'{wal:,.0f}'} |"
             )
             if system in ("fastq", "fastq-tasks") and stats.values(key, "worker_jobs_per_s"):
                 wk = stats.median(key, "worker_jobs_per_s")
                 lines.append(
                     f"| {workload} | {system}, worker's own run time | {broker} | {wk:,.0f} | "
-                    f"{stats.spread(key, 'worker_jobs_per_s', ',.0f')} | |"
+                    f"{stats.spread(key, 'worker_jobs_per_s', ',.0f')} | | |"
                 )
     lines += [
         "",
         "Workloads: " + "; ".join(f"**{k}**: {v}" for k, v in notes.items()) + ". "
         f"`*`: cut off {sizes['noop_cap']:.0f} s after the worker started (jobs done by "
         "then / time). `limit`: fastq's statements alone (pgbench, sqlite_limit.cpp); its "
-        "noop row is claim + complete, its enqueue-bulk row the INSERT.",
+        "noop row is claim + complete, its enqueue-bulk row the INSERT. `WAL B/job`: "
+        "PostgreSQL's WAL (`pg_current_wal_lsn()` differences, the whole server) from "
+        "the worker's start to the last job done, per job done (prefill not included; "
+        "limit: its statements alone).",
         "",
         f"## Latency, enqueue to start, at {sizes['latency_rate']:.0f} jobs/s (ms)",
         "",
@@ -289,6 +305,25 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {system} | {broker} | {n} | {rss:.0f} | {stats.spread(key, 'peak_rss_mb', '.0f')} |"
         )
+    if stats.keys("startup"):
+        lines += [
+            "",
+            "## Start-up: `fastq_worker` spawned to its first job's `started_at` (ms)",
+            "",
+            "One no-op job waits; the drain's worker command is spawned; median of the "
+            "starts of each repeat, then the median of the repeats (1-min load average "
+            "beside it).",
+            "",
+            "| system | broker | ms | min..max (of repeats' medians) | load |",
+            "|---|---|---:|---|---|",
+        ]
+        for key in stats.keys("startup"):
+            _, system, broker = key
+            ms = stats.median(key, "startup_ms")
+            lines.append(
+                f"| {system} | {broker} | {ms:.0f} | {stats.spread(key, 'startup_ms', '.0f')} | "
+                f"{stats.spread(key, 'load_1min', '.1f')} |"
+            )
     lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
     for label, fig, met in targets(stats):
         verdict = "n/a" if met is None else ("met" if met else "**missed**")

@@ -74,6 +74,24 @@ def pg_admin(sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
+def pg_wal_lsn() -> str:
+    """The server's WAL insert position (the whole server: other databases count too)."""
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
+
+
+def pg_wal_bytes(start: str, end: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)", (end, start)
+        ).fetchone()
+        return int(row[0])  # type: ignore[index]
+
+
 @dataclass
 class Target:
     system: str
@@ -81,6 +99,7 @@ class Target:
     tmp: Path
     logs: Path
     ready: set[str] = field(default_factory=set)
+    db_prefix: str = "bench"  # PostgreSQL database names: <db_prefix>_<system>_<broker>...
 
     @property
     def key(self) -> str:
@@ -107,6 +126,12 @@ class Target:
         return self.system != "celery"
 
     @property
+    def uses_postgres(self) -> bool:
+        """Whether its jobs or results live in PostgreSQL (Django-Q2's Redis broker keeps
+        its results there): those get a WAL bytes/job figure."""
+        return self.broker == "postgres" or (self.system, self.broker) == ("django-q2", "redis")
+
+    @property
     def external_stop(self) -> bool:
         """fastq's burst worker exits when the queue is empty; peers are polled."""
         return self.system in FASTQ_SYSTEMS
@@ -120,7 +145,7 @@ class Target:
         if self.broker == "sqlite":
             return str(self.tmp / f"{self.slug}{suffix}.sqlite3")
         # Django-Q2's Redis broker keeps results in the project's PostgreSQL database.
-        return f"bench_{self.slug}{suffix}"
+        return f"{self.db_prefix}_{self.slug}{suffix}"
 
     def env(self, purpose: str = "main") -> dict[str, str]:
         env = dict(os.environ)

@@ -1,0 +1,153 @@
+"""The proposed job store at scale: are rescue, lookups by id, the admin list, the unique
+index and the claim still fast with --running jobs running and --finished jobs finished?
+(docs/job-store.md, "Proof at scale".)
+
+Builds the `active` design of benchmarks/store_designs.py in its own database, fills the
+finished log server-side (generate_series, spread over the week of daily partitions) and
+the active table with --running running and --queued queued jobs, VACUUM ANALYZEs, then
+times each statement (median of --repeats, `EXPLAIN (ANALYZE)`'s execution time; the
+plans are printed).
+
+    .venv/bin/python benchmarks/store_scale.py --finished 10000000 --running 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import store_designs as sd
+
+DB = f"{sd.PREFIX}_scale"
+
+FILL = """
+INSERT INTO fastq_finished (id, task, queue, priority, state, args, kwargs, result, attempts,
+  max_attempts, envelope, created_at, run_at, started_at, finished_at, worker)
+SELECT gen_random_uuid(), 'bench.tasks.noop', 'default', 0, 'succeeded', '[]', '{}', 'null',
+  1, 4, 1, t - interval '2 ms', t - interval '2 ms', t - interval '1 ms', t, 'bench'
+FROM (SELECT now() - interval '3 days' + (g * (interval '6 days' / %(n)s)) AS t
+      FROM generate_series(1, %(n)s) g) s;
+"""
+ACTIVE_FILL = """
+INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, attempts,
+  max_attempts, envelope, lease_token, lease_expires_at, worker, run_at, unique_key)
+SELECT gen_random_uuid(), 'bench.tasks.noop', 'default', 0, %(state)s::text, '[]', '{}',
+  %(attempts)s, 4, 1, %(token)s, %(lease)s, %(worker)s,
+  now() - interval '1 hour' + g * interval '1 us',
+  CASE WHEN g %% 10 = 0 THEN %(state)s::text || g END
+FROM generate_series(1, %(n)s) g;
+"""
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--finished", type=int, default=10_000_000)
+    p.add_argument("--running", type=int, default=10_000)
+    p.add_argument("--queued", type=int, default=100_000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default=str(sd.HERE / "results" / "store_scale.json"))
+    opts = p.parse_args()
+    sd.make_base()
+    sd.admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    sd.admin(f"CREATE DATABASE {DB} TEMPLATE {sd.BASE_DB}")
+    sd.admin(f"DROP DATABASE IF EXISTS {sd.BASE_DB} WITH (FORCE)")
+    result: dict[str, Any] = {"finished": opts.finished, "running": opts.running}
+    try:
+        with psycopg.connect(dbname=DB, autocommit=True, **sd.PG) as conn:
+            conn.execute(sd.DESIGNS["active"].ddl)  # type: ignore[arg-type]
+            t = time.perf_counter()
+            conn.execute(FILL, {"n": opts.finished})  # type: ignore[arg-type]
+            for state, n, lease in (
+                ("running", opts.running, "now() + interval '30 s'"),
+                ("queued", opts.queued, None),
+            ):
+                sql = ACTIVE_FILL.replace("%(lease)s", lease or "NULL")
+                conn.execute(
+                    sql,  # type: ignore[arg-type]
+                    {
+                        "state": state,
+                        "n": n,
+                        "attempts": 1 if state == "running" else 0,
+                        "token": 42 if state == "running" else None,
+                        "worker": "w" if state == "running" else "",
+                    },
+                )
+            conn.execute("VACUUM ANALYZE fastq_active")
+            conn.execute("VACUUM ANALYZE fastq_finished")
+            result["fill_s"] = time.perf_counter() - t
+            some = conn.execute(
+                "SELECT id FROM fastq_finished_" + time.strftime("%Y%m%d") + " LIMIT 1 OFFSET 1000"
+            ).fetchone()[0]  # type: ignore[index]
+            running = conn.execute(
+                "SELECT id FROM fastq_active WHERE state = 'running' LIMIT 1"
+            ).fetchone()[0]  # type: ignore[index]
+            statements = {
+                "rescue (nothing expired)": sd.RESCUE_ACTIVE,
+                "lookup by id, a finished job (active, then the log)": (
+                    f"SELECT * FROM fastq_active WHERE id = '{some}' UNION ALL "
+                    f"SELECT * FROM fastq_finished WHERE id = '{some}' LIMIT 1"
+                ),
+                "lookup by id, a running job": (
+                    f"SELECT * FROM fastq_active WHERE id = '{running}' UNION ALL "
+                    f"SELECT * FROM fastq_finished WHERE id = '{running}' LIMIT 1"
+                ),
+                "admin list: newest 100 finished": (
+                    "SELECT id, task, state, finished_at FROM fastq_finished "
+                    "ORDER BY finished_at DESC LIMIT 100"
+                ),
+                "admin list: running, newest 100": (
+                    "SELECT id, task, state, created_at FROM fastq_active WHERE state = "
+                    "'running' ORDER BY created_at DESC LIMIT 100"
+                ),
+                "unique enqueue, key in use": (
+                    "INSERT INTO fastq_active (id, task, unique_key, max_attempts, envelope) "
+                    "VALUES (gen_random_uuid(), 'bench.tasks.noop', 'running10', 4, 1) "
+                    "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+                ),
+                "claim 256 (with the running jobs ahead in the claim index)": (
+                    sd.claim_sql("fastq_active")
+                    .split("\n", 1)[1]
+                    .replace(":batch", "256")
+                    .replace(":token", "7")
+                    .rsplit("\\gset", 1)[0]
+                ),
+            }
+            conn.autocommit = False
+            for label, sql in statements.items():
+                times = []
+                plan = ""
+                for _ in range(opts.repeats):
+                    rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}").fetchall()  # type: ignore[arg-type]
+                    conn.rollback()
+                    plan = "\n".join(r[0] for r in rows)
+                    times.append(float(plan.rsplit("Execution Time: ", 1)[1].split()[0]))
+                ms = statistics.median(times)
+                result[label] = ms
+                print(f"\n== {label}: {ms:.2f} ms (median of {opts.repeats})\n{plan}", flush=True)
+            conn.autocommit = True
+            sizes = conn.execute(
+                "SELECT pg_size_pretty(sum(pg_table_size(relid))), "
+                "pg_size_pretty(sum(pg_indexes_size(relid))) FROM pg_partition_tree("
+                "'fastq_finished') WHERE isleaf"
+            ).fetchone()
+            result["finished_log_size"] = {"table": sizes[0], "indexes": sizes[1]}  # type: ignore[index]
+    finally:
+        sd.admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    print("\n| statement | ms |\n|---|---:|")
+    for k, v in result.items():
+        if isinstance(v, float) and k != "fill_s":
+            print(f"| {k} | {v:.2f} |")
+    out = Path(opts.out)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"finished log: {result['finished_log_size']}; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

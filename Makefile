@@ -94,6 +94,7 @@ bench: bootstrap
 	$(PY) benchmarks/poller_cycle.py
 	$(PY) benchmarks/inspect_bench.py
 	$(PY) benchmarks/workflows.py
+	$(PY) benchmarks/delay_bench.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
@@ -101,6 +102,7 @@ bench-quick: bootstrap
 	$(PY) benchmarks/poller_cycle.py --rows 20000 --out build/bench-quick/poller.json
 	$(PY) benchmarks/inspect_bench.py --rows 20000 --repeat 1 --out build/bench-quick/inspect.json
 	$(PY) benchmarks/workflows.py --quick --out build/bench-quick/workflows.json
+	$(PY) benchmarks/delay_bench.py --quick --db bench_delay_quick --out build/bench-quick/delay.json
 
 # No-op throughput of 1, 2 and 3 hosts against one PostgreSQL (docs/scaling.md).
 bench-hosts: bootstrap

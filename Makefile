@@ -95,6 +95,7 @@ bench: bootstrap
 	$(PY) benchmarks/inspect_bench.py
 	$(PY) benchmarks/workflows.py
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/delay_bench.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
@@ -103,6 +104,7 @@ bench-quick: bootstrap
 	$(PY) benchmarks/inspect_bench.py --rows 20000 --repeat 1 --out build/bench-quick/inspect.json
 	$(PY) benchmarks/workflows.py --quick --out build/bench-quick/workflows.json
 	$(PY) benchmarks/startup.py --samples 3 --out build/bench-quick/startup.json
+	$(PY) benchmarks/delay_bench.py --quick --db bench_delay_quick --out build/bench-quick/delay.json
 
 # Job-store table designs on PostgreSQL, same load for each: claim+complete jobs/s, WAL
 # bytes per job, HOT updates, sizes (docs/benchmarks.md, "Job store designs"; about 5 min).

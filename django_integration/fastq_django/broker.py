@@ -1,20 +1,27 @@
 """The database broker: jobs are rows in the ``fastq_job`` table of a Django database.
 
-Enqueueing goes through Django's own connection, so a job exists only if the caller's
-transaction commits; on PostgreSQL a statement trigger wakes workers at that commit.
+The broker writes no SQL of its own: the core's job operations (src/cpp/core/session.cpp,
+statements in src/sql/) run on the connection Django lends. On PostgreSQL the core
+borrows psycopg's libpq connection (and calls it through psycopg's own libpq); on SQLite
+Python's sqlite3 and the core's are different libraries, so the operation's statements
+run on Django's sqlite3 connection through a callback. Either way a job exists only if
+the caller's transaction commits; on PostgreSQL a statement trigger wakes workers at that
+commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 import functools
 import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from fastq import _core, conf
 from fastq.brokers import Broker, JobSnapshot, NewJob, WorkflowRecord, from_micros
 
@@ -24,18 +31,6 @@ _COLUMNS = (
     "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
     "expires_at, cancel_requested, unique_key, worker, error_type, error, traceback, "
     "created_at, envelope, time_limit, soft_time_limit, rate_key"
-)
-# PostgreSQL: a batch travels as one JSON parameter expanded by json_to_recordset (one
-# statement, and no thousands of placeholders for psycopg to parse). SQLite: a multi-row
-# VALUES list (binding is cheap in-process, and cheaper than json_extract per column).
-_PG_INSERT = (
-    f"INSERT INTO fastq_job ({_COLUMNS}) SELECT id, task, queue, priority, 'queued', "
-    "args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, false, "
-    f"unique_key, '', '', '', '', now(), {_core.ENVELOPE_VERSION}, time_limit, "
-    "soft_time_limit, rate_key FROM json_to_recordset(%s::json) AS x(id uuid, "
-    "task text, queue text, priority int, args text, kwargs text, run_at timestamptz, "
-    "max_attempts int, expires_at timestamptz, unique_key text, time_limit float8, "
-    "soft_time_limit float8, rate_key text)"
 )
 _SQLITE_ROW = (
     "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s, "
@@ -55,11 +50,6 @@ _PG_WORKFLOW_INSERT = (
 # Workflows of at least this many jobs go in by COPY on PostgreSQL.
 _WORKFLOW_COPY_MIN = 500
 # Rows per statement: 14 parameters a row stays under SQLite's 32766 limit.
-# Jobs with a unique key skip a conflict with the queued-or-running job holding the key
-# (the partial unique index fastq_job_unique_active), and the ids written come back.
-_ON_CONFLICT = (
-    " ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id"
-)
 _MAX_ROWS = 2000
 # Jobs per COPY statement of a task.map() batch on PostgreSQL.
 _COPY_ROWS = 50_000
@@ -79,25 +69,50 @@ class DatabaseBroker(Broker):
     def vendor(self) -> str:
         return broker_vendor(self.alias)
 
+    def session(self) -> _core.Session:
+        """The core's job operations on this alias' Django connection, in the caller's
+        transaction (the one Django has open, or autocommit)."""
+        connection = connections[self.alias]
+        if connection.connection is None:
+            connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        if connection.vendor == "sqlite":
+            return _core.callback_session("sqlite", _sqlite_execute(connection.connection))
+        pgconn = getattr(connection.connection, "pgconn", None)
+        if pgconn is None:
+            raise RuntimeError(
+                f"database {self.alias!r}: fastq needs psycopg 3 on PostgreSQL (psycopg2 "
+                "does not lend its libpq connection)"
+            )
+        # Outside autocommit psycopg begins its transaction lazily, at its first command;
+        # the core's first statement then begins it, and psycopg (which reads libpq's
+        # transaction status) commits or rolls it back as its own.
+        return _core.borrow_pg(pgconn.pgconn_ptr, _libpq_path(), not connection.autocommit)
+
+    def _run(self, operation: Any, *args: Any) -> Any:
+        """An operation on :meth:`session`; a database error becomes Django's."""
+        try:
+            # A statement run through the SQLite callback raises sqlite3's errors, which
+            # Django's wrapper turns into its own.
+            with connections[self.alias].wrap_database_errors:
+                return operation(self.session(), *args)
+        except _core.DriverError as exc:
+            connections[self.alias].errors_occurred = True
+            error = OperationalError if getattr(exc, "transient", False) else DatabaseError
+            raise error(str(exc)) from exc
+
+    def _atomic(self, many: bool) -> Any:
+        """All or nothing for an operation of several statements outside a transaction."""
+        if many and not connections[self.alias].in_atomic_block:
+            return transaction.atomic(using=self.alias, savepoint=False)
+        return contextlib.nullcontext()
+
     def enqueue(self, jobs: list[NewJob]) -> list[str]:
         if not jobs:
             return []
-        connection = connections[self.alias]
-        sqlite = broker_vendor(self.alias) == "sqlite"
-        ids: list[str] = []
-        with connection.cursor() as cursor:
-            for start in range(0, len(jobs), _MAX_ROWS):
-                chunk = jobs[start : start + _MAX_ROWS]
-                unique = any(job.unique_key for job in chunk)
-                if sqlite:
-                    inserted = self._insert_sqlite(cursor, connection, chunk, unique)
-                else:
-                    inserted = self._insert_postgres(cursor, chunk, unique)
-                if inserted is None:
-                    ids += [job.id for job in chunk]
-                else:
-                    ids += self._resolve_unique(cursor, chunk, inserted, sqlite)
-        return ids
+        many = len(jobs) > 1 or any(job.unique_key for job in jobs)
+        with self._atomic(many):
+            return self._run(_core.enqueue_jobs, jobs)
 
     def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
         """The jobs of ``task.map()``: on PostgreSQL one ``COPY`` per ``_COPY_ROWS`` jobs
@@ -144,85 +159,6 @@ class DatabaseBroker(Broker):
         for start in range(0, n, _MAX_ROWS):
             params = batch.sqlite_params(start, start + _MAX_ROWS, now, timestamp)
             cursor.execute(_sqlite_insert(len(params) // 14), params)
-
-    def _resolve_unique(
-        self, cursor: Any, jobs: list[NewJob], inserted: set[str], sqlite: bool
-    ) -> list[str]:
-        """Ids for a chunk whose unique-key conflicts were skipped: the job holding each
-        key, or (if it finished meanwhile) a fresh insert."""
-        keys = sorted({j.unique_key for j in jobs if j.id not in inserted})
-        holders: dict[str, str] = {}
-        if keys:
-            marks = ", ".join(["%s"] * len(keys))
-            cursor.execute(
-                "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', 'running') "
-                f"AND unique_key IN ({marks})",
-                keys,
-            )
-            holders = {key: str(uuid.UUID(str(job_id))) for key, job_id in cursor.fetchall()}
-        again = [j for j in jobs if j.id not in inserted and j.unique_key not in holders]
-        fresh = dict(zip((j.id for j in again), self.enqueue(again), strict=True))
-        return [
-            j.id if j.id in inserted else holders.get(j.unique_key) or fresh[j.id] for j in jobs
-        ]
-
-    @staticmethod
-    def _insert_postgres(cursor: Any, jobs: list[NewJob], unique: bool) -> set[str] | None:
-        rows = [
-            {
-                "id": job.id,
-                "task": job.task,
-                "queue": job.queue,
-                "priority": job.priority,
-                "args": job.args,
-                "kwargs": job.kwargs,
-                "run_at": job.run_at.isoformat() if job.run_at else None,
-                "max_attempts": job.max_attempts,
-                "expires_at": job.expires_at.isoformat() if job.expires_at else None,
-                "unique_key": job.unique_key or None,
-                "time_limit": job.time_limit,
-                "soft_time_limit": job.soft_time_limit,
-                "rate_key": job.rate_key or None,
-            }
-            for job in jobs
-        ]
-        payload = json.dumps(rows, separators=(",", ":"))
-        if not unique:
-            cursor.execute(_PG_INSERT, [payload])
-            return None
-        cursor.execute(_PG_INSERT + _ON_CONFLICT, [payload])
-        return {str(row[0]) for row in cursor.fetchall()}
-
-    @staticmethod
-    def _insert_sqlite(
-        cursor: Any, connection: Any, jobs: list[NewJob], unique: bool
-    ) -> set[str] | None:
-        adapt = connection.ops.adapt_datetimefield_value
-        now = adapt(datetime.now(UTC))
-        params: list[object] = []
-        for job in jobs:
-            params += [
-                job.id.replace("-", ""),  # Django stores UUIDs on SQLite as 32 hex digits
-                job.task,
-                job.queue,
-                job.priority,
-                job.args,
-                job.kwargs,
-                adapt(job.run_at) if job.run_at else now,
-                job.max_attempts,
-                adapt(job.expires_at) if job.expires_at else None,
-                job.unique_key or None,
-                now,
-                job.time_limit,
-                job.soft_time_limit,
-                job.rate_key or None,
-            ]
-        sql = _sqlite_insert(len(jobs))
-        if not unique:
-            cursor.execute(sql, params)
-            return None
-        cursor.execute(sql + _ON_CONFLICT, params)
-        return {str(uuid.UUID(row[0])) for row in cursor.fetchall()}
 
     def enqueue_workflow(
         self,
@@ -451,25 +387,12 @@ class DatabaseBroker(Broker):
         return str(row.root_id), row.member_ids
 
     def fetch(self, job_id: str) -> JobSnapshot | None:
-        from fastq_django.models import Job
-
-        try:
-            pk = uuid.UUID(str(job_id))
-        except ValueError:
-            return None
-        row = (
-            Job.objects.using(self.alias)
-            .filter(pk=pk)
-            .values_list(
-                "task", "queue", "state", "attempts", "result", "error_type", "error", "traceback"
-            )
-            .first()
-        )
+        row = self._run(_core.get_job, str(job_id))
         if row is None:
             return None
-        task, queue, state, attempts, result, error_type, error, tb = row
+        id_, task, queue, state, attempts, result, error_type, error, tb = row
         return JobSnapshot(
-            id=str(pk),
+            id=id_,
             task=task,
             queue=queue,
             state=state,
@@ -486,32 +409,17 @@ class DatabaseBroker(Broker):
         A queued or waiting workflow step goes through the core's driver (its own
         connection, committed at once), which cancels what depends on it in the same
         transaction (src/cpp/core/workflow.cpp)."""
-        from django.utils import timezone
-
-        from fastq_django.models import Job, JobState
-
-        jobs = Job.objects.using(self.alias).filter(pk=job_id)
-        if jobs.filter(
-            workflow_id__isnull=False, state__in=[JobState.QUEUED, JobState.WAITING]
-        ).exists():
-            # A connection of its own for this one write, closed right after (a kept one
-            # would hold the database open).
-            driver = self.worker_driver()
-            try:
-                return driver.cancel(str(job_id))
-            finally:
-                del driver
-        with transaction.atomic(using=self.alias):
-            if jobs.filter(state=JobState.QUEUED).update(
-                state=JobState.CANCELLED,
-                finished_at=timezone.now(),
-                error_type="fastq.Cancelled",
-                error="cancelled before it started",
-            ):
-                return "cancelled"
-            if jobs.filter(state=JobState.RUNNING).update(cancel_requested=True):
-                return "requested"
-            return "finished" if jobs.exists() else "not_found"
+        with self._atomic(True):
+            result, workflow_step = self._run(_core.cancel_job, str(job_id))
+        if not workflow_step:
+            return str(result)
+        # A connection of its own for this one write, closed right after (a kept one
+        # would hold the database open).
+        driver = self.worker_driver()
+        try:
+            return driver.cancel(str(job_id))
+        finally:
+            del driver
 
     def before_job(self) -> None:
         """Drop this thread's database connections that broke or outlived CONN_MAX_AGE.
@@ -547,6 +455,36 @@ class DatabaseBroker(Broker):
             timeout = (settings_dict.get("OPTIONS") or {}).get("timeout", 30)
             return _core.sqlite_driver(name, busy_timeout_ms=int(float(timeout) * 1000))
         return _core.postgres_driver(libpq_conninfo(settings_dict))
+
+
+def _sqlite_execute(raw: Any) -> Any:
+    """execute(sql, params) -> rows on a sqlite3 connection: the SQLite session's
+    statements (``?1``-style parameters, which Python's sqlite3 binds by name: "1")."""
+
+    def execute(sql: str, params: tuple[object, ...]) -> list[Any]:
+        return raw.execute(sql, {str(i): v for i, v in enumerate(params, 1)}).fetchall()
+
+    return execute
+
+
+@functools.cache
+def _libpq_path() -> str:
+    """The libpq psycopg runs on (the core calls a borrowed connection through it)."""
+    from psycopg import pq
+
+    if pq.__impl__ == "binary":
+        import psycopg_binary
+
+        here = Path(psycopg_binary.__file__).resolve().parent
+        for libs in (here.parent / "psycopg_binary.libs", here / ".dylibs"):
+            found = sorted(libs.glob("libpq*"))
+            if found:
+                return str(found[0])
+    if pq.__impl__ == "python":
+        from psycopg.pq import _pq_ctypes
+
+        return str(_pq_ctypes.pq._name)  # type: ignore[attr-defined]
+    return ctypes.util.find_library("pq") or "libpq.so.5"
 
 
 @functools.cache

@@ -56,6 +56,7 @@ void bind_bulk(py::module_& m) {
              }
              return out;
            })
+      .def("jobs", [](const JobBatch& b) { return b.jobs; }, "The jobs, as NewJob objects.")
       .def("rows",
            [](const JobBatch& b) {
              py::list out(b.jobs.size());

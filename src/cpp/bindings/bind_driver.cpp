@@ -81,74 +81,15 @@ void bind_driver(py::module_& m) {
       .def_property_readonly("name", &Driver::name)
       .def(
           "enqueue",
-          [](Driver& d, const std::vector<std::tuple<std::string, std::string, std::string, int,
-                                                     std::string, std::string,
-                                                     std::optional<std::int64_t>, int,
-                                                     std::optional<std::int64_t>,
-                                                     std::string, std::optional<double>,
-                                                     std::optional<double>, std::string>>&
-                 rows) {
-            std::vector<NewJob> jobs;
-            jobs.reserve(rows.size());
-            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
-                              expires_at, unique_key, time_limit, soft_time_limit, rate_key] :
-                 rows) {
-              NewJob j;
-              j.id = id;
-              j.task = task;
-              j.queue = queue;
-              j.priority = priority;
-              j.args = args;
-              j.kwargs = kwargs;
-              j.run_at = run_at;
-              j.max_attempts = max_attempts;
-              j.expires_at = expires_at;
-              j.unique_key = unique_key;
-              j.time_limit = time_limit.value_or(0);
-              j.soft_time_limit = soft_time_limit.value_or(0);
-              j.rate_key = rate_key;
-              jobs.push_back(std::move(j));
-            }
+          [](Driver& d, const std::vector<NewJob>& jobs) {
             py::gil_scoped_release release;
             return d.enqueue(jobs);
           },
           py::arg("jobs"))
       .def(
           "enqueue_workflow",
-          [](Driver& d,
-             const std::vector<std::tuple<std::string, std::string, std::string, int, std::string,
-                                          std::string, std::optional<std::int64_t>, int,
-                                          std::optional<std::int64_t>, std::optional<double>,
-                                          std::optional<double>, std::string, std::string, int,
-                                          int>>& rows,
+          [](Driver& d, const std::vector<NewJob>& jobs,
              const std::vector<std::tuple<std::string, std::string, int>>& edges) {
-            std::vector<NewJob> jobs;
-            jobs.reserve(rows.size());
-            for (const auto& [id, task, queue, priority, args, kwargs, run_at, max_attempts,
-                              expires_at, time_limit, soft_time_limit, rate_key, workflow_id,
-                              pass, on_failure] : rows) {
-              if (pass < 0 || pass > 2) throw py::value_error("pass_results must be 0, 1 or 2");
-              if (on_failure < 0 || on_failure > 2) {
-                throw py::value_error("on_failure must be 0, 1 or 2");
-              }
-              NewJob j;
-              j.id = id;
-              j.task = task;
-              j.queue = queue;
-              j.priority = priority;
-              j.args = args;
-              j.kwargs = kwargs;
-              j.run_at = run_at;
-              j.max_attempts = max_attempts;
-              j.expires_at = expires_at;
-              j.time_limit = time_limit.value_or(0);
-              j.soft_time_limit = soft_time_limit.value_or(0);
-              j.rate_key = rate_key;
-              j.workflow_id = workflow_id;
-              j.pass_results = static_cast<PassResults>(pass);
-              j.on_failure = static_cast<OnFailure>(on_failure);
-              jobs.push_back(std::move(j));
-            }
             std::vector<Dependency> deps;
             deps.reserve(edges.size());
             for (const auto& [parent, child, position] : edges) {

@@ -47,5 +47,6 @@ void bind_bulk(py::module_& m);
 void bind_worker(py::module_& m);
 void bind_cron(py::module_& m);
 void bind_scheduler(py::module_& m);
+void bind_session(py::module_& m);
 
 }  // namespace fastq::py_bindings

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   fastq::py_bindings::bind_worker(m);
   fastq::py_bindings::bind_cron(m);
   fastq::py_bindings::bind_scheduler(m);
+  fastq::py_bindings::bind_session(m);
 }

@@ -17,6 +17,8 @@
 #include "fastq/json.hpp"
 #include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
+#include "fastq/session.hpp"
+#include "fastq/sql.hpp"
 #include "fastq/time.hpp"
 #include "fastq/workflow.hpp"
 
@@ -313,78 +315,9 @@ class PostgresDriver final : public Driver {
         if (nested) conn_.exec_simple("RELEASE SAVEPOINT fastq_copy");
       }
     }
-    std::string j = "[";
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      const auto& x = jobs[i];
-      if (i) j.push_back(',');
-      j += "{\"id\":";
-      append_json_string(j, x.id);
-      j += ",\"task\":";
-      append_json_string(j, x.task);
-      j += ",\"queue\":";
-      append_json_string(j, x.queue);
-      j += ",\"priority\":" + std::to_string(x.priority);
-      j += ",\"args\":";
-      append_json_string(j, x.args);
-      j += ",\"kwargs\":";
-      append_json_string(j, x.kwargs);
-      j += ",\"run_at_us\":";
-      j += x.run_at ? std::to_string(*x.run_at) : "null";
-      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
-      j += ",\"expires_at_us\":";
-      j += x.expires_at ? std::to_string(*x.expires_at) : "null";
-      j += ",\"unique_key\":";
-      if (x.unique_key.empty()) {
-        j += "null";
-      } else {
-        append_json_string(j, x.unique_key);
-      }
-      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
-      if (x.soft_time_limit > 0) {
-        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
-      }
-      if (!x.rate_key.empty()) {
-        j += ",\"rate_key\":";
-        append_json_string(j, x.rate_key);
-      }
-      j.push_back('}');
-    }
-    j.push_back(']');
-    Result r = conn_.exec(
-        "fastq_enqueue",
-        "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
-        "attempts, max_attempts, expires_at, cancel_requested, unique_key, worker, "
-        "error_type, error, traceback, created_at, envelope, time_limit, soft_time_limit, "
-        "rate_key) "
-        "SELECT id, task, queue, priority, 'queued', args, kwargs, "
-        "COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts, "
-        "to_timestamp(expires_at_us / 1e6), false, unique_key, '', '', '', '', now(), " +
-            std::to_string(kEnvelopeVersion) +
-            ", time_limit, soft_time_limit, rate_key "
-        "FROM json_to_recordset($1::json) AS x(id uuid, task text, "
-        "queue text, priority int, args text, kwargs text, run_at_us bigint, "
-        "max_attempts int, expires_at_us bigint, unique_key text, time_limit float8, "
-        "soft_time_limit float8, rate_key text) "
-        "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING "
-        "RETURNING id",
-        {j.c_str()});
-    std::vector<std::string> inserted;
-    for (int i = 0; i < PQntuples(r.get()); ++i) inserted.emplace_back(PQgetvalue(r.get(), i, 0));
-    return resolve_unique(
-        jobs, inserted,
-        [this](const std::vector<std::string>& keys) {
-          const auto arr = pg_text_array(keys);
-          Result found = conn_.exec("fastq_unique_holders",
-                                    "SELECT unique_key, id FROM fastq_job WHERE unique_key = "
-                                    "ANY($1::text[]) AND state IN ('queued', 'running')",
-                                    {arr.c_str()});
-          std::vector<std::pair<std::string, std::string>> out;
-          for (int i = 0; i < PQntuples(found.get()); ++i) {
-            out.emplace_back(PQgetvalue(found.get(), i, 0), PQgetvalue(found.get(), i, 1));
-          }
-          return out;
-        },
-        [this](std::span<const NewJob> again) { return enqueue(again); });
+    // Otherwise the one enqueue operation (session.hpp), as on a connection Django lends.
+    conn_.ensure();
+    return enqueue_jobs(*pg_session(conn_.raw()), jobs);
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
@@ -589,24 +522,16 @@ class PostgresDriver final : public Driver {
 
   CancelResult cancel(const std::string& id) override {
     return in_transaction([&] {
-      Result r = conn_.exec(
-          "fastq_cancel",
-          "WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(), "
-          "error_type = $2, error = $3 WHERE id = $1 AND state IN ('queued', 'waiting') "
-          "RETURNING workflow_id IS NOT NULL AS step), "
-          "r AS (UPDATE fastq_job SET cancel_requested = true WHERE id = $1 AND "
-          "state = 'running' RETURNING 1) "
-          "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM r), "
-          "(SELECT count(*) FROM fastq_job WHERE id = $1), "
-          "(SELECT count(*) FROM q WHERE step)",
-          {id.c_str(), kCancelledType, kCancelledBeforeStart});
-      if (std::atoll(PQgetvalue(r.get(), 0, 3)) > 0) {
-        settle_here({FinishedStep{id, state::kCancelled, kCancelledType, kCancelledBeforeStart}});
-      }
-      if (std::atoll(PQgetvalue(r.get(), 0, 0)) > 0) return CancelResult::kCancelled;
-      if (std::atoll(PQgetvalue(r.get(), 0, 1)) > 0) return CancelResult::kRequested;
-      if (std::atoll(PQgetvalue(r.get(), 0, 2)) > 0) return CancelResult::kFinished;
-      return CancelResult::kNotFound;
+      // The one cancel operation (session.hpp); a workflow step is cancelled here, its
+      // dependents settled in the same transaction.
+      conn_.ensure();
+      const CancelOutcome done = cancel_job(*pg_session(conn_.raw()), id);
+      if (!done.workflow_step) return done.result;
+      Result r = conn_.exec("fastq_cancel_step", sql::statement(sql::Dialect::kPostgres, "cancel_step"),
+                            {id.c_str(), kCancelledType, kCancelledBeforeStart});
+      if (PQntuples(r.get()) == 0) return CancelResult::kFinished;
+      settle_here({FinishedStep{id, state::kCancelled, kCancelledType, kCancelledBeforeStart}});
+      return CancelResult::kCancelled;
     });
   }
 
@@ -1193,41 +1118,8 @@ class PostgresDriver final : public Driver {
   }
 
   std::optional<JobRecord> get(const std::string& id) override {
-    Result r = conn_.exec("fastq_get",
-                          "SELECT id, task, queue, state, priority, attempts, args, kwargs, "
-                          "result, error_type, error, traceback, max_attempts, "
-                          "cancel_requested, (extract(epoch FROM started_at) * 1000000)::bigint, "
-                          "interrupted, workflow_id, parents_pending FROM fastq_job "
-                          "WHERE id = $1",
-                          {id.c_str()});
-    if (PQntuples(r.get()) == 0) return std::nullopt;
-    auto v = [&](int c) { return std::string(PQgetvalue(r.get(), 0, c)); };
-    JobRecord rec{v(0),
-                  v(1),
-                  v(2),
-                  v(3),
-                  std::atoi(PQgetvalue(r.get(), 0, 4)),
-                  std::atoi(PQgetvalue(r.get(), 0, 5)),
-                  kDefaultMaxAttempts,
-                  false,
-                  v(6),
-                  v(7),
-                  std::nullopt,
-                  v(9),
-                  v(10),
-                  v(11),
-                  std::nullopt,
-                  0,
-                  {},
-                  0};
-    if (!PQgetisnull(r.get(), 0, 8)) rec.result = v(8);
-    rec.max_attempts = std::atoi(PQgetvalue(r.get(), 0, 12));
-    rec.cancel_requested = PQgetvalue(r.get(), 0, 13)[0] == 't';
-    if (!PQgetisnull(r.get(), 0, 14)) rec.started_at = std::atoll(PQgetvalue(r.get(), 0, 14));
-    rec.interrupted = std::atoi(PQgetvalue(r.get(), 0, 15));
-    if (!PQgetisnull(r.get(), 0, 16)) rec.workflow_id = v(16);
-    rec.parents_pending = std::atoi(PQgetvalue(r.get(), 0, 17));
-    return rec;
+    conn_.ensure();
+    return get_job(*pg_session(conn_.raw()), id);
   }
 
   int notification_fd() override {

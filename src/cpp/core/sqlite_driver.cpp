@@ -19,6 +19,8 @@
 #include "fastq/json.hpp"
 #include "fastq/poller.hpp"
 #include "fastq/rate.hpp"
+#include "fastq/session.hpp"
+#include "fastq/sql.hpp"
 #include "fastq/time.hpp"
 #include "fastq/workflow.hpp"
 
@@ -32,33 +34,6 @@ int clamp_int(std::int64_t v) {
                                                    std::numeric_limits<int>::max()));
 }
 
-// Django stores UUIDs as 32 hex digits on SQLite. An id of any other shape (a row written
-// by hand) is passed through as it is, so that writes about it still find it.
-std::string to_hex_id(const std::string& id) {
-  if (!is_uuid_text(id)) return id;
-  std::string out;
-  out.reserve(32);
-  for (char c : id) {
-    if (c != '-') out.push_back(static_cast<char>(c >= 'A' && c <= 'F' ? c + 32 : c));
-  }
-  return out;
-}
-
-std::string to_canonical_id(std::string_view hex) {
-  // Only Django's own form (32 lowercase hex digits) is rewritten: anything else comes
-  // back exactly as stored, so writes about it still match the row.
-  const auto lower_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  if (hex.size() != 32 || !std::all_of(hex.begin(), hex.end(), lower_hex)) {
-    return std::string(hex);
-  }
-  std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) out.push_back('-');
-    out.push_back(hex[i]);
-  }
-  return out;
-}
 
 class Statement {
  public:
@@ -182,6 +157,7 @@ class SqliteDriver final : public Driver {
     exec("PRAGMA synchronous=NORMAL");
   }
   ~SqliteDriver() override {
+    session_.reset();
     stmts_.clear();
     sqlite3_close(db_);
   }
@@ -191,71 +167,22 @@ class SqliteDriver final : public Driver {
     return std::make_unique<SqliteDriver>(path_, busy_timeout_, write_mu_);
   }
 
+  // The one enqueue operation (session.hpp), in one transaction (the caller's, if one is
+  // open): all the jobs or none.
   std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
     if (jobs.empty()) return {};
-    const std::string now = format_utc(now_micros());
-    std::vector<std::string> inserted;
-    {
-      Lock lock(*write_mu_);
-      last_claim_empty_ = false;  // our own writes don't move data_version
-      inserted = insert_jobs(jobs, now);
-    }
-    return resolve_unique(
-        jobs, inserted,
-        [this](const std::vector<std::string>& keys) {
-          auto& q = stmt("unique_holders",
-                         "SELECT unique_key, id FROM fastq_job WHERE state IN ('queued', "
-                         "'running') AND unique_key IN (SELECT value FROM json_each(?1))");
-          Run run(q);
-          q.bind(1, json_string_array(keys));
-          std::vector<std::pair<std::string, std::string>> out;
-          while (q.step()) out.emplace_back(q.text(0), to_canonical_id(q.text(1)));
-          return out;
-        },
-        [this](std::span<const NewJob> again) { return enqueue(again); });
-  }
-
-  // Inserts `jobs` (write_mu_ held), one prepared single-row INSERT each inside one
-  // transaction (the caller's, if one is open); the ids written (unique-key conflicts
-  // skipped). Cheaper than one statement over json_each, which extracts every field
-  // from JSON text again.
-  std::vector<std::string> insert_jobs(std::span<const NewJob> jobs, const std::string& now) {
-    auto& s = stmt("enqueue_row",
-                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                   "run_at, attempts, max_attempts, expires_at, cancel_requested, unique_key, "
-                   "worker, error_type, error, traceback, created_at, envelope, time_limit, "
-                   "soft_time_limit, rate_key) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, 0, "
-                   "?8, ?9, 0, ?10, '', '', '', '', ?11, " +
-                       std::to_string(kEnvelopeVersion) +
-                       ", ?12, ?13, ?14) "
-                   "ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') "
-                   "DO NOTHING");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;  // our own writes don't move data_version
     const bool own_transaction = sqlite3_get_autocommit(db_) != 0;
     if (own_transaction) exec("BEGIN IMMEDIATE");
-    std::vector<std::string> inserted;
-    inserted.reserve(jobs.size());
     try {
-      for (const auto& x : jobs) {
-        Run run(s);
-        s.bind(1, to_hex_id(x.id)).bind_static(2, x.task).bind_static(3, x.queue);
-        s.bind(4, static_cast<std::int64_t>(x.priority)).bind_static(5, x.args);
-        s.bind_static(6, x.kwargs).bind(7, x.run_at ? format_utc(*x.run_at) : now);
-        s.bind(8, static_cast<std::int64_t>(x.max_attempts));
-        if (x.expires_at) s.bind(9, format_utc(*x.expires_at));
-        if (!x.unique_key.empty()) s.bind_static(10, x.unique_key);
-        s.bind_static(11, now);
-        if (x.time_limit > 0) s.bind(12, x.time_limit);
-        if (x.soft_time_limit > 0) s.bind(13, x.soft_time_limit);
-        if (!x.rate_key.empty()) s.bind_static(14, x.rate_key);
-        s.step();
-        if (s.changes() > 0) inserted.push_back(x.id);
-      }
+      auto ids = enqueue_jobs(session(), jobs);
       if (own_transaction) exec("COMMIT");
+      return ids;
     } catch (...) {
       if (own_transaction) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
-    return inserted;
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {
@@ -457,16 +384,14 @@ class SqliteDriver final : public Driver {
     return n;
   }
 
+  // The one cancel operation (session.hpp); a workflow step is cancelled here, its
+  // dependents settled in the same transaction.
   CancelResult cancel(const std::string& id) override {
-    auto& q = stmt("cancel_queued",
-                   "UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, "
-                   "error_type = ?3, error = ?4 WHERE id = ?1 AND state IN ('queued', "
-                   "'waiting') " + std::string(kFinishedReturning));
-    auto& r = stmt("cancel_running",
-                   "UPDATE fastq_job SET cancel_requested = 1 WHERE id = ?1 AND "
-                   "state = 'running'");
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
+    const CancelOutcome done = cancel_job(session(), id);
+    if (!done.workflow_step) return done.result;
+    auto& q = stmt("cancel_step", sql::statement(sql::Dialect::kSqlite, "cancel_step"));
     const bool cancelled = in_transaction([&] {
       std::vector<FinishedStep> finished;
       std::size_t n = 0;
@@ -479,18 +404,7 @@ class SqliteDriver final : public Driver {
       settle_here(std::move(finished));
       return n > 0;
     });
-    if (cancelled) return CancelResult::kCancelled;
-    {
-      Run run(r);
-      r.bind(1, to_hex_id(id));
-      r.step();
-      if (r.changes() > 0) return CancelResult::kRequested;
-    }
-    auto& e = stmt("exists", "SELECT count(*) FROM fastq_job WHERE id = ?1");
-    Run run(e);
-    e.bind(1, to_hex_id(id));
-    e.step();
-    return e.integer(0) > 0 ? CancelResult::kFinished : CancelResult::kNotFound;
+    return cancelled ? CancelResult::kCancelled : CancelResult::kFinished;
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {
@@ -689,7 +603,7 @@ class SqliteDriver final : public Driver {
       for (std::size_t i = 0; i < keys.size(); ++i) {
         if (fresh.contains(keys[i])) todo.push_back(jobs[i]);
       }
-      if (!todo.empty()) insert_jobs(todo, now);
+      if (!todo.empty()) enqueue_jobs(session(), todo);
       exec("COMMIT");
       return todo.size();
     } catch (...) {
@@ -898,7 +812,7 @@ class SqliteDriver final : public Driver {
         outcome.step();
         return finish(FireResult::kSkipped);
       }
-      insert_jobs(std::span<const NewJob>(&f.job, 1), now);
+      enqueue_jobs(session(), std::span<const NewJob>(&f.job, 1));
       {
         Run run(ran);
         ran.bind(1, f.schedule).bind(2, now).bind(3, job_hex);
@@ -1031,38 +945,7 @@ class SqliteDriver final : public Driver {
   }
 
   std::optional<JobRecord> get(const std::string& id) override {
-    auto& s = stmt("get",
-                   "SELECT id, task, queue, state, priority, attempts, args, kwargs, result, "
-                   "error_type, error, traceback, max_attempts, cancel_requested, "
-                   "started_at, interrupted, workflow_id, parents_pending FROM fastq_job "
-                   "WHERE id = ?1");
-    Run run(s);
-    s.bind(1, to_hex_id(id));
-    if (!s.step()) return std::nullopt;
-    JobRecord rec{to_canonical_id(s.text(0)),
-                  s.text(1),
-                  s.text(2),
-                  s.text(3),
-                  static_cast<int>(s.integer(4)),
-                  static_cast<int>(s.integer(5)),
-                  static_cast<int>(s.integer(12)),
-                  s.integer(13) != 0,
-                  s.text(6),
-                  s.text(7),
-                  std::nullopt,
-                  s.text(9),
-                  s.text(10),
-                  s.text(11),
-                  std::nullopt,
-                  0,
-                  {},
-                  0};
-    if (!s.is_null(8)) rec.result = s.text(8);
-    if (!s.is_null(14)) rec.started_at = parse_utc(s.text(14));
-    rec.interrupted = clamp_int(s.integer(15));
-    if (!s.is_null(16)) rec.workflow_id = to_canonical_id(s.text(16));
-    rec.parents_pending = clamp_int(s.integer(17));
-    return rec;
+    return get_job(session(), id);
   }
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
@@ -1345,6 +1228,11 @@ class SqliteDriver final : public Driver {
     }
   }
 
+  Session& session() {
+    if (!session_) session_ = sqlite_session(db_);
+    return *session_;
+  }
+
   Statement& stmt(const std::string& key, const std::string& sql) {
     auto it = stmts_.find(key);
     if (it == stmts_.end()) {
@@ -1370,6 +1258,7 @@ class SqliteDriver final : public Driver {
   std::chrono::steady_clock::time_point busy_since_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> stmts_;
+  std::unique_ptr<Session> session_;  // on db_, for the job operations (session.hpp)
   std::vector<std::string> poll_keys_;
   std::vector<std::string> claim_queues_;
   std::string claim_sql_;

@@ -12,50 +12,82 @@ class DriverError(RuntimeError):
 # soft_time_limit, rate_key).
 JobTemplate = tuple[str, str, int, int, float, float, str]
 
+class NewJob:
+    """A job about to be inserted; ``args``/``kwargs`` are JSON text. The one description
+    of a new job, shared by the core and Python."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    run_at: datetime | None  # aware; None: at once
+    max_attempts: int
+    expires_at: datetime | None  # aware; never started after this: expired
+    unique_key: str  # non-empty: at most one queued-or-running job per key
+    time_limit: float | None  # seconds: hard limit (the process is killed)
+    soft_time_limit: float | None  # seconds: SoftTimeLimitExceeded is raised
+    rate_key: str  # rate-limit bucket of a keyed limit
+    workflow_id: str  # workflow steps (fastq.canvas); "" otherwise
+    pass_results: int  # 0 nothing, 1 the parent's result, 2 the list of results
+    on_failure: int  # 0 cancel, 1 run anyway, 2 it is an error handler
+    def __init__(
+        self,
+        *,
+        id: str,
+        task: str,
+        queue: str,
+        priority: int,
+        args: str,
+        kwargs: str,
+        run_at: datetime | int | None = None,
+        max_attempts: int = 4,
+        expires_at: datetime | int | None = None,
+        unique_key: str = "",
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        rate_key: str = "",
+        workflow_id: str = "",
+        pass_results: int = 0,
+        on_failure: int = 0,
+    ) -> None: ...
+    @property
+    def run_at_us(self) -> int | None: ...
+    def copy(self) -> NewJob: ...
+
+class Session:
+    """Where a job operation runs: a connection lent by its owner (src/cpp/core/session.hpp)."""
+
+    @property
+    def dialect(self) -> str: ...  # "postgres" or "sqlite"
+
+# A session on psycopg 3's libpq connection (pgconn.pgconn_ptr), called through the libpq
+# at libpq_path that opened it; begin_if_idle: the owner is outside autocommit and its
+# transaction begins with the first statement.
+def borrow_pg(pgconn_ptr: int, libpq_path: str = "", begin_if_idle: bool = False) -> Session: ...
+
+# A session whose statements run through execute(sql, params) -> rows (SQLite: ?1-style).
+def callback_session(
+    dialect: str, execute: Callable[[str, tuple[Any, ...]], Sequence[Sequence[Any]] | None]
+) -> Session: ...
+def enqueue_jobs(session: Session, jobs: Sequence[NewJob]) -> list[str]: ...
+
+# (id, task, queue, state, attempts, result, error_type, error, traceback) or None.
+def get_job(
+    session: Session, id: str
+) -> tuple[str, str, str, str, int, str | None, str, str, str] | None: ...
+
+# (result, workflow_step): a queued or waiting workflow step is left to Driver.cancel.
+def cancel_job(session: Session, id: str) -> tuple[str, bool]: ...
+
 class Driver:
     @property
     def name(self) -> str: ...
-    def enqueue(
-        self,
-        jobs: Sequence[
-            tuple[
-                str,  # id
-                str,  # task
-                str,  # queue
-                int,  # priority
-                str,  # args (JSON)
-                str,  # kwargs (JSON)
-                int | None,  # run_at, microseconds since the epoch
-                int,  # max_attempts
-                int | None,  # expires_at, microseconds since the epoch
-                str,  # unique_key
-                float | None,  # time_limit, seconds
-                float | None,  # soft_time_limit, seconds
-                str,  # rate_key
-            ]
-        ],
-    ) -> list[str]: ...
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[str]: ...
     def enqueue_workflow(
         self,
-        jobs: Sequence[
-            tuple[
-                str,  # id
-                str,  # task
-                str,  # queue
-                int,  # priority
-                str,  # args (JSON)
-                str,  # kwargs (JSON)
-                int | None,  # run_at, microseconds since the epoch
-                int,  # max_attempts
-                int | None,  # expires_at, microseconds since the epoch
-                float | None,  # time_limit, seconds
-                float | None,  # soft_time_limit, seconds
-                str,  # rate_key
-                str,  # workflow_id
-                int,  # pass_results: 0 none, 1 the parent's result, 2 the list of results
-                int,  # on_failure: 0 cancel, 1 run anyway, 2 error handler
-            ]
-        ],
+        jobs: Sequence[NewJob],
         dependencies: Sequence[tuple[str, str, int]],  # (parent, child, position)
     ) -> list[str]: ...
     def cancel_workflow(self, workflow_id: str) -> int: ...
@@ -84,7 +116,9 @@ class JobBatch:
 
     def __len__(self) -> int: ...
     def ids(self) -> list[str]: ...
-    # As Driver.enqueue takes them.
+    def jobs(self) -> list[NewJob]: ...
+    # (id, task, queue, priority, args, kwargs, run_at_us, max_attempts, expires_at_us,
+    # unique_key, time_limit, soft_time_limit, rate_key) per job.
     def rows(
         self,
     ) -> list[

@@ -12,30 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 from fastq import _core
 
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A job about to be inserted. ``args``/``kwargs`` are JSON text."""
-
-    id: str
-    task: str
-    queue: str
-    priority: int
-    args: str
-    kwargs: str
-    run_at: datetime | None = None
-    max_attempts: int = 4
-    expires_at: datetime | None = None
-    unique_key: str = ""  # non-empty: at most one queued-or-running job per key
-    time_limit: float | None = None  # seconds: hard limit (the process is killed)
-    soft_time_limit: float | None = None  # seconds: SoftTimeLimitExceeded is raised
-    rate_key: str = ""  # rate-limit bucket of a keyed limit
-    # Workflow steps (fastq.canvas): the workflow, what the step receives from its parents
-    # (0 nothing, 1 the parent's result, 2 the list of results) and what a failed parent
-    # does to it (0 cancel, 1 run anyway, 2 it is an error handler).
-    workflow_id: str = ""
-    pass_results: int = 0
-    on_failure: int = 0
+# A job about to be inserted: the core's bound class (src/cpp/bindings/bind_session.cpp),
+# the one description of a new job for C++ and Python. Keyword arguments: id, task,
+# queue, priority, args and kwargs (JSON text), then run_at and expires_at (aware
+# datetimes or None), max_attempts, unique_key (non-empty: at most one queued-or-running
+# job per key), time_limit and soft_time_limit (seconds or None), rate_key, and for
+# workflow steps workflow_id, pass_results and on_failure.
+NewJob = _core.NewJob
 
 
 # A workflow's record, for GroupResult.restore() and the admin: (id, root_id, kind, name,
@@ -74,7 +57,7 @@ class Broker(abc.ABC):
         """Insert the jobs of ``task.map()`` (none has a unique key). Brokers override
         this to write the batch without a Python object per job; by default it goes
         through :meth:`enqueue`."""
-        return self.enqueue([_new_job(row) for row in batch.rows()])
+        return self.enqueue(batch.jobs())
 
     @abc.abstractmethod
     def fetch(self, job_id: str) -> JobSnapshot | None:
@@ -114,26 +97,6 @@ class Broker(abc.ABC):
         raise NotImplementedError(f"the {self.name} broker does not run workflows")
 
 
-def _new_job(row: tuple) -> NewJob:  # type: ignore[type-arg]
-    (id_, task, queue, priority, args, kwargs, run_at, max_attempts, expires_at) = row[:9]
-    unique_key, time_limit, soft_time_limit, rate_key = row[9:]
-    return NewJob(
-        id=id_,
-        task=task,
-        queue=queue,
-        priority=priority,
-        args=args,
-        kwargs=kwargs,
-        run_at=from_micros(run_at) if run_at is not None else None,
-        max_attempts=max_attempts,
-        expires_at=from_micros(expires_at) if expires_at is not None else None,
-        unique_key=unique_key,
-        time_limit=time_limit,
-        soft_time_limit=soft_time_limit,
-        rate_key=rate_key,
-    )
-
-
 def from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
@@ -156,29 +119,10 @@ class MemoryBroker(Broker):
         self._workflows_lock = threading.Lock()
 
     def enqueue(self, jobs: list[NewJob]) -> list[str]:
-        return self._driver.enqueue(
-            [
-                (
-                    j.id,
-                    j.task,
-                    j.queue,
-                    j.priority,
-                    j.args,
-                    j.kwargs,
-                    to_micros(j.run_at) if j.run_at else None,
-                    j.max_attempts,
-                    to_micros(j.expires_at) if j.expires_at else None,
-                    j.unique_key,
-                    j.time_limit,
-                    j.soft_time_limit,
-                    j.rate_key,
-                )
-                for j in jobs
-            ]
-        )
+        return self._driver.enqueue(jobs)
 
     def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
-        return self._driver.enqueue(batch.rows())
+        return self._driver.enqueue(batch.jobs())
 
     def fetch(self, job_id: str) -> JobSnapshot | None:
         row = self._driver.get(job_id)
@@ -208,7 +152,7 @@ class MemoryBroker(Broker):
         dependencies: list[tuple[str, str, int]],
         records: list[WorkflowRecord],
     ) -> None:
-        self._driver.enqueue_workflow([_workflow_row(j) for j in jobs], dependencies)
+        self._driver.enqueue_workflow(jobs, dependencies)
         with self._workflows_lock:
             for wid, root, _kind, _name, members in records:
                 self._workflows[wid] = (root, list(members))
@@ -219,27 +163,6 @@ class MemoryBroker(Broker):
     def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
         with self._workflows_lock:
             return self._workflows.get(workflow_id)
-
-
-def _workflow_row(j: NewJob) -> tuple:  # type: ignore[type-arg]
-    """A workflow job as the core's Driver.enqueue_workflow takes it."""
-    return (
-        j.id,
-        j.task,
-        j.queue,
-        j.priority,
-        j.args,
-        j.kwargs,
-        to_micros(j.run_at) if j.run_at else None,
-        j.max_attempts,
-        to_micros(j.expires_at) if j.expires_at else None,
-        j.time_limit,
-        j.soft_time_limit,
-        j.rate_key,
-        j.workflow_id,
-        j.pass_results,
-        j.on_failure,
-    )
 
 
 class BrokerRegistry:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import json
 import os
 import socket
@@ -435,7 +434,7 @@ class Task(fastq.Task):  # type: ignore[type-arg]
             soft_time_limit,
         )
         try:
-            job = dataclasses.replace(job, id=str(uuid.UUID(str(task_id))))
+            job.id = str(uuid.UUID(str(task_id)))
         except ValueError:
             raise ValueError(f"{self.name}: task_id must be a UUID, got {task_id!r}") from None
         (job_id,) = fastq.get_broker().enqueue([job])

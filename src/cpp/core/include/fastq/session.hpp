@@ -1,0 +1,82 @@
+// Sessions and job operations, sans-io in the manner of Boost.MySQL: an operation
+// (enqueue_jobs, cancel_job, get_job) is pure C++ that takes its statements from the
+// statement home (fastq/sql.hpp), binds the caller's objects to parameters and reads the
+// rows back. It runs over a Session, which only runs one statement and returns its rows:
+//  * pg_session(): a libpq connection, the core's own or one Django lends (psycopg 3's
+//    pgconn); statements are unnamed, so nothing is left behind on a borrowed connection,
+//    and every result is consumed before the call returns.
+//  * sqlite_session(): a sqlite3 handle of the core's.
+//  * a Session implemented in Python (the bindings' CallbackSession) over a DB-API
+//    cursor: Django's SQLite connection, whose library is not the core's.
+// The statements run in whatever transaction the session is in: the caller's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "fastq/driver.hpp"
+#include "fastq/sql.hpp"
+#include "fastq/types.hpp"
+
+struct pg_conn;
+struct sqlite3;
+
+namespace fastq {
+
+// A statement parameter: NULL, an integer, a real or text.
+using SqlParam = std::variant<std::monostate, std::int64_t, double, std::string>;
+// A result cell as text (nullopt: NULL); integers and reals in their decimal form.
+using SqlCell = std::optional<std::string>;
+using SqlRow = std::vector<SqlCell>;
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual sql::Dialect dialect() const = 0;
+  // Runs one statement with its parameters to completion and returns its rows. Errors
+  // are DriverError.
+  virtual std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) = 0;
+};
+
+// A session on a libpq connection it does not own. With `begin_if_idle`, a statement
+// found outside a transaction block first opens one (BEGIN): the connection's owner
+// (psycopg 3, which reads libpq's transaction status before each command and at commit)
+// is in a transaction of its own, not yet begun.
+std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle = false);
+// The same on a connection opened by the libpq at `libpq_path` (already loaded in this
+// process: psycopg's own, which may be another build than the core's): every call goes
+// to that library's functions. An empty path means the core's libpq.
+std::unique_ptr<Session> pg_session_via(const std::string& libpq_path, pg_conn* conn,
+                                        bool begin_if_idle);
+// A session on a sqlite3 handle it does not own.
+std::unique_ptr<Session> sqlite_session(sqlite3* db);
+
+// Job ids on SQLite: Django stores a UUID as 32 hex digits; these convert from and to
+// the canonical text (anything else passes through unchanged).
+std::string to_hex_id(const std::string& id);
+std::string to_canonical_id(std::string_view hex);
+
+// Inserts the jobs in one go (all or none: in the session's transaction, or one
+// statement) and returns, for each, the id of the job standing for it: its own, or for a
+// unique_key the queued-or-running job already holding the key. Workflow fields are
+// ignored (Driver::enqueue_workflow).
+std::vector<std::string> enqueue_jobs(Session& session, std::span<const NewJob> jobs);
+
+// The job with this id (canonical UUID text), or nullopt (no such job, or not a UUID).
+std::optional<JobRecord> get_job(Session& session, const std::string& id);
+
+// What cancel_job() did; `workflow_step` says the job is a queued or waiting workflow
+// step, which cancel_job() leaves alone: its dependents are settled in the same
+// transaction by Driver::cancel (workflow.hpp).
+struct CancelOutcome {
+  CancelResult result = CancelResult::kNotFound;
+  bool workflow_step = false;
+};
+CancelOutcome cancel_job(Session& session, const std::string& id);
+
+}  // namespace fastq

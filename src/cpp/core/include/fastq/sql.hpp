@@ -1,0 +1,35 @@
+// The statement home: every statement fastq runs on a job table lives once per dialect,
+// in src/sql/postgres.sql and src/sql/sqlite.sql, under a name ("-- name: enqueue_jobs"
+// then the SQL, as Procrastinate's queries.sql). The files are compiled into the core at
+// build time (cmake/embed_sql.cmake); nothing is read from disk at run time.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fastq::sql {
+
+enum class Dialect : std::uint8_t { kPostgres, kSqlite };
+
+// Raised for a name no statement of the dialect has.
+class UnknownStatement : public std::out_of_range {
+ public:
+  using std::out_of_range::out_of_range;
+};
+
+// The statement `name` of `dialect` (comments dropped, no trailing semicolon). The
+// reference stays valid for the life of the process.
+const std::string& statement(Dialect dialect, std::string_view name);
+
+// The names of the dialect's statements, in file order.
+std::vector<std::string> names(Dialect dialect);
+
+// Parses a statement file's text: (name, statement) pairs in order. Throws
+// std::invalid_argument on a repeated name, a name without a statement, or SQL before
+// the first name.
+std::vector<std::pair<std::string, std::string>> parse(std::string_view text);
+
+}  // namespace fastq::sql

@@ -1,0 +1,490 @@
+// Sessions on libpq and sqlite3 handles, and the job operations (fastq/session.hpp).
+#include "fastq/session.hpp"
+
+#include <dlfcn.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "fastq/json.hpp"
+#include "fastq/time.hpp"
+
+namespace fastq {
+namespace {
+
+using sql::Dialect;
+
+std::string one_line(std::string msg) {
+  for (char& c : msg) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  return msg;
+}
+
+bool transient_sqlstate(const char* sqlstate) {
+  if (!sqlstate) return true;
+  const std::string s(sqlstate);
+  return s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03" || s == "40001" ||
+         s == "40P01" || s == "55P03" || s == "53300";
+}
+
+std::string param_text(const SqlParam& p) {
+  if (const auto* i = std::get_if<std::int64_t>(&p)) return std::to_string(*i);
+  if (const auto* d = std::get_if<double>(&p)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", *d);
+    return buf;
+  }
+  return std::get<std::string>(p);
+}
+
+// The libpq functions a PgSession calls: the core's own libpq, or those of the library
+// that opened a borrowed connection (psycopg's wheel bundles a libpq of its own; a PGconn
+// is only ever handed to the library that made it).
+struct PgApi {
+  decltype(&PQstatus) status;
+  decltype(&PQtransactionStatus) transaction_status;
+  decltype(&PQexec) exec;
+  decltype(&PQexecParams) exec_params;
+  decltype(&PQresultStatus) result_status;
+  decltype(&PQntuples) ntuples;
+  decltype(&PQnfields) nfields;
+  decltype(&PQgetisnull) getisnull;
+  decltype(&PQgetvalue) getvalue;
+  decltype(&PQgetlength) getlength;
+  decltype(&PQclear) clear;
+  decltype(&PQgetResult) get_result;
+  decltype(&PQresultErrorField) result_error_field;
+  decltype(&PQresultErrorMessage) result_error_message;
+  decltype(&PQerrorMessage) error_message;
+};
+
+const PgApi kOwnLibpq{&PQstatus,        &PQtransactionStatus, &PQexec,
+                      &PQexecParams,    &PQresultStatus,      &PQntuples,
+                      &PQnfields,       &PQgetisnull,         &PQgetvalue,
+                      &PQgetlength,     &PQclear,             &PQgetResult,
+                      &PQresultErrorField, &PQresultErrorMessage, &PQerrorMessage};
+
+template <typename F>
+void bind_symbol(void* lib, const char* name, F& out, const std::string& path) {
+  void* sym = dlsym(lib, name);
+  if (!sym) throw DriverError("libpq at '" + path + "' has no " + name, false);
+  out = reinterpret_cast<F>(sym);
+}
+
+// The functions of the libpq at `path`, which must be loaded already (it opened the
+// connection). Looked up once per path.
+const PgApi& libpq_at(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<PgApi>> apis;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& api = apis[path];
+  if (api) return *api;
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (!lib) throw DriverError("libpq at '" + path + "' is not loaded in this process", false);
+  auto a = std::make_unique<PgApi>();
+  bind_symbol(lib, "PQstatus", a->status, path);
+  bind_symbol(lib, "PQtransactionStatus", a->transaction_status, path);
+  bind_symbol(lib, "PQexec", a->exec, path);
+  bind_symbol(lib, "PQexecParams", a->exec_params, path);
+  bind_symbol(lib, "PQresultStatus", a->result_status, path);
+  bind_symbol(lib, "PQntuples", a->ntuples, path);
+  bind_symbol(lib, "PQnfields", a->nfields, path);
+  bind_symbol(lib, "PQgetisnull", a->getisnull, path);
+  bind_symbol(lib, "PQgetvalue", a->getvalue, path);
+  bind_symbol(lib, "PQgetlength", a->getlength, path);
+  bind_symbol(lib, "PQclear", a->clear, path);
+  bind_symbol(lib, "PQgetResult", a->get_result, path);
+  bind_symbol(lib, "PQresultErrorField", a->result_error_field, path);
+  bind_symbol(lib, "PQresultErrorMessage", a->result_error_message, path);
+  bind_symbol(lib, "PQerrorMessage", a->error_message, path);
+  // The handle stays open (RTLD_NOLOAD took a reference): the functions live on.
+  api = std::move(a);
+  return *api;
+}
+
+class PgSession final : public Session {
+ public:
+  PgSession(const PgApi& pq, PGconn* conn, bool begin_if_idle)
+      : pq_(pq), conn_(conn), begin_if_idle_(begin_if_idle) {}
+  Dialect dialect() const override { return Dialect::kPostgres; }
+
+  std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) override {
+    if (pq_.status(conn_) != CONNECTION_OK) {
+      throw DriverError(
+          "PostgreSQL connection is not open: " + one_line(pq_.error_message(conn_)), true);
+    }
+    if (begin_if_idle_ && pq_.transaction_status(conn_) == PQTRANS_IDLE) {
+      finish(pq_.exec(conn_, "BEGIN"), PGRES_COMMAND_OK, "BEGIN");
+    }
+    std::vector<std::string> texts(params.size());
+    std::vector<const char*> values(params.size(), nullptr);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (std::holds_alternative<std::monostate>(params[i])) continue;
+      texts[i] = param_text(params[i]);
+      values[i] = texts[i].c_str();
+    }
+    PGresult* r = pq_.exec_params(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                  values.data(), nullptr, nullptr, 0);
+    const auto st = pq_.result_status(r);
+    return finish(r, st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, sql);
+  }
+
+ private:
+  // Reads `r` into rows, clears it and any result still pending (none is left on a
+  // connection someone else owns), and throws if its status is not `want`.
+  std::vector<SqlRow> finish(PGresult* r, ExecStatusType want, const std::string& what) {
+    std::vector<SqlRow> rows;
+    std::string error;
+    bool transient = false;
+    if (r && pq_.result_status(r) == want) {
+      const int n = pq_.ntuples(r), m = pq_.nfields(r);
+      rows.reserve(static_cast<std::size_t>(n));
+      for (int i = 0; i < n; ++i) {
+        SqlRow row;
+        row.reserve(static_cast<std::size_t>(m));
+        for (int c = 0; c < m; ++c) {
+          if (pq_.getisnull(r, i, c)) {
+            row.emplace_back(std::nullopt);
+          } else {
+            row.emplace_back(std::string(pq_.getvalue(r, i, c),
+                                         static_cast<std::size_t>(pq_.getlength(r, i, c))));
+          }
+        }
+        rows.push_back(std::move(row));
+      }
+    } else {
+      const char* sqlstate = r ? pq_.result_error_field(r, PG_DIAG_SQLSTATE) : nullptr;
+      error = r ? pq_.result_error_message(r) : "";
+      if (error.empty()) error = pq_.error_message(conn_);
+      transient = pq_.status(conn_) != CONNECTION_OK || transient_sqlstate(sqlstate);
+      if (error.empty()) error = "unexpected result status";
+    }
+    if (r) pq_.clear(r);
+    while (PGresult* more = pq_.get_result(conn_)) pq_.clear(more);
+    if (!error.empty()) {
+      const std::string head = what.substr(0, std::min<std::size_t>(what.size(), 60));
+      throw DriverError("PostgreSQL error in '" + head + "...': " + one_line(error), transient);
+    }
+    return rows;
+  }
+
+  const PgApi& pq_;
+  PGconn* conn_;
+  bool begin_if_idle_;
+};
+
+// Keeps each statement it ran prepared (a handful: those of the statement home), reset
+// after every run.
+class SqliteSession final : public Session {
+ public:
+  explicit SqliteSession(sqlite3* db) : db_(db) {}
+  ~SqliteSession() override {
+    for (auto& [sql, s] : prepared_) sqlite3_finalize(s);
+  }
+  SqliteSession(const SqliteSession&) = delete;
+  SqliteSession& operator=(const SqliteSession&) = delete;
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+  std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) override {
+    sqlite3_stmt*& s = prepared_[sql];
+    if (!s && sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) !=
+                  SQLITE_OK) {
+      prepared_.erase(sql);
+      fail();
+    }
+    struct Reset {
+      sqlite3_stmt* s;
+      ~Reset() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+      }
+    } reset{s};
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int at = static_cast<int>(i) + 1;
+      const auto& p = params[i];
+      if (const auto* v = std::get_if<std::int64_t>(&p)) {
+        sqlite3_bind_int64(s, at, *v);
+      } else if (const auto* d = std::get_if<double>(&p)) {
+        sqlite3_bind_double(s, at, *d);
+      } else if (const auto* t = std::get_if<std::string>(&p)) {
+        sqlite3_bind_text(s, at, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+      } else {
+        sqlite3_bind_null(s, at);
+      }
+    }
+    std::vector<SqlRow> rows;
+    for (;;) {
+      const int rc = sqlite3_step(s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) fail();
+      SqlRow row;
+      const int m = sqlite3_column_count(s);
+      for (int c = 0; c < m; ++c) {
+        if (sqlite3_column_type(s, c) == SQLITE_NULL) {
+          row.emplace_back(std::nullopt);
+        } else {
+          const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
+          row.emplace_back(std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(s, c))));
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+ private:
+  [[noreturn]] void fail() {
+    const int code = sqlite3_extended_errcode(db_) & 0xff;
+    throw DriverError(std::string("SQLite error: ") + sqlite3_errmsg(db_),
+                      code == SQLITE_BUSY || code == SQLITE_LOCKED);
+  }
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*> prepared_;
+};
+
+std::vector<std::string> pg_ids(const std::vector<SqlRow>& rows) {
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.push_back(r.at(0).value_or(""));
+  return out;
+}
+
+std::string pg_text_array(std::span<const std::string> items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// The jobs as the JSON array enqueue_jobs expands with json_to_recordset.
+std::string jobs_json(std::span<const NewJob> jobs) {
+  std::string j = "[";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const auto& x = jobs[i];
+    if (i) j.push_back(',');
+    j += "{\"id\":";
+    append_json_string(j, x.id);
+    j += ",\"task\":";
+    append_json_string(j, x.task);
+    j += ",\"queue\":";
+    append_json_string(j, x.queue);
+    j += ",\"priority\":" + std::to_string(x.priority);
+    j += ",\"args\":";
+    append_json_string(j, x.args);
+    j += ",\"kwargs\":";
+    append_json_string(j, x.kwargs);
+    if (x.run_at) j += ",\"run_at_us\":" + std::to_string(*x.run_at);
+    j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
+    if (x.expires_at) j += ",\"expires_at_us\":" + std::to_string(*x.expires_at);
+    if (!x.unique_key.empty()) {
+      j += ",\"unique_key\":";
+      append_json_string(j, x.unique_key);
+    }
+    char buf[64];
+    if (x.time_limit > 0) {
+      std::snprintf(buf, sizeof buf, ",\"time_limit\":%.17g", x.time_limit);
+      j += buf;
+    }
+    if (x.soft_time_limit > 0) {
+      std::snprintf(buf, sizeof buf, ",\"soft_time_limit\":%.17g", x.soft_time_limit);
+      j += buf;
+    }
+    if (!x.rate_key.empty()) {
+      j += ",\"rate_key\":";
+      append_json_string(j, x.rate_key);
+    }
+    j.push_back('}');
+  }
+  j.push_back(']');
+  return j;
+}
+
+// Inserts the jobs; returns the ids written (unique-key conflicts skipped).
+std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> jobs) {
+  if (session.dialect() == Dialect::kPostgres) {
+    const SqlParam params[] = {jobs_json(jobs), std::int64_t{kEnvelopeVersion}};
+    return pg_ids(session.run(sql::statement(Dialect::kPostgres, "enqueue_jobs"), params));
+  }
+  const std::string& sql = sql::statement(Dialect::kSqlite, "enqueue_job");
+  const std::string now = format_utc(now_micros());
+  std::vector<std::string> inserted;
+  inserted.reserve(jobs.size());
+  auto opt_text = [](const std::string& s) -> SqlParam {
+    return s.empty() ? SqlParam{} : SqlParam{s};
+  };
+  auto opt_real = [](double d) -> SqlParam { return d > 0 ? SqlParam{d} : SqlParam{}; };
+  for (const auto& x : jobs) {
+    const SqlParam params[] = {
+        to_hex_id(x.id),
+        x.task,
+        x.queue,
+        std::int64_t{x.priority},
+        x.args,
+        x.kwargs,
+        x.run_at ? format_utc(*x.run_at) : now,
+        std::int64_t{x.max_attempts},
+        x.expires_at ? SqlParam{format_utc(*x.expires_at)} : SqlParam{},
+        opt_text(x.unique_key),
+        now,
+        opt_real(x.time_limit),
+        opt_real(x.soft_time_limit),
+        opt_text(x.rate_key),
+        std::int64_t{kEnvelopeVersion},
+    };
+    if (!session.run(sql, params).empty()) inserted.push_back(x.id);
+  }
+  return inserted;
+}
+
+}  // namespace
+
+std::string to_hex_id(const std::string& id) {
+  if (!is_uuid_text(id)) return id;
+  std::string out;
+  out.reserve(32);
+  for (char c : id) {
+    if (c != '-') out.push_back(static_cast<char>(c >= 'A' && c <= 'F' ? c + 32 : c));
+  }
+  return out;
+}
+
+std::string to_canonical_id(std::string_view hex) {
+  // Only Django's own form (32 lowercase hex digits) is rewritten: anything else comes
+  // back exactly as stored, so writes about it still match the row.
+  const auto lower_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (hex.size() != 32 || !std::all_of(hex.begin(), hex.end(), lower_hex)) {
+    return std::string(hex);
+  }
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out.push_back('-');
+    out.push_back(hex[i]);
+  }
+  return out;
+}
+
+std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle) {
+  return std::make_unique<PgSession>(kOwnLibpq, conn, begin_if_idle);
+}
+
+std::unique_ptr<Session> pg_session_via(const std::string& libpq_path, pg_conn* conn,
+                                        bool begin_if_idle) {
+  if (libpq_path.empty()) return pg_session(conn, begin_if_idle);
+  return std::make_unique<PgSession>(libpq_at(libpq_path), conn, begin_if_idle);
+}
+
+std::unique_ptr<Session> sqlite_session(sqlite3* db) { return std::make_unique<SqliteSession>(db); }
+
+std::vector<std::string> enqueue_jobs(Session& session, std::span<const NewJob> jobs) {
+  if (jobs.empty()) return {};
+  const std::vector<std::string> inserted = insert_jobs(session, jobs);
+  const bool unique =
+      std::any_of(jobs.begin(), jobs.end(), [](const NewJob& j) { return !j.unique_key.empty(); });
+  if (!unique) {
+    std::vector<std::string> ids;
+    ids.reserve(jobs.size());
+    for (const auto& j : jobs) ids.push_back(j.id);
+    return ids;
+  }
+  const Dialect d = session.dialect();
+  return resolve_unique(
+      jobs, inserted,
+      [&](const std::vector<std::string>& keys) {
+        const SqlParam params[] = {d == Dialect::kPostgres ? pg_text_array(keys)
+                                                           : json_string_array(keys)};
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& row : session.run(sql::statement(d, "unique_holders"), params)) {
+          out.emplace_back(row.at(0).value_or(""), to_canonical_id(row.at(1).value_or("")));
+        }
+        return out;
+      },
+      [&](std::span<const NewJob> again) { return enqueue_jobs(session, again); });
+}
+
+std::optional<JobRecord> get_job(Session& session, const std::string& id) {
+  if (!is_uuid_text(id)) return std::nullopt;
+  const Dialect d = session.dialect();
+  const SqlParam params[] = {d == Dialect::kSqlite ? to_hex_id(id) : id};
+  const auto rows = session.run(sql::statement(d, "get_job"), params);
+  if (rows.empty()) return std::nullopt;
+  const SqlRow& r = rows.front();
+  auto text = [&](std::size_t c) { return r.at(c).value_or(""); };
+  auto integer = [&](std::size_t c) { return r.at(c) ? std::atoi(r[c]->c_str()) : 0; };
+  auto flag = [&](std::size_t c) {
+    return r.at(c) && (*r[c] == "t" || *r[c] == "1" || *r[c] == "true" || *r[c] == "True");
+  };
+  JobRecord rec;
+  rec.id = to_canonical_id(text(0));
+  rec.task = text(1);
+  rec.queue = text(2);
+  rec.state = text(3);
+  rec.priority = integer(4);
+  rec.attempts = integer(5);
+  rec.args = text(6);
+  rec.kwargs = text(7);
+  rec.result = r.at(8);
+  rec.error_type = text(9);
+  rec.error = text(10);
+  rec.traceback = text(11);
+  rec.max_attempts = integer(12);
+  rec.cancel_requested = flag(13);
+  if (r.at(14)) {
+    rec.started_at = d == Dialect::kPostgres ? std::optional<Micros>(std::atoll(r[14]->c_str()))
+                                             : parse_utc(*r[14]);
+  }
+  rec.interrupted = integer(15);
+  if (r.at(16)) rec.workflow_id = to_canonical_id(*r[16]);
+  rec.parents_pending = integer(17);
+  return rec;
+}
+
+CancelOutcome cancel_job(Session& session, const std::string& id) {
+  if (!is_uuid_text(id)) return {};
+  const Dialect d = session.dialect();
+  if (d == Dialect::kPostgres) {
+    const SqlParam params[] = {id, std::string(kCancelledType),
+                               std::string(kCancelledBeforeStart)};
+    const auto rows = session.run(sql::statement(Dialect::kPostgres, "cancel_job"), params);
+    const SqlRow& r = rows.at(0);
+    auto count = [&](std::size_t c) { return r.at(c) ? std::atoll(r[c]->c_str()) : 0; };
+    if (count(3) > 0) return {CancelResult::kNotFound, true};
+    if (count(0) > 0) return {CancelResult::kCancelled, false};
+    if (count(1) > 0) return {CancelResult::kRequested, false};
+    if (count(2) > 0) return {CancelResult::kFinished, false};
+    return {};
+  }
+  const std::string hex = to_hex_id(id);
+  {
+    const SqlParam params[] = {hex, format_utc(now_micros()), std::string(kCancelledType),
+                               std::string(kCancelledBeforeStart)};
+    if (!session.run(sql::statement(Dialect::kSqlite, "cancel_job"), params).empty()) {
+      return {CancelResult::kCancelled, false};
+    }
+  }
+  const SqlParam params[] = {hex};
+  if (!session.run(sql::statement(Dialect::kSqlite, "cancel_running"), params).empty()) {
+    return {CancelResult::kRequested, false};
+  }
+  const auto rows = session.run(sql::statement(Dialect::kSqlite, "job_is_step"), params);
+  if (rows.empty()) return {};
+  if (rows.front().at(0).value_or("0") != "0") return {CancelResult::kNotFound, true};
+  return {CancelResult::kFinished, false};
+}
+
+}  // namespace fastq

@@ -1,0 +1,55 @@
+-- fastq's statements for SQLite, one per name. Compiled into the core at build time
+-- (cmake/embed_sql.cmake) and looked up with fastq::sql::statement(Dialect::kSqlite,
+-- "name"). A block runs from its "-- name:" line to the next one; comment lines are
+-- dropped. Parameters are ?1, ?2, ... (the sqlite3 C API and Python's sqlite3 module
+-- both bind them by position). Ids are stored as 32 hex digits and times as
+-- 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text, as Django stores them.
+
+-- name: enqueue_job
+-- One new job; a job holding a unique key that a queued-or-running job already holds
+-- is skipped (no row comes back). ?15 is the envelope version.
+INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, 0, ?8, ?9, 0, ?10, '', '', '', '', ?11, ?15,
+  ?12, ?13, ?14)
+ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING
+RETURNING id
+
+-- name: unique_holders
+-- The queued-or-running job holding each of the unique keys in ?1 (a JSON array).
+SELECT unique_key, id FROM fastq_job
+WHERE state IN ('queued', 'running') AND unique_key IN (SELECT value FROM json_each(?1))
+
+-- name: cancel_job
+-- Cancels job ?1 if it is queued or waiting and not a workflow step (?2: now, ?3, ?4:
+-- error type and message); returns its id if it did.
+UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, error = ?4
+WHERE id = ?1 AND state IN ('queued', 'waiting') AND workflow_id IS NULL
+RETURNING id
+
+-- name: cancel_running
+-- Asks running job ?1 to stop; returns its id if it was running.
+UPDATE fastq_job SET cancel_requested = 1 WHERE id = ?1 AND state = 'running'
+RETURNING id
+
+-- name: job_is_step
+-- For job ?1 (no row: no such job): whether it is a queued or waiting workflow step.
+SELECT state IN ('queued', 'waiting') AND workflow_id IS NOT NULL FROM fastq_job
+WHERE id = ?1
+
+-- name: cancel_step
+-- Cancels workflow step ?1 if it is queued or waiting (?2: now, ?3, ?4: error type and
+-- message); the row comes back as a finished step (id, state, is a step, error_type,
+-- error) for the driver to settle its dependents in the same transaction.
+UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, error = ?4
+WHERE id = ?1 AND state IN ('queued', 'waiting') AND workflow_id IS NOT NULL
+RETURNING fastq_job.id, fastq_job.state, fastq_job.workflow_id IS NOT NULL,
+  fastq_job.error_type, fastq_job.error
+
+-- name: get_job
+-- One job as read back for its status and result (AsyncResult, tests).
+SELECT id, task, queue, state, priority, attempts, args, kwargs, result, error_type,
+  error, traceback, max_attempts, cancel_requested, started_at, interrupted, workflow_id,
+  parents_pending
+FROM fastq_job WHERE id = ?1

@@ -120,7 +120,9 @@ class Target:
         if self.broker == "sqlite":
             return str(self.tmp / f"{self.slug}{suffix}.sqlite3")
         # Django-Q2's Redis broker keeps results in the project's PostgreSQL database.
-        return f"bench_{self.slug}{suffix}"
+        # FASTQ_BENCH_DB_PREFIX keeps runs sharing one server apart (default "bench_").
+        prefix = os.environ.get("FASTQ_BENCH_DB_PREFIX", "bench_")
+        return f"{prefix}{self.slug}{suffix}"
 
     def env(self, purpose: str = "main") -> dict[str, str]:
         env = dict(os.environ)

@@ -5,7 +5,6 @@
 #include <set>
 
 #include "fastq/outcome.hpp"
-#include "fastq/rescue.hpp"
 
 namespace fastq {
 namespace {
@@ -192,23 +191,6 @@ TEST(WriteOutcomes, ATransientErrorKeepsExactlyTheUnwrittenOutcomes) {
   }
   EXPECT_GT(r.settled, 0u);
   EXPECT_LT(r.settled, 64u);
-}
-
-}  // namespace
-}  // namespace fastq
-
-namespace fastq {
-namespace {
-
-TEST(RescueGate, HoldsOffForALeaseAfterTheLastDatabaseError) {
-  constexpr std::int64_t lease = 10'000'000;
-  static_assert(rescue_may_run(100 * lease, 0, lease), "no error for a long time");
-  EXPECT_FALSE(rescue_may_run(5'000'000, 0, lease)) << "half a lease after an error";
-  EXPECT_FALSE(rescue_may_run(lease - 1, 0, lease));
-  EXPECT_TRUE(rescue_may_run(lease, 0, lease));
-  // A worker that never saw an error (its last error stamped far in the past) may rescue
-  // from its first pass on.
-  EXPECT_TRUE(rescue_may_run(0, INT64_MIN / 2, lease));
 }
 
 }  // namespace

@@ -269,6 +269,41 @@ TEST_P(WorkerTest, RescuesJobsOfADeadWorker) {
   EXPECT_EQ(rec->interrupted, 1);
 }
 
+// The rescuer runs on one worker only, the holder of the leader lease "rescuer": while
+// another (live) worker holds it, this one leaves dead workers' jobs alone; once that
+// lease expires (its holder died) this one takes it over and rescues them. A worker that
+// stops hands the lease on at once.
+TEST_P(WorkerTest, OnlyTheRescuerLeaseHolderRescues) {
+  std::vector<NewJob> jobs{job("ok"), job("ok")};
+  db->enqueue(jobs);
+  auto dead = db->connect_another();
+  const auto held = dead->claim(ClaimRequest{{"default"}, 10, 1ms, "dead:1"});
+  ASSERT_EQ(held.size(), 2u);
+  auto probe = db->connect_another();
+  ASSERT_TRUE(probe->hold_lease("rescuer", "leader:elsewhere", 400ms));
+  std::this_thread::sleep_for(20ms);  // the dead worker's leases have expired
+  {
+    RecordingRunner runner;
+    auto cfg = config();
+    cfg.rescue_interval = 10ms;
+    Worker follower(db->connect_another(), runner, cfg);
+    const auto stats = follower.run();  // burst: nothing runnable, so it ends at once
+    EXPECT_EQ(stats.rescued, 0u) << "not the leader: rescues nothing";
+    EXPECT_EQ(probe->get(jobs[0].id)->state, "running");
+  }
+  std::this_thread::sleep_for(450ms);  // the leader "died": its lease expires
+  RecordingRunner runner;
+  auto cfg = config();
+  cfg.rescue_interval = 10ms;
+  Worker worker(std::move(db), runner, cfg);
+  const auto stats = worker.run();
+  EXPECT_EQ(stats.rescued, 2u);
+  EXPECT_EQ(stats.succeeded, 2u);
+  for (const auto& j : jobs) EXPECT_EQ(probe->get(j.id)->state, "succeeded");
+  EXPECT_TRUE(probe->hold_lease("rescuer", "next:1", 30s))
+      << "the stopped leader handed the lease on";
+}
+
 TEST_P(WorkerTest, StartsAreRecordedWhileJobsRun) {
   std::vector<NewJob> jobs{job("ok"), job("ok")};
   db->enqueue(jobs);

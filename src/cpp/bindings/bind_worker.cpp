@@ -5,6 +5,9 @@
 #include <pybind11/stl.h>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "common.hpp"
 #include "json_encode.hpp"
 #include "fastq/supervisor.hpp"
@@ -355,10 +358,12 @@ void bind_worker(py::module_& m) {
                                                    std::move(log));
            }),
            py::arg("driver"), py::arg("spawn"), py::arg("processes"),
-           py::arg("slots_per_child"), py::arg("grace_ms") = 30000,
+           py::arg("slots_per_child"),
+           py::arg("grace_ms") = static_cast<int>(SupervisorConfig{}.grace.count()),
            py::arg("max_memory_kb") = 0, py::arg("burst") = false,
            py::arg("log") = py::none(), py::arg("restore_signals") = true,
-           py::arg("registry") = py::none(), py::arg("lease_ms") = 30000,
+           py::arg("registry") = py::none(),
+           py::arg("lease_ms") = static_cast<int>(WorkerConfig{}.lease.count()),
            py::arg("notify_systemd") = true, py::arg("metrics_port") = -1,
            py::arg("metrics_address") = "0.0.0.0")
       .def("run", &PySupervisor::run,
@@ -394,64 +399,110 @@ void bind_worker(py::module_& m) {
                ", rescued=" + std::to_string(s.rescued) + ")";
       });
 
+  // The worker's options: one object with named fields whose defaults are those of the
+  // C++ struct (fastq/worker.hpp), the only ones. Durations are in seconds.
+  using Cfg = WorkerConfig;
+  auto seconds = [](auto Cfg::*member) {
+    return py::cpp_function([member](const Cfg& c) {
+      return std::chrono::duration<double>(c.*member).count();
+    });
+  };
+  auto set_seconds = [](auto Cfg::*member) {
+    return py::cpp_function([member](Cfg& c, double s) {
+      if (!(s >= 0)) throw py::value_error("a duration must be 0 or more seconds");
+      using D = std::remove_reference_t<decltype(c.*member)>;
+      c.*member = std::chrono::duration_cast<D>(std::chrono::duration<double>(s));
+    });
+  };
+  py::class_<RateLimit>(m, "RateLimit")
+      .def(py::init([](Micros interval_us, int burst) { return RateLimit{interval_us, burst}; }),
+           py::arg("interval_us"), py::arg("burst") = 1)
+      .def_readwrite("interval_us", &RateLimit::interval_us)
+      .def_readwrite("burst", &RateLimit::burst);
+  py::class_<Cfg>(m, "WorkerConfig")
+      .def(py::init<>())
+      .def("copy", [](const Cfg& c) { return Cfg(c); })
+      .def_readwrite("queues", &Cfg::queues)
+      .def_property(
+          "registered",
+          [](const Cfg& c) {
+            std::vector<std::string> v(c.registered.begin(), c.registered.end());
+            std::sort(v.begin(), v.end());
+            return v;
+          },
+          [](Cfg& c, const std::vector<std::string>& v) { c.registered = {v.begin(), v.end()}; })
+      .def_readwrite("concurrency", &Cfg::concurrency)
+      .def_readwrite("prefetch", &Cfg::prefetch)
+      .def_readwrite("claim_batch", &Cfg::claim_batch)
+      .def_readwrite("exec_batch", &Cfg::exec_batch)
+      .def_property("lease", seconds(&Cfg::lease), set_seconds(&Cfg::lease))
+      .def_property("flush_interval", seconds(&Cfg::flush_interval),
+                    set_seconds(&Cfg::flush_interval))
+      .def_readwrite("flush_batch", &Cfg::flush_batch)
+      .def_property("idle_poll_min", seconds(&Cfg::idle_poll_min),
+                    set_seconds(&Cfg::idle_poll_min))
+      .def_property("idle_poll_max", seconds(&Cfg::idle_poll_max),
+                    set_seconds(&Cfg::idle_poll_max))
+      .def_property("rescue_interval", seconds(&Cfg::rescue_interval),
+                    set_seconds(&Cfg::rescue_interval))
+      .def_readwrite("max_payload_bytes", &Cfg::max_payload_bytes)
+      .def_readwrite("burst", &Cfg::burst)
+      .def_property("grace", seconds(&Cfg::grace), set_seconds(&Cfg::grace))
+      .def_readwrite("handle_signals", &Cfg::handle_signals)
+      .def_readwrite("name", &Cfg::name)
+      .def_readwrite("max_jobs", &Cfg::max_jobs)
+      .def_readwrite("rate_limits", &Cfg::rate_limits)
+      .def_property("rate_horizon", seconds(&Cfg::rate_horizon), set_seconds(&Cfg::rate_horizon))
+      .def_property(
+          "async_tasks",
+          [](const Cfg& c) {
+            std::vector<std::string> v(c.async_tasks.begin(), c.async_tasks.end());
+            std::sort(v.begin(), v.end());
+            return v;
+          },
+          [](Cfg& c, const std::vector<std::string>& v) { c.async_tasks = {v.begin(), v.end()}; })
+      .def_readwrite("log_jobs", &Cfg::log_jobs)
+      .def_readwrite("log_tracebacks", &Cfg::log_tracebacks)
+      .def_property(
+          "registry",
+          [](const Cfg& c) -> std::optional<std::map<std::string, std::string>> {
+            if (!c.registry) return std::nullopt;
+            return std::map<std::string, std::string>{{"id", c.registry->id},
+                                                      {"host", c.registry->host},
+                                                      {"version", c.registry->version},
+                                                      {"supervisor", c.registry->supervisor}};
+          },
+          [](Cfg& c, const std::optional<std::map<std::string, std::string>>& d) {
+            c.registry = registry_row(d);
+          })
+      .def_readwrite("notify_systemd", &Cfg::notify_systemd)
+      .def_property_readonly("capacity", &Cfg::capacity,
+                             "Jobs one worker holds at most: concurrency + prefetch.")
+      .def("__repr__", [](const Cfg& c) {
+        return "WorkerConfig(concurrency=" + std::to_string(c.concurrency) +
+               ", prefetch=" + std::to_string(c.prefetch) +
+               ", claim_batch=" + std::to_string(c.claim_batch) +
+               ", lease=" + std::to_string(c.lease.count() / 1000.0) + ")";
+      });
+
   py::class_<PyWorker>(m, "Worker")
-      .def(py::init([](const DriverPtr& driver, py::function execute, py::object retry_type,
-                       std::vector<std::string> registered, std::vector<std::string> queues,
-                       int concurrency, int prefetch, int claim_batch, int lease_ms,
-                       int flush_interval_ms, int rescue_interval_ms,
-                       std::size_t max_payload_bytes, bool burst, int grace_ms,
-                       bool handle_signals, std::string name,
-                       std::optional<py::function> log, std::uint64_t max_jobs,
-                       const std::map<std::string, std::pair<std::int64_t, int>>& rate_limits,
-                       py::object execute_async, std::vector<std::string> async_tasks,
-                       bool log_jobs, bool log_tracebacks,
-                       std::optional<std::map<std::string, std::string>> registry,
-                       bool notify_systemd) {
-             WorkerConfig cfg;
-             cfg.registry = registry_row(registry);
-             cfg.notify_systemd = notify_systemd;
-             cfg.registered = {registered.begin(), registered.end()};
-             cfg.queues = std::move(queues);
-             cfg.concurrency = concurrency;
-             cfg.prefetch = prefetch;
-             cfg.claim_batch = claim_batch;
-             cfg.lease = std::chrono::milliseconds(lease_ms);
-             cfg.flush_interval = std::chrono::milliseconds(flush_interval_ms);
-             cfg.rescue_interval = std::chrono::milliseconds(rescue_interval_ms);
-             cfg.max_payload_bytes = max_payload_bytes;
-             cfg.burst = burst;
-             cfg.grace = std::chrono::milliseconds(grace_ms);
-             cfg.handle_signals = handle_signals;
-             cfg.name = std::move(name);
-             cfg.max_jobs = max_jobs;
-             for (const auto& [task, limit] : rate_limits) {
-               cfg.rate_limits[task] = RateLimit{limit.first, limit.second};
-             }
+      .def(py::init([](const DriverPtr& driver, Cfg cfg, py::function execute,
+                       py::object retry_type, py::object execute_async,
+                       std::optional<py::function> log) {
              if (auto* tracker = current_tracker()) {
                cfg.tracker = tracker;
                cfg.supervised = true;
+               if (cfg.registry && cfg.registry->supervisor.empty()) {
+                 cfg.registry->supervisor = Supervisor::child_supervisor_id();
+               }
              }
              cfg.metrics = Supervisor::child_metrics();
-             cfg.async_tasks = {async_tasks.begin(), async_tasks.end()};
-             cfg.log_jobs = log_jobs;
-             cfg.log_tracebacks = log_tracebacks;
              return std::make_unique<PyWorker>(driver, std::move(execute),
                                                std::move(retry_type), std::move(execute_async),
                                                std::move(cfg), std::move(log));
            }),
-           py::arg("driver"), py::arg("execute"), py::arg("retry_type"), py::arg("registered"),
-           py::arg("queues") = std::vector<std::string>{"default"}, py::arg("concurrency") = 4,
-           py::arg("prefetch") = -1, py::arg("claim_batch") = 256, py::arg("lease_ms") = 30000,
-           py::arg("flush_interval_ms") = 5, py::arg("rescue_interval_ms") = 5000,
-           py::arg("max_payload_bytes") = std::size_t{1} << 20, py::arg("burst") = false,
-           py::arg("grace_ms") = 30000,
-           py::arg("handle_signals") = true, py::arg("name") = "",
-           py::arg("log") = py::none(), py::arg("max_jobs") = 0,
-           py::arg("rate_limits") = std::map<std::string, std::pair<std::int64_t, int>>{},
-           py::arg("execute_async") = py::none(),
-           py::arg("async_tasks") = std::vector<std::string>{}, py::arg("log_jobs") = false,
-           py::arg("log_tracebacks") = false, py::arg("registry") = py::none(),
-           py::arg("notify_systemd") = false)
+           py::arg("driver"), py::arg("config"), py::arg("execute"), py::arg("retry_type"),
+           py::arg("execute_async") = py::none(), py::arg("log") = py::none())
       .def("run", &PyWorker::run,
            "Run until stop(), SIGINT/SIGTERM, or (burst) nothing runnable is left.")
       .def("stop", &PyWorker::stop, "Start a graceful stop; callable from any thread.")

@@ -123,6 +123,7 @@ class SlotTracker final : public JobTracker {
 };
 
 SlotTracker* g_tracker = nullptr;
+std::string g_registry_id;  // this supervisor's worker-registry row, inherited by children
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -524,6 +525,7 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   impl_->db = std::move(driver);
   impl_->cfg = std::move(config);
   impl_->spawn = std::move(spawn);
+  g_registry_id = impl_->cfg.registry ? impl_->cfg.registry->id : std::string();
   impl_->children.resize(static_cast<std::size_t>(impl_->cfg.processes));
   g_table.processes = impl_->cfg.processes;
   g_table.per_child = impl_->cfg.slots_per_child;
@@ -587,6 +589,8 @@ void Supervisor::enter_child(int index) {
 }
 
 JobTracker* Supervisor::child_tracker() { return g_tracker; }
+
+std::string Supervisor::child_supervisor_id() { return g_child >= 0 ? g_registry_id : ""; }
 
 WorkerMetrics* Supervisor::child_metrics() {
   if (g_child < 0 || !g_table.metrics || g_child >= g_table.processes) return nullptr;

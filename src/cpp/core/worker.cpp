@@ -25,8 +25,13 @@
 #include "fastq/notify.hpp"
 #include "fastq/outcome.hpp"
 #include "fastq/platform.hpp"
-#include "fastq/rescue.hpp"
 #include "fastq/rate.hpp"
+#include "fastq/worker/completer.hpp"
+#include "fastq/worker/executor_pool.hpp"
+#include "fastq/worker/lease_keeper.hpp"
+#include "fastq/worker/producer.hpp"
+#include "fastq/worker/rate_gate.hpp"
+#include "fastq/worker/rescuer.hpp"
 
 namespace asio = boost::asio;
 
@@ -40,9 +45,6 @@ std::int64_t steady_us() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-// Longest idle back-off for a broker that cannot notify: bounds enqueue-to-start latency.
-constexpr milliseconds kPollingCeiling{100};
 
 struct Counters {
   std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
@@ -89,13 +91,16 @@ struct Worker::Impl {
     if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
     if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
     if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
-    // 0 holds nothing beyond the running jobs (long tasks); negative: one claim batch.
-    const int prefetch = cfg.prefetch >= 0 ? cfg.prefetch : cfg.claim_batch;
-    capacity = cfg.concurrency + prefetch;
+    capacity = cfg.capacity();
     low_water = std::max(1, capacity / 4);
     if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
     backoff = cfg.idle_poll_min;
     outcome_limits.max_result_bytes = cfg.max_payload_bytes;
+    if (cfg.rescue_interval.count() <= 0) {
+      cfg.rescue_interval = rescuer::default_interval(cfg.lease);
+    }
+    rescuer_holder = (cfg.name.empty() ? std::string("worker") : cfg.name) + ":" +
+                     std::to_string(new_lease_token());
   }
 
   WorkerConfig cfg;
@@ -116,7 +121,8 @@ struct Worker::Impl {
   // Rate-limited jobs holding a token that is not due yet (poller thread only).
   std::multimap<std::chrono::steady_clock::time_point, ClaimedJob> rate_wait;
   Micros deferred_until = 0;
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_rate_start;  // burst mode waits for the jobs it handed back for later
+  std::unordered_map<std::string, std::optional<std::chrono::steady_clock::time_point>>
+      last_rate_start;  // burst mode waits for the jobs it handed back for later
   asio::steady_timer rate_timer{poll_io};
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
@@ -161,7 +167,7 @@ struct Worker::Impl {
   bool flush_posted = false;
   bool flush_armed = false;
   std::atomic<std::size_t> unflushed{0};
-  milliseconds flush_backoff{100};
+  milliseconds flush_backoff{completer::kRetryFirst};
 
   // Leases held by this worker: id -> token, from claim until the outcome is written.
   mutable std::mutex lease_mu;
@@ -174,6 +180,11 @@ struct Worker::Impl {
   };
   std::unordered_map<std::string, Lease> leases;
   std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
+
+  // Rescuer (completer thread): this worker's name on the rescuer lease, and whether it
+  // held the lease at its last pass.
+  std::string rescuer_holder;
+  bool rescuer_leader = false;
 
   void log(LogLevel level, const std::string& msg) {
     if (cfg.log) cfg.log(level, msg);
@@ -221,23 +232,18 @@ struct Worker::Impl {
 
   void maybe_claim() {
     if (stopping) return;
-    const int h = held.load();
-    const int free = capacity - h;
-    if (free <= 0 || (h > 0 && free < low_water)) return;  // executors poke us later
-    int want = std::min(free, cfg.claim_batch);
-    if (cfg.max_jobs > 0) {
-      const auto taken = counters.claimed.load() - counters.deferred.load();
-      if (taken >= cfg.max_jobs) {
-        // Retiring: run what we hold, then stop (the supervisor starts a fresh child).
-        if (h == 0) {
-          log(LogLevel::kInfo, "ran " + std::to_string(taken) +
-                                   " job(s), the most a worker process may: retiring");
-          shutdown();
-        }
-        return;
-      }
-      want = static_cast<int>(std::min<std::uint64_t>(want, cfg.max_jobs - taken));
+    const auto taken = counters.claimed.load() - counters.deferred.load();
+    const auto decision = producer::claim_decision(
+        {capacity, low_water, held.load(), cfg.claim_batch, cfg.max_jobs, taken});
+    if (decision.kind == producer::ClaimDecision::kRetire) {
+      // Retiring: what we held has run; stop (the supervisor starts a fresh child).
+      log(LogLevel::kInfo, "ran " + std::to_string(taken) +
+                               " job(s), the most a worker process may: retiring");
+      shutdown();
+      return;
     }
+    if (decision.kind == producer::ClaimDecision::kWait) return;  // executors poke us later
+    const int want = decision.want;
     std::vector<ClaimedJob> jobs;
     const auto claim_sent = steady_us();
     const std::int64_t token = new_lease_token();
@@ -264,9 +270,10 @@ struct Worker::Impl {
         return;
       }
       log(LogLevel::kWarning, std::string("claim failed, retrying: ") + e.what());
+      const auto next = producer::after_claim_error(idle_backoff());
       idle = true;
-      arm_idle(std::max(backoff, milliseconds(200)));
-      backoff = std::min(backoff * 2, milliseconds(5000));
+      arm_idle(next.wait);
+      backoff = next.next;
       return;
     }
     const int got = static_cast<int>(jobs.size());
@@ -306,20 +313,15 @@ struct Worker::Impl {
         q_cv.notify_all();
       }
     }
-    if (got == want) {
-      idle = false;
-      backoff = cfg.idle_poll_min;
+    const auto next = producer::after_claim(got, want, idle_backoff(), notify_sd.has_value(),
+                                            cfg.burst);
+    idle = next.idle;
+    backoff = next.next;
+    if (next.claim_again) {
       asio::post(poll_io, [this] { maybe_claim(); });
       return;
     }
-    idle = true;
-    if (got > 0) {
-      // Short but not empty: rows were taken by others; look again soon.
-      backoff = cfg.idle_poll_min;
-      arm_idle(backoff);
-      return;
-    }
-    if (cfg.burst && held.load() == 0 && unflushed.load() == 0 &&
+    if (next.check_burst_end && held.load() == 0 && unflushed.load() == 0 &&
         now_micros() >= deferred_until) {
       try {
         if (claim_db->count_runnable(cfg.queues) == 0) {
@@ -331,14 +333,11 @@ struct Worker::Impl {
         log(LogLevel::kWarning, std::string("count failed: ") + e.what());
       }
     }
-    if (notify_sd && !cfg.burst) {
-      arm_idle(cfg.idle_poll_max);  // notifications wake us; this is the fallback
-    } else {
-      // No notifications (SQLite): polling is the wake-up, so it stays frequent; an idle
-      // SQLite poll is a PRAGMA read, not a write lock.
-      arm_idle(backoff);
-      backoff = std::min(backoff * 2, std::min(cfg.idle_poll_max, kPollingCeiling));
-    }
+    arm_idle(next.wait);
+  }
+
+  producer::Backoff idle_backoff() const {
+    return producer::Backoff{backoff, cfg.idle_poll_min, cfg.idle_poll_max};
   }
 
   // Poller thread. Takes tokens for the rate-limited jobs among `jobs`: those whose token
@@ -371,18 +370,15 @@ struct Worker::Impl {
         g.base_delay = 1'000'000;
       }
       for (std::size_t n = 0; n < idx.size(); ++n) {
-        const Micros delay =
-            std::max<Micros>(0, g.base_delay + static_cast<Micros>(n) * limit.interval_us);
+        const auto admit = rate_gate::admit(g, n, limit.interval_us);
         auto& job = jobs[idx[n]];
-        if (static_cast<int>(n) < g.granted) {
-          if (delay > 0) {
-            keep[idx[n]] = false;
-            rate_wait.emplace(now_steady + std::chrono::microseconds(delay), std::move(job));
-          }
-        } else {
+        if (admit.kind == rate_gate::Admission::kWait) {
           keep[idx[n]] = false;
-          later.push_back(Deferral{job.id, job.lease_token, now + delay});
-          deferred_until = std::max(deferred_until, now + delay);
+          rate_wait.emplace(now_steady + std::chrono::microseconds(admit.delay), std::move(job));
+        } else if (admit.kind == rate_gate::Admission::kDefer) {
+          keep[idx[n]] = false;
+          later.push_back(Deferral{job.id, job.lease_token, now + admit.delay});
+          deferred_until = std::max(deferred_until, now + admit.delay);
           later_jobs.push_back(std::move(job));
         }
       }
@@ -426,8 +422,8 @@ struct Worker::Impl {
           const auto interval =
               std::chrono::microseconds(cfg.rate_limits.at(job.task).interval_us);
           auto& last = last_rate_start[job.rate_key.empty() ? job.task : job.rate_key];
-          if (last.time_since_epoch().count() != 0 && last + interval > now) {
-            node.key() = last + interval;
+          if (const auto until = rate_gate::hold_until(last, now, interval)) {
+            node.key() = *until;
             rate_wait.insert(std::move(node));
             continue;
           }
@@ -701,10 +697,8 @@ struct Worker::Impl {
     std::unique_lock lock(q_mu);
     q_cv.wait(lock, [this] { return !queue.empty() || q_closed; });
     if (queue.empty()) return false;
-    const std::size_t share =
-        (queue.size() + static_cast<std::size_t>(cfg.concurrency) - 1) /
-        static_cast<std::size_t>(cfg.concurrency);
-    const std::size_t n = std::min({queue.size(), share, limit});
+    const std::size_t n = executor_pool::batch_share(
+        queue.size(), static_cast<std::size_t>(cfg.concurrency), limit);
     for (std::size_t i = 0; i < n; ++i) {
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
@@ -809,7 +803,7 @@ struct Worker::Impl {
       if (ran > started_async + skipped) {
         const auto per_job =
             (std::chrono::steady_clock::now() - started) / (ran - started_async - skipped);
-        limit = per_job < std::chrono::microseconds(200) ? std::min(limit * 2, max_batch) : 1;
+        limit = executor_pool::next_batch_limit(limit, max_batch, per_job);
       }
       if (ran < batch.size()) {
         std::lock_guard lock(q_mu);
@@ -826,15 +820,18 @@ struct Worker::Impl {
   // Whether this job's lease may have run out: neither its claim nor a renewal since is
   // recent enough to vouch for it (with a tenth of the lease to spare).
   bool lease_in_doubt(const ClaimedJob& job) const {
-    const std::int64_t lease_us = cfg.lease.count() * 1000;
-    std::int64_t since = job.claimed_at_steady_us;
+    std::int64_t confirmed = 0;
+    bool held_here = false;
     {
       std::lock_guard lock(lease_mu);
       auto it = leases.find(job.id);
-      if (it == leases.end()) return true;
-      since = std::max(since, it->second.confirmed_us);
+      if (it != leases.end()) {
+        held_here = true;
+        confirmed = it->second.confirmed_us;
+      }
     }
-    return steady_us() > since + lease_us - lease_us / 10;
+    return lease_keeper::lease_in_doubt(held_here, job.claimed_at_steady_us, confirmed,
+                                        steady_us(), cfg.lease.count() * 1000);
   }
 
   void release_stale() {
@@ -938,10 +935,11 @@ struct Worker::Impl {
       std::lock_guard lock(out_mu);
       unflushed += outs.size();
       for (auto& c : outs) pending.push_back(std::move(c));
-      if (pending.size() >= cfg.flush_batch && !flush_posted) {
-        flush_posted = post_flush = true;
-      } else if (!flush_armed && !flush_posted) {
-        flush_armed = post_arm = true;
+      switch (completer::flush_action(pending.size(), cfg.flush_batch, flush_armed,
+                                      flush_posted)) {
+        case completer::FlushAction::kFlushNow: flush_posted = post_flush = true; break;
+        case completer::FlushAction::kArm: flush_armed = post_arm = true; break;
+        case completer::FlushAction::kNone: break;
       }
     }
     outs.clear();
@@ -1049,7 +1047,7 @@ struct Worker::Impl {
       arm_retry();
       return false;
     }
-    flush_backoff = milliseconds(100);
+    flush_backoff = completer::kRetryFirst;
     if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
     return true;
   }
@@ -1065,7 +1063,7 @@ struct Worker::Impl {
     retry_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) flush();
     });
-    flush_backoff = std::min(flush_backoff * 2, milliseconds(5000));
+    flush_backoff = completer::next_retry(flush_backoff);
   }
 
   // Completer thread: extends the lease of every job this worker holds (outcomes not yet
@@ -1100,7 +1098,7 @@ struct Worker::Impl {
   }
 
   void arm_renew() {
-    renew_timer.expires_after(cfg.lease / 3);
+    renew_timer.expires_after(lease_keeper::renew_interval(cfg.lease));
     renew_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       renew_now();
@@ -1160,8 +1158,9 @@ struct Worker::Impl {
   // and renew its leases); and only after this worker has written its own outcomes and
   // renewed its own leases in the same pass.
   void rescue_now(bool at_start = false) {
-    if (!at_start &&
-        !rescue_may_run(steady_us(), last_db_error_us.load(), cfg.lease.count() * 1000)) {
+    const bool leader = hold_rescuer_lease();
+    if (rescuer::rescue_step(leader, at_start, steady_us(), last_db_error_us.load(),
+                             cfg.lease.count() * 1000) == rescuer::Step::kSkip) {
       return;
     }
     bool outcomes_pending;
@@ -1183,6 +1182,35 @@ struct Worker::Impl {
       note_db_error();
       log(LogLevel::kWarning, std::string("rescue failed: ") + e.what());
     }
+  }
+
+  // Completer thread: takes or renews the rescuer's leader lease (rescuer.hpp). Only its
+  // holder rescues; when it dies the lease expires and the next live worker takes it.
+  bool hold_rescuer_lease() {
+    bool now_leader = false;
+    try {
+      now_leader = complete_db->hold_lease(rescuer::kLeaseName, rescuer_holder, cfg.lease);
+    } catch (const DriverError& e) {
+      note_db_error();
+      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
+    }
+    if (now_leader != rescuer_leader) {
+      log(LogLevel::kDebug, "rescuer: " + rescuer_holder +
+                                (now_leader ? " is now the leader" : " is no longer the leader"));
+      rescuer_leader = now_leader;
+    }
+    return now_leader;
+  }
+
+  // Completer thread, at the end: a leader hands the lease on at once.
+  void drop_rescuer_lease() {
+    if (!rescuer_leader) return;
+    try {
+      complete_db->drop_lease(rescuer::kLeaseName, rescuer_holder);
+    } catch (const DriverError& e) {
+      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
+    }
+    rescuer_leader = false;
   }
 
   void arm_rescue(milliseconds after) {
@@ -1280,6 +1308,7 @@ struct Worker::Impl {
       rescue_timer.cancel();
       watchdog_timer.cancel();
       final_flush();
+      drop_rescuer_lease();
       beat(true);
       done_io.stop();
     });

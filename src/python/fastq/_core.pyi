@@ -214,35 +214,57 @@ class WorkerStats:
     @property
     def hard_stopped(self) -> bool: ...
 
+class RateLimit:
+    """A fleet-wide start rate: one token per ``interval_us``, at most ``burst`` at once."""
+
+    interval_us: int
+    burst: int
+    def __init__(self, interval_us: int, burst: int = 1) -> None: ...
+
+class WorkerConfig:
+    """The worker's options (fastq/worker.hpp WorkerConfig); a new one holds the defaults,
+    the only ones. Durations are in seconds."""
+
+    queues: list[str]
+    registered: list[str]  # task names this process may run (sorted)
+    concurrency: int  # executor threads
+    prefetch: int  # jobs held beyond concurrency; < 0: one claim batch; 0: none
+    claim_batch: int  # most jobs one claim statement takes
+    exec_batch: int  # most jobs one executor runs per entry into Python
+    lease: float
+    flush_interval: float
+    flush_batch: int
+    idle_poll_min: float
+    idle_poll_max: float
+    rescue_interval: float  # 0: half a lease within [0.5, 5] s (leader only)
+    max_payload_bytes: int
+    burst: bool
+    grace: float
+    handle_signals: bool
+    name: str
+    max_jobs: int
+    rate_limits: dict[str, RateLimit]  # assign a whole dict: reading returns a copy
+    rate_horizon: float
+    async_tasks: list[str]
+    log_jobs: bool  # INFO lines per job started, succeeded, cancelled
+    log_tracebacks: bool  # DEBUG lines with the traceback of failed attempts
+    # Worker registry row (fastq_worker): {"id", "host", "version", "supervisor"}.
+    registry: dict[str, str] | None
+    notify_systemd: bool  # READY/WATCHDOG/STOPPING to NOTIFY_SOCKET
+    def __init__(self) -> None: ...
+    def copy(self) -> WorkerConfig: ...
+    @property
+    def capacity(self) -> int: ...
+
 class Worker:
     def __init__(
         self,
         driver: Driver,
+        config: WorkerConfig,
         execute: Callable[[str, list[Any], dict[str, Any], str, int, int, int, float], Any],
         retry_type: type[BaseException],
-        registered: Sequence[str],
-        queues: Sequence[str] = ...,
-        concurrency: int = 4,
-        prefetch: int = -1,  # < 0: one claim batch; 0: none beyond concurrency
-        claim_batch: int = 256,
-        lease_ms: int = 30000,
-        flush_interval_ms: int = 5,
-        rescue_interval_ms: int = 5000,
-        max_payload_bytes: int = ...,
-        burst: bool = False,
-        grace_ms: int = 30000,
-        handle_signals: bool = True,
-        name: str = "",
-        log: Callable[[int, str], None] | None = None,
-        max_jobs: int = 0,
-        rate_limits: dict[str, tuple[int, int]] = ...,  # task -> (interval µs, burst)
         execute_async: Callable[..., Any] | None = None,
-        async_tasks: Sequence[str] = ...,
-        log_jobs: bool = False,  # INFO lines per job started, succeeded, cancelled
-        log_tracebacks: bool = False,  # DEBUG lines with the traceback of failed attempts
-        # Worker registry row (fastq_worker): {"id", "host", "version", "supervisor"}.
-        registry: dict[str, str] | None = None,
-        notify_systemd: bool = False,  # READY/WATCHDOG/STOPPING to NOTIFY_SOCKET
+        log: Callable[[int, str], None] | None = None,
     ) -> None: ...
     def run(self) -> WorkerStats: ...
     def stop(self) -> None: ...

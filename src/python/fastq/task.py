@@ -6,22 +6,17 @@ Enqueueing a task's calls lives in :mod:`fastq.enqueue`, options and their defau
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import inspect
 import json
 import math
 import random
-import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
-from fastq import _core, limits, signals, timelimits
+from fastq import _core, limits
 from fastq import enqueue as _enqueue
 from fastq.enqueue import (  # noqa: F401 - importable from here as before the split
     MAP_BATCH,
@@ -38,10 +33,14 @@ from fastq.options import (  # noqa: F401 - importable from here as before the s
     with_task_defaults,
 )
 from fastq.result import AsyncResult, EagerResult, TaskFailed
+from fastq.retry import type_name
+from fastq.runtime import (  # re-exported: the runtime's public names were here before
+    JobContext,
+    current_job,
+    run_job,
+)
 
 if TYPE_CHECKING:
-    import asyncio
-
     from fastq.brokers import NewJob
     from fastq.canvas import Signature
 
@@ -50,41 +49,6 @@ R = TypeVar("R")
 
 # Every task this process knows, by name. The worker runs only names found here.
 registry: dict[str, Task[Any, Any]] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """What a running task can learn about its job (``fastq.current_job()``)."""
-
-    id: str
-    task: str
-    attempt: int
-    max_attempts: int = DEFAULT_MAX_RETRIES + 1
-    lease_token: int | None = None  # fences this attempt's writes; None when run eagerly
-
-    @property
-    def cancel_requested(self) -> bool:
-        """True once ``AsyncResult.cancel()`` reached this job's worker (within a third of
-        the lease). A long task should check it and return early."""
-        from fastq import worker
-
-        active = worker.active_worker()
-        return active is not None and active.cancel_requested(self.id)
-
-    @property
-    def retries(self) -> int:
-        """Retries so far (Celery's ``request.retries``): attempt - 1."""
-        return self.attempt - 1
-
-
-_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
-    "fastq_current_job", default=None
-)
-
-
-def current_job() -> JobContext | None:
-    """The job being run by this thread's worker, or None outside a worker."""
-    return _current.get()
 
 
 class Retry(Exception):
@@ -334,7 +298,7 @@ class Task(Generic[P, R]):
             except Exception as exc:
                 failure = TaskFailed(
                     job.id,
-                    _type_name(type(exc)),
+                    type_name(type(exc)),
                     str(exc),
                     "".join(traceback.format_exception(exc)),
                 )
@@ -352,204 +316,6 @@ class Task(Generic[P, R]):
                 return EagerResult(job.id, failure=failure)
             return EagerResult(job.id, value=json.loads(text))
         raise AssertionError("unreachable: the last attempt never retries")
-
-
-def run_job(
-    task: Task[Any, Any],
-    args: list[Any],
-    kwargs: dict[str, Any],
-    job_id: str,
-    attempt: int,
-    max_attempts: int,
-    lease_token: int | None = None,
-    soft_time_limit: float | None = None,
-) -> Any:
-    """Run one attempt of a job, deciding retries. Raises :class:`Retry` (filled in) to
-    ask for another attempt; any other exception fails the job."""
-    job = JobContext(job_id, task.name, attempt, max_attempts, lease_token)
-    token = _current.set(job)
-    soft = timelimits.arm(soft_time_limit) if soft_time_limit else None
-    try:
-        if signals.task_started.has_listeners(task):
-            signals.task_started.send(sender=task, job=job)
-        result = task(*args, **kwargs)
-        if inspect.iscoroutine(result):
-            result = _event_loop().run_until_complete(result)
-        if signals.task_succeeded.has_listeners(task):
-            signals.task_succeeded.send(sender=task, job=job, result=result)
-        return result
-    except BaseException as exc:
-        raise _ending(task, job, exc)  # noqa: B904 - _ending sets the cause it means
-    finally:
-        if soft is not None:
-            timelimits.disarm(soft)
-        _current.reset(token)
-
-
-async def run_job_async(
-    task: Task[Any, Any],
-    args: list[Any],
-    kwargs: dict[str, Any],
-    job_id: str,
-    attempt: int,
-    max_attempts: int,
-    lease_token: int | None = None,
-    soft_time_limit: float | None = None,
-) -> Any:
-    """:func:`run_job` for an ``async def`` task, run on the worker's event loop (many at
-    once). A soft time limit cancels the coroutine (it sees ``CancelledError`` at its
-    current ``await``) and the attempt ends with :class:`fastq.SoftTimeLimitExceeded`."""
-    import asyncio  # here, not at import: `import fastq` stays light
-
-    job = JobContext(job_id, task.name, attempt, max_attempts, lease_token)
-    _current.set(job)  # this coroutine runs in a context of its own
-    try:
-        if signals.task_started.has_listeners(task):
-            signals.task_started.send(sender=task, job=job)
-        coro = task(*args, **kwargs)
-        if soft_time_limit:
-            limit = asyncio.timeout(soft_time_limit)
-            try:
-                async with limit:
-                    result = await coro
-            except TimeoutError as exc:
-                if not limit.expired():
-                    raise
-                raise timelimits.SoftTimeLimitExceeded(
-                    f"{task.name} ran past its soft_time_limit of {soft_time_limit} s"
-                ) from exc
-        else:
-            result = await coro
-        if signals.task_succeeded.has_listeners(task):
-            signals.task_succeeded.send(sender=task, job=job, result=result)
-        return result
-    except BaseException as exc:
-        raise _ending(task, job, exc)  # noqa: B904 - _ending sets the cause it means
-
-
-def _ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseException:
-    """The exception an attempt that raised ``exc`` ends with: a filled-in :class:`Retry`
-    while attempts remain and the task asks for one, else the final error."""
-    attempt, max_attempts = job.attempt, job.max_attempts
-    if isinstance(exc, Retry):
-        if attempt >= max_attempts:
-            final = exc.exc or MaxRetriesExceededError(
-                f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
-            )
-            final.__suppress_context__ = True
-            _mark_gave_up(final)
-            if signals.task_failed.has_listeners(task):
-                signals.task_failed.send(sender=task, job=job, exception=final)
-            return final
-        _fill_retry(task, exc, attempt, exc.exc or exc)
-        _send_retried(task, job, exc)
-        return exc
-    if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
-        retry = Retry(exc=exc)
-        retry.__cause__ = exc
-        _fill_retry(task, retry, attempt, exc)
-        _send_retried(task, job, retry)
-        return retry
-    if task.autoretry_for and isinstance(exc, task.autoretry_for):
-        _mark_gave_up(exc)  # a retryable error, but no attempts are left
-    if signals.task_failed.has_listeners(task):
-        signals.task_failed.send(sender=task, job=job, exception=exc)
-    return exc
-
-
-def _mark_gave_up(exc: BaseException) -> None:
-    """The job ends DEAD, not FAILED: it was retried as asked and its attempts are spent."""
-    with contextlib.suppress(AttributeError, TypeError):
-        exc._fastq_gave_up = True  # type: ignore[attr-defined]
-
-
-_async_loop: asyncio.AbstractEventLoop | None = None
-_async_thread: threading.Thread | None = None
-_async_lock = threading.Lock()
-
-
-def async_loop() -> asyncio.AbstractEventLoop:
-    """The event loop ``async def`` tasks share in a worker process, on a thread of its
-    own (started on first use)."""
-    import asyncio  # here, not at import: `import fastq` stays light
-
-    global _async_loop, _async_thread
-    with _async_lock:
-        if _async_loop is None or _async_loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="fastq-async-tasks", daemon=True
-            )
-            thread.start()
-            _async_loop, _async_thread = loop, thread
-        return _async_loop
-
-
-def stop_async_loop() -> None:
-    """Stop the shared event loop (the worker calls this once it has stopped)."""
-    import asyncio  # here, not at import: `import fastq` stays light
-
-    global _async_loop, _async_thread
-    with _async_lock:
-        loop, thread = _async_loop, _async_thread
-        _async_loop = _async_thread = None
-    if loop is None or thread is None:
-        return
-
-    async def _shutdown() -> None:
-        await loop.shutdown_asyncgens()
-
-    asyncio.run_coroutine_threadsafe(_shutdown(), loop).result(timeout=5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=5)
-    if not thread.is_alive():
-        loop.close()
-
-
-_loops = threading.local()
-_open_loops: list[asyncio.AbstractEventLoop] = []
-_open_loops_lock = threading.Lock()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """This executor thread's event loop for ``async def`` tasks, kept for the thread's
-    life so async clients and their connection pools survive between jobs."""
-    import asyncio  # here, not at import: `import fastq` stays light
-
-    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-        with _open_loops_lock:
-            _open_loops.append(loop)
-    return loop
-
-
-def close_event_loops() -> None:
-    """Close the executor threads' event loops (the worker calls this when it stops)."""
-    with _open_loops_lock:
-        loops = list(_open_loops)
-        _open_loops.clear()
-    for loop in loops:
-        if not loop.is_closed():
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-
-def _send_retried(task: Task[Any, Any], job: JobContext, retry: Retry) -> None:
-    if signals.task_retried.has_listeners(task):
-        countdown = max(0.0, retry.eta_us / 1_000_000 - time.time())
-        signals.task_retried.send(
-            sender=task, job=job, exception=retry.exc or retry, countdown=countdown
-        )
-
-
-def _fill_retry(task: Task[Any, Any], retry: Retry, attempt: int, cause: BaseException) -> None:
-    delay = retry.countdown if retry.countdown is not None else task.retry_delay(attempt)
-    retry.eta_us = int((time.time() + max(0.0, delay)) * 1_000_000)
-    retry.error_type = _type_name(type(cause))
-    retry.error = str(cause)
-    retry.traceback = "".join(traceback.format_exception(cause))
 
 
 def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | None:
@@ -628,10 +394,6 @@ def _describe(fn: Callable[..., Any]) -> str:
     name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
     code = getattr(fn, "__code__", None)
     return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
-
-
-def _type_name(t: type) -> str:
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 @overload

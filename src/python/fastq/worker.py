@@ -8,104 +8,101 @@ import logging
 import os
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastq import _core, conf
 from fastq.brokers import Broker, get_broker
-from fastq.task import (
-    Retry,
+from fastq.runtime import (
     async_loop,
     close_event_loops,
-    registry,
     run_job,
     run_job_async,
     stop_async_loop,
 )
+from fastq.task import Retry, registry
 
 log = logging.getLogger("fastq.worker")
 
-# The prefork supervisor's registry id, set before it forks: its children name it as
-# their supervisor in the worker registry.
-_supervisor_id = ""
 _LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
 
 
-# Called before every job (the Django broker drops unusable or expired connections here,
-# as Django does around each request, so a database restart costs one failed job at most).
-_before_job: Callable[[], None] | None = None
+class _Runtime:
+    """What the C++ executors call into, for one worker: its broker's per-job hook (the
+    Django broker drops unusable or expired connections there, as Django does around each
+    request, so a database restart costs one failed job at most) and the worker itself
+    (for ``current_job().cancel_requested``)."""
 
+    def __init__(self, before_job: Callable[[], None] | None) -> None:
+        self.before_job = before_job
+        self.worker: _core.Worker | None = None
 
-def execute(
-    task_name: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    job_id: str,
-    attempt: int,
-    max_attempts: int,
-    lease_token: int,
-    soft_time_limit: float,
-) -> Any:
-    """Called by the C++ executors (with the GIL held) for every job they run."""
-    if _before_job is not None:
-        _before_job()
-    return run_job(
-        registry[task_name],
-        args,
-        kwargs,
-        job_id,
-        attempt,
-        max_attempts,
-        lease_token,
-        soft_time_limit or None,
-    )
+    def execute(
+        self,
+        task_name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        job_id: str,
+        attempt: int,
+        max_attempts: int,
+        lease_token: int,
+        soft_time_limit: float,
+    ) -> Any:
+        """Called by the C++ executors (with the GIL held) for every job they run."""
+        if self.before_job is not None:
+            self.before_job()
+        return run_job(
+            registry[task_name],
+            args,
+            kwargs,
+            job_id,
+            attempt,
+            max_attempts,
+            lease_token,
+            soft_time_limit or None,
+            worker=self.worker,
+        )
 
+    def execute_async(
+        self,
+        task_name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        job_id: str,
+        attempt: int,
+        max_attempts: int,
+        lease_token: int,
+        soft_time_limit: float,
+        report: Callable[[bool, Any], None],
+    ) -> None:
+        """Called by the C++ executors for ``async def`` tasks: schedules the job on the
+        process's event loop and returns; ``report(ok, value_or_exception)`` ends it."""
+        import asyncio  # here, not at import: `import fastq` stays light
 
-def execute_async(
-    task_name: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    job_id: str,
-    attempt: int,
-    max_attempts: int,
-    lease_token: int,
-    soft_time_limit: float,
-    report: Callable[[bool, Any], None],
-) -> None:
-    """Called by the C++ executors for ``async def`` tasks: schedules the job on the
-    process's event loop and returns; ``report(ok, value_or_exception)`` ends it."""
-    import asyncio  # here, not at import: `import fastq` stays light
+        coro = run_job_async(
+            registry[task_name],
+            args,
+            kwargs,
+            job_id,
+            attempt,
+            max_attempts,
+            lease_token,
+            soft_time_limit or None,
+            worker=self.worker,
+        )
+        future = asyncio.run_coroutine_threadsafe(coro, async_loop())
 
-    coro = run_job_async(
-        registry[task_name],
-        args,
-        kwargs,
-        job_id,
-        attempt,
-        max_attempts,
-        lease_token,
-        soft_time_limit or None,
-    )
-    future = asyncio.run_coroutine_threadsafe(coro, async_loop())
+        def finished(f: concurrent.futures.Future[Any]) -> None:
+            try:
+                value = f.result()
+            except BaseException as exc:
+                report(False, exc)
+                return
+            report(True, value)
 
-    def finished(f: concurrent.futures.Future[Any]) -> None:
-        try:
-            value = f.result()
-        except BaseException as exc:
-            report(False, exc)
-            return
-        report(True, value)
-
-    future.add_done_callback(finished)
-
-
-_active: _core.Worker | None = None
-
-
-def active_worker() -> _core.Worker | None:
-    """The worker running in this process, if any (for ``current_job().cancel_requested``)."""
-    return _active
+        future.add_done_callback(finished)
 
 
 # Queues consumed by default besides those of registered tasks (the Django Tasks
@@ -142,61 +139,74 @@ class Worker:
     def __init__(
         self,
         broker: Broker | None = None,
+        config: _core.WorkerConfig | None = None,
         *,
         queues: Iterable[str] | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         prefetch: int | None = None,
-        claim_batch: int = 256,
-        lease: float = 30.0,
-        burst: bool = False,
-        grace: float = 30.0,
-        handle_signals: bool = False,
-        max_jobs: int = 0,
-        log_jobs: bool = False,
+        claim_batch: int | None = None,
+        lease: float | None = None,
+        burst: bool | None = None,
+        grace: float | None = None,
+        handle_signals: bool | None = None,
+        max_jobs: int | None = None,
+        log_jobs: bool | None = None,
         registry_row: bool = True,
-        notify_systemd: bool = False,
+        notify_systemd: bool | None = None,
     ) -> None:
-        global _before_job
+        # The options are one fastq._core.WorkerConfig: its defaults (the C++ struct's)
+        # are the only ones; a keyword given here overrides the field of the same name.
+        cfg = config.copy() if config is not None else _core.WorkerConfig()
+        given = {
+            "concurrency": concurrency,
+            "prefetch": prefetch,
+            "claim_batch": claim_batch,
+            "lease": lease,
+            "burst": burst,
+            "grace": grace,
+            "handle_signals": handle_signals,
+            "max_jobs": max_jobs,
+            "log_jobs": log_jobs,
+            "notify_systemd": notify_systemd,
+        }
+        for field, value in given.items():
+            if value is not None:
+                setattr(cfg, field, value)
+        if queues:
+            cfg.queues = list(queues)
+        elif config is None:
+            cfg.queues = default_queues()
         self.broker = broker or get_broker()
-        _before_job = self.broker.before_job
-        self.queues = list(queues) if queues else default_queues()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.max_jobs = max_jobs
+        self.queues = list(cfg.queues)
+        self.name = cfg.name or f"{socket.gethostname()}:{os.getpid()}"
+        cfg.name = self.name
+        self.max_jobs = cfg.max_jobs
+        cfg.registered = sorted(registry)
+        cfg.max_payload_bytes = int(conf.get("MAX_PAYLOAD_BYTES"))
+        cfg.rate_limits = {
+            t.name: _core.RateLimit(int(t.rate_interval * 1_000_000), t.rate_limit_burst)
+            for t in registry.values()
+            if t.rate_interval
+        }
+        cfg.async_tasks = [t.name for t in registry.values() if inspect.iscoroutinefunction(t.fn)]
+        # Tracebacks cross into Python only when a DEBUG line would be written.
+        cfg.log_tracebacks = log.isEnabledFor(logging.DEBUG)
         # Its row in the worker registry (table fastq_worker, `fastq_inspect workers`),
-        # written with every lease renewal tick.
+        # written with every lease renewal tick. A child of the prefork supervisor names
+        # the supervisor's row (the bindings fill it in).
         self.registry_id = f"{self.name}:{_core.new_job_id()}"
+        cfg.registry = _registry_row(self.registry_id, "") if registry_row else None
+        self.config = cfg
+        self._runtime = _Runtime(self.broker.before_job)
         self._worker = _core.Worker(
             self.broker.worker_driver(),
-            execute,
+            cfg,
+            self._runtime.execute,
             Retry,
-            sorted(registry),
-            queues=self.queues,
-            concurrency=concurrency,
-            prefetch=-1 if prefetch is None else prefetch,
-            claim_batch=claim_batch,
-            lease_ms=int(lease * 1000),
-            # A dead worker's jobs come back within about one lease, also for short leases.
-            rescue_interval_ms=int(min(5.0, max(0.5, lease / 2)) * 1000),
-            max_payload_bytes=int(conf.get("MAX_PAYLOAD_BYTES")),
-            burst=burst,
-            grace_ms=int(grace * 1000),
-            handle_signals=handle_signals,
-            name=self.name,
+            execute_async=self._runtime.execute_async,
             log=_log,
-            max_jobs=max_jobs,
-            rate_limits={
-                t.name: (int(t.rate_interval * 1_000_000), t.rate_limit_burst)
-                for t in registry.values()
-                if t.rate_interval
-            },
-            execute_async=execute_async,
-            async_tasks=[t.name for t in registry.values() if inspect.iscoroutinefunction(t.fn)],
-            log_jobs=log_jobs,
-            # Tracebacks cross into Python only when a DEBUG line would be written.
-            log_tracebacks=log.isEnabledFor(logging.DEBUG),
-            registry=_registry_row(self.registry_id, _supervisor_id) if registry_row else None,
-            notify_systemd=notify_systemd,
         )
+        self._runtime.worker = self._worker
 
     def run(self) -> _core.WorkerStats:
         """Block until the worker stops; returns its counters.
@@ -205,12 +215,9 @@ class Worker:
         those jobs were returned to the queue but their threads may still be inside task
         code: the process must exit now (``os._exit``), as ``fastq_worker`` does.
         """
-        global _active
-        _active = self._worker
         try:
             return self._worker.run()
         finally:
-            _active = None
             close_event_loops()
             stop_async_loop()
 
@@ -283,22 +290,27 @@ def run_supervised(
     *,
     processes: int,
     slots_per_child: int,
-    grace: float = 30.0,
+    grace: float | None = None,
     max_memory_mb: int = 0,
     burst: bool = False,
     on_child_start: Callable[[int], None] | None = None,
+    on_child_stop: Callable[[_core.WorkerStats, float], None] | None = None,
     restore_signals: bool = True,
     fork_guard: Any = None,
-    lease: float = 30.0,
+    lease: float | None = None,
     metrics_port: int | None = None,
     metrics_address: str = "0.0.0.0",
 ) -> _core.SupervisorStats:
     """Prefork mode: a C++ supervisor forks ``processes`` children that each run
     ``make_worker().run()``, restarts them when they die, kills a child whose job runs past
     its hard ``time_limit``, recycles children above ``max_memory_mb``, and forwards
-    SIGTERM/SIGINT. Call it once the application is loaded and with no other threads
-    running (the children are forks of this process), except a ``fork_guard`` (an object
-    with ``pause()`` and ``resume()``, such as ``fastq._core.Scheduler``), which is paused
+    SIGTERM/SIGINT. ``on_child_start(index)`` runs in each child before its worker is made,
+    ``on_child_stop(stats, seconds)`` after its worker stopped. ``lease``: the workers'
+    lease in seconds (the supervisor's registry row says it; default: the worker's).
+
+    Call it once the application is loaded and with no other threads running (the
+    children are forks of this process), except a ``fork_guard`` (an object with
+    ``pause()`` and ``resume()``, such as ``fastq._core.Scheduler``), which is paused
     between its passes around every fork. Returns when all children stopped; with
     ``restore_signals=False`` SIGINT/SIGTERM stay blocked afterwards (for a program that
     exits next).
@@ -323,8 +335,11 @@ def run_supervised(
             if on_child_start is not None:
                 on_child_start(index)
             worker = make_worker()
+            began = time.monotonic()
             try:
                 stats = worker.run()
+                if on_child_stop is not None:
+                    on_child_stop(stats, time.monotonic() - began)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -345,20 +360,21 @@ def run_supervised(
         finally:
             os._exit(code)
 
-    global _supervisor_id
-    _supervisor_id = f"{socket.gethostname()}:{os.getpid()}:{_core.new_job_id()}"
+    # The children's registry rows name this one as their supervisor (the bindings read
+    # its id in the child: fastq._core.Supervisor keeps it).
+    supervisor_id = f"{socket.gethostname()}:{os.getpid()}:{_core.new_job_id()}"
     supervisor = _core.Supervisor(
         broker.worker_driver(),
         spawn,
         processes=processes,
         slots_per_child=slots_per_child,
-        grace_ms=int(grace * 1000),
+        grace_ms=int((_core.WorkerConfig().grace if grace is None else grace) * 1000),
         max_memory_kb=max_memory_mb * 1024,
         burst=burst,
         log=_log,
         restore_signals=restore_signals,
-        registry=_registry_row(_supervisor_id, ""),
-        lease_ms=int(lease * 1000),
+        registry=_registry_row(supervisor_id, ""),
+        lease_ms=int((_core.WorkerConfig().lease if lease is None else lease) * 1000),
         metrics_port=-1 if metrics_port is None else metrics_port,
         metrics_address=metrics_address,
     )

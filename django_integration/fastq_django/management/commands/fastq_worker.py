@@ -21,6 +21,9 @@ from fastq_django.discovery import import_task_modules
 
 log = logging.getLogger("fastq.worker")
 
+# The worker's options and their defaults: one fastq._core.WorkerConfig (fastq/worker.hpp).
+DEFAULTS = fastq._core.WorkerConfig()
+
 
 class Command(BaseCommand):
     help = (
@@ -48,8 +51,9 @@ class Command(BaseCommand):
             "--concurrency",
             "-c",
             type=int,
-            default=4,
-            help="Executor threads per process (default 4). Raise it for I/O-bound tasks.",
+            default=DEFAULTS.concurrency,
+            help=f"Executor threads per process (default {DEFAULTS.concurrency}). Raise it for "
+            "I/O-bound tasks.",
         )
         parser.add_argument(
             "--max-tasks-per-child",
@@ -75,19 +79,22 @@ class Command(BaseCommand):
             "long tasks so other workers get a share; 0 holds none beyond the running ones.",
         )
         parser.add_argument(
-            "--claim-batch", type=int, default=256, help="Most jobs taken per claim statement."
+            "--claim-batch",
+            type=int,
+            default=DEFAULTS.claim_batch,
+            help=f"Most jobs taken per claim statement (default {DEFAULTS.claim_batch}).",
         )
         parser.add_argument(
             "--lease",
             type=float,
-            default=30.0,
+            default=DEFAULTS.lease,
             help="Seconds a claim is held without a heartbeat before other "
-            "workers presume this one dead (default 30).",
+            f"workers presume this one dead (default {DEFAULTS.lease:g}).",
         )
         parser.add_argument(
             "--grace",
             type=float,
-            default=30.0,
+            default=DEFAULTS.grace,
             help="Seconds running jobs get to finish after SIGTERM/SIGINT; after that (or on "
             "a second SIGINT) they go back to the queue, counted as interrupted and without "
             "spending an attempt the first 3 times.",
@@ -176,28 +183,17 @@ class Command(BaseCommand):
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or default_queues()
         self._sync_queue_limits(broker.alias)
 
+        config = self._worker_config(queues, options)
+
         def make_worker(notify_systemd: bool = False) -> Worker:
-            return Worker(
-                broker,
-                queues=queues,
-                concurrency=options["concurrency"],
-                prefetch=options["prefetch"],
-                claim_batch=options["claim_batch"],
-                lease=options["lease"],
-                burst=options["burst"],
-                grace=options["grace"],
-                handle_signals=True,
-                max_jobs=options["max_tasks_per_child"],
-                log_jobs=options["log_jobs"],
-                notify_systemd=notify_systemd,
-            )
+            return Worker(broker, config, notify_systemd=notify_systemd)
 
         scheduler = self._make_scheduler(broker, options)
         self._banner(broker, queues, options)
         # Workers use their own connections; don't hold (or fork) Django's idle ones.
         connections.close_all()
         try:
-            self._run(broker, make_worker, options, scheduler)
+            self._run(broker, make_worker, config, options, scheduler)
         finally:
             if scheduler is not None:
                 scheduler.stop()
@@ -301,10 +297,34 @@ class Command(BaseCommand):
         scheduler.start()
         return scheduler
 
-    def _run(self, broker: Any, make_worker: Any, options: dict[str, Any], scheduler: Any) -> None:
+    @staticmethod
+    def _worker_config(queues: list[str], options: dict[str, Any]) -> fastq._core.WorkerConfig:
+        """The flags as the worker's one config object."""
+        config = fastq._core.WorkerConfig()
+        config.queues = queues
+        config.concurrency = options["concurrency"]
+        if options["prefetch"] is not None:
+            config.prefetch = options["prefetch"]
+        config.claim_batch = options["claim_batch"]
+        config.lease = options["lease"]
+        config.burst = options["burst"]
+        config.grace = options["grace"]
+        config.handle_signals = True
+        config.max_jobs = options["max_tasks_per_child"]
+        config.log_jobs = options["log_jobs"]
+        return config
+
+    def _run(
+        self,
+        broker: Any,
+        make_worker: Any,
+        config: fastq._core.WorkerConfig,
+        options: dict[str, Any],
+        scheduler: Any,
+    ) -> None:
         processes = options["processes"]
         if processes:
-            self._run_supervised(broker, make_worker, options, scheduler)
+            self._run_supervised(broker, make_worker, config, options, scheduler)
             return
         timed = [t.name for t in fastq.registry.values() if t.time_limit]
         if timed:
@@ -342,36 +362,31 @@ class Command(BaseCommand):
         )
 
     def _run_supervised(
-        self, broker: Any, make_worker: Any, options: dict[str, Any], scheduler: Any
+        self,
+        broker: Any,
+        make_worker: Any,
+        config: fastq._core.WorkerConfig,
+        options: dict[str, Any],
+        scheduler: Any,
     ) -> None:
-        prefetch = options["claim_batch"] if options["prefetch"] is None else options["prefetch"]
         started = time.monotonic()
         if self._early_stop.requested:
             self.stderr.write("fastq supervisor: stopped before it started")
             return
 
-        def child_worker() -> Worker:
-            worker = make_worker()
-            original = worker.run
-
-            def run() -> fastq._core.WorkerStats:
-                t0 = time.monotonic()
-                stats = original()
-                self._report(stats, time.monotonic() - t0)
-                if stats.hard_stopped:
-                    self.stderr.flush()
-                    os._exit(0)
-                return stats
-
-            worker.run = run  # type: ignore[method-assign]
-            return worker
+        def child_stopped(stats: fastq._core.WorkerStats, elapsed: float) -> None:
+            self._report(stats, elapsed)
+            if stats.hard_stopped:
+                self.stderr.flush()
+                os._exit(0)
 
         try:
             stats = run_supervised(
                 broker,
-                child_worker,
+                make_worker,
+                on_child_stop=child_stopped,
                 processes=options["processes"],
-                slots_per_child=options["concurrency"] + prefetch,
+                slots_per_child=config.capacity,
                 grace=options["grace"],
                 max_memory_mb=options["max_memory_per_child"],
                 burst=options["burst"],

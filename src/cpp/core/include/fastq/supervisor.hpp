@@ -100,6 +100,9 @@ class Supervisor {
   static JobTracker* child_tracker();
   // This child's metrics, in memory the supervisor reads (nullptr outside a child).
   static WorkerMetrics* child_metrics();
+  // The supervisor's worker-registry id, which a child's registry row names as its
+  // supervisor ("" outside a child, or when the supervisor keeps no registry row).
+  static std::string child_supervisor_id();
 
  private:
   struct Impl;

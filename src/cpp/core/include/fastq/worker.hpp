@@ -19,7 +19,13 @@
 //    The runner decides what to lock (the bindings take the GIL per batch of jobs).
 //  * completer (its own io_context): a sibling connection; flushes outcomes every
 //    `flush_interval` or `flush_batch` outcomes in one fenced statement, renews leases of
-//    every held job every lease/3, returns expired leases of dead workers to the queue.
+//    every held job every lease/3, and, on the one worker holding the rescuer lease,
+//    returns expired leases of dead workers to the queue.
+//
+// Each of these is a service whose decisions are pure functions in fastq/worker/:
+// producer.hpp (claim size, back-off), rate_gate.hpp (rate admission), executor_pool.hpp
+// (batch sizes), completer.hpp (when to flush), lease_keeper.hpp (when a lease is in
+// doubt), rescuer.hpp (leader-only rescue and its cadence).
 //
 // Shutdown (stop(), SIGTERM, SIGINT, or burst mode finding nothing runnable): no new
 // claims; executors finish the job they are running; jobs still waiting in the local
@@ -115,11 +121,13 @@ struct WorkerConfig {
   std::size_t flush_batch = 512;
   std::chrono::milliseconds idle_poll_min{5};
   std::chrono::milliseconds idle_poll_max{1000};
-  std::chrono::milliseconds rescue_interval{5000};
+  // How often the rescuer passes (on the worker holding the rescuer lease only; see
+  // fastq/worker/rescuer.hpp). 0: half a lease, within [0.5 s, 5 s].
+  std::chrono::milliseconds rescue_interval{0};
   std::size_t max_payload_bytes = 1 << 20;
   bool burst = false;            // stop once nothing runnable is left
   std::chrono::milliseconds grace{30000};  // running jobs get this long after a stop
-  bool handle_signals = true;    // SIGINT / SIGTERM start a graceful stop
+  bool handle_signals = false;   // SIGINT / SIGTERM start a graceful stop
   // A child of the prefork supervisor: SIGTERM stops gracefully, SIGUSR1 stops now, and
   // SIGINT is left to the supervisor (a terminal's Ctrl-C reaches the whole group).
   bool supervised = false;
@@ -155,6 +163,10 @@ struct WorkerConfig {
   // Process metrics (--metrics-port): claims, batch sizes, executor busy time, wait and
   // run-time histograms, flush latency. Not owned; may be null (then nothing is counted).
   WorkerMetrics* metrics = nullptr;
+
+  // Jobs one worker holds at most: the running ones and `prefetch` more (a negative
+  // prefetch: one claim batch; 0: nothing beyond the running jobs, for long tasks).
+  int capacity() const { return concurrency + (prefetch >= 0 ? prefetch : claim_batch); }
 };
 
 struct WorkerStats {

@@ -9,7 +9,7 @@ JOBS ?= 2
 .PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
         test-compat-sqlite test-compat-postgres \
         test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
-        test-acceptance bench bench-quick bench-hosts \
+        test-acceptance bench bench-quick bench-retention bench-hosts \
         lint format sanitize fuzz fuzz-smoke wheel test-wheel sdist clean
 
 all: bootstrap
@@ -94,6 +94,7 @@ bench: bootstrap
 	$(PY) benchmarks/poller_cycle.py
 	$(PY) benchmarks/inspect_bench.py
 	$(PY) benchmarks/workflows.py
+	$(PY) benchmarks/retention.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
@@ -101,6 +102,13 @@ bench-quick: bootstrap
 	$(PY) benchmarks/poller_cycle.py --rows 20000 --out build/bench-quick/poller.json
 	$(PY) benchmarks/inspect_bench.py --rows 20000 --repeat 1 --out build/bench-quick/inspect.json
 	$(PY) benchmarks/workflows.py --quick --out build/bench-quick/workflows.json
+	$(PY) benchmarks/retention.py --quick --out build/bench-quick/retention.json
+
+# Retention at scale alone: 5,000,000 no-op jobs on PostgreSQL and 1,000,000 on SQLite
+# with every final state kept 60 s; throughput per million and the job table's size
+# (benchmarks/retention.py, figures in docs/benchmarks.md).
+bench-retention: bootstrap
+	$(PY) benchmarks/retention.py $(BENCH_ARGS)
 
 # No-op throughput of 1, 2 and 3 hosts against one PostgreSQL (docs/scaling.md).
 bench-hosts: bootstrap

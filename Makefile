@@ -9,7 +9,8 @@ JOBS ?= 2
 .PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
         test-compat-sqlite test-compat-postgres \
         test-django-lts test-reliability-sqlite test-reliability-postgres test-hosts \
-        test-acceptance bench bench-quick bench-hosts bench-designs bench-startup bench-scaling \
+        test-acceptance bench bench-quick bench-retention bench-hosts bench-designs bench-startup \
+        bench-scaling \
         lint format sanitize fuzz fuzz-smoke wheel test-wheel sdist clean
 
 all: bootstrap
@@ -96,6 +97,7 @@ bench: bootstrap
 	$(PY) benchmarks/workflows.py
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/delay_bench.py
+	$(PY) benchmarks/retention.py
 
 # The same with small sizes and one repeat: a smoke run for CI, its figures mean nothing.
 bench-quick: bootstrap
@@ -118,6 +120,13 @@ bench-startup: bootstrap
 # No-op throughput of 1, 2, 4 and 8 worker processes against one PostgreSQL (docs/scaling.md).
 bench-scaling: bootstrap
 	$(PY) benchmarks/scaling.py $(BENCH_ARGS)
+	$(PY) benchmarks/retention.py --quick --out build/bench-quick/retention.json
+
+# Retention at scale alone: 5,000,000 no-op jobs on PostgreSQL and 1,000,000 on SQLite
+# with every final state kept 60 s; throughput per million and the job table's size
+# (benchmarks/retention.py, figures in docs/benchmarks.md).
+bench-retention: bootstrap
+	$(PY) benchmarks/retention.py $(BENCH_ARGS)
 
 # No-op throughput of 1, 2 and 3 hosts against one PostgreSQL (docs/scaling.md).
 bench-hosts: bootstrap

@@ -38,3 +38,11 @@ else:
 if os.environ.get("BENCH_TASKS_API") == "1":
     TASKS = {"default": {"BACKEND": "fastq_django.backends.FastqTaskBackend"}}
     FASTQ = {"IMPORTS": ["bench.tasks_api"]}
+
+# benchmarks/retention.py: every final state kept BENCH_RETENTION seconds.
+if os.environ.get("BENCH_RETENTION"):
+    _keep = float(os.environ["BENCH_RETENTION"])
+    FASTQ = {
+        **globals().get("FASTQ", {}),
+        "RETENTION": dict.fromkeys(("succeeded", "failed", "dead", "expired", "cancelled"), _keep),
+    }

@@ -4,7 +4,7 @@ Ids are stable; docs/configuration.md ("System checks") lists them:
 
 - ``fastq.E001`` an unknown key in ``settings.FASTQ`` (the closest valid key is the hint)
 - ``fastq.E002`` a ``settings.FASTQ`` value of the wrong type, or a bad ``SCHEDULE`` entry,
-  ``TIMEZONE`` or ``TASK_DEFAULTS`` option
+  ``TIMEZONE``, ``TASK_DEFAULTS`` or ``RETENTION`` option
 - ``fastq.E003`` a schedule (``SCHEDULE``, ``@fastq.periodic``, ``@fastq.poller``) whose
   task is not registered
 - ``fastq.E004`` ``FASTQ["DATABASE"]`` names an alias missing from ``DATABASES``
@@ -105,6 +105,16 @@ def check_settings(
     errors += _check_timezone(value.get("TIMEZONE"))
     if isinstance(value.get("TASK_DEFAULTS"), dict):
         errors += _check_task_defaults(value["TASK_DEFAULTS"])
+    if isinstance(value.get("RETENTION"), dict):
+        errors += [
+            checks.Error(
+                f'FASTQ["RETENTION"] {problem}.',
+                hint='e.g. {"succeeded": timedelta(days=1), "failed": timedelta(days=14)}; '
+                "None keeps a state's jobs for ever.",
+                id="fastq.E002",
+            )
+            for problem in conf.retention_problems(value["RETENTION"])
+        ]
     if isinstance(value.get("SCHEDULE"), dict):
         from fastq.schedules import from_settings
 

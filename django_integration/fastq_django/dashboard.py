@@ -39,7 +39,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from fastq_django import queues, stats
+from fastq_django import queues, retention, stats
 from fastq_django.models import Dashboard, Job, JobState, Schedule, WorkerProcess, WorkerState
 from fastq_django.redact import shown_job
 from fastq_django.schedules import last_outcome, next_run
@@ -198,6 +198,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "can_see_jobs": can_see_jobs(request),
             "can_steer_queues": can_steer_queues(request),
             "can_act_on_jobs": can_act_on_jobs(request),
+            "retention": retention.in_force(),
         }
         template = (
             "admin/fastq_django/dashboard_live.html"

@@ -214,6 +214,12 @@ class Job(models.Model):
                 name="fastq_job_finished",
                 condition=models.Q(finished_at__isnull=False),
             ),
+            # Retention: each state's oldest finished jobs, from a cursor (migration 0016).
+            models.Index(
+                fields=["state", "finished_at", "id"],
+                name="fastq_job_prune",
+                condition=models.Q(finished_at__isnull=False),
+            ),
             # Django-Q2's result_group / count_group / delete_group (fastq.compat.django_q).
             models.Index(
                 fields=["group_label"],
@@ -444,6 +450,14 @@ class ScheduleRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["schedule", "slot"], name="fastq_schedule_run_slot")
         ]
+        indexes = [
+            # Retention: a job a run names is kept while the run is (migration 0016).
+            models.Index(
+                fields=["job_id"],
+                name="fastq_schedule_run_job",
+                condition=models.Q(job_id__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.schedule} @ {self.slot.isoformat()}"
@@ -470,11 +484,22 @@ class PollerMark(models.Model):
     poller = models.CharField(max_length=200)
     key = models.CharField(max_length=255, help_text="The row's primary key, as text.")
     created_at = models.DateTimeField(default=timezone.now)
+    job_id = models.UUIDField(
+        null=True, blank=True, help_text="The alert job enqueued with this mark."
+    )
 
     class Meta:
         db_table = "fastq_poller_mark"
         constraints = [
             models.UniqueConstraint(fields=["poller", "key"], name="fastq_poller_mark_key")
+        ]
+        indexes = [
+            # Retention: the alert job is kept while its mark is (migration 0016).
+            models.Index(
+                fields=["job_id"],
+                name="fastq_poller_mark_job",
+                condition=models.Q(job_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -173,6 +173,34 @@ void bind_driver(py::module_& m) {
             return d.count_runnable(queues);
           },
           py::arg("queues"))
+      .def(
+          "prune_jobs",
+          [](Driver& d, const std::string& state, std::int64_t before_us, int limit,
+             bool dry_run, const std::string& after_at, const std::string& after_id) {
+            if (final_state_index(state) < 0) {
+              throw py::value_error("prune_jobs: not a final state: " + state);
+            }
+            PruneRequest r;
+            r.state = state;
+            r.before = before_us;
+            r.limit = limit;
+            r.dry_run = dry_run;
+            r.after_at = after_at;
+            r.after_id = after_id;
+            PruneResult out;
+            {
+              py::gil_scoped_release release;
+              out = d.prune_jobs(r);
+            }
+            return py::make_tuple(out.deleted, out.scanned, out.last_at, out.last_id);
+          },
+          py::arg("state"), py::arg("before_us"), py::arg("limit") = 1000,
+          py::arg("dry_run") = false, py::arg("after_at") = "", py::arg("after_id") = "",
+          "One retention batch (Driver::prune_jobs): of the jobs in `state` finished before "
+          "`before_us` (microseconds since the epoch), the next `limit` after the cursor "
+          "(after_at, after_id), oldest first; deletes those nothing depends on. Returns "
+          "(deleted, scanned, last_at, last_id): scanned < limit means the end, else pass "
+          "last_at and last_id on. With dry_run, (how many would be deleted, 0, '', '').")
       .def("rescue_expired",
            [](Driver& d) {
              py::gil_scoped_release release;

@@ -59,6 +59,7 @@ void bind_scheduler(py::module_& m) {
       .def_readonly("lost", &SchedulerStats::lost)
       .def_readonly("terms", &SchedulerStats::terms)
       .def_readonly("workers_lost", &SchedulerStats::workers_lost)
+      .def_readonly("pruned", &SchedulerStats::pruned)
       .def_readonly("leader", &SchedulerStats::leader);
 
   py::class_<PyScheduler>(m, "Scheduler")
@@ -66,8 +67,28 @@ void bind_scheduler(py::module_& m) {
                        int reload_ms, int misfire_grace_ms,
                        const std::map<std::string, std::tuple<std::string, int, int, double,
                                                               double>>& tasks,
-                       std::optional<py::function> log) {
+                       std::optional<py::function> log,
+                       const std::optional<std::map<std::string, std::optional<double>>>&
+                           retention,
+                       int prune_batch, int prune_budget_ms) {
              SchedulerConfig cfg;
+             if (retention) {
+               for (const auto& [state, keep] : *retention) {
+                 const int i = final_state_index(state);
+                 if (i < 0) throw py::value_error("retention: not a final state: " + state);
+                 if (keep && !(*keep >= 0)) {
+                   throw py::value_error("retention: " + state + " must be 0 or more seconds");
+                 }
+                 cfg.retention.keep[static_cast<std::size_t>(i)] =
+                     keep ? std::optional<Micros>(static_cast<Micros>(*keep * 1e6))
+                          : std::nullopt;
+               }
+             }
+             if (prune_batch < 1 || prune_budget_ms < 1) {
+               throw py::value_error("prune_batch and prune_budget_ms must be positive");
+             }
+             cfg.retention.batch = prune_batch;
+             cfg.retention.pass_budget = Micros{prune_budget_ms} * 1000;
              cfg.holder = holder;
              cfg.lease = std::chrono::milliseconds(lease_ms);
              cfg.reload = std::chrono::milliseconds(reload_ms);
@@ -83,7 +104,8 @@ void bind_scheduler(py::module_& m) {
            py::arg("reload_ms") = 2000, py::arg("misfire_grace_ms") = 60000,
            py::arg("tasks") = std::map<std::string,
                                        std::tuple<std::string, int, int, double, double>>{},
-           py::arg("log") = py::none())
+           py::arg("log") = py::none(), py::arg("retention") = py::none(),
+           py::arg("prune_batch") = 1000, py::arg("prune_budget_ms") = 200)
       .def("start", &PyScheduler::start, "Run on a background thread until stop().")
       .def("stop", &PyScheduler::stop, "Stop the thread and give the leader lease up.")
       .def("pause", &PyScheduler::pause, "Hold the thread between passes (around fork()).")

@@ -1,8 +1,10 @@
 // In-memory driver: the reference semantics of the contract in driver.hpp, used by the
 // Python API tests and the worker's unit tests. Siblings share one store.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "fastq/driver.hpp"
@@ -25,6 +27,7 @@ struct Row {
   std::string rate_key;
   PassResults pass_results = PassResults::kNone;
   OnFailure on_failure = OnFailure::kCancel;
+  Micros finished_at = 0;  // set when it reaches a final state (retention)
 };
 
 struct Store {
@@ -135,6 +138,7 @@ class MemoryDriver final : public Driver {
       if (r.rec.workflow_id != workflow_id) continue;
       if (r.rec.state == state::kQueued || r.rec.state == state::kWaiting) {
         r.rec.state = state::kCancelled;
+        r.finished_at = now_micros();
         r.rec.error_type = kCancelledType;
         r.rec.error = kWorkflowCancelled;
         ++n;
@@ -231,6 +235,7 @@ class MemoryDriver final : public Driver {
           c.run_at = std::max(c.run_at, now_micros());
         } else if (u.decision == StepDecision::kCancel) {
           c.rec.state = state::kCancelled;
+          c.finished_at = now_micros();
           c.rec.error_type = kCancelledType;
           c.rec.error = u.reason;
         }
@@ -328,6 +333,7 @@ class MemoryDriver final : public Driver {
       Row& r = it->second;
       r.lease_token = 0;
       r.rec.state = outcome_state(c.outcome);
+      if (final_state_index(r.rec.state) >= 0) r.finished_at = now_micros();
       if (c.outcome == Outcome::kSucceeded) {
         r.rec.result = c.result;
       } else {
@@ -372,6 +378,7 @@ class MemoryDriver final : public Driver {
     JobRecord& r = it->second.rec;
     if (r.state == state::kQueued || r.state == state::kWaiting) {
       r.state = state::kCancelled;
+      it->second.finished_at = now_micros();
       r.error_type = kCancelledType;
       r.error = kCancelledBeforeStart;
       std::vector<FinishedStep> finished;
@@ -441,6 +448,7 @@ class MemoryDriver final : public Driver {
           r.state = state::kQueued;
         } else if (r.attempts >= r.max_attempts) {
           r.state = state::kDead;
+          it->second.finished_at = now_micros();
           r.error_type = kInterruptedType;
           r.error = interrupted_message(r.interrupted);
           note_finished(finished, it->second);
@@ -518,6 +526,7 @@ class MemoryDriver final : public Driver {
             r.rec.interrupted += 1;
           } else if (r.rec.attempts >= r.rec.max_attempts) {
             r.rec.state = state::kDead;
+            r.finished_at = now_micros();
             r.rec.error_type = kWorkerLostType;
             r.rec.error = worker_lost_message(r.rec.attempts);
             note_finished(finished, r);
@@ -670,6 +679,77 @@ class MemoryDriver final : public Driver {
       }
     }
     return n;
+  }
+
+  // Retention: the reference semantics of one batch (driver.hpp). The memory store has no
+  // poller marks; schedule runs and workflows are honoured as on the SQL drivers.
+  PruneResult prune_jobs(const PruneRequest& req) override {
+    std::lock_guard lock(store_->mu);
+    std::set<std::string> run_jobs;
+    for (const auto& [name, runs] : store_->runs) {
+      for (const auto& [slot, id] : runs) run_jobs.insert(id);
+    }
+    std::set<std::string> live_workflows;
+    for (const auto& [id, r] : store_->rows) {
+      if (!r.rec.workflow_id.empty() &&
+          (r.rec.state == state::kWaiting || r.rec.state == state::kQueued ||
+           r.rec.state == state::kRunning)) {
+        live_workflows.insert(r.rec.workflow_id);
+      }
+    }
+    // The range after the cursor, in (finished_at, id) order; the cursor's time is its
+    // microseconds as decimal text.
+    const std::pair<Micros, std::string> after{
+        req.after_at.empty() ? std::numeric_limits<Micros>::min() : std::stoll(req.after_at),
+        req.after_id};
+    std::vector<std::pair<Micros, std::string>> range;
+    for (const auto& [id, r] : store_->rows) {
+      if (r.rec.state != req.state || r.finished_at == 0 || r.finished_at >= req.before) continue;
+      std::pair<Micros, std::string> key{r.finished_at, id};
+      if (key > after) range.push_back(std::move(key));
+    }
+    std::sort(range.begin(), range.end());
+    const auto kept = [&](const std::string& id) {
+      return run_jobs.contains(id) || live_workflows.contains(store_->rows.at(id).rec.workflow_id);
+    };
+    PruneResult out;
+    if (req.dry_run) {
+      for (const auto& [at, id] : range) out.deleted += kept(id) ? 0 : 1;
+      return out;
+    }
+    if (range.size() > static_cast<std::size_t>(std::max(req.limit, 1))) {
+      range.resize(static_cast<std::size_t>(std::max(req.limit, 1)));
+    }
+    out.scanned = range.size();
+    if (!range.empty()) {
+      out.last_at = std::to_string(range.back().first);
+      out.last_id = range.back().second;
+    }
+    for (const auto& [at, id] : range) {
+      if (kept(id)) continue;
+      ++out.deleted;
+      // Its edges go with it, from both indexes.
+      const auto unlink = [&](auto& index, const std::string& key, const Dependency& d) {
+        auto o = index.find(key);
+        if (o == index.end()) return;
+        std::erase_if(o->second, [&](const Dependency& x) {
+          return x.parent == d.parent && x.child == d.child;
+        });
+        if (o->second.empty()) index.erase(o);
+      };
+      if (auto e = store_->children.find(id); e != store_->children.end()) {
+        const auto edges = e->second;
+        store_->children.erase(e);
+        for (const auto& d : edges) unlink(store_->parents, d.child, d);
+      }
+      if (auto e = store_->parents.find(id); e != store_->parents.end()) {
+        const auto edges = e->second;
+        store_->parents.erase(e);
+        for (const auto& d : edges) unlink(store_->children, d.parent, d);
+      }
+      store_->rows.erase(id);
+    }
+    return out;
   }
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {

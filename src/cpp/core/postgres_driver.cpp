@@ -902,6 +902,67 @@ class PostgresDriver final : public Driver {
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
 
+  // Retention: one batch (driver.hpp). The batch is a range scan of fastq_job_prune
+  // (state, finished_at, id) from the cursor, whatever the planner's statistics say; what
+  // still depends on a job is then probed for those rows only (fastq_schedule_run_job,
+  // fastq_poller_mark_job, fastq_job_workflow). A batched DELETE for now: with the
+  // finished log partitioned by time (docs/architecture.md, retention) a partition past
+  // every state's retention is dropped instead.
+  PruneResult prune_jobs(const PruneRequest& req) override {
+    static const std::string kKept =
+        "EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id) "
+        "OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = c.id) "
+        "OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w "
+        "WHERE w.workflow_id = c.workflow_id AND w.state IN ('waiting', 'queued', 'running')))";
+    static const std::string kRange =
+        "j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6) AND "
+        "(j.finished_at, j.id) > ($3::timestamptz, $4::uuid)";
+    const auto before = std::to_string(req.before);
+    // No cursor: from before the oldest.
+    const std::string at = req.after_at.empty() ? "-infinity" : req.after_at;
+    const std::string id =
+        req.after_id.empty() ? "00000000-0000-0000-0000-000000000000" : req.after_id;
+    PruneResult out;
+    if (req.dry_run) {
+      Result r = conn_.exec("fastq_prune_count",
+                            "SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM fastq_job j "
+                            "WHERE " + kRange + ") c WHERE NOT (" + kKept + ")",
+                            {req.state.c_str(), before.c_str(), at.c_str(), id.c_str()});
+      out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+      return out;
+    }
+    const auto limit = std::to_string(std::max(req.limit, 1));
+    Result r = conn_.exec(
+        "fastq_prune_jobs",
+        "WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM fastq_job j "
+        "WHERE " + kRange + " ORDER BY j.finished_at, j.id LIMIT $5 FOR UPDATE SKIP LOCKED), "
+        "gone AS (DELETE FROM fastq_job j USING c WHERE j.id = c.id AND NOT (" + kKept +
+            ") RETURNING j.id, j.workflow_id), "
+            "edges_out AS (DELETE FROM fastq_dependency e USING gone g "
+            "WHERE g.workflow_id IS NOT NULL AND e.parent_id = g.id), "
+            "edges_in AS (DELETE FROM fastq_dependency e USING gone g "
+            "WHERE g.workflow_id IS NOT NULL AND e.child_id = g.id), "
+            "last AS (SELECT finished_at, id FROM c ORDER BY finished_at DESC, id DESC LIMIT 1) "
+            "SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c), "
+            "(SELECT array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL) "
+            "FROM gone), (SELECT finished_at::text FROM last), (SELECT id::text FROM last)",
+        {req.state.c_str(), before.c_str(), at.c_str(), id.c_str(), limit.c_str()});
+    out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+    out.scanned = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 1)));
+    if (!PQgetisnull(r.get(), 0, 3)) {
+      out.last_at = PQgetvalue(r.get(), 0, 3);
+      out.last_id = PQgetvalue(r.get(), 0, 4);
+    }
+    if (!PQgetisnull(r.get(), 0, 2)) {
+      // Steps of finished workflows went: the workflow's rows go with its last step.
+      conn_.exec("fastq_prune_workflows",
+                 "DELETE FROM fastq_workflow f WHERE f.root_id = ANY($1::uuid[]) AND NOT "
+                 "EXISTS (SELECT 1 FROM fastq_job j WHERE j.workflow_id = f.root_id)",
+                 {PQgetvalue(r.get(), 0, 2)});
+    }
+    return out;
+  }
+
   // Worker registry, on the server's clock. A stopped row is final (a late heartbeat does
   // not bring it back); a lost one that beats again is running again.
   void beat_worker(const WorkerRow& row) override {
@@ -1095,11 +1156,16 @@ class PostgresDriver final : public Driver {
     const auto arr = pg_text_array(keys);
     conn_.exec_simple("BEGIN");
     try {
+      // Each mark names its alert job (retention keeps that job while the mark is).
+      std::vector<std::string> ids;
+      ids.reserve(jobs.size());
+      for (const auto& j : jobs) ids.push_back(j.id);
+      const auto id_arr = pg_text_array(ids);
       Result r = conn_.exec("fastq_mark",
-                            "INSERT INTO fastq_poller_mark (poller, key, created_at) "
-                            "SELECT $1, k, now() FROM unnest($2::text[]) AS k "
-                            "ON CONFLICT (poller, key) DO NOTHING RETURNING key",
-                            {scope.c_str(), arr.c_str()});
+                            "INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) "
+                            "SELECT $1, k, now(), j FROM unnest($2::text[], $3::uuid[]) AS "
+                            "t(k, j) ON CONFLICT (poller, key) DO NOTHING RETURNING key",
+                            {scope.c_str(), arr.c_str(), id_arr.c_str()});
       std::set<std::string> fresh;
       for (int i = 0; i < PQntuples(r.get()); ++i) fresh.emplace(PQgetvalue(r.get(), i, 0));
       std::vector<NewJob> todo;

@@ -59,6 +59,8 @@ struct Scheduler::Impl {
   Micros next_reload = 0;
   Micros next_prune = 0;
   Micros next_reap = 0;
+  Micros next_job_prune = 0;
+  Pruner pruner;
   std::vector<ScheduleRow> rows;
   std::set<std::string> reported;  // "name: error" already logged
 
@@ -209,6 +211,36 @@ struct Scheduler::Impl {
     return true;
   }
 
+  // One pruning pass as the Pruner paces it: batches until every state is caught up or
+  // the pass's budget is spent (time measured on this machine from `now`).
+  void prune_jobs(Micros now) {
+    const Micros start = now_micros();
+    std::uint64_t n = 0;
+    for (;;) {
+      const PruneAction a = pruner.next(now + (now_micros() - start));
+      if (!a.request) {
+        next_job_prune = a.wake;
+        break;
+      }
+      PruneResult r;
+      try {
+        r = driver->prune_jobs(*a.request);
+      } catch (const DriverError&) {
+        pruner.done(PruneResult{});  // that state again next pass
+        next_job_prune = now + pruner.config().idle;
+        if (n) count(&SchedulerStats::pruned, n);
+        throw;
+      }
+      pruner.done(r);
+      n += r.deleted;
+    }
+    if (n) {
+      count(&SchedulerStats::pruned, n);
+      log(LogLevel::kDebug, "scheduler: pruned " + std::to_string(n) +
+                                " finished job(s) past their retention");
+    }
+  }
+
   Micros step(Micros now) {
     const auto renew = cfg.renew.count() > 0 ? cfg.renew : cfg.lease / 3;
     if (now >= next_lease) {
@@ -247,6 +279,7 @@ struct Scheduler::Impl {
                                       " worker(s) silent past their lease: marked lost");
         }
       }
+      if (leader && now >= next_job_prune) prune_jobs(now);
       if (leader && now >= next_prune) {
         const Micros keep = std::chrono::duration_cast<std::chrono::microseconds>(
                                 cfg.keep_runs).count();
@@ -258,7 +291,7 @@ struct Scheduler::Impl {
       next_reload = 0;
       return std::min(next_lease, now + 1'000'000);
     }
-    Micros wake = std::min(next_lease, next_reload);
+    Micros wake = std::min({next_lease, next_reload, next_job_prune});
     for (const auto& row : rows) {
       if (row.next_run_at) wake = std::min(wake, *row.next_run_at);
     }
@@ -322,6 +355,7 @@ Scheduler::Scheduler(std::unique_ptr<Driver> driver, SchedulerConfig config)
     : impl_(std::make_unique<Impl>()) {
   impl_->driver = std::move(driver);
   impl_->cfg = std::move(config);
+  impl_->pruner = Pruner(impl_->cfg.retention);
 }
 
 Scheduler::~Scheduler() {

@@ -584,10 +584,16 @@ class SqliteDriver final : public Driver {
                            std::span<const NewJob> jobs) override {
     if (keys.size() != jobs.size()) throw std::invalid_argument("enqueue_once: keys != jobs");
     if (keys.empty()) return 0;
+    // Each mark names its alert job (retention keeps that job while the mark is): ?4
+    // holds the job ids in the order of the keys in ?2.
     auto& mark = stmt("poller_mark",
-                      "INSERT INTO fastq_poller_mark (poller, key, created_at) "
-                      "SELECT ?1, value, ?3 FROM json_each(?2) WHERE true "
+                      "INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) "
+                      "SELECT ?1, k.value, ?3, j.value FROM json_each(?2) AS k "
+                      "JOIN json_each(?4) AS j ON j.key = k.key WHERE true "
                       "ON CONFLICT (poller, key) DO NOTHING RETURNING key");
+    std::vector<std::string> ids;
+    ids.reserve(jobs.size());
+    for (const auto& j : jobs) ids.push_back(to_hex_id(j.id));
     const std::string now = format_utc(now_micros());
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
@@ -597,6 +603,7 @@ class SqliteDriver final : public Driver {
       {
         Run run(mark);
         mark.bind(1, scope).bind(2, json_string_array(keys)).bind(3, now);
+        mark.bind(4, json_string_array(ids));
         while (mark.step()) fresh.insert(mark.text(0));
       }
       std::vector<NewJob> todo;
@@ -833,6 +840,83 @@ class SqliteDriver final : public Driver {
     s.bind(1, format_utc(before));
     s.step();
     return static_cast<std::size_t>(s.changes());
+  }
+
+  // Retention: one batch (driver.hpp): a range scan of fastq_job_prune (state,
+  // finished_at, id) from the cursor, then the dependency probes for those rows only, in
+  // one transaction with the deleted steps' edges and their finished workflows' rows.
+  PruneResult prune_jobs(const PruneRequest& req) override {
+    static const std::string kKept =
+        "EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id) "
+        "OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = j.id) "
+        "OR (j.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w "
+        "WHERE w.workflow_id = j.workflow_id AND w.state IN ('waiting', 'queued', 'running')))";
+    static const std::string kRange =
+        "j.state = ?1 AND j.finished_at IS NOT NULL AND j.finished_at < ?2 "
+        "AND (j.finished_at, j.id) > (?3, ?4)";
+    const std::string before = format_utc(req.before);
+    PruneResult out;
+    if (req.dry_run) {
+      auto& n = stmt("prune_count", "SELECT count(*) FROM fastq_job j WHERE " + kRange +
+                                        " AND NOT (" + kKept + ")");
+      Run run(n);
+      n.bind(1, req.state).bind(2, before).bind(3, req.after_at).bind(4, req.after_id);
+      n.step();
+      out.deleted = static_cast<std::size_t>(n.integer(0));
+      return out;
+    }
+    auto& scan = stmt("prune_scan", "SELECT j.id, j.workflow_id, j.finished_at, NOT (" + kKept +
+                                        ") FROM fastq_job j WHERE " + kRange +
+                                        " ORDER BY j.finished_at, j.id LIMIT ?5");
+    auto& del = stmt("prune_job", "DELETE FROM fastq_job WHERE id = ?1");
+    auto& out_edges = stmt("prune_edges_out", "DELETE FROM fastq_dependency WHERE parent_id = ?1");
+    auto& in_edges = stmt("prune_edges_in", "DELETE FROM fastq_dependency WHERE child_id = ?1");
+    auto& flows = stmt("prune_workflow",
+                       "DELETE FROM fastq_workflow WHERE root_id = ?1 AND NOT EXISTS "
+                       "(SELECT 1 FROM fastq_job WHERE workflow_id = ?1)");
+    Lock lock(*write_mu_);
+    last_claim_empty_ = false;
+    exec("BEGIN IMMEDIATE");
+    try {
+      std::vector<std::pair<std::string, std::string>> doomed;  // id, workflow id
+      {
+        Run run(scan);
+        scan.bind(1, req.state).bind(2, before).bind(3, req.after_at).bind(4, req.after_id);
+        scan.bind(5, std::int64_t{std::max(req.limit, 1)});
+        while (scan.step()) {
+          ++out.scanned;
+          out.last_id = scan.text(0);
+          out.last_at = scan.text(2);
+          if (scan.integer(3)) {
+            doomed.emplace_back(scan.text(0), scan.is_null(1) ? "" : scan.text(1));
+          }
+        }
+      }
+      std::set<std::string> workflows;
+      for (const auto& [id, wf] : doomed) {
+        Run run(del);
+        del.bind(1, id);
+        del.step();
+        out.deleted += static_cast<std::size_t>(del.changes());
+        if (wf.empty()) continue;
+        workflows.insert(wf);
+        for (auto* e : {&out_edges, &in_edges}) {
+          Run r(*e);
+          e->bind(1, id);
+          e->step();
+        }
+      }
+      for (const auto& w : workflows) {
+        Run run(flows);
+        flows.bind(1, w);
+        flows.step();
+      }
+      exec("COMMIT");
+      return out;
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   // Worker registry. SQLite has no server clock: instants come from this host's.

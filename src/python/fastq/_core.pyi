@@ -108,6 +108,15 @@ class Driver:
     ) -> dict[str, int]: ...  # rows, enqueued, pending, stale, alerted, pages, gap_us
     def get(self, id: str) -> dict[str, Any] | None: ...
     def count_runnable(self, queues: Sequence[str]) -> int: ...
+    def prune_jobs(
+        self,
+        state: str,
+        before_us: int,
+        limit: int = 1000,
+        dry_run: bool = False,
+        after_at: str = "",
+        after_id: str = "",
+    ) -> tuple[int, int, str, str]: ...
     def rescue_expired(self) -> int: ...
     def cancel(self, id: str) -> str: ...  # "cancelled", "requested", "finished", "not_found"
 
@@ -340,6 +349,8 @@ class SchedulerStats:
     @property
     def workers_lost(self) -> int: ...
     @property
+    def pruned(self) -> int: ...
+    @property
     def leader(self) -> bool: ...
 
 class Scheduler:
@@ -354,6 +365,9 @@ class Scheduler:
         misfire_grace_ms: int = 60000,
         tasks: dict[str, tuple[str, int, int, float, float]] = ...,
         log: Callable[[int, str], None] | None = None,
+        retention: dict[str, float | None] | None = None,
+        prune_batch: int = 1000,
+        prune_budget_ms: int = 200,
     ) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...

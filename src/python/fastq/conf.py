@@ -21,6 +21,8 @@ Known keys (:data:`KNOWN`: default and expected type of each, in one table):
                else UTC); see :func:`timezone`.
 ``TASK_DEFAULTS``  fleet-wide defaults of task options (``time_limit``, ``max_retries``,
                ``queue``...), which a task's own options override.
+``RETENTION``  how long finished jobs are kept, per final state (seconds or a timedelta;
+               None keeps them for ever); see :func:`retention`.
 
 fastq_django's system checks (``manage.py check``) report unknown keys and values of the
 wrong type from this table.
@@ -32,6 +34,7 @@ import difflib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 _overrides: dict[str, Any] = {}
@@ -132,7 +135,74 @@ KNOWN: dict[str, Setting] = {
     "TASK_DEFAULTS": Setting(
         {}, "a dict of task option -> default value", lambda v: isinstance(v, Mapping)
     ),
+    "RETENTION": Setting(
+        {},
+        "a dict of final state -> seconds, timedelta or None",
+        lambda v: isinstance(v, Mapping),
+    ),
 }
+
+# The final states a job can end in, and how long each is kept by default (seconds).
+FINAL_STATES = ("succeeded", "failed", "dead", "expired", "cancelled")
+DEFAULT_RETENTION: dict[str, float | None] = {
+    "succeeded": 86400.0,
+    "failed": 14 * 86400.0,
+    "dead": 14 * 86400.0,
+    "expired": 14 * 86400.0,
+    "cancelled": 14 * 86400.0,
+}
+
+
+def retention_problems(value: Any) -> list[str]:
+    """What is wrong with a ``FASTQ["RETENTION"]`` value (empty: nothing)."""
+    if not isinstance(value, Mapping):
+        return [f"must be a dict of final state -> seconds, not {type(value).__name__}"]
+    problems = []
+    for state, keep in value.items():
+        if state not in FINAL_STATES:
+            guess = difflib.get_close_matches(str(state), FINAL_STATES, n=1)
+            problems.append(
+                f"has an unknown state {state!r}"
+                + (f"; did you mean {guess[0]!r}?" if guess else "")
+                + f" (final states: {', '.join(FINAL_STATES)})"
+            )
+            continue
+        if keep is None:
+            continue
+        if isinstance(keep, timedelta):
+            seconds = keep.total_seconds()
+        elif isinstance(keep, int | float) and not isinstance(keep, bool):
+            seconds = float(keep)
+        else:
+            problems.append(
+                f"[{state!r}] must be seconds (a number), a timedelta or None, "
+                f"not {type(keep).__name__} {keep!r}"
+            )
+            continue
+        if not seconds >= 0 or seconds == float("inf"):
+            problems.append(f"[{state!r}] must be 0 or more seconds, not {keep!r}")
+    return problems
+
+
+def retention() -> dict[str, float | None]:
+    """The retention in force: for each final state, the seconds a finished job is kept
+    (None: for ever). ``FASTQ["RETENTION"]`` overrides the defaults state by state
+    (succeeded 1 day, the others 14 days). Raises ValueError for a bad value."""
+    value = get("RETENTION")
+    problems = retention_problems(value)
+    if problems:
+        raise ValueError('FASTQ["RETENTION"] ' + "; ".join(problems))
+    out = dict(DEFAULT_RETENTION)
+    for state, keep in value.items():
+        out[state] = (
+            None
+            if keep is None
+            else keep.total_seconds()
+            if isinstance(keep, timedelta)
+            else float(keep)
+        )
+    return out
+
 
 DEFAULTS: dict[str, Any] = {name: s.default for name, s in KNOWN.items()}
 

@@ -140,3 +140,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"fastq": {"handlers": ["console"], "level": "WARNING"}},
 }
+# FASTQ["RETENTION"] as JSON: state -> seconds or null (tests/django/test_retention.py).
+if os.environ.get("FASTQ_TEST_RETENTION"):
+    FASTQ["RETENTION"] = json.loads(os.environ["FASTQ_TEST_RETENTION"])

@@ -293,6 +293,9 @@ class Command(BaseCommand):
                 for t in fastq.registry.values()
             },
             log=_log,
+            # Finished jobs past FASTQ["RETENTION"] are pruned by the leader (checked by
+            # the system checks; docs/operations.md).
+            retention=fastq.conf.retention(),
         )
         scheduler.start()
         return scheduler

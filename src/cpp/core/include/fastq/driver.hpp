@@ -57,6 +57,7 @@
 #include <string>
 #include <vector>
 
+#include "fastq/retention.hpp"
 #include "fastq/types.hpp"
 
 namespace fastq {
@@ -147,6 +148,16 @@ class Driver {
   virtual FireResult fire_schedule(const ScheduleFire& fire) = 0;
   // Deletes fastq_schedule_run rows of slots before `before`; returns how many.
   virtual std::size_t prune_schedule_runs(Micros before) = 0;
+  // Retention (retention.hpp): takes the next request.limit jobs in request.state
+  // finished before request.before, in (finished_at, id) order after the request's
+  // cursor, in one statement, and deletes those nothing still depends on (a
+  // fastq_schedule_run or fastq_poller_mark row naming it; a step of a workflow with a
+  // waiting, queued or running step). The edges of the deleted steps go with them, and a
+  // workflow's fastq_workflow rows with its last step. Returns how many it deleted, how
+  // many it took (kept ones included) and the cursor after them. With request.dry_run it
+  // counts every such job after the cursor (no limit) and deletes none.
+  // (The default, for test doubles, keeps everything.)
+  virtual PruneResult prune_jobs(const PruneRequest& /*request*/) { return {}; }
 
   // Batch poller (poller.hpp). Drivers that cannot run SQL (memory) throw DriverError.
   // Up to `limit` keys of `query`'s rows greater than `after` (all when it is empty), in

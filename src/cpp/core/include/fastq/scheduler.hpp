@@ -16,6 +16,8 @@
 //    max_instances or more does not fire; last_outcome says "skipped: still running".
 //  * The leader re-reads the table every `reload`, so edits take effect within seconds.
 //  * The leader prunes fastq_schedule_run rows older than keep_runs (default 7 days).
+//  * The leader prunes finished jobs past their retention (retention.hpp) in small
+//    batches, a pass at most `retention.pass_budget` long, paced by a Pruner.
 #pragma once
 
 #include <atomic>
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "fastq/driver.hpp"
+#include "fastq/retention.hpp"
 #include "fastq/types.hpp"
 #include "fastq/worker.hpp"
 
@@ -64,6 +67,8 @@ struct SchedulerConfig {
   // heartbeat is older than keep_workers are deleted. 0: never.
   std::chrono::milliseconds reap_workers{5000};
   std::chrono::milliseconds keep_workers{3600 * 1000};
+  // Finished jobs' retention and the pruner's pacing (FASTQ["RETENTION"]).
+  RetentionConfig retention;
   std::map<std::string, TaskDefaults> tasks;
   std::function<void(LogLevel, const std::string&)> log;
 };
@@ -75,6 +80,7 @@ struct SchedulerStats {
   std::uint64_t lost = 0;     // slots another scheduler fired first (or stale reads)
   std::uint64_t terms = 0;    // times this scheduler became leader
   std::uint64_t workers_lost = 0;  // registry rows it marked lost
+  std::uint64_t pruned = 0;        // finished jobs deleted past their retention
   bool leader = false;
 };
 

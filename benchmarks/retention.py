@@ -1,0 +1,277 @@
+"""Retention at scale: a worker (its scheduler's leader pruning) processes N no-op jobs with
+every final state kept RETENTION seconds, and the job table must stay small for ever.
+
+One fastq_worker (the benchmark project, --concurrency 2, scheduler on) runs while this
+process keeps the queue fed (bulk enqueue, at most --depth jobs waiting). For each
+segment (a million jobs by default) it records the seconds it took (the first
+segment's clock starts when the first job is done, so worker start-up is not in it),
+the finished rows in the job table, and the table's size when it ended: on PostgreSQL
+the heap, its indexes and the total with TOAST (pg_relation_size, pg_indexes_size,
+pg_total_relation_size); on SQLite the pages in use, the free pages and the WAL. Sizes
+are also sampled every --sample seconds. The run passes when the last segment's
+throughput is within 10% of the first's and the table's total size in the second half
+of the run stays within 1.5x its size after the first segment (bounded: it stops
+growing once retention deletes as fast as jobs finish).
+
+    .venv/bin/python benchmarks/retention.py [--brokers postgres,sqlite] [--pg-jobs 5000000]
+        [--sqlite-jobs 1000000] [--retention 60] [--quick] [--out FILE]
+
+Writes benchmarks/results/retention.json (or --out) and prints a table per broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import procs  # noqa: E402
+from harness.systems import PG, pg_admin  # noqa: E402
+
+DB_NAME = "retention_bench"
+CHUNK = 5000
+
+
+def env_for(broker: str, db: str, retention: float) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONPATH"] = str(HERE)
+    env["DJANGO_SETTINGS_MODULE"] = "benchproject.settings"
+    env["BENCH_BROKER"] = broker
+    env["BENCH_DB"] = db
+    env["BENCH_RETENTION"] = str(retention)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def sizes(broker: str) -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        if broker == "postgres":
+            c.execute(
+                "SELECT pg_relation_size('fastq_job'), pg_indexes_size('fastq_job'), "
+                "pg_total_relation_size('fastq_job'), (SELECT count(*) FROM fastq_job), "
+                "(SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'fastq_job')"
+            )
+            heap, index, total, rows, dead = c.fetchone()
+            return {"heap": heap, "indexes": index, "total": total, "rows": rows, "dead": dead}
+        c.execute("PRAGMA page_size")
+        page = c.fetchone()[0]
+        c.execute("PRAGMA page_count")
+        pages = c.fetchone()[0]
+        c.execute("PRAGMA freelist_count")
+        free = c.fetchone()[0]
+        c.execute("SELECT count(*) FROM fastq_job")
+        rows = c.fetchone()[0]
+        name = str(connection.settings_dict["NAME"])
+        wal = os.path.getsize(name + "-wal") if os.path.exists(name + "-wal") else 0
+        return {
+            "file": pages * page,
+            "in_use": (pages - free) * page,
+            "free": free * page,
+            "total": pages * page,
+            "wal": wal,
+            "rows": rows,
+        }
+
+
+def pending() -> int:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running')")
+        return int(c.fetchone()[0])
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def run_broker(
+    broker: str, jobs: int, segment: int, retention: float, depth: int, sample: float, tmp: Path
+) -> dict[str, Any]:
+    import django
+    from django.core.management import call_command
+
+    if broker == "postgres":
+        pg_admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        pg_admin(f"CREATE DATABASE {DB_NAME}")
+        db = DB_NAME
+    else:
+        db = str(tmp / "retention.sqlite3")
+    env = env_for(broker, db, retention)
+    os.environ.update({k: env[k] for k in ("BENCH_BROKER", "BENCH_DB", "BENCH_RETENTION")})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchproject.settings"
+    django.setup()
+    call_command("migrate", verbosity=0)
+    from bench.tasks import noop
+    from django.db import connection
+
+    log = tmp / f"worker-{broker}.log"
+    worker = procs.start(
+        [
+            sys.executable,
+            "manage.py",
+            "fastq_worker",
+            "--queues",
+            "default",
+            "-l",
+            "WARNING",
+            "--concurrency",
+            "2",
+        ],
+        HERE,
+        env,
+        log,
+    )
+    enqueued = 0
+    segments: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    t0 = time.time()
+    seg_start = 0.0  # the first segment's clock starts with the first job done
+    next_sample = t0
+    try:
+        while True:
+            waiting = pending()
+            done = enqueued - waiting
+            now = time.time()
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited {worker.returncode}; see {log}")
+            if not seg_start and done > 0:
+                seg_start = now
+            while done >= (len(segments) + 1) * segment and len(segments) < jobs // segment:
+                seconds = now - seg_start
+                s = sizes(broker)
+                s["finished_rows"] = s["rows"] - pending()
+                segments.append(
+                    {
+                        "segment": len(segments) + 1,
+                        "jobs": segment,
+                        "seconds": round(seconds, 1),
+                        "jobs_per_s": round(segment / seconds, 1),
+                        "load": load_average(),
+                        **s,
+                    }
+                )
+                print(
+                    f"{broker}: {len(segments) * segment:>9,} jobs  "
+                    f"{segment / seconds:8.0f} jobs/s  finished rows {s['finished_rows']:>9,}  "
+                    f"total {s['total'] / 2**20:7.1f} MiB  load {load_average()}",
+                    flush=True,
+                )
+                seg_start = now
+            if len(segments) * segment >= jobs:
+                break
+            if now >= next_sample:
+                samples.append({"t": round(now - t0, 1), "done": done, **sizes(broker)})
+                next_sample = now + sample
+            if enqueued < jobs and waiting < depth:
+                n = min(CHUNK, jobs - enqueued)
+                noop.map([()] * n)
+                enqueued += n
+            else:
+                time.sleep(0.2)
+    finally:
+        procs.stop([worker])
+        connection.close()
+    first, last = segments[0], segments[-1]
+    second_half = [s["total"] for s in segments[len(segments) // 2 :]]
+    return {
+        "broker": broker,
+        "jobs": jobs,
+        "retention_s": retention,
+        "seconds": round(time.time() - t0, 1),
+        "segments": segments,
+        "samples": samples,
+        "last_vs_first": round(last["jobs_per_s"] / first["jobs_per_s"], 3),
+        "max_total_second_half": max(second_half),
+        "total_after_first": first["total"],
+        "steady_throughput": last["jobs_per_s"] >= 0.9 * first["jobs_per_s"],
+        "bounded": max(second_half) <= 1.5 * first["total"],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--brokers", default="postgres,sqlite")
+    ap.add_argument("--pg-jobs", type=int, default=5_000_000)
+    ap.add_argument("--sqlite-jobs", type=int, default=1_000_000)
+    ap.add_argument(
+        "--segment",
+        type=int,
+        default=0,
+        help="jobs per segment (default: N/5 or a million, whichever is smaller)",
+    )
+    ap.add_argument("--retention", type=float, default=60.0)
+    ap.add_argument("--depth", type=int, default=50_000, help="most jobs waiting at once")
+    ap.add_argument("--sample", type=float, default=30.0, help="seconds between size samples")
+    ap.add_argument(
+        "--quick", action="store_true", help="100,000 jobs a broker, retention 5 s (a smoke run)"
+    )
+    ap.add_argument("--out", default=str(HERE / "results" / "retention.json"))
+    a = ap.parse_args()
+    if a.quick:
+        a.pg_jobs = a.sqlite_jobs = 100_000
+        a.retention = 5.0
+        a.sample = 5.0
+    results = []
+    for broker in a.brokers.split(","):
+        jobs = a.pg_jobs if broker == "postgres" else a.sqlite_jobs
+        segment = a.segment or min(1_000_000, max(jobs // 5, 1))
+        with tempfile.TemporaryDirectory(prefix="fastq-retention-") as tmp:
+            # One Django setup per process: each broker runs in a child of its own.
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    broker,
+                    str(jobs),
+                    str(segment),
+                    str(a.retention),
+                    str(a.depth),
+                    str(a.sample),
+                    tmp,
+                ],
+                check=False,
+                capture_output=False,
+                stdout=None,
+            )
+            if out.returncode != 0:
+                print(f"{broker}: failed ({out.returncode})", file=sys.stderr)
+                return 1
+            results.append(json.loads((Path(tmp) / "result.json").read_text()))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({"runs": results, "pg": PG}, indent=1) + "\n")
+    for r in results:
+        print(
+            f"{r['broker']}: {r['jobs']:,} jobs in {r['seconds']} s; last segment at "
+            f"{r['last_vs_first']:.0%} of the first; table at most "
+            f"{r['max_total_second_half'] / 2**20:.1f} MiB in the second half "
+            f"({r['total_after_first'] / 2**20:.1f} MiB after the first segment)"
+        )
+    ok = all(r["steady_throughput"] and r["bounded"] for r in results)
+    print("retention benchmark:", "steady and bounded" if ok else "NOT steady or NOT bounded")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        broker, jobs, segment, keep, depth, sample, tmp = sys.argv[2:9]
+        result = run_broker(
+            broker, int(jobs), int(segment), float(keep), int(depth), float(sample), Path(tmp)
+        )
+        (Path(tmp) / "result.json").write_text(json.dumps(result))
+        sys.exit(0)
+    sys.exit(main())

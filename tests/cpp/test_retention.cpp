@@ -1,0 +1,400 @@
+// Retention: the pruner's pacing (pure, no thread, no database) and Driver::prune_jobs on
+// every driver (what a batch deletes, what it must leave alone).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "fastq/driver.hpp"
+#include "fastq/retention.hpp"
+#include "fastq/scheduler.hpp"
+#include "fastq/time.hpp"
+#include "fixtures.hpp"
+
+namespace fastq {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Micros kSecond = 1'000'000;
+
+// ---- the pacing ------------------------------------------------------------------------
+
+RetentionConfig small_config() {
+  RetentionConfig c;
+  c.keep = {60 * kSecond, std::nullopt, 3600 * kSecond, std::nullopt, std::nullopt};
+  c.batch = 100;
+  c.pass_budget = 200'000;
+  c.breath = 50'000;
+  c.idle = 5 * kSecond;
+  return c;
+}
+
+PruneResult batch(std::size_t deleted, std::size_t scanned, std::string at = "",
+                  std::string id = "") {
+  return PruneResult{deleted, scanned, std::move(at), std::move(id)};
+}
+
+TEST(Pruner, DefaultsKeepSucceededADayAndTheRestTwoWeeks) {
+  const RetentionConfig c;
+  EXPECT_EQ(c.keep[0], 86'400 * kSecond);
+  for (int i = 1; i < 5; ++i) EXPECT_EQ(c.keep[i], 14 * 86'400 * kSecond) << kFinalStates[i];
+  EXPECT_TRUE(c.enabled());
+  EXPECT_EQ(final_state_index("dead"), 2);
+  EXPECT_EQ(final_state_index("queued"), -1);
+}
+
+TEST(Pruner, BatchesAStateUntilABatchComesBackShortThenMovesOn) {
+  Pruner p(small_config());
+  const Micros now = 1000 * kSecond;
+  auto a = p.next(now);
+  ASSERT_TRUE(a.request);
+  EXPECT_EQ(a.request->state, "succeeded");
+  EXPECT_EQ(a.request->before, now - 60 * kSecond);
+  EXPECT_EQ(a.request->limit, 100);
+  EXPECT_EQ(a.request->after_at, "") << "from the oldest";
+  p.done(batch(90, 100, "t1", "id1"));  // full (ten kept among them): more to do
+  a = p.next(now + 1000);
+  ASSERT_TRUE(a.request);
+  EXPECT_EQ(a.request->state, "succeeded");
+  EXPECT_EQ(a.request->before, now - 60 * kSecond) << "cutoffs stay put within a pass";
+  EXPECT_EQ(a.request->after_at, "t1") << "on from the last row seen";
+  EXPECT_EQ(a.request->after_id, "id1");
+  p.done(batch(17, 17, "t2", "id2"));  // short: caught up
+  a = p.next(now + 2000);
+  ASSERT_TRUE(a.request);
+  EXPECT_EQ(a.request->state, "dead") << "failed is kept for ever, so skipped";
+  EXPECT_EQ(a.request->before, now - 3600 * kSecond);
+  EXPECT_EQ(a.request->after_at, "") << "a new state starts from its oldest";
+  p.done(batch(0, 0));
+  a = p.next(now + 3000);
+  EXPECT_FALSE(a.request) << "every state caught up";
+  EXPECT_EQ(a.wake, now + 3000 + 5 * kSecond);
+  EXPECT_EQ(p.deleted(), 107u);
+  // Nothing until then; then a new pass from the first state with fresh cutoffs.
+  EXPECT_FALSE(p.next(now + 4 * kSecond).request);
+  a = p.next(now + 6 * kSecond);
+  ASSERT_TRUE(a.request);
+  EXPECT_EQ(a.request->state, "succeeded");
+  EXPECT_EQ(a.request->before, now + 6 * kSecond - 60 * kSecond);
+  EXPECT_EQ(a.request->after_at, "");
+}
+
+TEST(Pruner, APassStopsAtItsBudgetAndResumesWhereItWasAfterABreath) {
+  Pruner p(small_config());
+  const Micros now = 1000 * kSecond;
+  int batches = 0;
+  Micros t = now;
+  for (;;) {
+    auto a = p.next(t);
+    if (!a.request) {
+      EXPECT_EQ(a.wake, t + 50'000) << "a pass cut short breathes, it does not idle";
+      break;
+    }
+    ++batches;
+    // A backlog of jobs that must be kept: every batch full, nothing deleted.
+    p.done(batch(0, 100, "t" + std::to_string(batches), "id"));
+    t += 30'000;  // each batch takes 30 ms
+  }
+  EXPECT_EQ(batches, 7) << "200 ms of 30 ms batches";
+  t += 50'000;
+  auto a = p.next(t);
+  ASSERT_TRUE(a.request);
+  EXPECT_EQ(a.request->state, "succeeded") << "the backlog's state again";
+  EXPECT_EQ(a.request->before, t - 60 * kSecond);
+  EXPECT_EQ(a.request->after_at, "t7") << "where the walk was: kept rows are not read again";
+}
+
+TEST(Pruner, KeepingEverythingForEverNeverAsks) {
+  RetentionConfig c = small_config();
+  c.keep = {};
+  Pruner p(c);
+  EXPECT_FALSE(c.enabled());
+  const auto a = p.next(0);
+  EXPECT_FALSE(a.request);
+  EXPECT_EQ(a.wake, 5 * kSecond);
+}
+
+TEST(Pruner, RefusesAReportWithoutARequest) {
+  Pruner p(small_config());
+  EXPECT_THROW(p.done(batch(1, 1)), std::logic_error);
+  ASSERT_TRUE(p.next(0).request);
+  EXPECT_THROW(p.next(0), std::logic_error);
+}
+
+// ---- every driver ----------------------------------------------------------------------
+
+class Retention : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    FASTQ_OPEN_DRIVER(GetParam(), db);
+    if (GetParam() == "sqlite") {
+      path = testing::temp_sqlite_path(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    }
+  }
+
+  long long sql(const std::string& q) { return testing::probe_int(GetParam(), path, q); }
+  // An id as the database spells it (SQLite: 32 hex digits).
+  std::string db_id(std::string id) {
+    if (GetParam() == "sqlite") std::erase(id, '-');
+    return id;
+  }
+
+  NewJob job(std::string workflow = "") {
+    NewJob j;
+    j.id = new_job_id();
+    j.task = "t";
+    j.workflow_id = std::move(workflow);
+    return j;
+  }
+  // Claims every runnable job and ends each with `outcome`; returns their ids.
+  std::vector<std::string> finish(Outcome outcome = Outcome::kSucceeded) {
+    std::vector<std::string> ids;
+    for (;;) {
+      auto claimed = db->claim(ClaimRequest{{"default"}, 500, 30s, "t:1"});
+      if (claimed.empty()) return ids;
+      std::vector<Completion> cs;
+      for (const auto& c : claimed) {
+        Completion x;
+        x.id = c.id;
+        x.lease_token = c.lease_token;
+        x.outcome = outcome;
+        x.result = "null";
+        if (outcome != Outcome::kSucceeded) x.error_type = "E";
+        cs.push_back(std::move(x));
+        ids.push_back(c.id);
+      }
+      EXPECT_EQ(db->complete(cs), cs.size());
+    }
+  }
+  std::vector<std::string> enqueue_and_finish(int n, Outcome outcome = Outcome::kSucceeded) {
+    std::vector<NewJob> jobs;
+    for (int i = 0; i < n; ++i) jobs.push_back(job());
+    db->enqueue(jobs);
+    return finish(outcome);
+  }
+  // A cutoff after everything finished so far (the database's clock, where it has one).
+  Micros later() {
+    std::this_thread::sleep_for(20ms);
+    const Micros t = db->database_now().value_or(now_micros());
+    std::this_thread::sleep_for(20ms);
+    return t;
+  }
+  PruneResult batch(const std::string& state, Micros before, int limit = 1000,
+                    bool dry_run = false, const PruneResult& after = {}) {
+    PruneRequest r;
+    r.state = state;
+    r.before = before;
+    r.limit = limit;
+    r.dry_run = dry_run;
+    r.after_at = after.last_at;
+    r.after_id = after.last_id;
+    return db->prune_jobs(r);
+  }
+  // One batch from the oldest: how many it deleted.
+  std::size_t prune(const std::string& state, Micros before, int limit = 1000,
+                    bool dry_run = false) {
+    return batch(state, before, limit, dry_run).deleted;
+  }
+
+  std::unique_ptr<Driver> db;
+  std::string path;
+};
+
+TEST_P(Retention, DeletesOldFinishedJobsOfOneStateInBoundedBatches) {
+  const auto old_ok = enqueue_and_finish(25);
+  const auto old_failed = enqueue_and_finish(3, Outcome::kFailed);
+  const Micros cutoff = later();
+  const auto young = enqueue_and_finish(4);
+  std::vector<NewJob> waiting{job()};
+  db->enqueue(waiting);  // queued: never pruned
+
+  EXPECT_EQ(prune("succeeded", cutoff, 10, true), 25u) << "a dry run counts them all";
+  EXPECT_EQ(prune("succeeded", cutoff, 10), 10u);
+  EXPECT_EQ(prune("succeeded", cutoff, 10), 10u);
+  EXPECT_EQ(prune("succeeded", cutoff, 10), 5u);
+  EXPECT_EQ(prune("succeeded", cutoff, 10), 0u);
+  for (const auto& id : old_ok) EXPECT_FALSE(db->get(id)) << id;
+  for (const auto& id : young) EXPECT_TRUE(db->get(id)) << "finished after the cutoff";
+  for (const auto& id : old_failed) EXPECT_TRUE(db->get(id)) << "another state";
+  EXPECT_TRUE(db->get(waiting[0].id));
+  EXPECT_EQ(prune("failed", cutoff), 3u);
+  EXPECT_EQ(prune("queued", now_micros() + 3600 * kSecond), 0u) << "never an unfinished job";
+  EXPECT_TRUE(db->get(waiting[0].id));
+}
+
+TEST_P(Retention, ABatchTakesTheOldestFirst) {
+  const auto first = enqueue_and_finish(5);
+  later();
+  const auto second = enqueue_and_finish(5);
+  const Micros cutoff = later();
+  EXPECT_EQ(prune("succeeded", cutoff, 5), 5u);
+  for (const auto& id : first) EXPECT_FALSE(db->get(id));
+  for (const auto& id : second) EXPECT_TRUE(db->get(id));
+}
+
+TEST_P(Retention, CancelledBeforeStartIsFinishedToo) {
+  std::vector<NewJob> jobs{job()};
+  db->enqueue(jobs);
+  EXPECT_EQ(db->cancel(jobs[0].id), CancelResult::kCancelled);
+  EXPECT_EQ(prune("cancelled", later()), 1u);
+  EXPECT_FALSE(db->get(jobs[0].id));
+}
+
+TEST_P(Retention, AJobAScheduleRunNamesIsKeptWhileTheRunIs) {
+  ASSERT_TRUE(db->hold_lease("scheduler", "A", 15s));
+  if (GetParam() == "memory") {
+    ScheduleRow row;
+    row.name = "tick";
+    row.task = "t";
+    row.every = 60;
+    memory_put_schedule(*db, row);
+  } else {
+    sql("INSERT INTO fastq_schedule (name, task, every, enabled, max_instances, catch_up, "
+        "source) VALUES ('tick', 't', 60, true, 0, 'latest', 'code')");
+  }
+  ScheduleFire f;
+  f.lease_name = "scheduler";
+  f.holder = "A";
+  f.schedule = "tick";
+  f.next_run_at = now_micros();
+  ASSERT_EQ(db->fire_schedule(f), FireResult::kAdvanced);
+  const Micros slot = db->load_schedules().at(0).next_run_at.value();
+  f.expect_next = slot;
+  f.slot = slot;
+  f.next_run_at = slot + 60 * kSecond;
+  f.job = job();
+  ASSERT_EQ(db->fire_schedule(f), FireResult::kFired);
+  enqueue_and_finish(2);  // the fired job and two others
+  const Micros cutoff = later();
+  EXPECT_EQ(prune("succeeded", cutoff, 1000, true), 2u);
+  EXPECT_EQ(prune("succeeded", cutoff), 2u);
+  EXPECT_TRUE(db->get(f.job.id)) << "the run still names it";
+  EXPECT_EQ(db->prune_schedule_runs(slot + 1), 1u);
+  EXPECT_EQ(prune("succeeded", cutoff), 1u);
+  EXPECT_FALSE(db->get(f.job.id));
+}
+
+TEST_P(Retention, AStepIsKeptWhileItsWorkflowRunsThenGoesWithItsEdges) {
+  const std::string wf = new_job_id();
+  std::vector<NewJob> jobs{job(wf), job(wf), job(wf)};
+  std::vector<Dependency> deps{{jobs[0].id, jobs[1].id, 0}, {jobs[1].id, jobs[2].id, 0}};
+  db->enqueue_workflow(jobs, deps);
+  if (GetParam() != "memory") {
+    sql("INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at) VALUES ('" +
+        db_id(wf) + "', '" + db_id(wf) + "', 'chain', '', '[]', '2026-01-01 00:00:00')");
+  }
+  const auto a = db->claim(ClaimRequest{{"default"}, 1, 30s, "t:1"});
+  ASSERT_EQ(a.size(), 1u);
+  Completion x;
+  x.id = a[0].id;
+  x.lease_token = a[0].lease_token;
+  x.result = "1";
+  ASSERT_EQ(db->complete(std::span<const Completion>(&x, 1)), 1u);
+  // The first step finished, its child is queued (it reads the parent's result when it
+  // runs, and the step after it waits): nothing of the workflow may go.
+  EXPECT_EQ(prune("succeeded", later(), 1000, true), 0u);
+  EXPECT_EQ(prune("succeeded", later()), 0u);
+  EXPECT_TRUE(db->get(jobs[0].id));
+  finish();  // the rest of the chain
+  const Micros cutoff = later();
+  EXPECT_EQ(prune("succeeded", cutoff, 2), 2u);
+  EXPECT_EQ(prune("succeeded", cutoff, 2), 1u);
+  for (const auto& j : jobs) EXPECT_FALSE(db->get(j.id));
+  if (GetParam() != "memory") {
+    EXPECT_EQ(sql("SELECT count(*) FROM fastq_dependency"), 0);
+    EXPECT_EQ(sql("SELECT count(*) FROM fastq_workflow"), 0) << "with its last step";
+  }
+}
+
+TEST_P(Retention, AnAlertJobIsKeptWhileItsPollerMarkIs) {
+  if (GetParam() == "memory") GTEST_SKIP() << "the memory store has no poller marks";
+  std::vector<std::string> keys{"k1", "k2"};
+  std::vector<NewJob> alerts{job(), job()};
+  ASSERT_EQ(db->enqueue_once("tracker", keys, alerts), 2u);
+  EXPECT_EQ(sql("SELECT count(*) FROM fastq_poller_mark WHERE job_id IS NOT NULL"), 2);
+  std::vector<NewJob> other{job()};
+  db->enqueue(other);
+  ASSERT_EQ(finish().size(), 3u);  // the alerts and the other job
+  const Micros cutoff = later();
+  EXPECT_EQ(prune("succeeded", cutoff), 1u);
+  EXPECT_FALSE(db->get(other[0].id));
+  for (const auto& a : alerts) EXPECT_TRUE(db->get(a.id));
+  sql("DELETE FROM fastq_poller_mark WHERE key = 'k1'");
+  EXPECT_EQ(prune("succeeded", cutoff), 1u);
+  EXPECT_FALSE(db->get(alerts[0].id));
+  EXPECT_TRUE(db->get(alerts[1].id));
+}
+
+TEST_P(Retention, ACursorWalksPastJobsThatAreKept) {
+  // Three runs of a schedule at the head of the order, then two free jobs.
+  ASSERT_TRUE(db->hold_lease("scheduler", "A", 15s));
+  if (GetParam() == "memory") {
+    ScheduleRow row;
+    row.name = "tick";
+    row.task = "t";
+    row.every = 60;
+    memory_put_schedule(*db, row);
+  } else {
+    sql("INSERT INTO fastq_schedule (name, task, every, enabled, max_instances, catch_up, "
+        "source) VALUES ('tick', 't', 60, true, 0, 'latest', 'code')");
+  }
+  ScheduleFire f;
+  f.lease_name = "scheduler";
+  f.holder = "A";
+  f.schedule = "tick";
+  f.next_run_at = now_micros();
+  ASSERT_EQ(db->fire_schedule(f), FireResult::kAdvanced);
+  Micros slot = db->load_schedules().at(0).next_run_at.value();
+  std::vector<std::string> fired;
+  for (int i = 0; i < 3; ++i) {
+    f.expect_next = slot;
+    f.slot = slot;
+    f.next_run_at = slot + 60 * kSecond;
+    f.job = job();
+    ASSERT_EQ(db->fire_schedule(f), FireResult::kFired);
+    fired.push_back(f.job.id);
+    slot += 60 * kSecond;
+    finish();
+    later();  // each finishes apart from the others
+  }
+  const auto free = enqueue_and_finish(2);
+  const Micros cutoff = later();
+  // Batches of 2 from the oldest: the kept runs fill the first batch, and it is full, so
+  // the walk goes on from its last row instead of reading the same two again.
+  PruneResult r = batch("succeeded", cutoff, 2);
+  EXPECT_EQ(r.deleted, 0u);
+  EXPECT_EQ(r.scanned, 2u);
+  EXPECT_FALSE(r.last_at.empty());
+  r = batch("succeeded", cutoff, 2, false, r);
+  EXPECT_EQ(r.deleted, 1u);
+  EXPECT_EQ(r.scanned, 2u);
+  r = batch("succeeded", cutoff, 2, false, r);
+  EXPECT_EQ(r.deleted, 1u);
+  EXPECT_EQ(r.scanned, 1u) << "short: the end of the range";
+  for (const auto& id : free) EXPECT_FALSE(db->get(id));
+  for (const auto& id : fired) EXPECT_TRUE(db->get(id));
+}
+
+TEST_P(Retention, TheLeaderPrunesInBatchesAndCountsThem) {
+  enqueue_and_finish(30);
+  std::this_thread::sleep_for(20ms);
+  SchedulerConfig c;
+  c.holder = "L";
+  c.retention.keep = {Micros{1}, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+  c.retention.batch = 7;
+  c.retention.pass_budget = 3600 * kSecond;  // no budget cut in this test
+  Scheduler s(db->connect_another(), c);
+  s.step(db->database_now().value_or(now_micros()));
+  EXPECT_TRUE(s.stats().leader);
+  EXPECT_EQ(s.stats().pruned, 30u);
+  EXPECT_EQ(prune("succeeded", now_micros() + 3600 * kSecond, 1000, true), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, Retention, ::testing::Values("memory", "sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace fastq

@@ -265,7 +265,7 @@ std::vector<std::string> worker_params(const WorkerRow& row) {
           std::to_string(row.rss_bytes)};
 }
 
-class PostgresDriver final : public Driver {
+class PostgresDriver final : public Driver, public KeysetSource {
  public:
   explicit PostgresDriver(std::string conninfo)
       : conninfo_(std::move(conninfo)), conn_(conninfo_) {}
@@ -1267,6 +1267,8 @@ class PostgresDriver final : public Driver {
   }
 
   bool queues_changed() override { return std::exchange(queues_changed_, false); }
+  // Wakes workers of every process through LISTEN (notification_fd), not in-process.
+  void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
     const auto arr = pg_text_array(queues);

@@ -158,7 +158,7 @@ struct Run {
   Statement& s;
 };
 
-class SqliteDriver final : public Driver {
+class SqliteDriver final : public Driver, public KeysetSource {
  public:
   SqliteDriver(std::string path, std::chrono::milliseconds busy_timeout,
                std::shared_ptr<std::mutex> write_mu = std::make_shared<std::mutex>())
@@ -190,6 +190,15 @@ class SqliteDriver final : public Driver {
   std::unique_ptr<Driver> connect_another() const override {
     return std::make_unique<SqliteDriver>(path_, busy_timeout_, write_mu_);
   }
+
+  // Leader store: SQLite is a file on this machine, so this machine's clock is its clock.
+  std::optional<Micros> database_now() override { return std::nullopt; }
+
+  // Notifier: SQLite cannot notify another process; workers poll it.
+  int notification_fd() override { return -1; }
+  bool drain_notifications() override { return false; }
+  bool queues_changed() override { return false; }
+  void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
   std::vector<std::string> enqueue(std::span<const NewJob> jobs) override {
     if (jobs.empty()) return {};

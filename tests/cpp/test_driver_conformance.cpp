@@ -552,6 +552,53 @@ TEST_P(JobStoreConformance, HugeTextRoundTripsVerbatim) {
   EXPECT_EQ(rec->traceback, fail.traceback);
 }
 
+// A NUL byte in a text value is stored verbatim where the database's text allows it, or
+// refused as a DriverError where it does not (PostgreSQL text): never cut short silently.
+TEST_P(JobStoreConformance, ANulByteInTextIsKeptOrRefusedNeverCut) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  Completion fail;
+  fail.id = j.id;
+  fail.lease_token = got[0].lease_token;
+  fail.outcome = Outcome::kFailed;
+  fail.error_type = "ValueError";
+  fail.error = std::string("before\0after", 12);
+  fail.traceback = std::string("tb\0", 3);
+  bool refused = false;
+  try {
+    EXPECT_EQ(db->complete(std::span(&fail, 1)), 1u);
+  } catch (const DriverError& e) {
+    refused = true;
+    EXPECT_FALSE(e.transient()) << e.what();
+  }
+  const auto rec = db->get(j.id);
+  ASSERT_TRUE(rec);
+  if (refused) {
+    EXPECT_EQ(rec->state, "running") << "a refused outcome writes nothing";
+  } else {
+    EXPECT_EQ(rec->state, "failed");
+    EXPECT_EQ(rec->error, fail.error);
+    EXPECT_EQ(rec->traceback, fail.traceback);
+  }
+
+  auto named = job(std::string("app.t\0ask", 9));
+  refused = false;
+  try {
+    db->enqueue(std::span(&named, 1));
+  } catch (const DriverError& e) {
+    refused = true;
+  }
+  const auto stored = db->get(named.id);
+  if (refused) {
+    EXPECT_FALSE(stored);
+  } else {
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->task, named.task);
+  }
+}
+
 TEST(Sqlite, RefusesInMemoryDatabase) {
   EXPECT_THROW(make_sqlite_driver(":memory:"), DriverError);
 }

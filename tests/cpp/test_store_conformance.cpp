@@ -268,6 +268,7 @@ TEST_P(ScheduleStoreConformance, PruneDeletesOnlyRunsBeforeTheCut) {
   EXPECT_EQ(db->prune_schedule_runs(slot), 0u) << "no run is before the first slot";
   EXPECT_EQ(db->prune_schedule_runs(slot + 2'000'000), 2u);
   EXPECT_EQ(db->prune_schedule_runs(slot + 2'000'000), 0u);
+  EXPECT_EQ(db->prune_schedule_runs(std::numeric_limits<Micros>::min()), 0u);
   // The kept run still fences its slot.
   const Micros kept = slot + 2'000'000;
   ScheduleFire rewind = fire("tick", slot + 3'000'000, kept, std::nullopt);

@@ -969,7 +969,10 @@ class PostgresDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t prune_schedule_runs(Micros before) override {
-    const auto b = std::to_string(before);
+    // No slot is older than the earliest time PostgreSQL holds (to_timestamp refuses what
+    // lies before it): a cut further back deletes nothing, not an error.
+    constexpr Micros kEarliest = -200'000'000'000'000'000;  // about 4370 BC
+    const auto b = std::to_string(std::max(before, kEarliest));
     Result r = conn_.exec("fastq_prune_runs",
                           "DELETE FROM fastq_schedule_run WHERE slot < "
                           "to_timestamp($1::bigint / 1e6)",

@@ -380,6 +380,15 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   std::size_t complete(std::span<const Completion> done) override {
     if (done.empty()) return 0;
+    // SQLite's JSON functions end a string at an escaped NUL (\u0000): an outcome holding
+    // one would be cut short silently, so it is refused, as PostgreSQL's text refuses it.
+    for (const auto& c : done) {
+      for (const std::string* t : {&c.result, &c.error_type, &c.error, &c.traceback}) {
+        if (t->find('\0') != std::string::npos) {
+          throw DriverError("SQLite cannot store a NUL byte in the outcome of job " + c.id, false);
+        }
+      }
+    }
     std::string j = "[";
     for (std::size_t i = 0; i < done.size(); ++i) {
       const auto& c = done[i];

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "fastq/driver.hpp"
 #include "schema.hpp"
@@ -152,5 +153,38 @@ inline long long probe_int(const std::string& kind, const std::string& sqlite_pa
       out = ::fastq::make_postgres_driver(::fastq::testing::pg_test_dsn());                    \
     }                                                                                     \
   } while (0)
+
+// The conformance fixture of one store (job_store.hpp, leader_store.hpp, ...): opens the
+// driver of the parameter's kind on a fresh schema and hands the test that store's
+// interface as `db`, so that a suite speaks only to the store it checks; `driver` is there
+// for what only a driver does (connect_another, name). Instantiate it with the kinds that
+// offer the store (kAllDrivers, kSqlDrivers).
+template <class Store>
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    FASTQ_OPEN_DRIVER(GetParam(), driver);
+    db = store_of(*driver);
+    ASSERT_NE(db, nullptr) << "the " << GetParam() << " driver does not offer this store";
+  }
+
+  static Store* store_of(Driver& d) {
+    if constexpr (std::is_base_of_v<Store, Driver>) {
+      return &d;
+    } else {
+      return dynamic_cast<Store*>(&d);
+    }
+  }
+
+  std::unique_ptr<Driver> driver;
+  Store* db = nullptr;
+};
+
+// The driver kinds a conformance suite runs on.
+inline const auto kAllDrivers = ::testing::Values("memory", "sqlite", "postgres");
+inline const auto kSqlDrivers = ::testing::Values("sqlite", "postgres");
+inline std::string driver_kind_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 }  // namespace fastq::testing

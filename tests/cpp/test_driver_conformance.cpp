@@ -1,6 +1,10 @@
-// One suite, every driver: the contract in fastq/driver.hpp.
+// The job store's conformance suite (fastq/job_store.hpp), run on every driver: memory,
+// SQLite and PostgreSQL. The other stores' suites are in test_store_conformance.cpp and
+// test_queue_controls.cpp.
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -35,24 +39,9 @@ Completion ok(const ClaimedJob& j, std::string result = "42") {
   return c;
 }
 
-class Conformance : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
-  std::unique_ptr<Driver> db;
-};
+using JobStoreConformance = testing::StoreConformance<JobStore>;
 
-TEST_P(Conformance, DatabaseNowIsTheServersClockWhereTheServerMayBeElsewhere) {
-  const auto server = db->database_now();
-  if (GetParam() != "postgres") {
-    EXPECT_FALSE(server) << "a local database's clock is this machine's";
-    return;
-  }
-  ASSERT_TRUE(server);
-  // The test server runs on this machine: the same clock, give or take scheduling.
-  EXPECT_LT(std::llabs(*server - now_micros()), 5'000'000);
-}
-
-TEST_P(Conformance, EnqueueClaimCompleteRoundTrip) {
+TEST_P(JobStoreConformance, EnqueueClaimCompleteRoundTrip) {
   auto j = job("app.tasks.add");
   db->enqueue(std::span(&j, 1));
   auto rec = db->get(j.id);
@@ -78,7 +67,7 @@ TEST_P(Conformance, EnqueueClaimCompleteRoundTrip) {
   EXPECT_EQ(rec->result, "{\"sum\":3}");
 }
 
-TEST_P(Conformance, FailureKeepsTypeMessageAndTraceback) {
+TEST_P(JobStoreConformance, FailureKeepsTypeMessageAndTraceback) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto claimed = db->claim(req(1));
@@ -99,7 +88,7 @@ TEST_P(Conformance, FailureKeepsTypeMessageAndTraceback) {
   EXPECT_FALSE(rec->result);
 }
 
-TEST_P(Conformance, ClaimTakesABatchInPriorityOrder) {
+TEST_P(JobStoreConformance, ClaimTakesABatchInPriorityOrder) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 50; ++i) jobs.push_back(job("t", "default", i % 3));
   db->enqueue(jobs);
@@ -117,7 +106,7 @@ TEST_P(Conformance, ClaimTakesABatchInPriorityOrder) {
   EXPECT_EQ(ids.size(), 50u);
 }
 
-TEST_P(Conformance, ClaimRespectsQueuesAndRunAt) {
+TEST_P(JobStoreConformance, ClaimRespectsQueuesAndRunAt) {
   auto a = job("t", "a");
   auto b = job("t", "b");
   auto later = job("t", "a");
@@ -134,7 +123,7 @@ TEST_P(Conformance, ClaimRespectsQueuesAndRunAt) {
   EXPECT_EQ(db->get(later.id)->state, "queued");
 }
 
-TEST_P(Conformance, CompletionIsFencedByLeaseToken) {
+TEST_P(JobStoreConformance, CompletionIsFencedByLeaseToken) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto first = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
@@ -159,7 +148,7 @@ TEST_P(Conformance, CompletionIsFencedByLeaseToken) {
   EXPECT_EQ(db->get(j.id)->result, "\"live\"");
 }
 
-TEST_P(Conformance, RenewKeepsLeaseAlive) {
+TEST_P(JobStoreConformance, RenewKeepsLeaseAlive) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto got = db->claim(req(1, {"default"}, std::chrono::milliseconds(1)));
@@ -172,7 +161,7 @@ TEST_P(Conformance, RenewKeepsLeaseAlive) {
   EXPECT_EQ(db->renew(std::span(&wrong, 1), std::chrono::milliseconds(60000)), 0u);
 }
 
-TEST_P(Conformance, ReleaseReturnsJobWithoutSpendingAnAttempt) {
+TEST_P(JobStoreConformance, ReleaseReturnsJobWithoutSpendingAnAttempt) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto got = db->claim(req(1));
@@ -185,8 +174,8 @@ TEST_P(Conformance, ReleaseReturnsJobWithoutSpendingAnAttempt) {
   EXPECT_EQ(db->release(std::span(&ref, 1)), 0u) << "a released token is spent";
 }
 
-TEST_P(Conformance, SiblingConnectionsShareTheQueue) {
-  auto other = db->connect_another();
+TEST_P(JobStoreConformance, SiblingConnectionsShareTheQueue) {
+  auto other = driver->connect_another();
   std::vector<NewJob> jobs;
   for (int i = 0; i < 100; ++i) jobs.push_back(job("t"));
   db->enqueue(jobs);
@@ -199,7 +188,7 @@ TEST_P(Conformance, SiblingConnectionsShareTheQueue) {
   EXPECT_EQ(ids.size(), 100u) << "no job claimed twice";
 }
 
-TEST_P(Conformance, ConcurrentClaimersNeverShareAJob) {
+TEST_P(JobStoreConformance, ConcurrentClaimersNeverShareAJob) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 2000; ++i) jobs.push_back(job("t"));
   db->enqueue(jobs);
@@ -207,7 +196,7 @@ TEST_P(Conformance, ConcurrentClaimersNeverShareAJob) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      auto conn = db->connect_another();
+      auto conn = driver->connect_another();
       while (true) {
         auto got = conn->claim(req(37));
         if (got.empty()) break;
@@ -227,7 +216,7 @@ TEST_P(Conformance, ConcurrentClaimersNeverShareAJob) {
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 2000u);
 }
 
-TEST_P(Conformance, RetryRequeuesForLaterKeepingTheError) {
+TEST_P(JobStoreConformance, RetryRequeuesForLaterKeepingTheError) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto got = db->claim(req(1));
@@ -260,7 +249,7 @@ TEST_P(Conformance, RetryRequeuesForLaterKeepingTheError) {
   EXPECT_EQ(got[0].attempts, 2);
 }
 
-TEST_P(Conformance, WorkerLostPastMaxAttemptsIsDead) {
+TEST_P(JobStoreConformance, WorkerLostPastMaxAttemptsIsDead) {
   auto j = job("t");
   j.max_attempts = 2;
   db->enqueue(std::span(&j, 1));
@@ -281,7 +270,7 @@ TEST_P(Conformance, WorkerLostPastMaxAttemptsIsDead) {
   EXPECT_TRUE(db->claim(req(1)).empty());
 }
 
-TEST_P(Conformance, ClaimFlagsExpiredJobs) {
+TEST_P(JobStoreConformance, ClaimFlagsExpiredJobs) {
   auto fresh = job("t");
   fresh.expires_at = now_micros() + 3'600'000'000;
   auto stale = job("t");
@@ -293,7 +282,7 @@ TEST_P(Conformance, ClaimFlagsExpiredJobs) {
   for (const auto& j : got) EXPECT_EQ(j.expired, j.id == stale.id) << j.id;
 }
 
-TEST_P(Conformance, CancelQueuedRunningFinishedAndMissing) {
+TEST_P(JobStoreConformance, CancelQueuedRunningFinishedAndMissing) {
   auto queued = job("t");
   auto running = job("t");
   db->enqueue(std::span(&running, 1));
@@ -322,7 +311,7 @@ TEST_P(Conformance, CancelQueuedRunningFinishedAndMissing) {
   EXPECT_EQ(db->cancel(new_job_id()), CancelResult::kNotFound);
 }
 
-TEST_P(Conformance, UniqueKeyYieldsTheActiveJob) {
+TEST_P(JobStoreConformance, UniqueKeyYieldsTheActiveJob) {
   auto first = job("t");
   first.unique_key = "t:order-7";
   auto same_batch = job("t");
@@ -351,7 +340,7 @@ TEST_P(Conformance, UniqueKeyYieldsTheActiveJob) {
 
 // Large batches of unique-key jobs (a poller's pages) may take a faster path; a conflict
 // anywhere in one still resolves every key the same way.
-TEST_P(Conformance, LargeUniqueBatchesResolveConflicts) {
+TEST_P(JobStoreConformance, LargeUniqueBatchesResolveConflicts) {
   std::vector<NewJob> first, second;
   for (int i = 0; i < 400; ++i) {
     first.push_back(job("t"));
@@ -370,12 +359,12 @@ TEST_P(Conformance, LargeUniqueBatchesResolveConflicts) {
   EXPECT_TRUE(db->get(second[399].id));
 }
 
-TEST_P(Conformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
+TEST_P(JobStoreConformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
   std::vector<std::thread> threads;
   std::vector<std::vector<std::string>> seen(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      auto conn = db->connect_another();
+      auto conn = driver->connect_another();
       for (int i = 0; i < 25; ++i) {
         auto j = job("t");
         j.unique_key = "t:the-one";
@@ -391,7 +380,7 @@ TEST_P(Conformance, UniqueKeyHoldsUnderConcurrentEnqueues) {
   EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
 }
 
-TEST_P(Conformance, ABigBatchKeepsEveryField) {
+TEST_P(JobStoreConformance, ABigBatchKeepsEveryField) {
   const Micros now = now_micros();
   for (const bool timed : {false, true}) {
     std::vector<NewJob> jobs;
@@ -430,7 +419,7 @@ TEST_P(Conformance, ABigBatchKeepsEveryField) {
   }
 }
 
-TEST_P(Conformance, ABatchIsAllOrNothing) {
+TEST_P(JobStoreConformance, ABatchIsAllOrNothing) {
   if (GetParam() == "memory") GTEST_SKIP() << "no transactions in memory";
   auto taken = job("t");
   db->enqueue(std::span(&taken, 1));
@@ -448,31 +437,166 @@ TEST_P(Conformance, ABatchIsAllOrNothing) {
   EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 1u);
 }
 
-TEST_P(Conformance, DuplicateIdIsRefused) {
+TEST_P(JobStoreConformance, DuplicateIdIsRefused) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   EXPECT_THROW(db->enqueue(std::span(&j, 1)), DriverError);
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, Conformance,
-                         ::testing::Values("memory", "sqlite", "postgres"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Drivers, JobStoreConformance, testing::kAllDrivers,
+                         testing::driver_kind_name);
 
-TEST(Postgres, NotifiesOnEnqueue) {
-  std::unique_ptr<Driver> db;
-  FASTQ_OPEN_DRIVER("postgres", db);
-  const int fd = db->notification_fd();
-  ASSERT_GE(fd, 0);
-  EXPECT_FALSE(db->drain_notifications());
-  auto other = db->connect_another();
+TEST_P(JobStoreConformance, DeferReturnsTheJobUnspentUntilItsRunAt) {
+  std::vector<NewJob> jobs{job("t"), job("t")};
+  db->enqueue(jobs);
+  auto got = db->claim(req(2));
+  ASSERT_EQ(got.size(), 2u);
+  const Micros later = now_micros() + 3'600'000'000;
+  std::vector<Deferral> d{{got[0].id, got[0].lease_token, later},
+                          {got[1].id, got[1].lease_token + 1, later}};  // a stale token
+  EXPECT_EQ(db->defer(d), 1u) << "fenced by the lease token";
+  auto rec = db->get(got[0].id);
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->attempts, 0) << "a deferral spends no attempt";
+  EXPECT_FALSE(rec->started_at);
+  EXPECT_EQ(db->get(got[1].id)->state, "running");
+  EXPECT_EQ(db->count_runnable(std::vector<std::string>{"default"}), 0u) << "not before run_at";
+  EXPECT_TRUE(db->claim(req(10)).empty());
+  EXPECT_EQ(db->defer(d), 0u) << "a deferred job holds no lease any more";
+  // A deferral to now (or the past) makes it runnable again at once.
+  Deferral now{got[1].id, got[1].lease_token, 0};
+  EXPECT_EQ(db->defer(std::span(&now, 1)), 1u);
+  got = db->claim(req(10));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempts, 1);
+}
+
+TEST_P(JobStoreConformance, QuarantineFindsNoCulpritAmongValidRows) {
+  std::vector<NewJob> jobs{job("t"), job("t"), job("t")};
+  db->enqueue(jobs);
+  EXPECT_EQ(db->quarantine(req(10), "claim failed"), 0u) << "every row can be claimed";
+  for (const auto& j : jobs) EXPECT_EQ(db->get(j.id)->state, "queued");
+  EXPECT_EQ(db->claim(req(10)).size(), 3u) << "and nothing was claimed or spent";
+  EXPECT_EQ(db->get(jobs[0].id)->attempts, 1);
+}
+
+TEST_P(JobStoreConformance, ExtremeNumbersRoundTrip) {
+  // The bounds of the columns: priority is a smallint, max_attempts an integer; run_at at
+  // the epoch, expires_at on the last day of year 9999.
+  auto top = job("t", "default", SHRT_MAX);
+  auto bottom = job("t", "default", SHRT_MIN);
+  top.max_attempts = INT_MAX;
+  bottom.max_attempts = 1;
+  top.run_at = 0;
+  top.expires_at = 253'402'300'799'000'000;  // 9999-12-31 23:59:59 UTC
+  bottom.time_limit = 1e9;
+  bottom.soft_time_limit = 1e-3;
+  std::vector<NewJob> jobs{bottom, top};
+  db->enqueue(jobs);
+  auto got = db->claim(req(10));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, top.id) << "the highest priority first";
+  EXPECT_EQ(got[0].priority, SHRT_MAX);
+  EXPECT_EQ(got[0].max_attempts, INT_MAX);
+  EXPECT_FALSE(got[0].expired);
+  EXPECT_EQ(got[1].priority, SHRT_MIN);
+  EXPECT_DOUBLE_EQ(got[1].time_limit, 1e9);
+  EXPECT_NEAR(got[1].soft_time_limit, 1e-3, 1e-9);
+  // A retry far in the future keeps the job queued, not lost.
+  Completion c;
+  c.id = got[0].id;
+  c.lease_token = got[0].lease_token;
+  c.outcome = Outcome::kRetry;
+  c.error_type = "Later";
+  c.retry_at = 253'402'300'799'000'000;
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  EXPECT_EQ(db->get(top.id)->state, "queued");
+  EXPECT_TRUE(db->claim(req(10)).empty());
+  EXPECT_EQ(db->release_claim(std::numeric_limits<std::int64_t>::max()), 0u);
+  EXPECT_EQ(db->release_claim(std::numeric_limits<std::int64_t>::min()), 0u);
+}
+
+TEST_P(JobStoreConformance, HugeTextRoundTripsVerbatim) {
+  // Megabytes of arguments, result, error and traceback, with escapes and multi-byte text.
+  std::string big = "[\"";
+  while (big.size() < 4'000'000) big += "\\\"q\\\\ \\n \xc3\xa9\xe2\x9c\x93 \\u0000 ";
+  big += "\"]";
   auto j = job("t");
-  other->enqueue(std::span(&j, 1));
-  bool got = false;
-  for (int i = 0; i < 200 && !got; ++i) {
-    got = db->drain_notifications();
-    if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  j.args = big;
+  j.kwargs = "{\"k\":" + big + "}";
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].args, j.args);
+  EXPECT_EQ(got[0].kwargs, j.kwargs);
+  auto c = ok(got[0], big);
+  EXPECT_EQ(db->complete(std::span(&c, 1)), 1u);
+  EXPECT_EQ(db->get(j.id)->result, big);
+
+  auto f = job("t");
+  db->enqueue(std::span(&f, 1));
+  got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  Completion fail;
+  fail.id = f.id;
+  fail.lease_token = got[0].lease_token;
+  fail.outcome = Outcome::kFailed;
+  fail.error_type = std::string(255, 'E');
+  // Cut on whole repetitions (22 bytes after the 2 of `["`): valid UTF-8 text.
+  fail.error = big.substr(2, 22 * 45'000);
+  fail.traceback = big.substr(2, 22 * 90'000);
+  EXPECT_EQ(db->complete(std::span(&fail, 1)), 1u);
+  const auto rec = db->get(f.id);
+  EXPECT_EQ(rec->error_type, fail.error_type);
+  EXPECT_EQ(rec->error, fail.error);
+  EXPECT_EQ(rec->traceback, fail.traceback);
+}
+
+// A NUL byte in a text value is stored verbatim where the database's text allows it, or
+// refused as a DriverError where it does not (PostgreSQL text): never cut short silently.
+TEST_P(JobStoreConformance, ANulByteInTextIsKeptOrRefusedNeverCut) {
+  auto j = job("t");
+  db->enqueue(std::span(&j, 1));
+  auto got = db->claim(req(1));
+  ASSERT_EQ(got.size(), 1u);
+  Completion fail;
+  fail.id = j.id;
+  fail.lease_token = got[0].lease_token;
+  fail.outcome = Outcome::kFailed;
+  fail.error_type = "ValueError";
+  fail.error = std::string("before\0after", 12);
+  fail.traceback = std::string("tb\0", 3);
+  bool refused = false;
+  try {
+    EXPECT_EQ(db->complete(std::span(&fail, 1)), 1u);
+  } catch (const DriverError& e) {
+    refused = true;
+    EXPECT_FALSE(e.transient()) << e.what();
   }
-  EXPECT_TRUE(got);
+  const auto rec = db->get(j.id);
+  ASSERT_TRUE(rec);
+  if (refused) {
+    EXPECT_EQ(rec->state, "running") << "a refused outcome writes nothing";
+  } else {
+    EXPECT_EQ(rec->state, "failed");
+    EXPECT_EQ(rec->error, fail.error);
+    EXPECT_EQ(rec->traceback, fail.traceback);
+  }
+
+  auto named = job(std::string("app.t\0ask", 9));
+  refused = false;
+  try {
+    db->enqueue(std::span(&named, 1));
+  } catch (const DriverError& e) {
+    refused = true;
+  }
+  const auto stored = db->get(named.id);
+  if (refused) {
+    EXPECT_FALSE(stored);
+  } else {
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->task, named.task);
+  }
 }
 
 TEST(Sqlite, RefusesInMemoryDatabase) {
@@ -494,7 +618,7 @@ TEST(Postgres, BadConninfoFailsClearly) {
 namespace fastq {
 namespace {
 
-TEST_P(Conformance, ReleaseClaimReturnsWhatOneClaimTookUnspent) {
+TEST_P(JobStoreConformance, ReleaseClaimReturnsWhatOneClaimTookUnspent) {
   std::vector<NewJob> jobs{job("a"), job("b"), job("c")};
   db->enqueue(jobs);
   ClaimRequest req{{"default"}, 2, std::chrono::milliseconds(30000), "w:1", 424242};
@@ -524,7 +648,7 @@ StartMark mark(const ClaimedJob& j, Micros at = 0) {
 }
 
 // Claims `j` with a lease that is over at once, and lets it expire.
-ClaimedJob claim_expiring(Driver& db, const std::string& id) {
+ClaimedJob claim_expiring(JobStore& db, const std::string& id) {
   auto got = db.claim(req(1, {"default"}, std::chrono::milliseconds(1)));
   EXPECT_EQ(got.size(), 1u);
   if (got.empty()) return {};
@@ -533,7 +657,7 @@ ClaimedJob claim_expiring(Driver& db, const std::string& id) {
   return got[0];
 }
 
-TEST_P(Conformance, ClaimLeavesStartedAtNullAndMarkStartedIsFencedByToken) {
+TEST_P(JobStoreConformance, ClaimLeavesStartedAtNullAndMarkStartedIsFencedByToken) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto got = db->claim(req(1));
@@ -559,7 +683,7 @@ TEST_P(Conformance, ClaimLeavesStartedAtNullAndMarkStartedIsFencedByToken) {
   EXPECT_EQ(db->mark_started({}), 0u);
 }
 
-TEST_P(Conformance, MarkStartedWritesABatch) {
+TEST_P(JobStoreConformance, MarkStartedWritesABatch) {
   std::vector<NewJob> jobs{job("a"), job("b"), job("c")};
   db->enqueue(jobs);
   auto got = db->claim(req(3));
@@ -571,7 +695,7 @@ TEST_P(Conformance, MarkStartedWritesABatch) {
   EXPECT_TRUE(db->get(got[2].id)->started_at);
 }
 
-TEST_P(Conformance, CompletionFillsStartedAtWhenNoMarkDid) {
+TEST_P(JobStoreConformance, CompletionFillsStartedAtWhenNoMarkDid) {
   std::vector<NewJob> jobs{job("a"), job("b")};
   db->enqueue(jobs);
   auto got = db->claim(req(2));
@@ -606,7 +730,7 @@ TEST_P(Conformance, CompletionFillsStartedAtWhenNoMarkDid) {
   EXPECT_FALSE(db->get(k.id)->started_at);
 }
 
-TEST_P(Conformance, ARetriedJobsNextClaimIsNotStartedYet) {
+TEST_P(JobStoreConformance, ARetriedJobsNextClaimIsNotStartedYet) {
   auto j = job("t");
   db->enqueue(std::span(&j, 1));
   auto got = db->claim(req(1));
@@ -621,7 +745,7 @@ TEST_P(Conformance, ARetriedJobsNextClaimIsNotStartedYet) {
   EXPECT_FALSE(db->get(j.id)->started_at) << "the start of the previous attempt is not this one's";
 }
 
-TEST_P(Conformance, RescueOfALeaseThatNeverStartedRefundsTheAttempt) {
+TEST_P(JobStoreConformance, RescueOfALeaseThatNeverStartedRefundsTheAttempt) {
   auto j = job("t");
   j.max_attempts = 1;
   db->enqueue(std::span(&j, 1));
@@ -635,7 +759,7 @@ TEST_P(Conformance, RescueOfALeaseThatNeverStartedRefundsTheAttempt) {
   EXPECT_EQ(db->claim(req(1)).size(), 1u) << "runnable again at once";
 }
 
-TEST_P(Conformance, RescueOfAStartedLeaseIsCharged) {
+TEST_P(JobStoreConformance, RescueOfAStartedLeaseIsCharged) {
   auto j = job("t");
   j.max_attempts = 2;
   db->enqueue(std::span(&j, 1));
@@ -657,7 +781,7 @@ TEST_P(Conformance, RescueOfAStartedLeaseIsCharged) {
   EXPECT_EQ(rec->attempts, 2);
 }
 
-TEST_P(Conformance, UnstartedRescuesAreRefundedOnlyUpToTheBound) {
+TEST_P(JobStoreConformance, UnstartedRescuesAreRefundedOnlyUpToTheBound) {
   auto j = job("t");
   j.max_attempts = 1;
   db->enqueue(std::span(&j, 1));
@@ -678,7 +802,7 @@ TEST_P(Conformance, UnstartedRescuesAreRefundedOnlyUpToTheBound) {
   EXPECT_EQ(rec->interrupted, kMaxUnspentHandbacks);
 }
 
-TEST_P(Conformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
+TEST_P(JobStoreConformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
   auto j = job("t");
   j.max_attempts = 2;
   db->enqueue(std::span(&j, 1));
@@ -719,132 +843,6 @@ TEST_P(Conformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
   EXPECT_EQ(rec->error_type, kInterruptedType);
   EXPECT_EQ(rec->error, interrupted_message(kMaxUnspentHandbacks + 2));
   EXPECT_TRUE(db->claim(req(1)).empty());
-}
-
-}  // namespace
-}  // namespace fastq
-
-namespace fastq {
-namespace {
-
-WorkerRow worker_row(std::string id, std::int64_t lease_ms = 30000) {
-  WorkerRow w;
-  w.id = std::move(id);
-  w.host = "host-a";
-  w.pid = 4242;
-  w.version = "1.2.3";
-  w.queues = "[\"default\",\"mail\"]";
-  w.tasks = "[\"app.tasks.add\"]";
-  w.concurrency = 8;
-  w.lease_ms = lease_ms;
-  return w;
-}
-
-const WorkerRecord* find_worker(const std::vector<WorkerRecord>& all, const std::string& id) {
-  for (const auto& w : all) {
-    if (w.row.id == id) return &w;
-  }
-  return nullptr;
-}
-
-TEST_P(Conformance, WorkerRegistersBeatsAndStops) {
-  auto row = worker_row("host-a:4242:1");
-  db->beat_worker(row);
-  auto all = db->workers();
-  const auto* w = find_worker(all, row.id);
-  ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->state, "running");
-  EXPECT_EQ(w->row.kind, "worker");
-  EXPECT_EQ(w->row.host, "host-a");
-  EXPECT_EQ(w->row.pid, 4242);
-  EXPECT_EQ(w->row.version, "1.2.3");
-  EXPECT_EQ(w->row.queues, "[\"default\",\"mail\"]");
-  EXPECT_EQ(w->row.tasks, "[\"app.tasks.add\"]");
-  EXPECT_EQ(w->row.concurrency, 8);
-  EXPECT_EQ(w->started_at, w->last_heartbeat);
-  EXPECT_EQ(w->expires_at - w->last_heartbeat, 30'000'000);
-  EXPECT_FALSE(w->stopped_at);
-  const Micros started = w->started_at;
-
-  // A heartbeat updates the counters and the clock, never started_at.
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  row.processed = 1'000'000'000'000;
-  row.failed = 7;
-  row.rss_bytes = 123456789;
-  db->connect_another()->beat_worker(row);
-  all = db->workers();
-  w = find_worker(all, row.id);
-  ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->started_at, started);
-  EXPECT_GT(w->last_heartbeat, started);
-  EXPECT_EQ(w->row.processed, 1'000'000'000'000);
-  EXPECT_EQ(w->row.failed, 7);
-  EXPECT_EQ(w->row.rss_bytes, 123456789);
-
-  row.processed += 1;
-  db->stop_worker(row);
-  all = db->workers();
-  w = find_worker(all, row.id);
-  ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->state, "stopped");
-  ASSERT_TRUE(w->stopped_at);
-  EXPECT_EQ(w->row.processed, 1'000'000'000'001);
-  EXPECT_EQ(w->started_at, started);
-
-  // A late heartbeat (the completer's last tick racing the stop) does not revive it.
-  db->beat_worker(row);
-  all = db->workers();
-  EXPECT_EQ(find_worker(all, row.id)->state, "stopped");
-}
-
-TEST_P(Conformance, ReapMarksSilentWorkersLostAndForgetsOldRows) {
-  auto live = worker_row("live:1");
-  auto silent = worker_row("silent:2", 1);  // a 1 ms lease: silent past it at once
-  auto sup = worker_row("sup:3");
-  sup.kind = "supervisor";
-  sup.processes = 2;
-  db->beat_worker(live);
-  db->beat_worker(silent);
-  db->beat_worker(sup);
-  db->stop_worker(worker_row("stopped:4"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-
-  EXPECT_EQ(db->reap_workers(std::chrono::hours(1)), 1u);
-  auto all = db->workers();
-  ASSERT_EQ(all.size(), 4u);
-  EXPECT_EQ(find_worker(all, "live:1")->state, "running");
-  EXPECT_EQ(find_worker(all, "silent:2")->state, "lost");
-  EXPECT_EQ(find_worker(all, "sup:3")->row.kind, "supervisor");
-  EXPECT_EQ(find_worker(all, "sup:3")->row.processes, 2);
-  EXPECT_EQ(find_worker(all, "stopped:4")->state, "stopped");
-  EXPECT_EQ(db->reap_workers(std::chrono::hours(1)), 0u) << "already lost";
-
-  // A lost worker that beats again (it was only cut off) is running again.
-  silent.lease_ms = 30000;
-  db->beat_worker(silent);
-  all = db->workers();
-  EXPECT_EQ(find_worker(all, "silent:2")->state, "running");
-
-  // Stopped and lost rows older than `keep` are deleted; running ones stay.
-  db->stop_worker(silent);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(db->reap_workers(std::chrono::milliseconds(1)), 0u);
-  all = db->workers();
-  ASSERT_EQ(all.size(), 2u);
-  EXPECT_TRUE(find_worker(all, "live:1"));
-  EXPECT_TRUE(find_worker(all, "sup:3"));
-}
-
-TEST_P(Conformance, WorkerRowKeepsHostileTextVerbatim) {
-  auto row = worker_row("odd:5");
-  row.host = std::string("h\xc3\xa9te-\xe2\x9c\x93 ") + std::string(200, 'x');
-  row.queues = "[\"q'\\\"; DROP TABLE fastq_job; --\"]";
-  db->beat_worker(row);
-  auto all = db->workers();
-  const auto* w = find_worker(all, "odd:5");
-  ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->row.host, row.host);
-  EXPECT_EQ(w->row.queues, row.queues);
 }
 
 }  // namespace

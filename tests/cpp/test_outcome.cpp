@@ -1,8 +1,9 @@
 // Storable outcomes and the isolating outcome writer (outcome.hpp): pure functions, and
-// write_outcomes over a driver whose complete() refuses chosen outcomes.
+// write_outcomes over a job store whose complete() refuses chosen outcomes.
 #include <gtest/gtest.h>
 
 #include <set>
+#include <stdexcept>
 
 #include "fastq/outcome.hpp"
 
@@ -94,14 +95,12 @@ TEST(SanitizeOutcome, AResultOverTheLimitFailsTheJob) {
 
 // A store that refuses outcomes whose error is "refuse" (permanently) and, while
 // `transient_after` is reached, fails transiently; otherwise it counts what it wrote.
-class RefusingDriver final : public Driver {
+class RefusingStore final : public JobStore {
  public:
   std::set<std::string> written;
   int statements = 0;
   int transient_after = -1;  // fail transiently from this statement on
 
-  std::string name() const override { return "refusing"; }
-  std::unique_ptr<Driver> connect_another() const override { return nullptr; }
   std::size_t complete(std::span<const Completion> done) override {
     if (transient_after >= 0 && statements >= transient_after) {
       throw DriverError("connection lost", true);
@@ -113,29 +112,31 @@ class RefusingDriver final : public Driver {
     for (const auto& c : done) written.insert(c.id + ":" + c.error_type);
     return done.size();
   }
-  std::vector<std::string> enqueue(std::span<const NewJob>) override { return {}; }
-  std::vector<ClaimedJob> claim(const ClaimRequest&) override { return {}; }
+  // The rest of the job store is not what write_outcomes uses: each refuses, loudly.
+  std::vector<std::string> enqueue(std::span<const NewJob>) override { throw unused(); }
+  std::vector<ClaimedJob> claim(const ClaimRequest&) override { throw unused(); }
+  std::size_t quarantine(const ClaimRequest&, const std::string&) override { throw unused(); }
   std::size_t renew(std::span<const JobRef>, std::chrono::milliseconds, std::vector<std::string>*,
                     std::vector<std::string>*) override {
-    return 0;
+    throw unused();
   }
-  std::size_t release(std::span<const JobRef>) override { return 0; }
-  std::size_t mark_started(std::span<const StartMark>) override { return 0; }
-  std::size_t interrupt(std::span<const JobRef>) override { return 0; }
-  std::size_t release_claim(std::int64_t) override { return 0; }
-  std::size_t defer(std::span<const Deferral>) override { return 0; }
-  RateGrant acquire_rate(const std::string&, Micros, int, int, Micros) override { return {}; }
-  std::size_t rescue_expired() override { return 0; }
-  CancelResult cancel(const std::string&) override { return CancelResult::kNotFound; }
-  bool hold_lease(const std::string&, const std::string&, std::chrono::milliseconds) override {
-    return false;
+  std::size_t release(std::span<const JobRef>) override { throw unused(); }
+  std::size_t mark_started(std::span<const StartMark>) override { throw unused(); }
+  std::size_t interrupt(std::span<const JobRef>) override { throw unused(); }
+  std::size_t release_claim(std::int64_t) override { throw unused(); }
+  std::size_t defer(std::span<const Deferral>) override { throw unused(); }
+  std::size_t rescue_expired() override { throw unused(); }
+  CancelResult cancel(const std::string&) override { throw unused(); }
+  std::vector<std::string> enqueue_workflow(std::span<const NewJob>,
+                                            std::span<const Dependency>) override {
+    throw unused();
   }
-  void drop_lease(const std::string&, const std::string&) override {}
-  std::vector<ScheduleRow> load_schedules() override { return {}; }
-  FireResult fire_schedule(const ScheduleFire&) override { return {}; }
-  std::size_t prune_schedule_runs(Micros) override { return 0; }
-  std::size_t count_runnable(std::span<const std::string>) override { return 0; }
-  std::optional<JobRecord> get(const std::string&) override { return std::nullopt; }
+  std::size_t cancel_workflow(const std::string&) override { throw unused(); }
+  std::size_t count_runnable(std::span<const std::string>) override { throw unused(); }
+  std::optional<JobRecord> get(const std::string&) override { throw unused(); }
+
+ private:
+  static std::logic_error unused() { return std::logic_error("write_outcomes called this"); }
 };
 
 std::vector<Completion> batch_of(int n, std::set<int> refused) {
@@ -149,7 +150,7 @@ std::vector<Completion> batch_of(int n, std::set<int> refused) {
 }
 
 TEST(WriteOutcomes, WritesABatchInOneStatement) {
-  RefusingDriver d;
+  RefusingStore d;
   auto batch = batch_of(100, {});
   const WriteReport r = write_outcomes(d, batch);
   EXPECT_EQ(r.written, 100u);
@@ -159,7 +160,7 @@ TEST(WriteOutcomes, WritesABatchInOneStatement) {
 }
 
 TEST(WriteOutcomes, ARefusedOutcomeCostsOnlyItsOwnJob) {
-  RefusingDriver d;
+  RefusingStore d;
   auto batch = batch_of(512, {3, 400});
   const WriteReport r = write_outcomes(d, batch);
   EXPECT_EQ(r.settled, 512u);
@@ -177,7 +178,7 @@ TEST(WriteOutcomes, ARefusedOutcomeCostsOnlyItsOwnJob) {
 }
 
 TEST(WriteOutcomes, ATransientErrorKeepsExactlyTheUnwrittenOutcomes) {
-  RefusingDriver d;
+  RefusingStore d;
   d.transient_after = 3;  // the refused outcome's halving is interrupted
   auto batch = batch_of(64, {40});
   const WriteReport r = write_outcomes(d, batch);

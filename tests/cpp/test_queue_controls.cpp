@@ -1,6 +1,7 @@
-// Queue controls (table fastq_queue), every driver: paused queues are skipped by claim()
-// and named by paused_queues(); a queue's concurrency bounds its running jobs across every
-// connection claiming from it, and an expired lease frees its place.
+// The queue controls' conformance suite (queue_controls.hpp; table fastq_queue), every
+// driver: paused queues are skipped by claim() and named by paused_queues(); a queue's
+// concurrency bounds its running jobs across every connection claiming from it, and an
+// expired lease frees its place.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "fastq/time.hpp"
 #include "fixtures.hpp"
+#include "memory_tables.hpp"
 
 namespace fastq {
 namespace {
@@ -39,7 +41,7 @@ std::vector<Completion> done(const std::vector<ClaimedJob>& jobs) {
   return out;
 }
 
-class QueueControls : public ::testing::TestWithParam<std::string> {
+class QueueControlsConformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
 
@@ -63,7 +65,7 @@ class QueueControls : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Driver> db;
 };
 
-TEST_P(QueueControls, APausedQueueIsSkippedUntilResumed) {
+TEST_P(QueueControlsConformance, APausedQueueIsSkippedUntilResumed) {
   std::vector<NewJob> jobs{job("a"), job("a"), job("a"), job("b"), job("b")};
   db->enqueue(jobs);
   set_queue("a", true, std::nullopt);
@@ -84,7 +86,7 @@ TEST_P(QueueControls, APausedQueueIsSkippedUntilResumed) {
   EXPECT_EQ(db->claim(req(10, both)).size(), 4u);
 }
 
-TEST_P(QueueControls, ConcurrencyBoundsRunningJobsAndCompletionFreesPlaces) {
+TEST_P(QueueControlsConformance, ConcurrencyBoundsRunningJobsAndCompletionFreesPlaces) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 6; ++i) jobs.push_back(job("limited"));
   for (int i = 0; i < 3; ++i) jobs.push_back(job("free"));
@@ -110,7 +112,7 @@ TEST_P(QueueControls, ConcurrencyBoundsRunningJobsAndCompletionFreesPlaces) {
   EXPECT_EQ(db->claim(req(10, both)).size(), 1u);
 }
 
-TEST_P(QueueControls, AnExpiredLeaseFreesItsPlace) {
+TEST_P(QueueControlsConformance, AnExpiredLeaseFreesItsPlace) {
   std::vector<NewJob> jobs{job("q"), job("q")};
   db->enqueue(jobs);
   set_queue("q", false, 1);
@@ -123,7 +125,7 @@ TEST_P(QueueControls, AnExpiredLeaseFreesItsPlace) {
   EXPECT_NE(second[0].id, first[0].id);
 }
 
-TEST_P(QueueControls, ConcurrentClaimersNeverExceedTheLimit) {
+TEST_P(QueueControlsConformance, ConcurrentClaimersNeverExceedTheLimit) {
   std::vector<NewJob> jobs;
   for (int i = 0; i < 300; ++i) jobs.push_back(job("q"));
   db->enqueue(jobs);
@@ -159,8 +161,8 @@ TEST_P(QueueControls, ConcurrentClaimersNeverExceedTheLimit) {
   EXPECT_GE(most.load(), 2) << "claimers did overlap";
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, QueueControls, ::testing::Values("memory", "sqlite", "postgres"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Drivers, QueueControlsConformance, testing::kAllDrivers,
+                         testing::driver_kind_name);
 
 TEST(Postgres, AQueuesNotificationIsReportedOnce) {
   std::unique_ptr<Driver> db;

@@ -10,6 +10,7 @@
 #include "fastq/scheduler.hpp"
 #include "fastq/time.hpp"
 #include "fixtures.hpp"
+#include "memory_tables.hpp"
 
 namespace fastq {
 namespace {

@@ -370,6 +370,27 @@ class OutageDriver final : public Driver {
     return up().count_runnable(q);
   }
   std::optional<JobRecord> get(const std::string& id) override { return up().get(id); }
+  PruneResult prune_jobs(const PruneRequest& r) override { return up().prune_jobs(r); }
+  std::size_t quarantine(const ClaimRequest& r, const std::string& why) override {
+    return up().quarantine(r, why);
+  }
+  std::vector<std::string> enqueue_workflow(std::span<const NewJob> j,
+                                            std::span<const Dependency> d) override {
+    return up().enqueue_workflow(j, d);
+  }
+  std::size_t cancel_workflow(const std::string& w) override { return up().cancel_workflow(w); }
+  std::optional<Micros> database_now() override { return up().database_now(); }
+  void beat_worker(const WorkerRow& r) override { up().beat_worker(r); }
+  void stop_worker(const WorkerRow& r) override { up().stop_worker(r); }
+  std::size_t reap_workers(std::chrono::milliseconds k) override { return up().reap_workers(k); }
+  std::vector<WorkerRecord> workers() override { return up().workers(); }
+  std::vector<std::string> paused_queues(std::span<const std::string> q) override {
+    return up().paused_queues(q);
+  }
+  // Wake-ups are in-process (the inner store is the memory driver): no outage stops them.
+  int notification_fd() override { return inner_->notification_fd(); }
+  bool drain_notifications() override { return inner_->drain_notifications(); }
+  bool queues_changed() override { return inner_->queues_changed(); }
   void set_wakeup(std::function<void()> w) override { inner_->set_wakeup(std::move(w)); }
 
  private:

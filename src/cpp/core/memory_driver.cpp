@@ -805,6 +805,21 @@ class MemoryDriver final : public Driver {
     store_->wakeup = std::move(wakeup);
   }
 
+  // Notifier: the memory store wakes its own process only (set_wakeup); it has no file
+  // descriptor to wait on and no queue notifications (set_queue wakes instead).
+  int notification_fd() override { return -1; }
+  bool drain_notifications() override { return false; }
+  bool queues_changed() override { return false; }
+
+  // Leader store: the memory store lives in this process, on this machine's clock.
+  std::optional<Micros> database_now() override { return std::nullopt; }
+
+  // Every row of the memory store is a valid job (no column bounds, no constraints): no
+  // claim fails for a row's sake, so no row is ever to blame.
+  std::size_t quarantine(const ClaimRequest& /*request*/, const std::string& /*why*/) override {
+    return 0;
+  }
+
  private:
   void wake() {
     std::function<void()> w;
@@ -820,6 +835,9 @@ class MemoryDriver final : public Driver {
 
 }  // namespace
 
+// The memory store's own writes of its fastq_schedule and fastq_queue tables, which the
+// Django app writes for the SQL drivers. No production header declares them: they are the
+// tests' (tests/cpp/memory_tables.hpp), the memory store having no Django app to write them.
 void memory_put_schedule(Driver& memory_driver, const ScheduleRow& row, bool enabled) {
   dynamic_cast<MemoryDriver&>(memory_driver).put_schedule(row, enabled);
 }

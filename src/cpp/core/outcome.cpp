@@ -143,7 +143,7 @@ bool sanitize_outcome(Completion& c, const OutcomeLimits& limits) {
   return changed;
 }
 
-WriteReport write_outcomes(Driver& driver, std::vector<Completion>& batch) {
+WriteReport write_outcomes(JobStore& driver, std::vector<Completion>& batch) {
   WriteReport report;
   // Ranges [first, last) of `batch` still to write, front first.
   std::deque<std::pair<std::size_t, std::size_t>> todo;

@@ -1,5 +1,5 @@
-// The batch poller's cycle (see poller.hpp). The SQL is in the drivers (select_keys,
-// count_rows, enqueue_once).
+// The batch poller's cycle (see poller.hpp). The SQL is in the drivers' keyset sources
+// (keyset_source.hpp: select_keys, count_rows, enqueue_once).
 #include "fastq/poller.hpp"
 
 #include <algorithm>
@@ -10,18 +10,12 @@
 
 namespace fastq {
 
-std::vector<SqlValue> Driver::select_keys(const KeysetQuery&, const std::optional<SqlValue>&,
-                                          int, std::vector<char>*) {
-  throw DriverError("the " + name() + " broker cannot run a poller's query", false);
-}
-
-std::int64_t Driver::count_rows(const KeysetQuery&) {
-  throw DriverError("the " + name() + " broker cannot run a poller's query", false);
-}
-
-std::size_t Driver::enqueue_once(const std::string&, std::span<const std::string>,
-                                 std::span<const NewJob>) {
-  throw DriverError("the " + name() + " broker cannot record poller marks", false);
+KeysetSource& keyset_source(Driver& driver) {
+  if (auto* source = dynamic_cast<KeysetSource*>(&driver)) return *source;
+  throw DriverError("the " + driver.name() +
+                        " driver offers no keyset source: a batch poller runs a query, which "
+                        "needs the sqlite or postgres driver",
+                    false);
 }
 
 std::string key_text(const SqlValue& key) {
@@ -81,6 +75,7 @@ std::string native_placeholders(const std::string& sql, bool numbered, int first
 PollStats run_poll(Driver& driver, const PollCycle& c) {
   if (c.rows.key.empty()) throw std::invalid_argument("poller query: no key column");
   if (c.check.task.empty()) throw std::invalid_argument("poller: no task to enqueue");
+  KeysetSource& source = keyset_source(driver);
   const int batch = std::max(c.batch, 1);
   PollStats st;
 
@@ -90,7 +85,7 @@ PollStats run_poll(Driver& driver, const PollCycle& c) {
   // queued or running are flagged by the read and get no job.
   KeysetQuery walk = c.rows;
   walk.pending_prefix = prefix;
-  st.rows = driver.count_rows(c.rows);
+  st.rows = source.count_rows(c.rows);
   if (st.rows > 0) st.gap = c.span / st.rows;
   st.gap = std::max(st.gap, c.min_gap);
 
@@ -101,7 +96,7 @@ PollStats run_poll(Driver& driver, const PollCycle& c) {
   std::int64_t rank = 0;
   for (;;) {
     pending.clear();
-    auto keys = driver.select_keys(walk, after, batch, &pending);
+    auto keys = source.select_keys(walk, after, batch, &pending);
     ++st.pages;
     if (keys.empty()) break;
     jobs.clear();
@@ -129,7 +124,7 @@ PollStats run_poll(Driver& driver, const PollCycle& c) {
     after.reset();
     std::vector<std::string> texts;
     for (;;) {
-      auto keys = driver.select_keys(*c.stale, after, batch);
+      auto keys = source.select_keys(*c.stale, after, batch);
       ++st.pages;
       if (keys.empty()) break;
       jobs.clear();
@@ -143,7 +138,7 @@ PollStats run_poll(Driver& driver, const PollCycle& c) {
         jobs.push_back(std::move(job));
         ++st.stale;
       }
-      st.alerted += static_cast<std::int64_t>(driver.enqueue_once(c.name, texts, jobs));
+      st.alerted += static_cast<std::int64_t>(source.enqueue_once(c.name, texts, jobs));
       if (keys.size() < static_cast<std::size_t>(batch)) break;
       after = std::move(keys.back());
     }

@@ -267,7 +267,7 @@ std::vector<std::string> worker_params(const WorkerRow& row) {
           std::to_string(row.rss_bytes)};
 }
 
-class PostgresDriver final : public Driver {
+class PostgresDriver final : public Driver, public KeysetSource {
  public:
   explicit PostgresDriver(std::string conninfo)
       : conninfo_(std::move(conninfo)), conn_(conninfo_) {}
@@ -894,7 +894,10 @@ class PostgresDriver final : public Driver {
   }
 
   std::size_t prune_schedule_runs(Micros before) override {
-    const auto b = std::to_string(before);
+    // No slot is older than the earliest time PostgreSQL holds (to_timestamp refuses what
+    // lies before it): a cut further back deletes nothing, not an error.
+    constexpr Micros kEarliest = -200'000'000'000'000'000;  // about 4370 BC
+    const auto b = std::to_string(std::max(before, kEarliest));
     Result r = conn_.exec("fastq_prune_runs",
                           "DELETE FROM fastq_schedule_run WHERE slot < "
                           "to_timestamp($1::bigint / 1e6)",
@@ -1225,6 +1228,8 @@ class PostgresDriver final : public Driver {
   }
 
   bool queues_changed() override { return std::exchange(queues_changed_, false); }
+  // Wakes workers of every process through LISTEN (notification_fd), not in-process.
+  void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
     const auto arr = pg_text_array(queues);

@@ -133,7 +133,7 @@ struct Run {
   Statement& s;
 };
 
-class SqliteDriver final : public Driver {
+class SqliteDriver final : public Driver, public KeysetSource {
  public:
   SqliteDriver(std::string path, std::chrono::milliseconds busy_timeout,
                std::shared_ptr<std::mutex> write_mu = std::make_shared<std::mutex>())
@@ -166,6 +166,15 @@ class SqliteDriver final : public Driver {
   std::unique_ptr<Driver> connect_another() const override {
     return std::make_unique<SqliteDriver>(path_, busy_timeout_, write_mu_);
   }
+
+  // Leader store: SQLite is a file on this machine, so this machine's clock is its clock.
+  std::optional<Micros> database_now() override { return std::nullopt; }
+
+  // Notifier: SQLite cannot notify another process; workers poll it.
+  int notification_fd() override { return -1; }
+  bool drain_notifications() override { return false; }
+  bool queues_changed() override { return false; }
+  void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
   // The one enqueue operation (session.hpp), in one transaction (the caller's, if one is
   // open): all the jobs or none.
@@ -298,6 +307,15 @@ class SqliteDriver final : public Driver {
 
   std::size_t complete(std::span<const Completion> done) override {
     if (done.empty()) return 0;
+    // SQLite's JSON functions end a string at an escaped NUL (\u0000): an outcome holding
+    // one would be cut short silently, so it is refused, as PostgreSQL's text refuses it.
+    for (const auto& c : done) {
+      for (const std::string* t : {&c.result, &c.error_type, &c.error, &c.traceback}) {
+        if (t->find('\0') != std::string::npos) {
+          throw DriverError("SQLite cannot store a NUL byte in the outcome of job " + c.id, false);
+        }
+      }
+    }
     std::string j = "[";
     for (std::size_t i = 0; i < done.size(); ++i) {
       const auto& c = done[i];

@@ -65,9 +65,9 @@ struct WriteReport {
 // of the batch is written. A transient error stops the writing (transient_error says
 // why). On return `batch` is reordered: batch[0, settled) were written, isolated or
 // dropped; batch[settled, end) are still to write, in their original order.
-WriteReport write_outcomes(Driver& driver, std::vector<Completion>& batch);
+WriteReport write_outcomes(JobStore& driver, std::vector<Completion>& batch);
 
-// The start marks a flush writes on their own (Driver::mark_started): `marks` minus those
+// The start marks a flush writes on their own (JobStore::mark_started): `marks` minus those
 // of jobs (same id and lease token) whose outcome is in `outcomes`, which carry the start
 // instead: such an outcome's started_at is set from its mark when it has none. Order kept.
 // A flush whose marks all ride on outcomes writes no mark statement.

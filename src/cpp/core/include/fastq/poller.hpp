@@ -12,7 +12,7 @@
 // (delivered, cancelled) are simply not walked.
 //
 // With a stale query (the rows waiting too long), a second walk offers their keys to
-// Driver::enqueue_once(), which enqueues alert(key) once per row, ever.
+// KeysetSource::enqueue_once(), which enqueues alert(key) once per row, ever.
 //
 // Python only supplies the SQL (QuerySet.query.sql_with_params()); walking, spreading and
 // the bulk inserts are here.
@@ -51,7 +51,9 @@ struct PollStats {
   Micros gap = 0;              // spacing of the checks' run_at
 };
 
-// Runs one cycle. Throws DriverError (database) or std::invalid_argument (a bad query).
+// Runs one cycle: reads through the driver's keyset source (keyset_source(), driver.hpp)
+// and enqueues through its job store. Throws DriverError (database, or a driver that
+// offers no keyset source) or std::invalid_argument (a bad query).
 PollStats run_poll(Driver& driver, const PollCycle& cycle);
 
 // A key as text (unique keys, marks) and as JSON (the check's argument).

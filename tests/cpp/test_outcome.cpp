@@ -134,6 +134,7 @@ class RefusingStore final : public JobStore {
   std::size_t cancel_workflow(const std::string&) override { throw unused(); }
   std::size_t count_runnable(std::span<const std::string>) override { throw unused(); }
   std::optional<JobRecord> get(const std::string&) override { throw unused(); }
+  PruneResult prune_jobs(const PruneRequest&) override { throw unused(); }
 
  private:
   static std::logic_error unused() { return std::logic_error("write_outcomes called this"); }

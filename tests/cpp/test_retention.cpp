@@ -11,6 +11,7 @@
 #include "fastq/scheduler.hpp"
 #include "fastq/time.hpp"
 #include "fixtures.hpp"
+#include "memory_tables.hpp"
 
 namespace fastq {
 namespace {
@@ -313,7 +314,7 @@ TEST_P(Retention, AnAlertJobIsKeptWhileItsPollerMarkIs) {
   if (GetParam() == "memory") GTEST_SKIP() << "the memory store has no poller marks";
   std::vector<std::string> keys{"k1", "k2"};
   std::vector<NewJob> alerts{job(), job()};
-  ASSERT_EQ(db->enqueue_once("tracker", keys, alerts), 2u);
+  ASSERT_EQ(keyset_source(*db).enqueue_once("tracker", keys, alerts), 2u);
   EXPECT_EQ(sql("SELECT count(*) FROM fastq_poller_mark WHERE job_id IS NOT NULL"), 2);
   std::vector<NewJob> other{job()};
   db->enqueue(other);

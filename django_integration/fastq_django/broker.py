@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import DatabaseError, OperationalError, connections, transaction
 from fastq import _core, conf
-from fastq.brokers import Broker, JobSnapshot, NewJob, WorkflowRecord, from_micros
+from fastq.brokers import Broker, JobSnapshot, NewJob, WorkflowRecord
 
 from fastq_django.conf import broker_vendor, libpq_conninfo
 
@@ -31,10 +31,6 @@ _COLUMNS = (
     "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
     "expires_at, cancel_requested, unique_key, worker, error_type, error, traceback, "
     "created_at, envelope, time_limit, soft_time_limit, rate_key"
-)
-_SQLITE_ROW = (
-    "(%s, %s, %s, %s, 'queued', %s, %s, %s, 0, %s, %s, 0, %s, '', '', '', '', %s, "
-    f"{_core.ENVELOPE_VERSION}, %s, %s, %s)"
 )
 _WORKFLOW_COLUMNS = "workflow_id, parents_pending, pass_results, on_failure"
 _PG_WORKFLOW_INSERT = (
@@ -49,15 +45,8 @@ _PG_WORKFLOW_INSERT = (
 )
 # Workflows of at least this many jobs go in by COPY on PostgreSQL.
 _WORKFLOW_COPY_MIN = 500
-# Rows per statement: 14 parameters a row stays under SQLite's 32766 limit.
-_MAX_ROWS = 2000
 # Jobs per COPY statement of a task.map() batch on PostgreSQL.
-_COPY_ROWS = 50_000
-
-
-@functools.lru_cache(maxsize=8)
-def _sqlite_insert(rows: int) -> str:
-    return f"INSERT INTO fastq_job ({_COLUMNS}) VALUES " + ", ".join([_SQLITE_ROW] * rows)
+_COPY_ROWS = _core.BATCH_COPY_ROWS
 
 
 class DatabaseBroker(Broker):
@@ -115,50 +104,15 @@ class DatabaseBroker(Broker):
             return self._run(_core.enqueue_jobs, jobs)
 
     def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
-        """The jobs of ``task.map()``: on PostgreSQL one ``COPY`` per ``_COPY_ROWS`` jobs
-        (its NOTIFY trigger fires as for an INSERT), on SQLite the multi-row INSERT with
-        its parameters built in C++. Both on Django's connection, in the caller's
-        transaction."""
-        n = len(batch)
-        if not n:
+        """The jobs of ``task.map()`` by the core's batch operation, in the caller's
+        transaction: ``COPY`` on PostgreSQL (its NOTIFY trigger fires as for an INSERT),
+        one INSERT on SQLite."""
+        if not len(batch):
             return []
-        connection = connections[self.alias]
-        sqlite = broker_vendor(self.alias) == "sqlite"
-        raw_copy = None
-        with connection.cursor() as cursor:
-            if not sqlite:
-                raw_copy = getattr(cursor.cursor, "copy", None)  # psycopg 3
-                if raw_copy is None:
-                    return super().enqueue_batch(batch)
-            # More than one statement: all or none of them, as for a single one.
-            atomic = (
-                transaction.atomic(using=self.alias, savepoint=False)
-                if n > (_MAX_ROWS if sqlite else _COPY_ROWS)
-                else contextlib.nullcontext()
-            )
-            with atomic:
-                if sqlite:
-                    self._batch_sqlite(cursor, connection, batch, n)
-                else:
-                    connection.validate_no_broken_transaction()
-                    with connection.wrap_database_errors:
-                        for start in range(0, n, _COPY_ROWS):
-                            columns, data = batch.pg_copy(start, start + _COPY_ROWS)
-                            with raw_copy(f"COPY fastq_job ({columns}) FROM STDIN") as copy:
-                                copy.write(data)
+        # More than one COPY: all or none of them, as for a single one.
+        with self._atomic(len(batch) > _COPY_ROWS):
+            self._run(_core.enqueue_batch, batch, _COPY_ROWS)
         return batch.ids()
-
-    @staticmethod
-    def _batch_sqlite(cursor: Any, connection: Any, batch: _core.JobBatch, n: int) -> None:
-        adapt = connection.ops.adapt_datetimefield_value
-        now = adapt(datetime.now(UTC))
-
-        def timestamp(micros: int) -> Any:
-            return adapt(from_micros(micros))
-
-        for start in range(0, n, _MAX_ROWS):
-            params = batch.sqlite_params(start, start + _MAX_ROWS, now, timestamp)
-            cursor.execute(_sqlite_insert(len(params) // 14), params)
 
     def enqueue_workflow(
         self,
@@ -354,25 +308,14 @@ class DatabaseBroker(Broker):
             )
 
     def cancel_workflow(self, workflow_id: str) -> int:
-        """Cancel every unfinished step of a workflow, in the caller's transaction."""
-        from django.utils import timezone
-
-        from fastq_django.models import Job, JobState
-
+        """Cancel every unfinished step of a workflow, in the caller's transaction: the
+        core's workflow cancel, the one the drivers run."""
         try:
-            wid = uuid.UUID(str(workflow_id))
+            wid = str(uuid.UUID(str(workflow_id)))
         except ValueError:
             return 0
-        steps = Job.objects.using(self.alias).filter(workflow_id=wid)
-        with transaction.atomic(using=self.alias):
-            n = steps.filter(state__in=[JobState.QUEUED, JobState.WAITING]).update(
-                state=JobState.CANCELLED,
-                finished_at=timezone.now(),
-                error_type="fastq.Cancelled",
-                error="cancelled with its workflow",
-            )
-            n += steps.filter(state=JobState.RUNNING).update(cancel_requested=True)
-        return n
+        with self._atomic(True):
+            return int(self._run(_core.cancel_workflow, wid))
 
     def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
         from fastq_django.models import Workflow

@@ -24,7 +24,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count
 from django.http import (
     HttpRequest,
@@ -328,19 +327,20 @@ class DashboardAdmin(admin.ModelAdmin):
 def cancel_pending(alias: str, error_type: str) -> tuple[int, int]:
     """Cancels the jobs of a failure group that will run again: queued ones (waiting for
     their next attempt after failing with ``error_type``) end cancelled, running ones are
-    asked to stop. Finished ones are history and stay as they are."""
+    asked to stop. Finished ones are history and stay as they are. Each goes through the
+    one cancel operation, as the list's Cancel action and ``AsyncResult.cancel`` do."""
+    from collections import Counter
+
+    from fastq_django.broker import DatabaseBroker
+
     # attempts > 0: a job that failed before; with error_type never empty (the view
     # refuses it), fresh jobs are never in a group.
-    jobs = Job.objects.using(alias).filter(error_type=error_type, attempts__gt=0)
-    with transaction.atomic(using=alias):
-        cancelled = jobs.filter(state=JobState.QUEUED).update(
-            state=JobState.CANCELLED,
-            finished_at=timezone.now(),
-            error_type="fastq.Cancelled",
-            error=f"cancelled from the dashboard with its failure group ({error_type})",
-        )
-        asked = jobs.filter(state=JobState.RUNNING).update(cancel_requested=True)
-    return cancelled, asked
+    ids = Job.objects.using(alias).filter(
+        error_type=error_type, attempts__gt=0, state__in=[JobState.QUEUED, JobState.RUNNING]
+    )
+    broker = DatabaseBroker(alias)
+    outcomes = Counter(broker.cancel(str(pk)) for pk in ids.values_list("pk", flat=True))
+    return outcomes["cancelled"], outcomes["requested"]
 
 
 admin.site.register(Dashboard, DashboardAdmin)

@@ -46,6 +46,16 @@ UPDATE fastq_job SET state = 'cancelled', finished_at = now(), error_type = $2, 
 WHERE id = $1 AND state IN ('queued', 'waiting') AND workflow_id IS NOT NULL
 RETURNING id
 
+-- name: cancel_workflow
+-- Cancels every unfinished step of workflow $1: queued or waiting ones at once ($2, $3:
+-- error type and message), running ones asked to stop. One count: both.
+WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(),
+    error_type = $2, error = $3
+  WHERE workflow_id = $1 AND state IN ('queued', 'waiting') RETURNING 1),
+r AS (UPDATE fastq_job SET cancel_requested = true
+  WHERE workflow_id = $1 AND state = 'running' RETURNING 1)
+SELECT (SELECT count(*) FROM q) + (SELECT count(*) FROM r)
+
 -- name: get_job
 -- One job as read back for its status and result (AsyncResult, tests).
 SELECT id, task, queue, state, priority, attempts, args, kwargs, result, error_type,

@@ -16,6 +16,22 @@ VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, 0, ?8, ?9, 0, ?10, '', '', '', '',
 ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING
 RETURNING id
 
+-- name: enqueue_batch
+-- The jobs of task.map() (no unique keys), one JSON array parameter (?1) expanded by
+-- json_each: one statement for any batch size. ?2 is now (created_at, and run_at for a
+-- job without one), ?3 the envelope version.
+INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.task'),
+  json_extract(value, '$.queue'), json_extract(value, '$.priority'), 'queued',
+  json_extract(value, '$.args'), json_extract(value, '$.kwargs'),
+  COALESCE(json_extract(value, '$.run_at'), ?2), 0, json_extract(value, '$.max_attempts'),
+  json_extract(value, '$.expires_at'), 0, json_extract(value, '$.unique_key'), '', '', '',
+  '', ?2, ?3, json_extract(value, '$.time_limit'), json_extract(value, '$.soft_time_limit'),
+  json_extract(value, '$.rate_key')
+FROM json_each(?1)
+
 -- name: unique_holders
 -- The queued-or-running job holding each of the unique keys in ?1 (a JSON array).
 SELECT unique_key, id FROM fastq_job
@@ -46,6 +62,18 @@ UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, err
 WHERE id = ?1 AND state IN ('queued', 'waiting') AND workflow_id IS NOT NULL
 RETURNING fastq_job.id, fastq_job.state, fastq_job.workflow_id IS NOT NULL,
   fastq_job.error_type, fastq_job.error
+
+-- name: cancel_workflow_queued
+-- Cancels the queued and waiting steps of workflow ?1 (?2: now, ?3, ?4: error type and
+-- message); a row per step cancelled.
+UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, error = ?4
+WHERE workflow_id = ?1 AND state IN ('queued', 'waiting')
+RETURNING id
+
+-- name: cancel_workflow_running
+-- Asks the running steps of workflow ?1 to stop; a row per step asked.
+UPDATE fastq_job SET cancel_requested = 1 WHERE workflow_id = ?1 AND state = 'running'
+RETURNING id
 
 -- name: get_job
 -- One job as read back for its status and result (AsyncResult, tests).

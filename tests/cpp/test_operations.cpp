@@ -3,8 +3,11 @@
 // same rows. Each case runs on SQLite and PostgreSQL.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fastq/session.hpp"
 #include "fastq/time.hpp"
+#include "fastq/workflow.hpp"
 #include "fixtures.hpp"
 
 namespace fastq {
@@ -166,6 +169,76 @@ TEST_P(Operations, AWorkflowStepIsLeftToTheDriver) {
   EXPECT_EQ(driver_->get(parent.id)->state, "queued") << "left alone";
   EXPECT_EQ(driver_->cancel(parent.id), CancelResult::kCancelled);
   EXPECT_EQ(driver_->get(child.id)->state, "cancelled") << "its dependents settled";
+}
+
+TEST_P(Operations, ABatchGoesInWholeInTheLendersTransaction) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 3; ++i) jobs.push_back(job("t.batch"));
+  lender("BEGIN");
+  enqueue_batch(*session_, jobs);
+  EXPECT_EQ(count("task = 't.batch'"), 0) << "not visible before the lender commits";
+  lender("ROLLBACK");
+  EXPECT_FALSE(get_job(*session_, jobs[0].id));
+
+  // Tabs, newlines and backslashes in the arguments, a job with fields set next to one
+  // without, and no unique key: the row each worker claims is the job as built.
+  jobs[0].args = "[\"a\\tb\\nc\\\\d\"]";
+  jobs[1].run_at = now_micros() - 1'000'000;
+  jobs[1].expires_at = now_micros() + 3'600'000'000;
+  jobs[1].time_limit = 12.5;
+  jobs[1].soft_time_limit = 10.25;
+  jobs[1].rate_key = "acct:1";
+  jobs[1].priority = 7;
+  jobs[1].max_attempts = 9;
+  lender("BEGIN");
+  enqueue_batch(*session_, jobs);
+  lender("COMMIT");
+  EXPECT_EQ(count("task = 't.batch' AND state = 'queued'"), 3);
+  auto got = driver_->claim(ClaimRequest{{"default"}, 10, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& c : got) {
+    const auto want = std::find_if(jobs.begin(), jobs.end(), [&](const NewJob& j) { return j.id == c.id; });
+    ASSERT_NE(want, jobs.end());
+    EXPECT_EQ(c.args, want->args);
+    EXPECT_EQ(c.kwargs, want->kwargs);
+    EXPECT_EQ(c.priority, want->priority);
+    EXPECT_EQ(c.max_attempts, want->max_attempts);
+    EXPECT_DOUBLE_EQ(c.time_limit, want->time_limit);
+    EXPECT_DOUBLE_EQ(c.soft_time_limit, want->soft_time_limit);
+    EXPECT_EQ(c.rate_key, want->rate_key);
+    EXPECT_FALSE(c.expired);
+  }
+  EXPECT_EQ(get_job(*session_, jobs[2].id)->state, "running");
+}
+
+TEST_P(Operations, AWorkflowIsCancelledInTheLendersTransaction) {
+  std::vector<NewJob> steps{job("t"), job("t"), job("t")};
+  const auto workflow = new_job_id();
+  for (auto& s : steps) s.workflow_id = workflow;
+  Dependency dep{steps[1].id, steps[2].id, 0};
+  driver_->enqueue_workflow(steps, std::span(&dep, 1));
+  auto other = job("t.other");
+  other.queue = "elsewhere";
+  driver_->enqueue(std::span(&other, 1));
+  auto running = driver_->claim(ClaimRequest{{"default"}, 1, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(running.size(), 1u);
+  lender("BEGIN");
+  EXPECT_EQ(cancel_workflow(*session_, workflow), 3u);
+  lender("ROLLBACK");
+  EXPECT_EQ(count("state = 'cancelled'"), 0);
+  EXPECT_EQ(cancel_workflow(*session_, workflow), 3u) << "queued, waiting and running steps";
+  EXPECT_EQ(cancel_workflow(*session_, "not-a-uuid"), 0u);
+  for (const auto& s : steps) {
+    const auto rec = driver_->get(s.id);
+    if (s.id == running[0].id) {
+      EXPECT_EQ(rec->state, "running");
+      EXPECT_TRUE(rec->cancel_requested);
+    } else {
+      EXPECT_EQ(rec->state, "cancelled");
+      EXPECT_EQ(rec->error, kWorkflowCancelled);
+    }
+  }
+  EXPECT_EQ(driver_->get(other.id)->state, "queued") << "another job is not touched";
 }
 
 INSTANTIATE_TEST_SUITE_P(Sessions, Operations, ::testing::Values("sqlite", "postgres"),

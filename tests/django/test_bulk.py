@@ -1,4 +1,4 @@
-"""task.map through Django's connection: COPY on PostgreSQL, the multi-row INSERT on
+"""task.map through Django's connection: COPY on PostgreSQL, one INSERT over a JSON array on
 SQLite, both inside the caller's transaction."""
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ def test_map_in_a_rolled_back_transaction_leaves_no_jobs():
 
 
 def test_a_map_split_in_several_statements_is_all_or_nothing(monkeypatch):
-    monkeypatch.setattr(broker_module, "_COPY_ROWS", 100)
-    monkeypatch.setattr(broker_module, "_MAX_ROWS", 100)
+    monkeypatch.setattr(broker_module, "_COPY_ROWS", 100)  # PostgreSQL: three COPYs
     with pytest.raises(Rollback), transaction.atomic():
         tasks.add.map([(i, i) for i in range(250)])
         raise Rollback

@@ -15,6 +15,7 @@
 #include "json_encode.hpp"
 #include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
+#include "fastq/session.hpp"
 #include "fastq/time.hpp"
 
 namespace fastq::py_bindings {
@@ -76,61 +77,7 @@ void bind_bulk(py::module_& m) {
             }
             return py::make_tuple(copy.columns, py::bytes(copy.data));
           },
-          py::arg("start"), py::arg("stop"))
-      .def(
-          "sqlite_params",
-          [](const JobBatch& b, std::size_t start, std::size_t stop, const py::object& now,
-             const py::function& timestamp) {
-            // The parameters of fastq_django's multi-row SQLite INSERT, 14 per job:
-            // id (32 hex digits, as Django stores UUIDs there), task, queue, priority,
-            // args, kwargs, run_at, max_attempts, expires_at, unique_key, created_at,
-            // time_limit, soft_time_limit, rate_key. `timestamp(micros)` adapts a time.
-            stop = std::min(stop, b.jobs.size());
-            start = std::min(start, stop);
-            py::list out((stop - start) * 14);
-            std::size_t k = 0;
-            auto opt_str = [](const std::string& s) -> py::object {
-              return s.empty() ? py::object(py::none()) : py::object(py::str(s));
-            };
-            auto opt_seconds = [](double s) -> py::object {
-              return s > 0 ? py::object(py::float_(s)) : py::object(py::none());
-            };
-            py::str task_s, queue_s;
-            const std::string* last_task = nullptr;
-            const std::string* last_queue = nullptr;
-            for (std::size_t i = start; i < stop; ++i) {
-              const NewJob& j = b.jobs[i];
-              std::string hex;
-              hex.reserve(32);
-              for (char c : j.id) {
-                if (c != '-') hex += c;
-              }
-              if (last_task == nullptr || *last_task != j.task) {
-                task_s = py::str(j.task);
-                last_task = &j.task;
-              }
-              if (last_queue == nullptr || *last_queue != j.queue) {
-                queue_s = py::str(j.queue);
-                last_queue = &j.queue;
-              }
-              out[k++] = py::str(hex);
-              out[k++] = task_s;
-              out[k++] = queue_s;
-              out[k++] = py::int_(j.priority);
-              out[k++] = py::str(j.args);
-              out[k++] = py::str(j.kwargs);
-              out[k++] = j.run_at ? timestamp(*j.run_at) : now;
-              out[k++] = py::int_(j.max_attempts);
-              out[k++] = j.expires_at ? timestamp(*j.expires_at) : py::object(py::none());
-              out[k++] = opt_str(j.unique_key);
-              out[k++] = now;
-              out[k++] = opt_seconds(j.time_limit);
-              out[k++] = opt_seconds(j.soft_time_limit);
-              out[k++] = opt_str(j.rate_key);
-            }
-            return out;
-          },
-          py::arg("start"), py::arg("stop"), py::arg("now"), py::arg("timestamp"));
+          py::arg("start"), py::arg("stop"));
 
   m.def(
       "job_batch",
@@ -173,6 +120,17 @@ void bind_bulk(py::module_& m) {
       "The jobs of task.map(): one per argument tuple in `calls`, with these options. A "
       "value JSON must not carry raises TypeError or ValueError naming the call and the "
       "argument, and no batch is made.");
+
+  m.def(
+      "enqueue_batch",
+      [](Session& s, const JobBatch& b, std::size_t copy_rows) {
+        py::gil_scoped_release release;
+        enqueue_batch(s, b.jobs, copy_rows);
+      },
+      py::arg("session"), py::arg("batch"), py::arg("copy_rows") = kBatchCopyRows,
+      "Inserts the batch's jobs in the session's transaction: COPY on PostgreSQL "
+      "(copy_rows jobs a statement), one INSERT on SQLite.");
+  m.attr("BATCH_COPY_ROWS") = kBatchCopyRows;
 
   m.def(
       "encode_call",

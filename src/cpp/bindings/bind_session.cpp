@@ -269,6 +269,15 @@ void bind_session(py::module_& m) {
       },
       py::arg("session"), py::arg("id"),
       "(result, workflow_step): a queued or waiting workflow step is left to Driver.cancel.");
+  m.def(
+      "cancel_workflow",
+      [](Session& s, const std::string& workflow_id) {
+        py::gil_scoped_release release;
+        return cancel_workflow(s, workflow_id);
+      },
+      py::arg("session"), py::arg("workflow_id"),
+      "Cancels every unfinished step of the workflow (running ones asked to stop); how "
+      "many.");
 }
 
 }  // namespace fastq::py_bindings

@@ -622,15 +622,9 @@ class PostgresDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {
-    Result r = conn_.exec(
-        "fastq_cancel_workflow",
-        "WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(), "
-        "error_type = $2, error = $3 WHERE workflow_id = $1 AND state IN ('queued', "
-        "'waiting') RETURNING 1), r AS (UPDATE fastq_job SET cancel_requested = true WHERE "
-        "workflow_id = $1 AND state = 'running' RETURNING 1) "
-        "SELECT (SELECT count(*) FROM q) + (SELECT count(*) FROM r)",
-        {workflow_id.c_str(), kCancelledType, kWorkflowCancelled});
-    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+    // The one workflow cancel (session.hpp), as on a connection Django lends.
+    conn_.ensure();
+    return fastq::cancel_workflow(*pg_session(conn_.raw()), workflow_id);
   }
 
   std::size_t release(std::span<const JobRef> jobs) override {

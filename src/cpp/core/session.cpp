@@ -11,8 +11,10 @@
 #include <map>
 #include <mutex>
 
+#include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
 #include "fastq/time.hpp"
+#include "fastq/workflow.hpp"
 
 namespace fastq {
 namespace {
@@ -63,13 +65,19 @@ struct PgApi {
   decltype(&PQresultErrorField) result_error_field;
   decltype(&PQresultErrorMessage) result_error_message;
   decltype(&PQerrorMessage) error_message;
+  decltype(&PQputCopyData) put_copy_data;
+  decltype(&PQputCopyEnd) put_copy_end;
+  decltype(&PQisnonblocking) is_nonblocking;
+  decltype(&PQsetnonblocking) set_nonblocking;
 };
 
 const PgApi kOwnLibpq{&PQstatus,        &PQtransactionStatus, &PQexec,
                       &PQexecParams,    &PQresultStatus,      &PQntuples,
                       &PQnfields,       &PQgetisnull,         &PQgetvalue,
                       &PQgetlength,     &PQclear,             &PQgetResult,
-                      &PQresultErrorField, &PQresultErrorMessage, &PQerrorMessage};
+                      &PQresultErrorField, &PQresultErrorMessage, &PQerrorMessage,
+                      &PQputCopyData,   &PQputCopyEnd,        &PQisnonblocking,
+                      &PQsetnonblocking};
 
 template <typename F>
 void bind_symbol(void* lib, const char* name, F& out, const std::string& path) {
@@ -104,6 +112,10 @@ const PgApi& libpq_at(const std::string& path) {
   bind_symbol(lib, "PQresultErrorField", a->result_error_field, path);
   bind_symbol(lib, "PQresultErrorMessage", a->result_error_message, path);
   bind_symbol(lib, "PQerrorMessage", a->error_message, path);
+  bind_symbol(lib, "PQputCopyData", a->put_copy_data, path);
+  bind_symbol(lib, "PQputCopyEnd", a->put_copy_end, path);
+  bind_symbol(lib, "PQisnonblocking", a->is_nonblocking, path);
+  bind_symbol(lib, "PQsetnonblocking", a->set_nonblocking, path);
   // The handle stays open (RTLD_NOLOAD took a reference): the functions live on.
   api = std::move(a);
   return *api;
@@ -116,13 +128,7 @@ class PgSession final : public Session {
   Dialect dialect() const override { return Dialect::kPostgres; }
 
   std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) override {
-    if (pq_.status(conn_) != CONNECTION_OK) {
-      throw DriverError(
-          "PostgreSQL connection is not open: " + one_line(pq_.error_message(conn_)), true);
-    }
-    if (begin_if_idle_ && pq_.transaction_status(conn_) == PQTRANS_IDLE) {
-      finish(pq_.exec(conn_, "BEGIN"), PGRES_COMMAND_OK, "BEGIN");
-    }
+    ready();
     std::vector<std::string> texts(params.size());
     std::vector<const char*> values(params.size(), nullptr);
     for (std::size_t i = 0; i < params.size(); ++i) {
@@ -136,10 +142,47 @@ class PgSession final : public Session {
     return finish(r, st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, sql);
   }
 
+  void copy_in(const std::string& sql, std::string_view data) override {
+    ready();
+    // The owner may keep its connection non-blocking (psycopg 3 does): blocking for the
+    // duration of the COPY, so that every chunk is sent whole, then as it was.
+    struct Blocking {
+      const PgApi& pq;
+      PGconn* conn;
+      int was;
+      ~Blocking() {
+        if (was == 1) pq.set_nonblocking(conn, 1);
+      }
+    } blocking{pq_, conn_, pq_.is_nonblocking(conn_)};
+    if (blocking.was == 1) pq_.set_nonblocking(conn_, 0);
+    // In COPY IN state libpq has no further result to drain: finish() does not wait.
+    finish(pq_.exec(conn_, sql.c_str()), PGRES_COPY_IN, sql, /*drain=*/false);
+    bool sent = true;
+    constexpr std::size_t kChunk = 1 << 20;
+    for (std::size_t off = 0; sent && off < data.size(); off += kChunk) {
+      const auto n = static_cast<int>(std::min(kChunk, data.size() - off));
+      sent = pq_.put_copy_data(conn_, data.data() + off, n) == 1;
+    }
+    pq_.put_copy_end(conn_, sent ? nullptr : "fastq: sending the COPY data failed");
+    finish(pq_.get_result(conn_), PGRES_COMMAND_OK, sql);
+  }
+
  private:
+  // A connection that is open, in a transaction when the session begins one.
+  void ready() {
+    if (pq_.status(conn_) != CONNECTION_OK) {
+      throw DriverError(
+          "PostgreSQL connection is not open: " + one_line(pq_.error_message(conn_)), true);
+    }
+    if (begin_if_idle_ && pq_.transaction_status(conn_) == PQTRANS_IDLE) {
+      finish(pq_.exec(conn_, "BEGIN"), PGRES_COMMAND_OK, "BEGIN");
+    }
+  }
+
   // Reads `r` into rows, clears it and any result still pending (none is left on a
   // connection someone else owns), and throws if its status is not `want`.
-  std::vector<SqlRow> finish(PGresult* r, ExecStatusType want, const std::string& what) {
+  std::vector<SqlRow> finish(PGresult* r, ExecStatusType want, const std::string& what,
+                             bool drain = true) {
     std::vector<SqlRow> rows;
     std::string error;
     bool transient = false;
@@ -167,7 +210,9 @@ class PgSession final : public Session {
       if (error.empty()) error = "unexpected result status";
     }
     if (r) pq_.clear(r);
-    while (PGresult* more = pq_.get_result(conn_)) pq_.clear(more);
+    if (drain || !error.empty()) {
+      while (PGresult* more = pq_.get_result(conn_)) pq_.clear(more);
+    }
     if (!error.empty()) {
       const std::string head = what.substr(0, std::min<std::size_t>(what.size(), 60));
       throw DriverError("PostgreSQL error in '" + head + "...': " + one_line(error), transient);
@@ -314,6 +359,48 @@ std::string jobs_json(std::span<const NewJob> jobs) {
   return j;
 }
 
+// The jobs of a batch as the JSON array SQLite's enqueue_batch expands with json_each:
+// ids as 32 hex digits and times as text, as Django stores them; NULL for what is unset.
+std::string sqlite_batch_json(std::span<const NewJob> jobs) {
+  std::string j = "[";
+  char buf[64];
+  auto real = [&](const char* key, double v) {
+    if (v <= 0) return;
+    std::snprintf(buf, sizeof buf, ",\"%s\":%.17g", key, v);
+    j += buf;
+  };
+  auto text = [&](const char* key, const std::string& v) {
+    if (v.empty()) return;
+    j += std::string(",\"") + key + "\":";
+    append_json_string(j, v);
+  };
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const auto& x = jobs[i];
+    if (i) j.push_back(',');
+    j += "{\"id\":";
+    append_json_string(j, to_hex_id(x.id));
+    j += ",\"task\":";
+    append_json_string(j, x.task);
+    j += ",\"queue\":";
+    append_json_string(j, x.queue);
+    j += ",\"priority\":" + std::to_string(x.priority);
+    j += ",\"args\":";
+    append_json_string(j, x.args);
+    j += ",\"kwargs\":";
+    append_json_string(j, x.kwargs);
+    if (x.run_at) text("run_at", format_utc(*x.run_at));
+    j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
+    if (x.expires_at) text("expires_at", format_utc(*x.expires_at));
+    text("unique_key", x.unique_key);
+    real("time_limit", x.time_limit);
+    real("soft_time_limit", x.soft_time_limit);
+    text("rate_key", x.rate_key);
+    j.push_back('}');
+  }
+  j.push_back(']');
+  return j;
+}
+
 // Inserts the jobs; returns the ids written (unique-key conflicts skipped).
 std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> jobs) {
   if (session.dialect() == Dialect::kPostgres) {
@@ -417,6 +504,27 @@ std::vector<std::string> enqueue_jobs(Session& session, std::span<const NewJob> 
       [&](std::span<const NewJob> again) { return enqueue_jobs(session, again); });
 }
 
+void Session::copy_in(const std::string& sql, std::string_view) {
+  throw DriverError("this session cannot run '" + sql.substr(0, 40) + "...' (COPY)", false);
+}
+
+void enqueue_batch(Session& session, std::span<const NewJob> jobs, std::size_t copy_rows) {
+  if (jobs.empty()) return;
+  copy_rows = std::max<std::size_t>(copy_rows, 1);
+  if (session.dialect() == Dialect::kPostgres) {
+    const Micros now = now_micros();
+    for (std::size_t start = 0; start < jobs.size(); start += copy_rows) {
+      const auto part = jobs.subspan(start, std::min(copy_rows, jobs.size() - start));
+      const PgCopyBatch copy = pg_copy_batch(part, now);
+      session.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+    }
+    return;
+  }
+  const SqlParam params[] = {sqlite_batch_json(jobs), format_utc(now_micros()),
+                             std::int64_t{kEnvelopeVersion}};
+  session.run(sql::statement(Dialect::kSqlite, "enqueue_batch"), params);
+}
+
 std::optional<JobRecord> get_job(Session& session, const std::string& id) {
   if (!is_uuid_text(id)) return std::nullopt;
   const Dialect d = session.dialect();
@@ -485,6 +593,23 @@ CancelOutcome cancel_job(Session& session, const std::string& id) {
   if (rows.empty()) return {};
   if (rows.front().at(0).value_or("0") != "0") return {CancelResult::kNotFound, true};
   return {CancelResult::kFinished, false};
+}
+
+std::size_t cancel_workflow(Session& session, const std::string& workflow_id) {
+  if (!is_uuid_text(workflow_id)) return 0;
+  if (session.dialect() == Dialect::kPostgres) {
+    const SqlParam params[] = {workflow_id, std::string(kCancelledType),
+                               std::string(kWorkflowCancelled)};
+    const auto rows = session.run(sql::statement(Dialect::kPostgres, "cancel_workflow"), params);
+    const SqlCell& n = rows.at(0).at(0);
+    return n ? static_cast<std::size_t>(std::atoll(n->c_str())) : 0;
+  }
+  const std::string hex = to_hex_id(workflow_id);
+  const SqlParam queued[] = {hex, format_utc(now_micros()), std::string(kCancelledType),
+                             std::string(kWorkflowCancelled)};
+  const SqlParam running[] = {hex};
+  return session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_queued"), queued).size() +
+         session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_running"), running).size();
 }
 
 }  // namespace fastq

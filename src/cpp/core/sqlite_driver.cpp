@@ -1118,29 +1118,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {
-    auto& q = stmt("cancel_workflow_queued",
-                   "UPDATE fastq_job SET state = 'cancelled', finished_at = ?2, error_type = ?3, "
-                   "error = ?4 WHERE workflow_id = ?1 AND state IN ('queued', 'waiting')");
-    auto& r = stmt("cancel_workflow_running",
-                   "UPDATE fastq_job SET cancel_requested = 1 WHERE workflow_id = ?1 AND "
-                   "state = 'running'");
+    // The one workflow cancel (session.hpp), as on a connection Django lends.
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    return in_transaction([&] {
-      std::size_t n = 0;
-      {
-        Run run(q);
-        q.bind(1, to_hex_id(workflow_id)).bind(2, format_utc(now_micros()))
-            .bind(3, std::string(kCancelledType)).bind(4, std::string(kWorkflowCancelled));
-        q.step();
-        n += static_cast<std::size_t>(q.changes());
-      }
-      Run run(r);
-      r.bind(1, to_hex_id(workflow_id));
-      r.step();
-      n += static_cast<std::size_t>(r.changes());
-      return n;
-    });
+    return in_transaction([&] { return fastq::cancel_workflow(session(), workflow_id); });
   }
 
  private:

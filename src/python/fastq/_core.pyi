@@ -81,6 +81,9 @@ def get_job(
 # (result, workflow_step): a queued or waiting workflow step is left to Driver.cancel.
 def cancel_job(session: Session, id: str) -> tuple[str, bool]: ...
 
+# Every unfinished step of the workflow cancelled (running ones asked to stop): how many.
+def cancel_workflow(session: Session, workflow_id: str) -> int: ...
+
 class Driver:
     @property
     def name(self) -> str: ...
@@ -149,10 +152,11 @@ class JobBatch:
     ]: ...
     # Jobs [start, stop) as (columns, data) of COPY fastq_job (columns) FROM STDIN.
     def pg_copy(self, start: int, stop: int) -> tuple[str, bytes]: ...
-    # Jobs [start, stop) as the 14 parameters a job of fastq_django's SQLite INSERT.
-    def sqlite_params(
-        self, start: int, stop: int, now: Any, timestamp: Callable[[int], Any]
-    ) -> list[Any]: ...
+
+# The batch's jobs in the session's transaction: COPY on PostgreSQL, one INSERT on SQLite.
+def enqueue_batch(session: Session, batch: JobBatch, copy_rows: int = ...) -> None: ...
+
+BATCH_COPY_ROWS: int  # jobs per COPY statement of enqueue_batch
 
 def job_batch(
     task: str,

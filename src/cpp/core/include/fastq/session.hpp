@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -41,6 +42,9 @@ class Session {
   // Runs one statement with its parameters to completion and returns its rows. Errors
   // are DriverError.
   virtual std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) = 0;
+  // Runs `COPY ... FROM STDIN` (text format) with `data` as its rows. Only PostgreSQL
+  // sessions on a libpq connection have it; others throw DriverError.
+  virtual void copy_in(const std::string& sql, std::string_view data);
 };
 
 // A session on a libpq connection it does not own. With `begin_if_idle`, a statement
@@ -67,6 +71,14 @@ std::string to_canonical_id(std::string_view hex);
 // ignored (Driver::enqueue_workflow).
 std::vector<std::string> enqueue_jobs(Session& session, std::span<const NewJob> jobs);
 
+// The jobs of task.map() (no unique keys, no workflow fields), all or none in the
+// session's transaction: on PostgreSQL by COPY (`copy_rows` jobs a statement; the
+// caller makes a larger batch one transaction), on SQLite one INSERT ... SELECT over a
+// JSON array. Their NOTIFY trigger fires as for any INSERT. `copy_rows`: jobs per COPY.
+inline constexpr std::size_t kBatchCopyRows = 50'000;
+void enqueue_batch(Session& session, std::span<const NewJob> jobs,
+                   std::size_t copy_rows = kBatchCopyRows);
+
 // The job with this id (canonical UUID text), or nullopt (no such job, or not a UUID).
 std::optional<JobRecord> get_job(Session& session, const std::string& id);
 
@@ -78,5 +90,11 @@ struct CancelOutcome {
   bool workflow_step = false;
 };
 CancelOutcome cancel_job(Session& session, const std::string& id);
+
+// Cancels every unfinished step of workflow `workflow_id` (canonical UUID text) in the
+// session's transaction: queued and waiting ones at once (reason kWorkflowCancelled),
+// running ones asked to stop. Returns how many steps it cancelled or asked; 0 for an id
+// that is not a UUID.
+std::size_t cancel_workflow(Session& session, const std::string& workflow_id);
 
 }  // namespace fastq

@@ -41,30 +41,6 @@ bool is_transient_state(const char* sqlstate) {
          s == "40001" || s == "40P01" || s == "55P03" || s == "53300";
 }
 
-// libpq's messages end in newlines and sometimes span lines; logs want one line.
-std::string one_line(std::string msg) {
-  for (char& c : msg) {
-    if (c == '\n' || c == '\t') c = ' ';
-  }
-  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  return msg;
-}
-
-std::string pg_text_array(std::span<const std::string> items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 // A poller's parameters as libpq text; PostgreSQL infers each one's type from where it
 // stands in the query.
 std::vector<std::optional<std::string>> text_params(const std::vector<SqlValue>& values) {

@@ -21,14 +21,6 @@ namespace {
 
 using sql::Dialect;
 
-std::string one_line(std::string msg) {
-  for (char& c : msg) {
-    if (c == '\n' || c == '\t') c = ' ';
-  }
-  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  return msg;
-}
-
 bool transient_sqlstate(const char* sqlstate) {
   if (!sqlstate) return true;
   const std::string s(sqlstate);
@@ -298,21 +290,6 @@ std::vector<std::string> pg_ids(const std::vector<SqlRow>& rows) {
   std::vector<std::string> out;
   out.reserve(rows.size());
   for (const auto& r : rows) out.push_back(r.at(0).value_or(""));
-  return out;
-}
-
-std::string pg_text_array(std::span<const std::string> items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
   return out;
 }
 
@@ -610,6 +587,29 @@ std::size_t cancel_workflow(Session& session, const std::string& workflow_id) {
   const SqlParam running[] = {hex};
   return session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_queued"), queued).size() +
          session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_running"), running).size();
+}
+
+std::string one_line(std::string msg) {
+  for (char& c : msg) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  return msg;
+}
+
+std::string pg_text_array(std::span<const std::string> items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
 }
 
 }  // namespace fastq

@@ -65,6 +65,11 @@ std::unique_ptr<Session> sqlite_session(sqlite3* db);
 std::string to_hex_id(const std::string& id);
 std::string to_canonical_id(std::string_view hex);
 
+// PostgreSQL helpers shared by the sessions and the driver: a text[] literal of `items`
+// (each quoted, '"' and '\\' escaped), and a server message on one line.
+std::string pg_text_array(std::span<const std::string> items);
+std::string one_line(std::string msg);
+
 // Inserts the jobs in one go (all or none: in the session's transaction, or one
 // statement) and returns, for each, the id of the job standing for it: its own, or for a
 // unique_key the queued-or-running job already holding the key. Workflow fields are

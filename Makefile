@@ -5,6 +5,12 @@ PY := $(VENV)/bin/python
 CPP_BUILD := build/cpp
 SAN_BUILD := build/sanitize
 JOBS ?= 2
+# ccache keys on paths relative to the checkout, so a second clone reuses the first's objects.
+export CCACHE_BASEDIR ?= $(CURDIR)
+# The Django and compatibility suites spend most of their time waiting on worker
+# subprocesses: two pytest processes (pytest-xdist, a file each at a time) halve the wall
+# time. Each process has its own test database (its PID is in the name). XDIST= runs serially.
+XDIST ?= -n 2 --dist loadfile
 
 .PHONY: all bootstrap bootstrap-test demo test test-cpp test-python test-django-sqlite test-django-postgres \
         test-compat-sqlite test-compat-postgres \
@@ -44,14 +50,14 @@ test-python: bootstrap-test
 	$(PY) -m pytest -p no:django tests/python
 
 test-django-sqlite: bootstrap-test
-	FASTQ_TEST_DB=sqlite $(PY) -m pytest tests/django
+	FASTQ_TEST_DB=sqlite $(PY) -m pytest $(XDIST) tests/django
 
 test-django-postgres: bootstrap-test
-	FASTQ_TEST_DB=postgres $(PY) -m pytest tests/django
+	FASTQ_TEST_DB=postgres $(PY) -m pytest $(XDIST) tests/django
 
 # Celery and Django-Q2 compatibility (fastq.compat) in a project of their own
 # (tests/compat/compatproject), workers as subprocesses.
-COMPAT_PYTEST := $(PY) -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
+COMPAT_PYTEST := $(PY) -m pytest $(XDIST) -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
 test-compat-sqlite: bootstrap
 	FASTQ_TEST_DB=sqlite $(COMPAT_PYTEST)
 
@@ -83,10 +89,10 @@ test-acceptance: bootstrap-test
 test-django-lts:
 	FASTQ_PYTHON=3.11 FASTQ_VENV=.venv-lts FASTQ_DJANGO="Django>=5.2,<5.3" \
 	  FASTQ_EXTRA_PIP="django-tasks>=0.12,<0.13" scripts/bootstrap.sh
-	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest tests/django
-	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest tests/django
-	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
-	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
+	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest $(XDIST) tests/django
+	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest $(XDIST) tests/django
+	FASTQ_TEST_DB=sqlite .venv-lts/bin/python -m pytest $(XDIST) -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
+	FASTQ_TEST_DB=postgres .venv-lts/bin/python -m pytest $(XDIST) -c tests/compat/pytest.ini --rootdir tests/compat tests/compat
 
 # fastq side by side with Celery, Django-Q2 and django-tasks, and the SQL limit
 # (benchmarks/README.md). The peers install into benchmarks/.peers on first use.
@@ -107,6 +113,7 @@ bench-quick: bootstrap
 	$(PY) benchmarks/workflows.py --quick --out build/bench-quick/workflows.json
 	$(PY) benchmarks/startup.py --samples 3 --out build/bench-quick/startup.json
 	$(PY) benchmarks/delay_bench.py --quick --db bench_delay_quick --out build/bench-quick/delay.json
+	$(PY) benchmarks/retention.py --quick --out build/bench-quick/retention.json
 
 # Job-store table designs on PostgreSQL, same load for each: claim+complete jobs/s, WAL
 # bytes per job, HOT updates, sizes (docs/benchmarks.md, "Job store designs"; about 5 min).
@@ -120,7 +127,6 @@ bench-startup: bootstrap
 # No-op throughput of 1, 2, 4 and 8 worker processes against one PostgreSQL (docs/scaling.md).
 bench-scaling: bootstrap
 	$(PY) benchmarks/scaling.py $(BENCH_ARGS)
-	$(PY) benchmarks/retention.py --quick --out build/bench-quick/retention.json
 
 # Retention at scale alone: 5,000,000 no-op jobs on PostgreSQL and 1,000,000 on SQLite
 # with every final state kept 60 s; throughput per million and the job table's size

@@ -59,12 +59,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.fastq-deps"
-want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|psycopg[binary]|ruff|prometheus-client|selenium${EXTRA_PIP:+|$EXTRA_PIP}"
+want="$DJANGO_SPEC|pybind11>=2.12|scikit-build-core>=0.11|pytest|pytest-django|pytest-xdist|psycopg[binary]|ruff|prometheus-client|selenium${EXTRA_PIP:+|$EXTRA_PIP}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Django, pybind11, scikit-build-core, pytest and ruff into $VENV"
   "$VENV/bin/pip" install -q -U pip
   "$VENV/bin/pip" install -q "$DJANGO_SPEC" "pybind11>=2.12" "scikit-build-core>=0.11" pytest \
-    pytest-django "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20" "selenium>=4.10" $EXTRA_PIP
+    pytest-django pytest-xdist "psycopg[binary]>=3.1" ruff "prometheus-client>=0.20" "selenium>=4.10" $EXTRA_PIP
   echo "$want" >"$stamp"
 fi
 # Editable install: rebuilds the extension incrementally (ccache) when C++ changed. A

@@ -107,10 +107,24 @@ def test_edge_values_round_trip_through_a_worker():
     calls += [
         (tasks.echo_call.apply_async(args=(1,), **options), [[1], {}])
         for (options,) in (p.values for p in EDGE_OPTIONS)
+        if options.get("soft_time_limit", 1) >= 1
     ]
+    # A 1 ms soft limit is a race the task may lose on a loaded machine: the job ends
+    # either way, succeeded or failed with the soft limit's exception, never stuck.
+    racing = [
+        tasks.echo_call.apply_async(args=(1,), **options)
+        for (options,) in (p.values for p in EDGE_OPTIONS)
+        if options.get("soft_time_limit", 1) < 1
+    ]
+    assert racing
     run_worker()
     for result, expected in calls:
         assert result.get(timeout=10) == expected
+    for result in racing:
+        try:
+            assert result.get(timeout=10) == [[1], {}]
+        except fastq.TaskFailed as failure:
+            assert "SoftTimeLimitExceeded" in str(failure)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -142,6 +142,31 @@ def test_prune_by_state_and_age_in_small_batches() -> None:
     assert "failed: deleted 1" in _prune("--state", "failed", "--older-than", "0")
 
 
+def test_prune_judges_age_on_the_database_s_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine's clock two hours ahead: on PostgreSQL the server's clock decides, so a
+    job finished ten minutes ago stays within an hour's retention; on SQLite this machine's
+    clock is the database's, and the job is past it."""
+    from django.db import connection
+    from fastq_django.management.commands import fastq_prune
+
+    job = _finished("succeeded", ago=timedelta(minutes=10))
+    ahead = time.time() + 7200
+
+    class _Skewed:
+        @staticmethod
+        def time() -> float:
+            return ahead
+
+    monkeypatch.setattr(fastq_prune, "time", _Skewed)
+    out = _prune("--state", "succeeded", "--older-than", "3600")
+    if connection.vendor == "postgresql":
+        assert "succeeded: deleted 0" in out
+        assert _alive(job) == [True]
+    else:
+        assert "succeeded: deleted 1" in out
+        assert _alive(job) == [False]
+
+
 def test_a_state_kept_for_ever_is_left_alone() -> None:
     old = _finished("succeeded", ago=timedelta(days=400))
     with override_settings(FASTQ=fastq_with(RETENTION={"succeeded": None})):

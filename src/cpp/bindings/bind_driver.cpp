@@ -201,6 +201,19 @@ void bind_driver(py::module_& m) {
           "(after_at, after_id), oldest first; deletes those nothing depends on. Returns "
           "(deleted, scanned, last_at, last_id): scanned < limit means the end, else pass "
           "last_at and last_id on. With dry_run, (how many would be deleted, 0, '', '').")
+      .def(
+          "database_now",
+          [](Driver& d) -> py::object {
+            std::optional<Micros> now;
+            {
+              py::gil_scoped_release release;
+              now = d.database_now();
+            }
+            if (!now) return py::none();
+            return py::int_(*now);
+          },
+          "The database server's clock in microseconds since the epoch (PostgreSQL), or None "
+          "where this machine's clock is the database's (SQLite).")
       .def("rescue_expired",
            [](Driver& d) {
              py::gil_scoped_release release;

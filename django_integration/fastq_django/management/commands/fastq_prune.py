@@ -64,7 +64,10 @@ class Command(BaseCommand):
             driver = default_broker().worker_driver()
         except RuntimeError as exc:
             raise CommandError(f"cannot use the broker database: {exc}") from exc
-        now_us = int(time.time() * 1_000_000)
+        # The database's clock, as the leader prunes on it: a machine whose clock is off
+        # by an hour must not delete an hour's worth of jobs still within retention.
+        db_now = driver.database_now()
+        now_us = db_now if db_now is not None else int(time.time() * 1_000_000)
         dry = options["dry_run"]
         total = 0
         for state in states:

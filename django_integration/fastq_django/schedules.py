@@ -11,7 +11,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from fastq import Cron, conf, registry
+from fastq import Cron, _core, conf, get_broker, registry
+from fastq._core import NewJob
 from fastq.schedules import PeriodicSchedule, declared, from_settings, providers
 from fastq.serialization import encode_arguments
 
@@ -132,16 +133,21 @@ def run_now(schedule: Schedule) -> str:
             job_id = task.apply_async(args=args, kwargs=kwargs, **options).id
         else:
             # Not registered in this process (e.g. the web server imports fewer modules):
-            # write the row directly; the worker that knows the task runs it.
+            # the job as the schedule describes it, through the core's enqueue like any
+            # other; the worker that knows the task runs it.
             args_json, kwargs_json = encode_arguments(schedule.task, args, kwargs)
-            job = Job.objects.create(
-                task=schedule.task,
-                queue=schedule.queue or "default",
-                priority=schedule.priority,
-                args=args_json,
-                kwargs=kwargs_json,
+            (job_id,) = get_broker().enqueue(
+                [
+                    NewJob(
+                        id=_core.new_job_id(),
+                        task=schedule.task,
+                        queue=schedule.queue or "default",
+                        priority=schedule.priority,
+                        args=args_json,
+                        kwargs=kwargs_json,
+                    )
+                ]
             )
-            job_id = str(job.id)
         now = timezone.now()
         ScheduleRun.objects.create(schedule=schedule.name, slot=now, job_id=uuid.UUID(job_id))
         Schedule.objects.filter(pk=schedule.pk).update(

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from fastq.schedules import from_settings
 from fastq_django.models import Job, Leader, Schedule, ScheduleRun
-from fastq_django.schedules import REMOVED_FROM_CODE, sync_schedules
+from fastq_django.schedules import REMOVED_FROM_CODE, run_now, sync_schedules
 from testapp import tasks
 from testapp.models import Execution
 
@@ -148,6 +148,31 @@ def test_schedule_once_is_apply_async_with_eta():
 
 
 # Admin and command --------------------------------------------------------------------
+
+
+def test_run_now_of_a_task_this_process_does_not_know_enqueues_it_as_described():
+    """The web server may import fewer task modules than the worker: "Run now" still makes
+    the job the schedule describes, through the same enqueue as every other job."""
+    s = _tick_schedule(
+        "elsewhere",
+        task="reports.tasks.nightly_not_imported_here",
+        args=json.dumps([1, "\u00e9"]),
+        kwargs=json.dumps({"k": None}),
+        queue="reports",
+        priority=7,
+    )
+    job_id = run_now(s)
+    job = Job.objects.get(pk=job_id)
+    assert (job.task, job.queue, job.priority, job.state) == (
+        "reports.tasks.nightly_not_imported_here",
+        "reports",
+        7,
+        "queued",
+    )
+    assert (json.loads(job.args), json.loads(job.kwargs)) == ([1, "\u00e9"], {"k": None})
+    assert job.max_attempts == 4
+    s.refresh_from_db()
+    assert s.last_job_id == job.id and s.last_outcome == "queued"
 
 
 def test_admin_lists_and_runs_now_and_toggles(admin_client):

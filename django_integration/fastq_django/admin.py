@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -371,30 +371,12 @@ def waiting_to_retry(job: Job) -> bool:
 
 def retry_failed(queryset: QuerySet[Job]) -> int:
     """Queue jobs that ended unsuccessfully again (attempts, error, result, expiry and
-    cancel cleared)."""
+    cancel cleared): the core's retry operation on the queryset's database, which wakes
+    the workers on PostgreSQL."""
     alias = queryset.db
     with transaction.atomic(using=alias):
-        n = queryset.filter(state__in=_RETRYABLE).update(
-            state=JobState.QUEUED,
-            attempts=0,
-            result=None,
-            error_type="",
-            error="",
-            traceback="",
-            run_at=timezone.now(),
-            started_at=None,
-            finished_at=None,
-            lease_token=None,
-            lease_expires_at=None,
-            expires_at=None,
-            cancel_requested=False,
-            worker="",
-        )
-        connection = connections[alias]
-        if n and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify('fastq', 'retry')")
-    return n
+        ids = [str(pk) for pk in queryset.filter(state__in=_RETRYABLE).values_list("pk", flat=True)]
+        return DatabaseBroker(alias).retry(ids) if ids else 0
 
 
 class ScheduleForm(forms.ModelForm):

@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import ctypes.util
 import functools
-import json
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +25,6 @@ from fastq.brokers import Broker, JobSnapshot, NewJob, WorkflowRecord
 
 from fastq_django.conf import broker_vendor, libpq_conninfo
 
-_COLUMNS = (
-    "id, task, queue, priority, state, args, kwargs, run_at, attempts, max_attempts, "
-    "expires_at, cancel_requested, unique_key, worker, error_type, error, traceback, "
-    "created_at, envelope, time_limit, soft_time_limit, rate_key"
-)
-_WORKFLOW_COLUMNS = "workflow_id, parents_pending, pass_results, on_failure"
-_PG_WORKFLOW_INSERT = (
-    f"INSERT INTO fastq_job ({_COLUMNS}, {_WORKFLOW_COLUMNS}) SELECT id, task, queue, "
-    "priority, state, args, kwargs, COALESCE(run_at, now()), 0, max_attempts, expires_at, "
-    f"false, NULL, '', '', '', '', now(), {_core.ENVELOPE_VERSION}, time_limit, "
-    "soft_time_limit, rate_key, workflow_id, parents_pending, pass_results, on_failure "
-    "FROM json_to_recordset(%s::json) AS x(id uuid, task text, queue text, priority int, "
-    "state text, args text, kwargs text, run_at timestamptz, max_attempts int, "
-    "expires_at timestamptz, time_limit float8, soft_time_limit float8, rate_key text, "
-    "workflow_id uuid, parents_pending int, pass_results smallint, on_failure smallint)"
-)
-# Workflows of at least this many jobs go in by COPY on PostgreSQL.
-_WORKFLOW_COPY_MIN = 500
 # Jobs per COPY statement of a task.map() batch on PostgreSQL.
 _COPY_ROWS = _core.BATCH_COPY_ROWS
 
@@ -120,192 +100,23 @@ class DatabaseBroker(Broker):
         dependencies: list[tuple[str, str, int]],
         records: list[WorkflowRecord],
     ) -> None:
-        """A workflow's jobs, dependencies and records, on Django's connection in the
-        caller's transaction (atomic on its own otherwise). A job that is a child of a
-        dependency starts ``waiting`` with ``parents_pending`` = its parents; the worker
-        that finishes the last of them releases it. On PostgreSQL large workflows go in
-        by ``COPY``."""
-        _core_check_workflow(jobs, dependencies)
-        if not jobs:
+        """A workflow's jobs, dependencies and records by the core's workflow operation,
+        on Django's connection in the caller's transaction (atomic on its own otherwise;
+        inside the caller's, a failure rolls back to a savepoint). A job that is a child
+        of a dependency starts ``waiting`` with ``parents_pending`` = its parents; the
+        worker that finishes the last of them releases it. The graph is checked first:
+        ValueError, nothing written."""
+        if not jobs and not dependencies:
             return
-        pending: dict[str, int] = {}
-        for _parent, child, _position in dependencies:
-            pending[child] = pending.get(child, 0) + 1
-        connection = connections[self.alias]
-        sqlite = broker_vendor(self.alias) == "sqlite"
-        with transaction.atomic(using=self.alias), connection.cursor() as cursor:
-            if sqlite:
-                self._workflow_sqlite(cursor, connection, jobs, pending, dependencies, records)
-            else:
-                self._workflow_postgres(cursor, jobs, pending, dependencies, records)
+        with transaction.atomic(using=self.alias):
+            self._run(_core.enqueue_workflow, jobs, dependencies, records)
 
-    def _workflow_sqlite(
-        self,
-        cursor: Any,
-        connection: Any,
-        jobs: list[NewJob],
-        pending: dict[str, int],
-        dependencies: list[tuple[str, str, int]],
-        records: list[WorkflowRecord],
-    ) -> None:
-        adapt = connection.ops.adapt_datetimefield_value
-        now = adapt(datetime.now(UTC))
-        hexid = {j.id: j.id.replace("-", "") for j in jobs}
-        rows = [
-            (
-                hexid[j.id],
-                j.task,
-                j.queue,
-                j.priority,
-                "waiting" if pending.get(j.id) else "queued",
-                j.args,
-                j.kwargs,
-                adapt(j.run_at) if j.run_at else now,
-                j.max_attempts,
-                adapt(j.expires_at) if j.expires_at else None,
-                now,
-                j.time_limit,
-                j.soft_time_limit,
-                j.rate_key or None,
-                j.workflow_id.replace("-", "") or None,
-                pending.get(j.id, 0),
-                j.pass_results,
-                j.on_failure,
-            )
-            for j in jobs
-        ]
-        row = (
-            "(%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, 0, NULL, '', '', '', '', %s, "
-            f"{_core.ENVELOPE_VERSION}, %s, %s, %s, %s, %s, %s, %s)"
-        )
-        sql = f"INSERT INTO fastq_job ({_COLUMNS}, {_WORKFLOW_COLUMNS}) VALUES "
-        per = 32766 // 18
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            cursor.execute(sql + ", ".join([row] * len(chunk)), [v for r in chunk for v in r])
-        workflow_of = {j.id: j.workflow_id for j in jobs}
-        edges = [
-            (
-                (workflow_of.get(c) or c).replace("-", ""),
-                p.replace("-", ""),
-                c.replace("-", ""),
-                n,
-            )
-            for p, c, n in dependencies
-        ]
-        per = 32766 // 4
-        for start in range(0, len(edges), per):
-            chunk = edges[start : start + per]
-            cursor.execute(
-                "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
-                "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)),
-                [v for e in chunk for v in e],
-            )
-        for wid, root, kind, name, members in records:
-            cursor.execute(
-                "INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    wid.replace("-", ""),
-                    root.replace("-", ""),
-                    kind,
-                    name,
-                    json.dumps(members),
-                    now,
-                ],
-            )
-
-    def _workflow_postgres(
-        self,
-        cursor: Any,
-        jobs: list[NewJob],
-        pending: dict[str, int],
-        dependencies: list[tuple[str, str, int]],
-        records: list[WorkflowRecord],
-    ) -> None:
-        raw_copy = getattr(cursor.cursor, "copy", None)  # psycopg 3
-        if raw_copy is not None and len(jobs) >= _WORKFLOW_COPY_MIN:
-            # Large groups and chords: COPY, the cheapest way in (its NOTIFY trigger
-            # fires as for an INSERT).
-            now = datetime.now(UTC)
-            cols = (
-                "id, task, queue, priority, state, args, kwargs, run_at, max_attempts, "
-                "expires_at, time_limit, soft_time_limit, rate_key, workflow_id, "
-                "parents_pending, pass_results, on_failure, envelope, created_at"
-            )
-            with raw_copy(f"COPY fastq_job ({cols}) FROM STDIN") as copy:
-                for j in jobs:
-                    copy.write_row(
-                        (
-                            j.id,
-                            j.task,
-                            j.queue,
-                            j.priority,
-                            "waiting" if pending.get(j.id) else "queued",
-                            j.args,
-                            j.kwargs,
-                            j.run_at or now,
-                            j.max_attempts,
-                            j.expires_at,
-                            j.time_limit,
-                            j.soft_time_limit,
-                            j.rate_key or None,
-                            j.workflow_id or None,
-                            pending.get(j.id, 0),
-                            j.pass_results,
-                            j.on_failure,
-                            _core.ENVELOPE_VERSION,
-                            now,
-                        )
-                    )
-            workflow_of = {j.id: j.workflow_id for j in jobs}
-            with raw_copy(
-                "COPY fastq_dependency (workflow_id, parent_id, child_id, position) FROM STDIN"
-            ) as copy:
-                for p, c, n in dependencies:
-                    copy.write_row((workflow_of.get(c) or c, p, c, n))
-        else:
-            rows = [
-                {
-                    "id": j.id,
-                    "task": j.task,
-                    "queue": j.queue,
-                    "priority": j.priority,
-                    "state": "waiting" if pending.get(j.id) else "queued",
-                    "args": j.args,
-                    "kwargs": j.kwargs,
-                    "run_at": j.run_at.isoformat() if j.run_at else None,
-                    "max_attempts": j.max_attempts,
-                    "expires_at": j.expires_at.isoformat() if j.expires_at else None,
-                    "time_limit": j.time_limit,
-                    "soft_time_limit": j.soft_time_limit,
-                    "rate_key": j.rate_key or None,
-                    "workflow_id": j.workflow_id or None,
-                    "parents_pending": pending.get(j.id, 0),
-                    "pass_results": j.pass_results,
-                    "on_failure": j.on_failure,
-                }
-                for j in jobs
-            ]
-            cursor.execute(_PG_WORKFLOW_INSERT, [json.dumps(rows, separators=(",", ":"))])
-            if dependencies:
-                workflow_of = {j.id: j.workflow_id for j in jobs}
-                edges = [
-                    {"w": workflow_of.get(c) or c, "p": p, "c": c, "n": n}
-                    for p, c, n in dependencies
-                ]
-                cursor.execute(
-                    "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
-                    "SELECT w, p, c, n FROM json_to_recordset(%s::json) AS x(w uuid, p uuid, "
-                    "c uuid, n int)",
-                    [json.dumps(edges, separators=(",", ":"))],
-                )
-        for wid, root, kind, name, members in records:
-            cursor.execute(
-                "INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, now())",
-                [wid, root, kind, name, json.dumps(members)],
-            )
+    def retry(self, job_ids: list[str]) -> int:
+        """Queue again those of the jobs that ended unsuccessfully (failed, dead, expired,
+        cancelled), in the caller's transaction: the core's retry operation (on
+        PostgreSQL it wakes the workers at commit). Returns how many."""
+        with self._atomic(True):
+            return int(self._run(_core.retry_jobs, [str(i) for i in job_ids]))
 
     def cancel_workflow(self, workflow_id: str) -> int:
         """Cancel every unfinished step of a workflow, in the caller's transaction: the
@@ -438,32 +249,3 @@ def _broker_for(alias: str) -> DatabaseBroker:
 def default_broker() -> DatabaseBroker:
     """The broker on ``FASTQ["DATABASE"]`` (default: the ``default`` alias)."""
     return _broker_for(str(conf.get("DATABASE")))
-
-
-def _core_check_workflow(jobs: list[NewJob], dependencies: list[tuple[str, str, int]]) -> None:
-    """The graph checks every driver makes (fastq::check_workflow), before any write."""
-    ids = {j.id for j in jobs}
-    if len(ids) != len(jobs):
-        raise ValueError("workflow: a job id appears twice")
-    children: dict[str, list[str]] = {}
-    seen: set[tuple[str, str]] = set()
-    indegree = dict.fromkeys(ids, 0)
-    for parent, child, _position in dependencies:
-        if parent not in ids or child not in ids:
-            raise ValueError(f"workflow: dependency {parent} -> {child} names a job outside it")
-        if (parent, child) in seen or parent == child:
-            raise ValueError(f"workflow: dependency {parent} -> {child} is repeated or a loop")
-        seen.add((parent, child))
-        children.setdefault(parent, []).append(child)
-        indegree[child] += 1
-    ready = [i for i, n in indegree.items() if n == 0]
-    done = 0
-    while ready:
-        node = ready.pop()
-        done += 1
-        for c in children.get(node, ()):
-            indegree[c] -= 1
-            if indegree[c] == 0:
-                ready.append(c)
-    if done != len(ids):
-        raise ValueError("workflow: the dependencies form a cycle")

@@ -63,3 +63,49 @@ SELECT id, task, queue, state, priority, attempts, args, kwargs, result, error_t
   (extract(epoch FROM started_at) * 1000000)::bigint, interrupted, workflow_id,
   parents_pending
 FROM fastq_job WHERE id = $1
+
+-- workflow operations
+
+-- name: enqueue_workflow_jobs
+-- A workflow's steps, one JSON array parameter ($1) as for enqueue_jobs plus each step's
+-- workflow_id, pending (its number of parents: a step with parents starts waiting), pass
+-- and on_failure (workflow.hpp). Steps hold no unique key. $2 is the envelope version.
+INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
+  parents_pending, pass_results, on_failure)
+SELECT id, task, queue, priority, CASE WHEN pending > 0 THEN 'waiting' ELSE 'queued' END,
+  args, kwargs, COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts,
+  to_timestamp(expires_at_us / 1e6), false, NULL, '', '', '', '', now(), $2::int,
+  time_limit, soft_time_limit, rate_key, workflow_id, pending, pass, on_failure
+FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority int,
+  args text, kwargs text, run_at_us bigint, max_attempts int, expires_at_us bigint,
+  time_limit float8, soft_time_limit float8, rate_key text, workflow_id uuid, pending int,
+  pass smallint, on_failure smallint)
+
+-- name: enqueue_workflow_dependencies
+-- A workflow's edges, one JSON array ($1) of {w: workflow, p: parent, c: child, n:
+-- position}.
+INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
+SELECT w, p, c, n FROM json_to_recordset($1::json) AS x(w uuid, p uuid, c uuid, n int)
+
+-- name: enqueue_workflow_records
+-- A workflow's records (GroupResult.restore(), the admin), one JSON array ($1) of {id,
+-- root_id, kind, name, members: JSON text of the member job ids}.
+INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at)
+SELECT id, root_id, kind, name, members, now()
+FROM json_to_recordset($1::json) AS x(id uuid, root_id uuid, kind text, name text,
+  members text)
+
+-- name: retry_jobs
+-- Queues again those of the jobs $1 (a uuid array) that ended unsuccessfully (failed,
+-- dead, expired, cancelled): attempts, result, error, lease, expiry and cancel cleared,
+-- run_at now. Wakes workers when it queued any (no trigger fires on UPDATE). One count.
+WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = 0, result = NULL,
+    error_type = '', error = '', traceback = '', run_at = now(), started_at = NULL,
+    finished_at = NULL, lease_token = NULL, lease_expires_at = NULL, expires_at = NULL,
+    cancel_requested = false, worker = ''
+  WHERE id = ANY($1::uuid[]) AND state IN ('failed', 'dead', 'expired', 'cancelled')
+  RETURNING 1)
+SELECT n, CASE WHEN n > 0 THEN pg_notify('fastq', 'retry') END
+FROM (SELECT count(*) AS n FROM r) AS c

@@ -81,3 +81,55 @@ SELECT id, task, queue, state, priority, attempts, args, kwargs, result, error_t
   error, traceback, max_attempts, cancel_requested, started_at, interrupted, workflow_id,
   parents_pending
 FROM fastq_job WHERE id = ?1
+
+-- workflow operations
+
+-- name: enqueue_workflow_jobs
+-- A workflow's steps, one JSON array parameter (?1) as for enqueue_batch plus each step's
+-- workflow_id, pending (its number of parents: a step with parents starts waiting), pass
+-- and on_failure (workflow.hpp). Steps hold no unique key. ?2 is now (created_at, and
+-- run_at for a step without one), ?3 the envelope version.
+INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
+  parents_pending, pass_results, on_failure)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.task'),
+  json_extract(value, '$.queue'), json_extract(value, '$.priority'),
+  CASE WHEN json_extract(value, '$.pending') > 0 THEN 'waiting' ELSE 'queued' END,
+  json_extract(value, '$.args'), json_extract(value, '$.kwargs'),
+  COALESCE(json_extract(value, '$.run_at'), ?2), 0, json_extract(value, '$.max_attempts'),
+  json_extract(value, '$.expires_at'), 0, NULL, '', '', '', '', ?2, ?3,
+  json_extract(value, '$.time_limit'), json_extract(value, '$.soft_time_limit'),
+  json_extract(value, '$.rate_key'), json_extract(value, '$.workflow_id'),
+  json_extract(value, '$.pending'), json_extract(value, '$.pass'),
+  json_extract(value, '$.on_failure')
+FROM json_each(?1)
+
+-- name: enqueue_workflow_dependencies
+-- A workflow's edges, one JSON array (?1) of {w: workflow, p: parent, c: child, n:
+-- position}, ids as 32 hex digits.
+INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
+SELECT json_extract(value, '$.w'), json_extract(value, '$.p'), json_extract(value, '$.c'),
+  json_extract(value, '$.n')
+FROM json_each(?1)
+
+-- name: enqueue_workflow_records
+-- A workflow's records (GroupResult.restore(), the admin), one JSON array (?1) of {id,
+-- root_id, kind, name, members: JSON text of the member job ids}; ?2 is now.
+INSERT INTO fastq_workflow (id, root_id, kind, name, members, created_at)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.root_id'),
+  json_extract(value, '$.kind'), json_extract(value, '$.name'),
+  json_extract(value, '$.members'), ?2
+FROM json_each(?1)
+
+-- name: retry_jobs
+-- Queues again those of the jobs ?1 (a JSON array of ids) that ended unsuccessfully
+-- (failed, dead, expired, cancelled): attempts, result, error, lease, expiry and cancel
+-- cleared, run_at now (?2). A row per job queued.
+UPDATE fastq_job SET state = 'queued', attempts = 0, result = NULL, error_type = '',
+  error = '', traceback = '', run_at = ?2, started_at = NULL, finished_at = NULL,
+  lease_token = NULL, lease_expires_at = NULL, expires_at = NULL, cancel_requested = 0,
+  worker = ''
+WHERE id IN (SELECT value FROM json_each(?1))
+  AND state IN ('failed', 'dead', 'expired', 'cancelled')
+RETURNING id

@@ -241,6 +241,170 @@ TEST_P(Operations, AWorkflowIsCancelledInTheLendersTransaction) {
   EXPECT_EQ(driver_->get(other.id)->state, "queued") << "another job is not touched";
 }
 
+TEST_P(Operations, AWorkflowGoesInWholeInTheLendersTransaction) {
+  // a chord: two members (one with every field set) and a callback receiving their list.
+  std::vector<NewJob> steps{job("t.wf"), job("t.wf"), job("t.wf")};
+  const auto workflow = new_job_id();
+  for (auto& s : steps) s.workflow_id = workflow;
+  steps[0].queue = "other";
+  steps[0].priority = 7;
+  steps[0].max_attempts = 9;
+  steps[0].run_at = now_micros() - 1'000'000;
+  steps[0].expires_at = now_micros() + 3'600'000'000;
+  steps[0].time_limit = 12.5;
+  steps[0].soft_time_limit = 10.25;
+  steps[0].rate_key = "acct:1";
+  steps[0].args = "[\"a\\tb\"]";
+  steps[1].queue = "other";
+  steps[2].pass_results = PassResults::kList;
+  steps[2].on_failure = OnFailure::kRunAnyway;
+  const std::vector<Dependency> deps{{steps[1].id, steps[2].id, 1}, {steps[0].id, steps[2].id, 0}};
+  const std::vector<WorkflowRecord> records{
+      {workflow, workflow, "chord", "a \"named\" chord", {steps[2].id}}};
+
+  lender("BEGIN");
+  EXPECT_EQ(enqueue_workflow(*session_, steps, deps, records),
+            (std::vector<std::string>{steps[0].id, steps[1].id, steps[2].id}));
+  EXPECT_EQ(get_job(*session_, steps[2].id)->state, "waiting") << "visible inside";
+  EXPECT_EQ(count("task = 't.wf'"), 0) << "not visible to others before the commit";
+  lender("ROLLBACK");
+  EXPECT_FALSE(get_job(*session_, steps[0].id));
+  EXPECT_EQ(testing::probe_int(GetParam(), path_, "SELECT count(*) FROM fastq_dependency"), 0);
+  EXPECT_EQ(testing::probe_int(GetParam(), path_, "SELECT count(*) FROM fastq_workflow"), 0);
+
+  lender("BEGIN");
+  enqueue_workflow(*session_, steps, deps, records);
+  lender("COMMIT");
+  const auto callback = driver_->get(steps[2].id);
+  EXPECT_EQ(callback->state, "waiting");
+  EXPECT_EQ(callback->parents_pending, 2);
+  EXPECT_EQ(callback->workflow_id, workflow);
+  EXPECT_EQ(driver_->get(steps[0].id)->state, "queued");
+  EXPECT_EQ(driver_->get(steps[0].id)->workflow_id, workflow);
+  EXPECT_EQ(testing::probe_int(GetParam(), path_, "SELECT count(*) FROM fastq_dependency"), 2);
+  const std::string wid = GetParam() == "sqlite" ? to_hex_id(workflow) : workflow;
+  EXPECT_EQ(testing::probe_text(GetParam(), path_,
+                                "SELECT kind || '|' || name || '|' || members || '|' || "
+                                "CASE WHEN root_id = id THEN 'root' END FROM fastq_workflow "
+                                "WHERE id = '" + wid + "'"),
+            "chord|a \"named\" chord|[\"" + steps[2].id + "\"]|root");
+
+  // The members run (the first fails), and the callback runs anyway with both, in
+  // position order, as a driver-enqueued workflow would.
+  auto got = driver_->claim(ClaimRequest{{"other"}, 10, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& c : got) {
+    if (c.id != steps[0].id) continue;
+    EXPECT_EQ(c.args, steps[0].args);
+    EXPECT_EQ(c.priority, 7);
+    EXPECT_EQ(c.max_attempts, 9);
+    EXPECT_DOUBLE_EQ(c.time_limit, 12.5);
+    EXPECT_DOUBLE_EQ(c.soft_time_limit, 10.25);
+    EXPECT_EQ(c.rate_key, "acct:1");
+    EXPECT_FALSE(c.expired);
+  }
+  std::vector<Completion> done;
+  for (const auto& c : got) {
+    Completion x;
+    x.id = c.id;
+    x.lease_token = c.lease_token;
+    x.outcome = c.id == steps[0].id ? Outcome::kFailed : Outcome::kSucceeded;
+    x.result = "2";
+    x.error_type = "E";
+    done.push_back(x);
+  }
+  EXPECT_EQ(driver_->complete(done), 2u);
+  auto last = driver_->claim(ClaimRequest{{"default"}, 10, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].id, steps[2].id);
+  EXPECT_NE(last[0].args.find("__fastq_failed__"), std::string::npos) << last[0].args;
+  EXPECT_NE(last[0].args.find(",2]"), std::string::npos) << last[0].args;
+}
+
+TEST_P(Operations, AWorkflowTheCheckRefusesWritesNothing) {
+  std::vector<NewJob> steps{job("t.bad"), job("t.bad")};
+  const std::vector<Dependency> cycle{{steps[0].id, steps[1].id, 0}, {steps[1].id, steps[0].id, 0}};
+  EXPECT_THROW(enqueue_workflow(*session_, steps, cycle), std::invalid_argument);
+  const std::vector<Dependency> outside{{steps[0].id, new_job_id(), 0}};
+  EXPECT_THROW(enqueue_workflow(*session_, steps, outside), std::invalid_argument);
+  steps[1].unique_key = "k";
+  EXPECT_THROW(enqueue_workflow(*session_, steps, {}), std::invalid_argument);
+  EXPECT_EQ(count("task = 't.bad'"), 0);
+  EXPECT_TRUE(enqueue_workflow(*session_, {}, {}).empty());
+}
+
+TEST_P(Operations, RetryQueuesAgainOnlyJobsThatEndedUnsuccessfully) {
+  std::vector<NewJob> jobs;
+  for (const char* t : {"t.failed", "t.dead", "t.expired", "t.cancelled", "t.queued",
+                        "t.succeeded", "t.running"}) {
+    jobs.push_back(job(t));
+  }
+  enqueue_jobs(*session_, jobs);
+  ASSERT_EQ(driver_->claim(ClaimRequest{{"default"}, 10, std::chrono::milliseconds(30000), "t:1"})
+                .size(),
+            jobs.size());
+  const bool pg = GetParam() == "postgres";
+  const std::string ended = pg ? "now()" : "'2020-01-01 00:00:00.000000'";
+  for (const char* st : {"failed", "dead", "expired", "cancelled", "succeeded"}) {
+    lender(("UPDATE fastq_job SET state = '" + std::string(st) +
+            "', attempts = 3, error_type = 'E', error = 'boom', traceback = 'tb', result = "
+            "'1', finished_at = " + ended + ", expires_at = " + ended +
+            ", cancel_requested = " + (pg ? "true" : "1") + " WHERE task = 't." + st + "'")
+               .c_str());
+  }
+  lender("UPDATE fastq_job SET state = 'queued', lease_token = NULL, lease_expires_at = NULL, "
+         "worker = '' WHERE task = 't.queued'");
+  if (pg) lender("LISTEN fastq");
+
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.id);
+  // Not ids at all, and a job that does not exist: skipped.
+  for (const char* hostile : {"not-a-uuid", "'); DELETE FROM fastq_job; --",
+                              "{\"a\",\"b\"}", "", "00000000-0000-0000-0000-00000000000g"}) {
+    ids.emplace_back(hostile);
+  }
+  ids.push_back(new_job_id());
+  lender("BEGIN");
+  EXPECT_EQ(retry_jobs(*session_, ids), 4u);
+  lender("ROLLBACK");
+  EXPECT_EQ(count("state = 'queued'"), 1) << "rolled back with the lender";
+  lender("BEGIN");
+  EXPECT_EQ(retry_jobs(*session_, ids), 4u);
+  lender("COMMIT");
+  if (pg) {
+    PQconsumeInput(pg_);
+    int woken = 0;
+    while (PGnotify* n = PQnotifies(pg_)) {
+      woken += std::string(n->relname) == "fastq" && std::string(n->extra) == "retry";
+      PQfreemem(n);
+    }
+    EXPECT_EQ(woken, 1) << "one wake-up at the commit that queued them, none at the rollback";
+  }
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto rec = driver_->get(jobs[i].id);
+    EXPECT_EQ(rec->state, "queued") << jobs[i].task;
+    EXPECT_EQ(rec->attempts, 0);
+    EXPECT_FALSE(rec->result);
+    EXPECT_EQ(rec->error_type, "");
+    EXPECT_EQ(rec->error, "");
+    EXPECT_EQ(rec->traceback, "");
+    EXPECT_FALSE(rec->cancel_requested);
+    EXPECT_FALSE(rec->started_at);
+  }
+  EXPECT_EQ(count("state = 'queued' AND expires_at IS NULL AND finished_at IS NULL AND "
+                  "lease_token IS NULL AND lease_expires_at IS NULL AND worker = ''"),
+            5);
+  EXPECT_EQ(driver_->get(jobs[5].id)->state, "succeeded");
+  EXPECT_EQ(driver_->get(jobs[6].id)->state, "running");
+  EXPECT_EQ(count("1 = 1"), 7) << "nothing deleted";
+  EXPECT_EQ(retry_jobs(*session_, ids), 0u) << "nothing left to retry";
+  EXPECT_EQ(retry_jobs(*session_, {}), 0u);
+  // The retried jobs run again.
+  EXPECT_EQ(driver_->claim(ClaimRequest{{"default"}, 10, std::chrono::milliseconds(30000), "t:1"})
+                .size(),
+            5u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sessions, Operations, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -73,3 +73,61 @@ def test_retry_action_requeues_failed_jobs_only(admin_client):
     assert Job.objects.get(pk=ok.id).state == "succeeded"
     run_worker()
     assert Job.objects.get(pk=bad.id).state == "failed"  # it raises again, as it should
+
+
+def test_retry_is_the_core_operation_on_every_ended_state_and_skips_hostile_ids():
+    from django.db import transaction
+    from django.utils import timezone
+    from fastq_django.admin import retry_failed
+    from fastq_django.broker import default_broker
+
+    now = timezone.now()
+    ended = {
+        state: Job.objects.create(
+            task=tasks.noop.name,
+            state=state,
+            attempts=2,
+            error_type="E",
+            error="boom",
+            traceback="tb",
+            result="1",
+            started_at=now,
+            finished_at=now,
+            expires_at=now,
+            cancel_requested=True,
+            worker="w:1",
+            lease_token=7,
+        )
+        for state in ("failed", "dead", "expired", "cancelled", "succeeded", "running", "queued")
+    }
+    ids = [str(j.pk) for j in ended.values()]
+    hostile = [
+        "not-a-uuid",
+        "'); DELETE FROM fastq_job; --",
+        '{"a","b"}',
+        "",
+        str(ended["failed"].pk).upper(),
+    ]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert default_broker().retry(ids + hostile) == 4
+        raise RuntimeError("roll back")
+    assert Job.objects.filter(state="queued").count() == 1
+    assert default_broker().retry(hostile[:-1]) == 0
+    assert retry_failed(Job.objects.all()) == 4
+    for state in ("failed", "dead", "expired", "cancelled"):
+        job = Job.objects.get(pk=ended[state].pk)
+        assert job.state == "queued"
+        assert (job.attempts, job.error_type, job.error, job.traceback, job.result) == (
+            0,
+            "",
+            "",
+            "",
+            None,
+        )
+        assert job.started_at is job.finished_at is job.expires_at is job.lease_token is None
+        assert not job.cancel_requested and job.worker == ""
+        assert job.run_at >= now
+    assert Job.objects.get(pk=ended["succeeded"].pk).state == "succeeded"
+    assert Job.objects.get(pk=ended["running"].pk).state == "running"
+    assert Job.objects.count() == 7
+    assert retry_failed(Job.objects.all()) == 0

@@ -160,3 +160,39 @@ def test_large_group_goes_in_by_bulk_and_hostile_values_are_refused():
         (wt.add.s("\ud800", 1) | wt.add.s(1)).delay()
     with pytest.raises(TypeError):
         fastq.chain(wt.add.s(1, 1), "not a signature")  # type: ignore[arg-type]
+
+
+def test_a_refused_workflow_leaves_the_callers_transaction_usable():
+    """The core's workflow operation runs on Django's connection inside a savepoint of the
+    caller's transaction: a write that fails (a step id already taken) rolls back to it, a
+    graph the core refuses writes nothing, and the caller's own work commits."""
+    from django.db import DatabaseError
+    from fastq import _core
+    from fastq_django.broker import default_broker
+
+    def step(job_id: str = "") -> _core.NewJob:
+        return _core.NewJob(
+            id=job_id or _core.new_job_id(),
+            task=wt.add.name,
+            queue="default",
+            priority=0,
+            args="[1, 1]",
+            kwargs="{}",
+            workflow_id=workflow_id,
+        )
+
+    workflow_id = _core.new_job_id()
+    taken = wt.add.delay(1, 1)
+    fresh, clash = step(), step(str(taken.id))
+    records = [(workflow_id, workflow_id, "chain", "c", [clash.id])]
+    broker = default_broker()
+    with transaction.atomic():
+        kept = wt.add.delay(2, 2)
+        with pytest.raises(DatabaseError):
+            broker.enqueue_workflow([fresh, clash], [(fresh.id, clash.id, 0)], records)
+        a, b = step(), step()
+        with pytest.raises(ValueError, match="cycle"):
+            broker.enqueue_workflow([a, b], [(a.id, b.id, 0), (b.id, a.id, 0)], records)
+    assert Job.objects.filter(pk=kept.id).exists()
+    assert not Job.objects.filter(workflow_id=workflow_id).exists()
+    assert not Dependency.objects.exists() and not Workflow.objects.exists()

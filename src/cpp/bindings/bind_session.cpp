@@ -270,6 +270,46 @@ void bind_session(py::module_& m) {
       py::arg("session"), py::arg("id"),
       "(result, workflow_step): a queued or waiting workflow step is left to Driver.cancel.");
   m.def(
+      "enqueue_workflow",
+      [](Session& s, const std::vector<NewJob>& jobs,
+         const std::vector<std::tuple<std::string, std::string, int>>& dependencies,
+         const std::vector<std::tuple<std::string, std::string, std::string, std::string,
+                                      std::vector<std::string>>>& records) {
+        std::vector<Dependency> deps;
+        deps.reserve(dependencies.size());
+        for (const auto& [parent, child, position] : dependencies) {
+          deps.push_back(Dependency{parent, child, position});
+        }
+        std::vector<WorkflowRecord> recs;
+        recs.reserve(records.size());
+        for (const auto& [id, root, kind, name, members] : records) {
+          recs.push_back(WorkflowRecord{id, root, kind, name, members});
+        }
+        py::gil_scoped_release release;
+        try {
+          return enqueue_workflow(s, jobs, deps, recs);
+        } catch (const std::invalid_argument& e) {
+          py::gil_scoped_acquire gil;
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("session"), py::arg("jobs"), py::arg("dependencies"),
+      py::arg("records") = std::vector<std::tuple<std::string, std::string, std::string,
+                                                  std::string, std::vector<std::string>>>{},
+      "Inserts a workflow's jobs, dependencies (parent, child, position) and records (id, "
+      "root_id, kind, name, member ids); a step with parents starts waiting. ValueError for "
+      "a graph check_workflow refuses, before any write. The jobs' ids.");
+  m.def(
+      "retry_jobs",
+      [](Session& s, const std::vector<std::string>& ids) {
+        py::gil_scoped_release release;
+        return retry_jobs(s, ids);
+      },
+      py::arg("session"), py::arg("ids"),
+      "Queues again those of the jobs that ended unsuccessfully (failed, dead, expired, "
+      "cancelled); ids that are not UUIDs are skipped. How many; on PostgreSQL workers are "
+      "woken at commit.");
+  m.def(
       "cancel_workflow",
       [](Session& s, const std::string& workflow_id) {
         py::gil_scoped_release release;

@@ -293,8 +293,25 @@ std::vector<std::string> pg_ids(const std::vector<SqlRow>& rows) {
   return out;
 }
 
-// The jobs as the JSON array enqueue_jobs expands with json_to_recordset.
-std::string jobs_json(std::span<const NewJob> jobs) {
+// A workflow step's own fields, appended to its JSON object when `pending` (each step's
+// number of parents, in `jobs` order) is given: the workflow (as `id` writes it), pending,
+// pass and on_failure.
+void append_step_fields(std::string& j, const NewJob& x, int pending,
+                        std::string (*id)(const std::string&)) {
+  if (!x.workflow_id.empty()) {
+    j += ",\"workflow_id\":";
+    append_json_string(j, id(x.workflow_id));
+  }
+  j += ",\"pending\":" + std::to_string(pending);
+  j += ",\"pass\":" + std::to_string(static_cast<int>(x.pass_results));
+  j += ",\"on_failure\":" + std::to_string(static_cast<int>(x.on_failure));
+}
+
+std::string same_id(const std::string& id) { return id; }
+
+// The jobs as the JSON array enqueue_jobs (and, with `pending`, enqueue_workflow_jobs)
+// expands with json_to_recordset.
+std::string jobs_json(std::span<const NewJob> jobs, std::span<const int> pending = {}) {
   std::string j = "[";
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const auto& x = jobs[i];
@@ -330,15 +347,17 @@ std::string jobs_json(std::span<const NewJob> jobs) {
       j += ",\"rate_key\":";
       append_json_string(j, x.rate_key);
     }
+    if (!pending.empty()) append_step_fields(j, x, pending[i], same_id);
     j.push_back('}');
   }
   j.push_back(']');
   return j;
 }
 
-// The jobs of a batch as the JSON array SQLite's enqueue_batch expands with json_each:
-// ids as 32 hex digits and times as text, as Django stores them; NULL for what is unset.
-std::string sqlite_batch_json(std::span<const NewJob> jobs) {
+// The jobs of a batch as the JSON array SQLite's enqueue_batch (and, with `pending`,
+// enqueue_workflow_jobs) expands with json_each: ids as 32 hex digits and times as text,
+// as Django stores them; NULL for what is unset.
+std::string sqlite_batch_json(std::span<const NewJob> jobs, std::span<const int> pending = {}) {
   std::string j = "[";
   char buf[64];
   auto real = [&](const char* key, double v) {
@@ -372,6 +391,7 @@ std::string sqlite_batch_json(std::span<const NewJob> jobs) {
     real("time_limit", x.time_limit);
     real("soft_time_limit", x.soft_time_limit);
     text("rate_key", x.rate_key);
+    if (!pending.empty()) append_step_fields(j, x, pending[i], to_hex_id);
     j.push_back('}');
   }
   j.push_back(']');
@@ -587,6 +607,88 @@ std::size_t cancel_workflow(Session& session, const std::string& workflow_id) {
   const SqlParam running[] = {hex};
   return session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_queued"), queued).size() +
          session.run(sql::statement(Dialect::kSqlite, "cancel_workflow_running"), running).size();
+}
+
+std::vector<std::string> enqueue_workflow(Session& session, std::span<const NewJob> jobs,
+                                          std::span<const Dependency> deps,
+                                          std::span<const WorkflowRecord> records) {
+  const std::vector<int> pending = check_workflow(jobs, deps);
+  if (jobs.empty()) return {};
+  const Dialect d = session.dialect();
+  const bool pg = d == Dialect::kPostgres;
+  const auto id = pg ? same_id : to_hex_id;
+  const std::string now = format_utc(now_micros());
+  // One statement over a JSON array; SQLite's take now (?2) where PostgreSQL says now().
+  auto run = [&](const std::string& statement, std::string json, bool sqlite_now) {
+    const SqlParam params[] = {std::move(json), now};
+    session.run(statement, std::span(params, !pg && sqlite_now ? 2 : 1));
+  };
+  if (pg) {
+    const SqlParam params[] = {jobs_json(jobs, pending), std::int64_t{kEnvelopeVersion}};
+    session.run(sql::statement(d, "enqueue_workflow_jobs"), params);
+  } else {
+    const SqlParam params[] = {sqlite_batch_json(jobs, pending), now,
+                               std::int64_t{kEnvelopeVersion}};
+    session.run(sql::statement(d, "enqueue_workflow_jobs"), params);
+  }
+  if (!deps.empty()) {
+    std::map<std::string, const std::string*> workflow_of;
+    for (const auto& x : jobs) workflow_of[x.id] = &x.workflow_id;
+    std::string e = "[";
+    for (std::size_t i = 0; i < deps.size(); ++i) {
+      const std::string& wf = *workflow_of.at(deps[i].child);
+      e += i ? ",{\"w\":" : "{\"w\":";
+      append_json_string(e, id(wf.empty() ? deps[i].child : wf));
+      e += ",\"p\":";
+      append_json_string(e, id(deps[i].parent));
+      e += ",\"c\":";
+      append_json_string(e, id(deps[i].child));
+      e += ",\"n\":" + std::to_string(deps[i].position) + "}";
+    }
+    e.push_back(']');
+    run(sql::statement(d, "enqueue_workflow_dependencies"), std::move(e), false);
+  }
+  if (!records.empty()) {
+    std::string r = "[";
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      const auto& w = records[i];
+      r += i ? ",{\"id\":" : "{\"id\":";
+      append_json_string(r, id(w.id));
+      r += ",\"root_id\":";
+      append_json_string(r, id(w.root_id));
+      r += ",\"kind\":";
+      append_json_string(r, w.kind);
+      r += ",\"name\":";
+      append_json_string(r, w.name);
+      r += ",\"members\":";
+      append_json_string(r, json_string_array(w.members));
+      r.push_back('}');
+    }
+    r.push_back(']');
+    run(sql::statement(d, "enqueue_workflow_records"), std::move(r), true);
+  }
+  std::vector<std::string> ids;
+  ids.reserve(jobs.size());
+  for (const auto& x : jobs) ids.push_back(x.id);
+  return ids;
+}
+
+std::size_t retry_jobs(Session& session, std::span<const std::string> ids) {
+  const Dialect d = session.dialect();
+  std::vector<std::string> valid;
+  valid.reserve(ids.size());
+  for (const auto& id : ids) {
+    if (is_uuid_text(id)) valid.push_back(d == Dialect::kSqlite ? to_hex_id(id) : id);
+  }
+  if (valid.empty()) return 0;
+  if (d == Dialect::kPostgres) {
+    const SqlParam params[] = {pg_text_array(valid)};
+    const auto rows = session.run(sql::statement(d, "retry_jobs"), params);
+    const SqlCell& n = rows.at(0).at(0);
+    return n ? static_cast<std::size_t>(std::atoll(n->c_str())) : 0;
+  }
+  const SqlParam params[] = {json_string_array(valid), format_utc(now_micros())};
+  return session.run(sql::statement(d, "retry_jobs"), params).size();
 }
 
 std::string one_line(std::string msg) {

@@ -84,6 +84,20 @@ def cancel_job(session: Session, id: str) -> tuple[str, bool]: ...
 # Every unfinished step of the workflow cancelled (running ones asked to stop): how many.
 def cancel_workflow(session: Session, workflow_id: str) -> int: ...
 
+# A workflow's jobs, dependencies (parent, child, position) and records (id, root_id,
+# kind, name, member ids): a step with parents starts waiting. ValueError for a graph the
+# core refuses (nothing written). The jobs' ids.
+def enqueue_workflow(
+    session: Session,
+    jobs: Sequence[NewJob],
+    dependencies: Sequence[tuple[str, str, int]],
+    records: Sequence[tuple[str, str, str, str, Sequence[str]]] = ...,
+) -> list[str]: ...
+
+# Those of the jobs that ended unsuccessfully (failed, dead, expired, cancelled) queued
+# again; ids that are not UUIDs are skipped. How many (PostgreSQL: workers woken at commit).
+def retry_jobs(session: Session, ids: Sequence[str]) -> int: ...
+
 class Driver:
     @property
     def name(self) -> str: ...

@@ -73,7 +73,7 @@ std::string one_line(std::string msg);
 // Inserts the jobs in one go (all or none: in the session's transaction, or one
 // statement) and returns, for each, the id of the job standing for it: its own, or for a
 // unique_key the queued-or-running job already holding the key. Workflow fields are
-// ignored (Driver::enqueue_workflow).
+// ignored (enqueue_workflow).
 std::vector<std::string> enqueue_jobs(Session& session, std::span<const NewJob> jobs);
 
 // The jobs of task.map() (no unique keys, no workflow fields), all or none in the
@@ -101,5 +101,32 @@ CancelOutcome cancel_job(Session& session, const std::string& id);
 // running ones asked to stop. Returns how many steps it cancelled or asked; 0 for an id
 // that is not a UUID.
 std::size_t cancel_workflow(Session& session, const std::string& workflow_id);
+
+// A workflow's record, for GroupResult.restore() and the admin: the workflow `id`, the id
+// of the workflow of the whole canvas it belongs to (`root_id`; its own id for that one),
+// its kind (chain, group, chord, ...), a name and the member job ids in order.
+struct WorkflowRecord {
+  std::string id;
+  std::string root_id;
+  std::string kind;
+  std::string name;
+  std::vector<std::string> members;
+};
+
+// A workflow's jobs, dependencies and records (workflow.hpp), all or none in the
+// session's transaction. Checked first (check_workflow: std::invalid_argument, nothing
+// written); a step with parents starts waiting with parents_pending = their number. One
+// statement each for the jobs, the edges and the records, whatever their number. Returns
+// the jobs' ids.
+std::vector<std::string> enqueue_workflow(Session& session, std::span<const NewJob> jobs,
+                                          std::span<const Dependency> deps,
+                                          std::span<const WorkflowRecord> records = {});
+
+// Queues again those of the jobs `ids` (canonical UUID text; anything else is skipped)
+// that ended unsuccessfully (failed, dead, expired, cancelled), in the session's
+// transaction: attempts, result, error, lease, expiry and cancel cleared, run_at now. On
+// PostgreSQL it wakes the workers (NOTIFY, delivered at commit) when it queued any.
+// Returns how many it queued.
+std::size_t retry_jobs(Session& session, std::span<const std::string> ids);
 
 }  // namespace fastq

@@ -67,30 +67,35 @@ FROM fastq_job WHERE id = $1
 -- name: claim_lock
 -- Locks the fastq_queue rows of the limited queues among $1 (a text array), in name
 -- order (no deadlock between workers), before a limited claim; a row per queue locked.
-SELECT name FROM fastq_queue WHERE name = ANY($1::text[]) AND concurrency IS NOT NULL
-  ORDER BY name FOR UPDATE
+SELECT name
+FROM fastq_queue
+WHERE name = ANY($1::text[]) AND concurrency IS NOT NULL
+ORDER BY name FOR UPDATE
 
 -- name: quarantine_candidates
 -- The next claimable rows of the queues in $1 (a text array), at most $2, each with the
 -- values a claim checks, for quarantine() to try one by one.
-SELECT id,
-  format('attempts=%s max_attempts=%s priority=%s time_limit=%s soft_time_limit=%s',
-    attempts, max_attempts, priority, time_limit, soft_time_limit)
-FROM fastq_job WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now()
+SELECT id, format('attempts=%s max_attempts=%s priority=%s time_limit=%s soft_time_limit=%s',
+  attempts, max_attempts, priority, time_limit, soft_time_limit)
+FROM fastq_job
+WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now()
 ORDER BY priority DESC, run_at, id LIMIT $2
 
 -- name: renew
 -- Extends the leases of the running jobs in $1 (JSON array of {id, token}) to $2
 -- milliseconds from now; the ids renewed and whether each was asked to stop.
-UPDATE fastq_job j SET lease_expires_at = now() + $2::bigint * interval '1 millisecond'
-  FROM json_to_recordset($1::json) AS v(id uuid, token bigint) WHERE j.id = v.id AND
-  j.lease_token = v.token AND j.state = 'running' RETURNING j.id, j.cancel_requested
+UPDATE fastq_job j
+SET lease_expires_at = now() + $2::bigint * interval '1 millisecond'
+FROM json_to_recordset($1::json) AS v(id uuid, token bigint)
+WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
+RETURNING j.id, j.cancel_requested
 
 -- name: enqueue_dependencies
 -- The edges of a new workflow: $1 is a JSON array of {w: workflow, p: parent, c: child,
 -- n: position}.
-INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) SELECT w, p,
-  c, n FROM json_to_recordset($1::json) AS x(w uuid, p uuid, c uuid, n int)
+INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
+SELECT w, p, c, n
+FROM json_to_recordset($1::json) AS x(w uuid, p uuid, c uuid, n int)
 
 -- name: release
 -- Hands the running jobs in $1 (JSON array of {id, token}) back to the queue unspent (an
@@ -98,51 +103,62 @@ INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) SELECT
 WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1,
   0), lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' FROM
   json_to_recordset($1::json) AS v(id uuid, token bigint) WHERE j.id = v.id AND
-  j.lease_token = v.token AND j.state = 'running' RETURNING 1) SELECT count(*),
-  pg_notify('fastq', 'release') FROM r
+  j.lease_token = v.token AND j.state = 'running' RETURNING 1)
+SELECT count(*), pg_notify('fastq', 'release')
+FROM r
 
 -- name: mark_started
 -- Records when the running jobs in $1 (JSON array of {id, token, ago_us}) started, as an
 -- age on the database's clock; only where not recorded yet.
-UPDATE fastq_job j SET started_at = now() - v.ago_us * interval '1 microsecond' FROM
-  json_to_recordset($1::json) AS v(id uuid, token bigint, ago_us bigint) WHERE j.id =
-  v.id AND j.lease_token = v.token AND j.state = 'running' AND j.started_at IS NULL
+UPDATE fastq_job j
+SET started_at = now() - v.ago_us * interval '1 microsecond'
+FROM json_to_recordset($1::json) AS v(id uuid, token bigint, ago_us bigint)
+WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' AND j.started_at
+  IS NULL
 
 -- name: release_claim
 -- Hands every running job claimed with lease token $1 back to the queue unspent and
 -- wakes workers; the count released.
 WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = GREATEST(attempts - 1, 0),
   lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' WHERE
-  state = 'running' AND lease_token = $1 RETURNING 1) SELECT count(*),
-  pg_notify('fastq', 'release') FROM r
+  state = 'running' AND lease_token = $1 RETURNING 1)
+SELECT count(*), pg_notify('fastq', 'release')
+FROM r
 
 -- name: defer
 -- Sends the running jobs in $1 (JSON array of {id, token, run_at_us}) back to the queue
 -- to run at run_at_us, the attempt returned.
-UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), run_at
-  = to_timestamp(v.run_at_us / 1e6), lease_token = NULL, lease_expires_at = NULL,
-  started_at = NULL, worker = '' FROM json_to_recordset($1::json) AS v(id uuid, token
-  bigint, run_at_us bigint) WHERE j.id = v.id AND j.lease_token = v.token AND j.state =
-  'running'
+UPDATE fastq_job j
+SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), run_at =
+  to_timestamp(v.run_at_us / 1e6), lease_token = NULL, lease_expires_at = NULL,
+  started_at = NULL, worker = ''
+FROM json_to_recordset($1::json) AS v(id uuid, token bigint, run_at_us bigint)
+WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
 
 -- name: rate_lock
 -- Locks rate limit bucket $1 (creating it at tat 0); its theoretical arrival time and
 -- the server's clock, both in microseconds.
-INSERT INTO fastq_rate_limit AS b (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO UPDATE
-  SET tat = b.tat RETURNING b.tat, (extract(epoch FROM clock_timestamp()) *
-  1000000)::bigint
+INSERT INTO fastq_rate_limit AS b (key, tat)
+VALUES ($1, 0)
+ON CONFLICT (key) DO UPDATE
+SET tat = b.tat
+RETURNING b.tat, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
 
 -- name: rate_set
 -- Writes bucket $1's theoretical arrival time $2 (microseconds).
-UPDATE fastq_rate_limit SET tat = $2 WHERE key = $1
+UPDATE fastq_rate_limit
+SET tat = $2
+WHERE key = $1
 
 -- name: hold_lease
 -- Takes or renews leader lease $1 for holder $2 for $3 milliseconds, if free, expired or
 -- already $2's; the holder after the write (no row: another holds it).
-INSERT INTO fastq_leader AS l (name, holder, lease_expires_at) VALUES ($1, $2, now() +
-  $3::bigint * interval '1 millisecond') ON CONFLICT (name) DO UPDATE SET holder =
-  excluded.holder, lease_expires_at = excluded.lease_expires_at WHERE l.holder =
-  excluded.holder OR l.lease_expires_at < now() RETURNING l.holder
+INSERT INTO fastq_leader AS l (name, holder, lease_expires_at)
+VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder, lease_expires_at = excluded.lease_expires_at
+WHERE l.holder = excluded.holder OR l.lease_expires_at < now()
+RETURNING l.holder
 
 -- name: database_now
 -- The server's clock, in microseconds since the epoch.
@@ -150,59 +166,70 @@ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
 
 -- name: drop_lease
 -- Gives up leader lease $1 if holder $2 holds it.
-DELETE FROM fastq_leader WHERE name = $1 AND holder = $2
+DELETE FROM fastq_leader
+WHERE name = $1 AND holder = $2
 
 -- name: load_schedules
 -- Every enabled schedule, by name; next_run_at in microseconds (NULL: never fired).
 SELECT name, task, args, kwargs, queue, priority, cron, timezone, COALESCE(every, 0),
-  catch_up, max_instances, (extract(epoch FROM next_run_at) * 1000000)::bigint FROM
-  fastq_schedule WHERE enabled ORDER BY name
+  catch_up, max_instances, (extract(epoch FROM next_run_at) * 1000000)::bigint
+FROM fastq_schedule
+WHERE enabled
+ORDER BY name
 
 -- name: fire_leader
 -- Whether holder $2 holds leader lease $1 unexpired; FOR SHARE keeps a competitor from
 -- taking the lease over until the fire commits.
-SELECT 1 FROM fastq_leader WHERE name = $1 AND holder = $2 AND lease_expires_at > now()
-  FOR SHARE
+SELECT 1
+FROM fastq_leader
+WHERE name = $1 AND holder = $2 AND lease_expires_at > now() FOR SHARE
 
 -- name: fire_cas
 -- Advances schedule $1 to next_run_at $2 (microseconds) if its next_run_at still is $3
 -- (NULL: never fired): the compare-and-set of a fire.
-UPDATE fastq_schedule SET next_run_at = to_timestamp($2::bigint / 1e6) WHERE name = $1
-  AND enabled AND (($3::bigint IS NULL AND next_run_at IS NULL) OR (extract(epoch FROM
-  next_run_at) * 1000000)::bigint = $3::bigint)
+UPDATE fastq_schedule
+SET next_run_at = to_timestamp($2::bigint / 1e6)
+WHERE name = $1 AND enabled AND (($3::bigint IS NULL AND next_run_at IS NULL) OR
+  (extract(epoch FROM next_run_at) * 1000000)::bigint = $3::bigint)
 
 -- name: fire_outcome
 -- Sets schedule $1's last outcome to $2.
-UPDATE fastq_schedule SET last_outcome = $2 WHERE name = $1
+UPDATE fastq_schedule
+SET last_outcome = $2
+WHERE name = $1
 
 -- name: fire_active
 -- How many of schedule $1's recent jobs (its last 100 slots) are queued or running:
 -- max_instances.
-SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') AND id IN (SELECT
-  job_id FROM fastq_schedule_run WHERE schedule = $1 AND job_id IS NOT NULL ORDER BY
-  slot DESC LIMIT 100)
+SELECT count(*)
+FROM fastq_job
+WHERE state IN ('queued', 'running') AND id IN (SELECT job_id FROM fastq_schedule_run
+  WHERE schedule = $1 AND job_id IS NOT NULL ORDER BY slot DESC LIMIT 100)
 
 -- name: fire_slot
 -- Records slot $2 (microseconds) of schedule $1 with job $3 (NULL: skipped); no row
 -- written if that slot already fired.
-INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES ($1,
-  to_timestamp($2::bigint / 1e6), $3::uuid, now()) ON CONFLICT (schedule, slot) DO
-  NOTHING
+INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at)
+VALUES ($1, to_timestamp($2::bigint / 1e6), $3::uuid, now())
+ON CONFLICT (schedule, slot) DO NOTHING
 
 -- name: fire_ran
 -- Records that schedule $1 just enqueued job $2.
-UPDATE fastq_schedule SET last_run_at = now(), last_job_id = $2::uuid, last_outcome =
-  'queued' WHERE name = $1
+UPDATE fastq_schedule
+SET last_run_at = now(), last_job_id = $2::uuid, last_outcome = 'queued'
+WHERE name = $1
 
 -- name: prune_runs
 -- Deletes the schedule slots before $1 (microseconds).
-DELETE FROM fastq_schedule_run WHERE slot < to_timestamp($1::bigint / 1e6)
+DELETE FROM fastq_schedule_run
+WHERE slot < to_timestamp($1::bigint / 1e6)
 
 -- name: prune_workflows
 -- Deletes the fastq_workflow rows of the workflows in $1 (a uuid array) that have no
 -- step left.
-DELETE FROM fastq_workflow f WHERE f.root_id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1
-  FROM fastq_job j WHERE j.workflow_id = f.root_id)
+DELETE FROM fastq_workflow f
+WHERE f.root_id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM fastq_job j WHERE
+  j.workflow_id = f.root_id)
 
 -- name: beat_worker
 -- A worker registry heartbeat: $1..$10 the row's id, kind, supervisor, host, pid,
@@ -210,33 +237,39 @@ DELETE FROM fastq_workflow f WHERE f.root_id = ANY($1::uuid[]) AND NOT EXISTS (S
 -- $12..$14 processed, failed, rss_bytes. A stopped row stays stopped.
 INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, queues, tasks,
   concurrency, processes, state, started_at, last_heartbeat, expires_at, stopped_at,
-  processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-  'running', now(), now(), now() + $11::bigint * interval '1 millisecond', NULL, $12,
-  $13, $14) ON CONFLICT (id) DO UPDATE SET state = 'running', last_heartbeat =
-  excluded.last_heartbeat, expires_at = excluded.expires_at, processed =
-  excluded.processed, failed = excluded.failed, rss_bytes = excluded.rss_bytes, queues =
-  excluded.queues, tasks = excluded.tasks, concurrency = excluded.concurrency, processes
-  = excluded.processes WHERE w.state <> 'stopped'
+  processed, failed, rss_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', now(), now(), now() +
+  $11::bigint * interval '1 millisecond', NULL, $12, $13, $14)
+ON CONFLICT (id) DO UPDATE
+SET state = 'running', last_heartbeat = excluded.last_heartbeat, expires_at =
+  excluded.expires_at, processed = excluded.processed, failed = excluded.failed,
+  rss_bytes = excluded.rss_bytes, queues = excluded.queues, tasks = excluded.tasks,
+  concurrency = excluded.concurrency, processes = excluded.processes
+WHERE w.state <> 'stopped'
 
 -- name: stop_worker
 -- A worker registry row marked stopped: $1..$10 as beat_worker, $11..$13 processed,
 -- failed, rss_bytes.
 INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, queues, tasks,
   concurrency, processes, state, started_at, last_heartbeat, expires_at, stopped_at,
-  processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-  'stopped', now(), now(), now(), now(), $11, $12, $13) ON CONFLICT (id) DO UPDATE SET
-  state = 'stopped', last_heartbeat = excluded.last_heartbeat, expires_at =
+  processed, failed, rss_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'stopped', now(), now(), now(), now(),
+  $11, $12, $13)
+ON CONFLICT (id) DO UPDATE
+SET state = 'stopped', last_heartbeat = excluded.last_heartbeat, expires_at =
   excluded.expires_at, stopped_at = excluded.stopped_at, processed = excluded.processed,
   failed = excluded.failed, rss_bytes = excluded.rss_bytes
 
 -- name: reap_workers_lost
 -- Marks running registry rows whose heartbeat expired as lost.
-UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' AND expires_at < now()
+UPDATE fastq_worker
+SET state = 'lost'
+WHERE state = 'running' AND expires_at < now()
 
 -- name: reap_workers_gone
 -- Deletes stopped or lost registry rows silent for more than $1 milliseconds.
-DELETE FROM fastq_worker WHERE state <> 'running' AND last_heartbeat < now() -
-  $1::bigint * interval '1 millisecond'
+DELETE FROM fastq_worker
+WHERE state <> 'running' AND last_heartbeat < now() - $1::bigint * interval '1 millisecond'
 
 -- name: workers
 -- Every worker registry row, times in microseconds.
@@ -244,39 +277,49 @@ SELECT id, kind, supervisor, host, pid, version, queues, tasks, concurrency, pro
   state, (extract(epoch FROM started_at) * 1000000)::bigint, (extract(epoch FROM
   last_heartbeat) * 1000000)::bigint, (extract(epoch FROM expires_at) *
   1000000)::bigint, (extract(epoch FROM stopped_at) * 1000000)::bigint, processed,
-  failed, rss_bytes FROM fastq_worker ORDER BY id
+  failed, rss_bytes
+FROM fastq_worker
+ORDER BY id
 
 -- name: count_runnable
 -- How many jobs of the queues in $1 (a text array) are runnable now, paused queues left
 -- out.
-SELECT count(*) FROM fastq_job WHERE state = 'queued' AND queue = ANY($1::text[]) AND
-  run_at <= now() AND queue NOT IN (SELECT name FROM fastq_queue WHERE paused)
+SELECT count(*)
+FROM fastq_job
+WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now() AND queue NOT IN
+  (SELECT name FROM fastq_queue WHERE paused)
 
 -- name: mark
 -- Poller scope $1 records keys $2 (a text array) with their alert jobs $3 (a uuid array,
 -- same order); the keys newly recorded.
-INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) SELECT $1, k, now(), j
-  FROM unnest($2::text[], $3::uuid[]) AS t(k, j) ON CONFLICT (poller, key) DO NOTHING
-  RETURNING key
+INSERT INTO fastq_poller_mark (poller, key, created_at, job_id)
+SELECT $1, k, now(), j
+FROM unnest($2::text[], $3::uuid[]) AS t(k, j)
+ON CONFLICT (poller, key) DO NOTHING
+RETURNING key
 
 -- name: paused_queues
 -- Which of the queues in $1 (a text array) are paused.
-SELECT name FROM fastq_queue WHERE paused AND name = ANY($1::text[])
+SELECT name
+FROM fastq_queue
+WHERE paused AND name = ANY($1::text[])
 
 -- name: settle_load
 -- The waiting children of the workflow steps in $1 (a uuid array) with their edges, each
 -- child row locked (FOR UPDATE, in id order) so that sibling completions take turns.
 SELECT d.parent_id, d.child_id, d.position, c.parents_pending, c.pass_results,
-  c.on_failure, c.args FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id
-  WHERE d.parent_id = ANY($1::uuid[]) AND c.state = 'waiting' ORDER BY c.id, d.position
-  FOR UPDATE OF c
+  c.on_failure, c.args
+FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id
+WHERE d.parent_id = ANY($1::uuid[]) AND c.state = 'waiting'
+ORDER BY c.id, d.position FOR UPDATE OF c
 
 -- name: settle_parents
 -- Every parent of the children in $1 (a uuid array), with its state and outcome, in edge
 -- order.
-SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM fastq_dependency
-  d JOIN fastq_job p ON p.id = d.parent_id WHERE d.child_id = ANY($1::uuid[]) ORDER BY
-  d.child_id, d.position
+SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error
+FROM fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id
+WHERE d.child_id = ANY($1::uuid[])
+ORDER BY d.child_id, d.position
 
 -- name: settle_write
 -- Writes the settle decisions $1 (JSON array of {id, pending, state, args, error_type,
@@ -286,8 +329,10 @@ WITH w AS (UPDATE fastq_job c SET parents_pending = v.pending, state = v.state, 
   COALESCE(v.error, c.error), finished_at = CASE WHEN v.state = 'cancelled' THEN now()
   ELSE c.finished_at END FROM json_to_recordset($1::json) AS v(id uuid, pending int,
   state text, args text, error_type text, error text) WHERE c.id = v.id AND c.state =
-  'waiting' RETURNING c.state) SELECT CASE WHEN count(*) FILTER (WHERE state = 'queued')
-  > 0 THEN pg_notify('fastq', 'release') END FROM w
+  'waiting' RETURNING c.state)
+SELECT CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN pg_notify('fastq',
+  'release') END
+FROM w
 
 -- name: claim_limited
 -- Whether any of the queues in $1 (a text array) has a concurrency limit.

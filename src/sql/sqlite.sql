@@ -85,129 +85,163 @@ FROM fastq_job WHERE id = ?1
 -- name: renew
 -- Extends the leases of the jobs in ?1 (JSON array of {id, token}) to ?2; the ids
 -- renewed and whether each was asked to stop.
-UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS id,
-  value->>'token' AS token FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND
-  fastq_job.lease_token = v.token RETURNING fastq_job.id, fastq_job.cancel_requested
+UPDATE fastq_job
+SET lease_expires_at = ?2
+FROM (SELECT value->>'id' AS id, value->>'token' AS token FROM json_each(?1)) AS v
+WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token
+RETURNING fastq_job.id, fastq_job.cancel_requested
 
 -- name: release
 -- Hands the jobs in ?1 (JSON array of {id, token}) back to the queue unspent (an attempt
 -- returned).
-UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), lease_token =
-  NULL, lease_expires_at = NULL, started_at = NULL, worker = '' FROM (SELECT
-  value->>'id' AS id, value->>'token' AS token FROM json_each(?1)) AS v WHERE
-  fastq_job.id = v.id AND fastq_job.lease_token = v.token
+UPDATE fastq_job
+SET state = 'queued', attempts = max(attempts - 1, 0), lease_token = NULL,
+  lease_expires_at = NULL, started_at = NULL, worker = ''
+FROM (SELECT value->>'id' AS id, value->>'token' AS token FROM json_each(?1)) AS v
+WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token
 
 -- name: mark_started
 -- Records when the running jobs in ?1 (JSON array of {id, token, at}) started, never
 -- later than now (?2); only where not recorded yet.
-UPDATE fastq_job SET started_at = min(v.at, ?2) FROM (SELECT value->>'id' AS id,
-  value->>'token' AS token, value->>'at' AS at FROM json_each(?1)) AS v WHERE
-  fastq_job.id = v.id AND fastq_job.lease_token = v.token AND fastq_job.state =
+UPDATE fastq_job
+SET started_at = min(v.at, ?2)
+FROM (SELECT value->>'id' AS id, value->>'token' AS token, value->>'at' AS at FROM
+  json_each(?1)) AS v
+WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token AND fastq_job.state =
   'running' AND fastq_job.started_at IS NULL
 
 -- name: release_claim
 -- Hands every running job claimed with lease token ?1 back to the queue unspent.
-UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), lease_token =
-  NULL, lease_expires_at = NULL, started_at = NULL, worker = '' WHERE state = 'running'
-  AND lease_token = ?1
+UPDATE fastq_job
+SET state = 'queued', attempts = max(attempts - 1, 0), lease_token = NULL,
+  lease_expires_at = NULL, started_at = NULL, worker = ''
+WHERE state = 'running' AND lease_token = ?1
 
 -- name: defer
 -- Sends the jobs in ?1 (JSON array of {id, token, run_at}) back to the queue to run at
 -- run_at, the attempt returned.
-UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), run_at =
-  v.run_at, lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = ''
-  FROM (SELECT value->>'id' AS id, value->>'token' AS token, value->>'run_at' AS run_at
-  FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token
+UPDATE fastq_job
+SET state = 'queued', attempts = max(attempts - 1, 0), run_at = v.run_at, lease_token =
+  NULL, lease_expires_at = NULL, started_at = NULL, worker = ''
+FROM (SELECT value->>'id' AS id, value->>'token' AS token, value->>'run_at' AS run_at
+  FROM json_each(?1)) AS v
+WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token
 
 -- name: poller_mark
 -- Poller scope ?1 records the keys in ?2 (a JSON array) at ?3 with their alert jobs ?4
 -- (a JSON array, same order); the keys newly recorded.
-INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) SELECT ?1, k.value, ?3,
-  j.value FROM json_each(?2) AS k JOIN json_each(?4) AS j ON j.key = k.key WHERE true ON
-  CONFLICT (poller, key) DO NOTHING RETURNING key
+INSERT INTO fastq_poller_mark (poller, key, created_at, job_id)
+SELECT ?1, k.value, ?3, j.value
+FROM json_each(?2) AS k JOIN json_each(?4) AS j ON j.key = k.key
+WHERE true
+ON CONFLICT (poller, key) DO NOTHING
+RETURNING key
 
 -- name: rate_ins
 -- Creates rate limit bucket ?1 at tat 0 unless it exists.
-INSERT OR IGNORE INTO fastq_rate_limit (key, tat) VALUES (?1, 0)
+INSERT OR IGNORE INTO fastq_rate_limit (key, tat)
+VALUES (?1, 0)
 
 -- name: rate_get
 -- Bucket ?1's theoretical arrival time (microseconds).
-SELECT tat FROM fastq_rate_limit WHERE key = ?1
+SELECT tat
+FROM fastq_rate_limit
+WHERE key = ?1
 
 -- name: rate_set
 -- Writes bucket ?1's theoretical arrival time ?2 (microseconds).
-UPDATE fastq_rate_limit SET tat = ?2 WHERE key = ?1
+UPDATE fastq_rate_limit
+SET tat = ?2
+WHERE key = ?1
 
 -- name: hold_lease
 -- Takes or renews leader lease ?1 for holder ?2 until ?4, if free, expired at ?3 (now)
 -- or already ?2's; the holder after the write (no row: another holds it).
-INSERT INTO fastq_leader (name, holder, lease_expires_at) VALUES (?1, ?2, ?4) ON
-  CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_expires_at =
-  excluded.lease_expires_at WHERE fastq_leader.holder = excluded.holder OR
-  fastq_leader.lease_expires_at < ?3 RETURNING holder
+INSERT INTO fastq_leader (name, holder, lease_expires_at)
+VALUES (?1, ?2, ?4)
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder, lease_expires_at = excluded.lease_expires_at
+WHERE fastq_leader.holder = excluded.holder OR fastq_leader.lease_expires_at < ?3
+RETURNING holder
 
 -- name: drop_lease
 -- Gives up leader lease ?1 if holder ?2 holds it.
-DELETE FROM fastq_leader WHERE name = ?1 AND holder = ?2
+DELETE FROM fastq_leader
+WHERE name = ?1 AND holder = ?2
 
 -- name: load_schedules
 -- Every enabled schedule, by name.
 SELECT name, task, args, kwargs, queue, priority, cron, timezone, coalesce(every, 0),
-  catch_up, max_instances, next_run_at FROM fastq_schedule WHERE enabled ORDER BY name
+  catch_up, max_instances, next_run_at
+FROM fastq_schedule
+WHERE enabled
+ORDER BY name
 
 -- name: fire_leader
 -- Whether holder ?2 holds leader lease ?1 unexpired at ?3 (now).
-SELECT count(*) FROM fastq_leader WHERE name = ?1 AND holder = ?2 AND lease_expires_at >
-  ?3
+SELECT count(*)
+FROM fastq_leader
+WHERE name = ?1 AND holder = ?2 AND lease_expires_at > ?3
 
 -- name: fire_cas
 -- Advances schedule ?1 to next_run_at ?2 if its next_run_at still is ?3 (NULL: never
 -- fired), compared as instants (Django writes whole seconds without a fraction).
-UPDATE fastq_schedule SET next_run_at = ?2 WHERE name = ?1 AND enabled AND ((?3 IS NULL
-  AND next_run_at IS NULL) OR julianday(next_run_at) = julianday(?3))
+UPDATE fastq_schedule
+SET next_run_at = ?2
+WHERE name = ?1 AND enabled AND ((?3 IS NULL AND next_run_at IS NULL) OR
+  julianday(next_run_at) = julianday(?3))
 
 -- name: fire_active
 -- How many of schedule ?1's recent jobs (its last 100 slots) are queued or running:
 -- max_instances.
-SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') AND id IN (SELECT
-  job_id FROM fastq_schedule_run WHERE schedule = ?1 AND job_id IS NOT NULL ORDER BY
-  slot DESC LIMIT 100)
+SELECT count(*)
+FROM fastq_job
+WHERE state IN ('queued', 'running') AND id IN (SELECT job_id FROM fastq_schedule_run
+  WHERE schedule = ?1 AND job_id IS NOT NULL ORDER BY slot DESC LIMIT 100)
 
 -- name: fire_slot
 -- Records slot ?2 of schedule ?1 with job ?3 (NULL: skipped) at ?4; no row written if
 -- that slot already fired.
-INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES (?1, ?2, ?3,
-  ?4) ON CONFLICT (schedule, slot) DO NOTHING
+INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at)
+VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (schedule, slot) DO NOTHING
 
 -- name: fire_outcome
 -- Sets schedule ?1's last outcome to ?2.
-UPDATE fastq_schedule SET last_outcome = ?2 WHERE name = ?1
+UPDATE fastq_schedule
+SET last_outcome = ?2
+WHERE name = ?1
 
 -- name: fire_ran
 -- Records that schedule ?1 enqueued job ?3 at ?2.
-UPDATE fastq_schedule SET last_run_at = ?2, last_job_id = ?3, last_outcome = 'queued'
-  WHERE name = ?1
+UPDATE fastq_schedule
+SET last_run_at = ?2, last_job_id = ?3, last_outcome = 'queued'
+WHERE name = ?1
 
 -- name: prune_runs
 -- Deletes the schedule slots before ?1.
-DELETE FROM fastq_schedule_run WHERE slot < ?1
+DELETE FROM fastq_schedule_run
+WHERE slot < ?1
 
 -- name: prune_job
 -- Deletes job ?1 (retention).
-DELETE FROM fastq_job WHERE id = ?1
+DELETE FROM fastq_job
+WHERE id = ?1
 
 -- name: prune_edges_out
 -- Deletes the workflow edges from parent ?1 (retention).
-DELETE FROM fastq_dependency WHERE parent_id = ?1
+DELETE FROM fastq_dependency
+WHERE parent_id = ?1
 
 -- name: prune_edges_in
 -- Deletes the workflow edges into child ?1 (retention).
-DELETE FROM fastq_dependency WHERE child_id = ?1
+DELETE FROM fastq_dependency
+WHERE child_id = ?1
 
 -- name: prune_workflow
 -- Deletes workflow ?1's row if no step of it is left (retention).
-DELETE FROM fastq_workflow WHERE root_id = ?1 AND NOT EXISTS (SELECT 1 FROM fastq_job
-  WHERE workflow_id = ?1)
+DELETE FROM fastq_workflow
+WHERE root_id = ?1 AND NOT EXISTS (SELECT 1 FROM fastq_job WHERE workflow_id = ?1)
 
 -- name: beat_worker
 -- A worker registry heartbeat: ?1..?10 the row's id, kind, supervisor, host, pid,
@@ -215,75 +249,91 @@ DELETE FROM fastq_workflow WHERE root_id = ?1 AND NOT EXISTS (SELECT 1 FROM fast
 -- processed, failed, rss_bytes. A stopped row stays stopped.
 INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, tasks,
   concurrency, processes, state, started_at, last_heartbeat, expires_at, stopped_at,
-  processed, failed, rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-  'running', ?11, ?11, ?12, NULL, ?13, ?14, ?15) ON CONFLICT (id) DO UPDATE SET state =
-  'running', last_heartbeat = excluded.last_heartbeat, expires_at = excluded.expires_at,
-  processed = excluded.processed, failed = excluded.failed, rss_bytes =
-  excluded.rss_bytes, queues = excluded.queues, tasks = excluded.tasks, concurrency =
-  excluded.concurrency, processes = excluded.processes WHERE fastq_worker.state <>
-  'stopped'
+  processed, failed, rss_bytes)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?11, ?12, NULL, ?13,
+  ?14, ?15)
+ON CONFLICT (id) DO UPDATE
+SET state = 'running', last_heartbeat = excluded.last_heartbeat, expires_at =
+  excluded.expires_at, processed = excluded.processed, failed = excluded.failed,
+  rss_bytes = excluded.rss_bytes, queues = excluded.queues, tasks = excluded.tasks,
+  concurrency = excluded.concurrency, processes = excluded.processes
+WHERE fastq_worker.state <> 'stopped'
 
 -- name: stop_worker
 -- A worker registry row marked stopped at ?11 (now): ?1..?10 and ?13..?15 as
 -- beat_worker.
 INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, tasks,
   concurrency, processes, state, started_at, last_heartbeat, expires_at, stopped_at,
-  processed, failed, rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-  'stopped', ?11, ?11, ?11, ?11, ?13, ?14, ?15) ON CONFLICT (id) DO UPDATE SET state =
-  'stopped', last_heartbeat = excluded.last_heartbeat, expires_at = excluded.expires_at,
-  stopped_at = excluded.stopped_at, processed = excluded.processed, failed =
-  excluded.failed, rss_bytes = excluded.rss_bytes
+  processed, failed, rss_bytes)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'stopped', ?11, ?11, ?11, ?11, ?13,
+  ?14, ?15)
+ON CONFLICT (id) DO UPDATE
+SET state = 'stopped', last_heartbeat = excluded.last_heartbeat, expires_at =
+  excluded.expires_at, stopped_at = excluded.stopped_at, processed = excluded.processed,
+  failed = excluded.failed, rss_bytes = excluded.rss_bytes
 
 -- name: reap_workers_lost
 -- Marks running registry rows expired before ?1 (now) as lost.
-UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' AND expires_at < ?1
+UPDATE fastq_worker
+SET state = 'lost'
+WHERE state = 'running' AND expires_at < ?1
 
 -- name: reap_workers_gone
 -- Deletes stopped or lost registry rows silent since before ?1.
-DELETE FROM fastq_worker WHERE state <> 'running' AND last_heartbeat < ?1
+DELETE FROM fastq_worker
+WHERE state <> 'running' AND last_heartbeat < ?1
 
 -- name: workers
 -- Every worker registry row.
 SELECT id, kind, supervisor, host, pid, version, queues, tasks, concurrency, processes,
   state, started_at, last_heartbeat, expires_at, stopped_at, processed, failed,
-  rss_bytes FROM fastq_worker ORDER BY id
+  rss_bytes
+FROM fastq_worker
+ORDER BY id
 
 -- name: count_runnable
 -- How many jobs of the queues in ?1 (a JSON array) are runnable at ?2 (now), paused
 -- queues left out.
-SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 AND queue IN
-  (SELECT value FROM json_each(?1)) AND queue NOT IN (SELECT name FROM fastq_queue WHERE
-  paused)
+SELECT count(*)
+FROM fastq_job
+WHERE state = 'queued' AND run_at <= ?2 AND queue IN (SELECT value FROM json_each(?1))
+  AND queue NOT IN (SELECT name FROM fastq_queue WHERE paused)
 
 -- name: paused_queues
 -- Which of the queues in ?1 (a JSON array) are paused.
-SELECT name FROM fastq_queue WHERE paused AND name IN (SELECT value FROM json_each(?1))
+SELECT name
+FROM fastq_queue
+WHERE paused AND name IN (SELECT value FROM json_each(?1))
 
 -- name: enqueue_dependency
 -- One edge of a new workflow: workflow ?1, parent ?2, child ?3, position ?4.
-INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) VALUES (?1,
-  ?2, ?3, ?4)
+INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
+VALUES (?1, ?2, ?3, ?4)
 
 -- name: settle_load
 -- The waiting children of the workflow steps in ?1 (a JSON array of ids) with their
 -- edges.
 SELECT d.parent_id, d.child_id, d.position, c.parents_pending, c.pass_results,
-  c.on_failure, c.args FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id
-  WHERE d.parent_id IN (SELECT value FROM json_each(?1)) AND c.state = 'waiting' ORDER
-  BY d.child_id, d.position
+  c.on_failure, c.args
+FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id
+WHERE d.parent_id IN (SELECT value FROM json_each(?1)) AND c.state = 'waiting'
+ORDER BY d.child_id, d.position
 
 -- name: settle_parents
 -- Every parent of the children in ?1 (a JSON array of ids), with its state and outcome,
 -- in edge order.
-SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM fastq_dependency
-  d JOIN fastq_job p ON p.id = d.parent_id WHERE d.child_id IN (SELECT value FROM
-  json_each(?1)) ORDER BY d.child_id, d.position
+SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error
+FROM fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id
+WHERE d.child_id IN (SELECT value FROM json_each(?1))
+ORDER BY d.child_id, d.position
 
 -- name: settle_write
 -- Writes one settle decision to waiting child ?1: parents pending ?2, state ?3, args ?4,
 -- error type ?5 and message ?6, finished_at ?7 (cancelled only).
-UPDATE fastq_job SET parents_pending = ?2, state = ?3, args = ?4, error_type = ?5, error
-  = ?6, finished_at = ?7 WHERE id = ?1 AND state = 'waiting'
+UPDATE fastq_job
+SET parents_pending = ?2, state = ?3, args = ?4, error_type = ?5, error = ?6,
+  finished_at = ?7
+WHERE id = ?1 AND state = 'waiting'
 
 -- name: data_version
 -- Changes whenever another connection commits to the database: an idle claim skips the

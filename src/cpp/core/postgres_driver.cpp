@@ -82,8 +82,8 @@ const std::string& pg_sql(std::string_view name) {
 // A statement template of the statement home with each {name} in it replaced by its
 // text in `fill` (one pass: the text put in is not scanned again). For what no fixed
 // statement can hold: a poller's own query and key column, COPY's column list.
-std::string fill_template(const std::string& tmpl,
-                          std::initializer_list<std::pair<std::string_view, std::string_view>> fill) {
+using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+std::string fill_template(const std::string& tmpl, Fill fill) {
   std::string out;
   std::size_t i = 0;
   while (i < tmpl.size()) {
@@ -427,6 +427,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       j.push_back('}');
     }
     j.push_back(']');
+    // Jobs outside workflows: one statement, as ever.
     Result r = conn_.exec("fastq_complete", pg_sql("complete"), {j.c_str()});
     std::size_t n = static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
     if (n == done.size()) return n;

@@ -43,8 +43,8 @@ const std::string& lite_sql(std::string_view name) {
 // A statement template of the statement home with each {name} in it replaced by its
 // text in `fill` (one pass: the text put in is not scanned again). For what no fixed
 // statement can hold: a poller's own query and key column, the claim's queue branches.
-std::string fill_template(const std::string& tmpl,
-                          std::initializer_list<std::pair<std::string_view, std::string_view>> fill) {
+using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+std::string fill_template(const std::string& tmpl, Fill fill) {
   std::string out;
   std::size_t i = 0;
   while (i < tmpl.size()) {

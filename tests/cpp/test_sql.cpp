@@ -42,22 +42,31 @@ TEST(Sql, BothDialectsAreEmbedded) {
   EXPECT_NE(statement(Dialect::kSqlite, "get_job").find("?1"), std::string::npos);
 }
 
-// Every sql::statement(Dialect::kX, "name") in the core's sources names a statement of
-// that dialect, and every statement of the files is used by some source.
+std::string read_source(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Every sql::statement(Dialect::kX, "name") in the core's sources, and every
+// pg_sql("name") / lite_sql("name") of the drivers, names a statement of that dialect,
+// and every statement of the files is used by some source.
 TEST(Sql, EveryNameTheCodeUsesResolves) {
   const std::regex call(
       R"re(statement\(\s*(?:sql::)?(?:Dialect::(kPostgres|kSqlite)|(d))\s*,\s*"(\w+)"\s*\))re");
+  const std::regex driver_call(R"re(\b(pg_sql|lite_sql)\(\s*"(\w+)"\s*\))re");
   std::set<std::pair<std::string, std::string>> used;  // (dialect or "d", name)
   const std::filesystem::path root = FASTQ_SOURCE_DIR;
   for (const auto* dir : {"src/cpp/core", "src/cpp/bindings"}) {
     for (const auto& e : std::filesystem::recursive_directory_iterator(root / dir)) {
       if (e.path().extension() != ".cpp" && e.path().extension() != ".hpp") continue;
-      std::ifstream in(e.path());
-      std::stringstream text;
-      text << in.rdbuf();
-      const std::string s = text.str();
+      const std::string s = read_source(e.path());
       for (std::sregex_iterator it(s.begin(), s.end(), call), end; it != end; ++it) {
         used.emplace((*it)[1].matched ? (*it)[1].str() : "d", (*it)[3].str());
+      }
+      for (std::sregex_iterator it(s.begin(), s.end(), driver_call), end; it != end; ++it) {
+        used.emplace((*it)[1].str() == "pg_sql" ? "kPostgres" : "kSqlite", (*it)[2].str());
       }
     }
   }
@@ -76,6 +85,49 @@ TEST(Sql, EveryNameTheCodeUsesResolves) {
   }
   for (const auto& n : names(Dialect::kPostgres)) EXPECT_TRUE(used_pg.contains(n)) << n;
   for (const auto& n : names(Dialect::kSqlite)) EXPECT_TRUE(used_sqlite.contains(n)) << n;
+}
+
+// The drivers hold no SQL text: no string literal of theirs starts a statement. (BEGIN,
+// COMMIT, ROLLBACK and SAVEPOINT stay in the code, with the transactions they frame.)
+TEST(Sql, DriversHoldNoStatements) {
+  const std::regex literal(R"re("((?:[^"\\\n]|\\.)*)")re");
+  const std::regex statement_start(
+      R"re(^\s*(SELECT|UPDATE|INSERT|DELETE|WITH|COPY|PRAGMA|SET|LISTEN)\s+\S)re");
+  const std::filesystem::path root = FASTQ_SOURCE_DIR;
+  for (const auto* file : {"src/cpp/core/postgres_driver.cpp", "src/cpp/core/sqlite_driver.cpp"}) {
+    const std::string s = read_source(root / file);
+    ASSERT_FALSE(s.empty()) << file;
+    int literals = 0;
+    for (std::sregex_iterator it(s.begin(), s.end(), literal), end; it != end; ++it) {
+      ++literals;
+      const std::string text = (*it)[1].str();
+      EXPECT_FALSE(std::regex_search(text, statement_start)) << file << ": \"" << text << '"';
+      for (const auto* word : {"SELECT ", "UPDATE ", "INSERT ", "DELETE ", " FROM ", " WHERE "}) {
+        EXPECT_EQ(text.find(word), std::string::npos) << file << ": \"" << text << '"';
+      }
+    }
+    EXPECT_GT(literals, 10) << file << ": the scan found the literals";
+  }
+}
+
+// Every block of both files is a statement: non-empty, and a template's {markers} are
+// only those the drivers fill.
+TEST(Sql, EveryBlockIsAStatement) {
+  const std::set<std::string> markers = {"query", "key",      "prefix", "after",
+                                         "limit", "branches", "queue",  "columns"};
+  const std::regex marker(R"re(\{(\w+)\})re");
+  for (const auto dialect : {Dialect::kPostgres, Dialect::kSqlite}) {
+    const auto all = names(dialect);
+    EXPECT_GT(all.size(), 30u);
+    for (const auto& n : all) {
+      const std::string& text = statement(dialect, n);
+      EXPECT_FALSE(text.empty()) << n;
+      EXPECT_EQ(text.find(';'), std::string::npos) << n << ": one statement per block";
+      for (std::sregex_iterator it(text.begin(), text.end(), marker), end; it != end; ++it) {
+        EXPECT_TRUE(markers.contains((*it)[1].str())) << n << ": " << (*it)[0].str();
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -624,6 +624,19 @@ TEST_P(KeysetSourceConformance, PendingFlagsFollowTheUniqueKeys) {
   for (std::size_t i = 0; i < keys.size(); ++i) {
     EXPECT_EQ(pending[i] != 0, std::get<std::int64_t>(keys[i]) == 0) << "key index " << i;
   }
+  // A page after a key flags its keys too (key 0 is still held).
+  const std::int64_t later = std::get<std::int64_t>(keys[3]);
+  NewJob held_later = job("app.check");
+  held_later.unique_key = "poll:parcels:" + std::to_string(later);
+  driver->enqueue(std::span(&held_later, 1));
+  pending.clear();
+  const auto rest = db->select_keys(q, keys[0], 100, &pending);
+  ASSERT_EQ(rest.size(), 5u);
+  ASSERT_EQ(pending.size(), rest.size());
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    const std::int64_t k = std::get<std::int64_t>(rest[i]);
+    EXPECT_EQ(pending[i] != 0, k == 0 || k == later) << "key index " << i;
+  }
 }
 
 TEST_P(KeysetSourceConformance, EnqueueOnceActsOnAKeyOnceEver) {

@@ -74,6 +74,44 @@ std::string refs_json(std::span<const JobRef> jobs) {
   return j;
 }
 
+// The driver's statements live in src/sql/postgres.sql (fastq/sql.hpp).
+const std::string& pg_sql(std::string_view name) {
+  return sql::statement(sql::Dialect::kPostgres, name);
+}
+
+// A statement template of the statement home with each {name} in it replaced by its
+// text in `fill` (one pass: the text put in is not scanned again). For what no fixed
+// statement can hold: a poller's own query and key column, COPY's column list.
+using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+std::string fill_template(const std::string& tmpl, Fill fill) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < tmpl.size()) {
+    const auto open = tmpl.find('{', i);
+    if (open == std::string::npos) break;
+    const auto close = tmpl.find('}', open);
+    if (close == std::string::npos) break;
+    const std::string_view name(tmpl.data() + open + 1, close - open - 1);
+    const auto it = std::find_if(fill.begin(), fill.end(),
+                                 [&](const auto& f) { return f.first == name; });
+    if (it == fill.end()) {
+      out.append(tmpl, i, close + 1 - i);
+    } else {
+      out.append(tmpl, i, open - i);
+      out.append(it->second);
+    }
+    i = close + 1;
+  }
+  out.append(tmpl, i, std::string::npos);
+  return out;
+}
+
+// Constants the statements take as parameters (types.hpp).
+const std::string kAttemptsCeilingText = std::to_string(kAttemptsCeiling);
+const std::string kMaxAttemptsLimitText = std::to_string(kMaxAttemptsLimit);
+const std::string kMaxUnspentHandbacksText = std::to_string(kMaxUnspentHandbacks);
+const std::string kEnvelopeVersionText = std::to_string(kEnvelopeVersion);
+
 class Connection {
  public:
   explicit Connection(std::string conninfo) : conninfo_(std::move(conninfo)) { connect(); }
@@ -166,7 +204,7 @@ class Connection {
     // failures that matter reach the worker as errors and are logged there.
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
     // Workers write UTC; the session zone only affects how timestamps print.
-    Result r(PQexec(conn_, "SET TIME ZONE 'UTC'"));
+    Result r(PQexec(conn_, pg_sql("session_setup").c_str()));
   }
   void check(PGresult* r, ExecStatusType want, const std::string& what) {
     if (PQresultStatus(r) == want) return;
@@ -183,47 +221,6 @@ class Connection {
   PGconn* conn_ = nullptr;
   std::set<std::string> prepared_;
 };
-
-// One index range scan per queue (index: queue, priority DESC, run_at, id), each taking
-// its rows with SKIP LOCKED; the outer query keeps the best `limit` across queues. Rows a
-// branch locked but the outer query dropped are unlocked at commit, microseconds later.
-// Queue controls (fastq_queue, a handful of rows, joined by primary key): paused queues
-// are skipped; a limited queue takes at most its concurrency minus its running jobs, and
-// only when $6 says the caller holds that queue's row lock (claim() below), else it is
-// skipped. An unlimited queue's room is $1, so the count is never run for it.
-std::string claim_sql() {
-  return "WITH qs AS (SELECT q.name, CASE WHEN s.concurrency IS NULL THEN $1::int ELSE "
-         "GREATEST(0, LEAST($1::int, s.concurrency - (SELECT count(*) FROM fastq_job r WHERE "
-         "r.state = 'running' AND r.queue = q.name AND r.lease_expires_at > now()))) END AS "
-         "room FROM unnest($5::text[]) AS q(name) LEFT JOIN fastq_queue s ON s.name = q.name "
-         "WHERE s.paused IS NOT TRUE AND (s.concurrency IS NULL OR $6::boolean)), "
-         "c AS (SELECT p.id FROM qs CROSS JOIN LATERAL ("
-         "SELECT id, priority, run_at FROM fastq_job WHERE state = 'queued' AND "
-         "queue = qs.name AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT qs.room "
-         "FOR UPDATE SKIP LOCKED) AS p ORDER BY p.priority DESC, p.run_at, p.id LIMIT $1) "
-         "UPDATE fastq_job j SET state = 'running', attempts = CASE WHEN j.attempts < " +
-         std::to_string(kAttemptsCeiling) +
-         " THEN j.attempts + 1 ELSE j.attempts END, "
-         "lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
-         "started_at = NULL, worker = $4 FROM c WHERE j.id = c.id "
-         "RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts, "
-         "j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(), "
-         "j.cancel_requested, j.envelope, COALESCE(j.time_limit, 0), "
-         "COALESCE(j.soft_time_limit, 0), COALESCE(j.rate_key, '')";
-}
-
-// Ends one queued row as dead with the reason $2, its columns brought within the table's
-// CHECK constraints (which any UPDATE of the row must pass).
-std::string quarantine_sql() {
-  return "UPDATE fastq_job SET state = 'dead', finished_at = now(), error_type = '" +
-         std::string(kInvalidJobType) + "', error = $2, attempts = LEAST(GREATEST(attempts, 0), " +
-         std::to_string(kAttemptsCeiling) + "), max_attempts = LEAST(GREATEST(max_attempts, 1), " +
-         std::to_string(kMaxAttemptsLimit) +
-         "), time_limit = CASE WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
-         "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND soft_time_limit <= 1e9 THEN "
-         "soft_time_limit END, interrupted = GREATEST(interrupted, 0), lease_token = NULL, "
-         "lease_expires_at = NULL WHERE id = $1 AND state = 'queued'";
-}
 
 // The text parameters $1..$14 of beat_worker and stop_worker.
 std::vector<std::string> worker_params(const WorkerRow& row) {
@@ -264,7 +261,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
         std::count_if(jobs.begin(), jobs.end(), [](const NewJob& j) { return j.run_at.has_value(); });
     if (!unique && (timed == 0 || static_cast<std::size_t>(timed) == jobs.size())) {
       const PgCopyBatch copy = pg_copy_batch(jobs, 0);
-      conn_.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+      conn_.copy_in(fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
       std::vector<std::string> ids;
       ids.reserve(jobs.size());
       for (const auto& j : jobs) ids.push_back(j.id);
@@ -279,7 +276,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       conn_.exec_simple(nested ? "SAVEPOINT fastq_copy" : "BEGIN");
       try {
         const PgCopyBatch copy = pg_copy_batch(jobs, 0);
-        conn_.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+        conn_.copy_in(fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
         conn_.exec_simple(nested ? "RELEASE SAVEPOINT fastq_copy" : "COMMIT");
         std::vector<std::string> ids;
         ids.reserve(jobs.size());
@@ -309,9 +306,9 @@ class PostgresDriver final : public Driver, public KeysetSource {
     refresh_limited();
     Result r;
     if (!limited_) {
-      r = conn_.exec("fastq_claim", claim_sql(),
+      r = conn_.exec("fastq_claim", pg_sql("claim"),
                      {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
-                      queues_array_.c_str(), "f"});
+                      queues_array_.c_str(), "f", kAttemptsCeilingText.c_str()});
     } else {
       // Some of our queues are limited: lock their rows (in name order: no deadlock
       // between workers), then claim in the next statement, whose snapshot is taken after
@@ -320,14 +317,13 @@ class PostgresDriver final : public Driver, public KeysetSource {
       if (nested) throw DriverError("claim() inside an open transaction", false);
       conn_.exec_simple("BEGIN");
       try {
-        Result locked = conn_.exec("fastq_claim_lock",
-                                   "SELECT name FROM fastq_queue WHERE name = ANY($1::text[]) "
-                                   "AND concurrency IS NOT NULL ORDER BY name FOR UPDATE",
+        Result locked = conn_.exec("fastq_claim_lock", pg_sql("claim_lock"),
                                    {queues_array_.c_str()});
         limited_ = PQntuples(locked.get()) > 0;
-        r = conn_.exec("fastq_claim", claim_sql(),
+        r = conn_.exec("fastq_claim", pg_sql("claim"),
                        {limit.c_str(), lease.c_str(), token_s.c_str(), req.worker.c_str(),
-                        queues_array_.c_str(), limited_ ? "t" : "f"});
+                        queues_array_.c_str(), limited_ ? "t" : "f",
+                        kAttemptsCeilingText.c_str()});
         conn_.exec_simple("COMMIT");
       } catch (const DriverError&) {
         if (PQstatus(conn_.raw()) == CONNECTION_OK) {
@@ -362,11 +358,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     const auto arr = pg_text_array(req.queues);
     const auto limit = std::to_string(std::max(req.limit, 1));
     Result found = conn_.exec(
-        "fastq_quarantine_candidates",
-        "SELECT id, format('attempts=%s max_attempts=%s priority=%s time_limit=%s "
-        "soft_time_limit=%s', attempts, max_attempts, priority, time_limit, soft_time_limit) "
-        "FROM fastq_job WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now() "
-        "ORDER BY priority DESC, run_at, id LIMIT $2",
+        "fastq_quarantine_candidates", pg_sql("quarantine_candidates"),
         {arr.c_str(), limit.c_str()});
     std::size_t ended = 0;
     for (int i = 0; i < PQntuples(found.get()); ++i) {
@@ -375,11 +367,8 @@ class PostgresDriver final : public Driver, public KeysetSource {
       std::string refusal;
       conn_.exec_simple("BEGIN");
       try {
-        conn_.exec("fastq_quarantine_try",
-                   "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
-                       std::to_string(kAttemptsCeiling) +
-                       " THEN attempts + 1 ELSE attempts END, lease_token = 0 WHERE id = $1",
-                   {id.c_str()});
+        conn_.exec("fastq_quarantine_try", pg_sql("quarantine_try"),
+                   {id.c_str(), kAttemptsCeilingText.c_str()});
       } catch (const DriverError& e) {
         if (e.transient()) {
           if (PQstatus(conn_.raw()) == CONNECTION_OK) conn_.exec_simple("ROLLBACK");
@@ -392,9 +381,9 @@ class PostgresDriver final : public Driver, public KeysetSource {
       const std::string reason = "no claim can take this row (" + values + "): " + refusal;
       // A workflow step ended here settles its dependents in the same transaction.
       ended += in_transaction([&] {
-        Result r = conn_.exec("fastq_quarantine_end",
-                              quarantine_sql() + " RETURNING workflow_id IS NOT NULL",
-                              {id.c_str(), reason.c_str()});
+        Result r = conn_.exec("fastq_quarantine_end", pg_sql("quarantine_end"),
+                              {id.c_str(), reason.c_str(), kInvalidJobType,
+                               kAttemptsCeilingText.c_str(), kMaxAttemptsLimitText.c_str()});
         if (PQntuples(r.get()) == 1 && PQgetvalue(r.get(), 0, 0)[0] == 't') {
           settle_here({FinishedStep{id, state::kDead, kInvalidJobType, reason}});
         }
@@ -438,30 +427,14 @@ class PostgresDriver final : public Driver, public KeysetSource {
       j.push_back('}');
     }
     j.push_back(']');
-    const std::string sql =
-        "UPDATE fastq_job j SET state = v.state, result = v.result, "
-        "error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''), "
-        "traceback = COALESCE(v.traceback, ''), "
-        "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END, "
-        "run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at), "
-        "started_at = COALESCE(j.started_at, now() - v.started_ago_us * interval "
-        "'1 microsecond'), "
-        "lease_token = NULL, "
-        "lease_expires_at = NULL FROM json_to_recordset($1::json) AS v(id uuid, token bigint, "
-        "state text, result text, error_type text, error text, traceback text, "
-        "retry_at_us bigint, started_ago_us bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'";
     // Jobs outside workflows: one statement, as ever.
-    Result r = conn_.exec("fastq_complete", sql + " AND j.workflow_id IS NULL", {j.c_str()});
+    Result r = conn_.exec("fastq_complete", pg_sql("complete"), {j.c_str()});
     std::size_t n = static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
     if (n == done.size()) return n;
     // The rest are fenced off, or workflow steps: those settle their dependents in the
     // transaction that writes their outcomes (workflow.hpp).
     return n + in_transaction([&] {
-      Result w = conn_.exec("fastq_complete_steps",
-                            sql + " AND j.workflow_id IS NOT NULL RETURNING j.id, j.state, "
-                                  "j.error_type, j.error",
-                            {j.c_str()});
+      Result w = conn_.exec("fastq_complete_steps", pg_sql("complete_steps"), {j.c_str()});
       std::vector<FinishedStep> finished;
       for (int i = 0; i < PQntuples(w.get()); ++i) {
         FinishedStep f{PQgetvalue(w.get(), i, 0), PQgetvalue(w.get(), i, 1),
@@ -480,11 +453,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     const auto j = refs_json(jobs);
     const auto ms = std::to_string(lease.count());
     Result r = conn_.exec(
-        "fastq_renew",
-        "UPDATE fastq_job j SET lease_expires_at = now() + $2::bigint * interval "
-        "'1 millisecond' FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
-        "RETURNING j.id, j.cancel_requested",
+        "fastq_renew", pg_sql("renew"),
         {j.c_str(), ms.c_str()});
     const int n = PQntuples(r.get());
     for (int i = 0; i < n; ++i) {
@@ -503,7 +472,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       conn_.ensure();
       const CancelOutcome done = cancel_job(*pg_session(conn_.raw()), id);
       if (!done.workflow_step) return done.result;
-      Result r = conn_.exec("fastq_cancel_step", sql::statement(sql::Dialect::kPostgres, "cancel_step"),
+      Result r = conn_.exec("fastq_cancel_step", pg_sql("cancel_step"),
                             {id.c_str(), kCancelledType, kCancelledBeforeStart});
       if (PQntuples(r.get()) == 0) return CancelResult::kFinished;
       settle_here({FinishedStep{id, state::kCancelled, kCancelledType, kCancelledBeforeStart}});
@@ -567,28 +536,10 @@ class PostgresDriver final : public Driver, public KeysetSource {
     }
     e.push_back(']');
     return in_transaction([&] {
-      conn_.exec(
-          "fastq_enqueue_steps",
-          "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, "
-          "attempts, max_attempts, expires_at, cancel_requested, worker, error_type, error, "
-          "traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, "
-          "workflow_id, parents_pending, pass_results, on_failure) "
-          "SELECT id, task, queue, priority, CASE WHEN pending > 0 THEN 'waiting' ELSE "
-          "'queued' END, args, kwargs, COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, "
-          "max_attempts, to_timestamp(expires_at_us / 1e6), false, '', '', '', '', now(), " +
-              std::to_string(kEnvelopeVersion) +
-              ", time_limit, soft_time_limit, rate_key, workflow_id, pending, pass, "
-              "on_failure FROM json_to_recordset($1::json) AS x(id uuid, task text, "
-              "queue text, priority int, args text, kwargs text, run_at_us bigint, "
-              "max_attempts int, expires_at_us bigint, time_limit float8, "
-              "soft_time_limit float8, rate_key text, workflow_id uuid, pending int, "
-              "pass smallint, on_failure smallint)",
-          {j.c_str()});
+      conn_.exec("fastq_enqueue_steps", pg_sql("enqueue_steps"),
+                 {j.c_str(), kEnvelopeVersionText.c_str()});
       if (!deps.empty()) {
-        conn_.exec("fastq_enqueue_dependencies",
-                   "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
-                   "SELECT w, p, c, n FROM json_to_recordset($1::json) AS x(w uuid, p uuid, "
-                   "c uuid, n int)",
+        conn_.exec("fastq_enqueue_dependencies", pg_sql("enqueue_dependencies"),
                    {e.c_str()});
       }
       std::vector<std::string> ids;
@@ -607,12 +558,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     if (jobs.empty()) return 0;
     const auto j = refs_json(jobs);
     Result r = conn_.exec(
-        "fastq_release",
-        "WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), "
-        "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
-        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' RETURNING 1) "
-        "SELECT count(*), pg_notify('fastq', 'release') FROM r",
+        "fastq_release", pg_sql("release"),
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
@@ -631,11 +577,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     }
     j.push_back(']');
     Result r = conn_.exec(
-        "fastq_mark_started",
-        "UPDATE fastq_job j SET started_at = now() - v.ago_us * interval '1 microsecond' "
-        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, ago_us bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
-        "AND j.started_at IS NULL",
+        "fastq_mark_started", pg_sql("mark_started"),
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
@@ -643,28 +585,10 @@ class PostgresDriver final : public Driver, public KeysetSource {
   std::size_t interrupt(std::span<const JobRef> jobs) override {
     if (jobs.empty()) return 0;
     const auto j = refs_json(jobs);
-    const std::string bound = std::to_string(kMaxUnspentHandbacks);
-    const std::string dead = "(j.interrupted >= " + bound + " AND j.attempts >= j.max_attempts)";
-    const std::string sql =
-        "WITH r AS (UPDATE fastq_job j SET "
-        "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
-        "attempts = CASE WHEN j.interrupted < " + bound +
-            " THEN GREATEST(j.attempts - 1, 0) ELSE j.attempts END, "
-        "interrupted = CASE WHEN j.interrupted < " + std::to_string(kAttemptsCeiling) +
-            " THEN j.interrupted + 1 ELSE j.interrupted END, "
-        "error_type = CASE WHEN " + dead + " THEN $2 ELSE j.error_type END, "
-        "error = CASE WHEN " + dead + " THEN $3 || (j.interrupted + 1) || $4 ELSE j.error END, "
-        "finished_at = CASE WHEN " + dead + " THEN now() END, "
-        "lease_token = NULL, lease_expires_at = NULL, worker = '' "
-        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' "
-        "RETURNING j.id, j.state, j.workflow_id IS NOT NULL AS step) "
-        "SELECT count(*), CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN "
-        "pg_notify('fastq', 'interrupt') END, "
-        "array_agg(id) FILTER (WHERE step AND state = 'dead') FROM r";
     return in_transaction([&] {
-      Result r = conn_.exec("fastq_interrupt", sql,
-                            {j.c_str(), kInterruptedType, kInterruptedPrefix, kInterruptedSuffix});
+      Result r = conn_.exec("fastq_interrupt", pg_sql("interrupt"),
+                            {j.c_str(), kInterruptedType, kInterruptedPrefix, kInterruptedSuffix,
+                             kMaxUnspentHandbacksText.c_str(), kAttemptsCeilingText.c_str()});
       settle_dead(r.get(), 2, kInterruptedType);
       return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     });
@@ -673,11 +597,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
   std::size_t release_claim(std::int64_t lease_token) override {
     const auto token = std::to_string(lease_token);
     Result r = conn_.exec(
-        "fastq_release_claim",
-        "WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
-        "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' "
-        "WHERE state = 'running' AND lease_token = $1 RETURNING 1) "
-        "SELECT count(*), pg_notify('fastq', 'release') FROM r",
+        "fastq_release_claim", pg_sql("release_claim"),
         {token.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
@@ -694,12 +614,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     }
     j.push_back(']');
     Result r = conn_.exec(
-        "fastq_defer",
-        "UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), "
-        "run_at = to_timestamp(v.run_at_us / 1e6), lease_token = NULL, "
-        "lease_expires_at = NULL, started_at = NULL, worker = '' "
-        "FROM json_to_recordset($1::json) AS v(id uuid, token bigint, run_at_us bigint) "
-        "WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'",
+        "fastq_defer", pg_sql("defer"),
         {j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
@@ -711,16 +626,13 @@ class PostgresDriver final : public Driver, public KeysetSource {
     conn_.exec_simple("BEGIN");
     try {
       Result r = conn_.exec(
-          "fastq_rate_lock",
-          "INSERT INTO fastq_rate_limit AS b (key, tat) VALUES ($1, 0) ON CONFLICT (key) "
-          "DO UPDATE SET tat = b.tat RETURNING b.tat, "
-          "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+          "fastq_rate_lock", pg_sql("rate_lock"),
           {key.c_str()});
       Micros tat = std::atoll(PQgetvalue(r.get(), 0, 0));
       const Micros now = std::atoll(PQgetvalue(r.get(), 0, 1));
       const RateGrant g = gcra_reserve(tat, now, interval_us, burst, want, horizon_us);
       const auto tat_s = std::to_string(tat);
-      conn_.exec("fastq_rate_set", "UPDATE fastq_rate_limit SET tat = $2 WHERE key = $1",
+      conn_.exec("fastq_rate_set", pg_sql("rate_set"),
                  {key.c_str(), tat_s.c_str()});
       conn_.exec_simple("COMMIT");
       return g;
@@ -736,33 +648,24 @@ class PostgresDriver final : public Driver, public KeysetSource {
                   std::chrono::milliseconds lease) override {
     const auto ms = std::to_string(lease.count());
     Result r = conn_.exec(
-        "fastq_hold_lease",
-        "INSERT INTO fastq_leader AS l (name, holder, lease_expires_at) VALUES ($1, $2, "
-        "now() + $3::bigint * interval '1 millisecond') ON CONFLICT (name) DO UPDATE SET "
-        "holder = excluded.holder, lease_expires_at = excluded.lease_expires_at "
-        "WHERE l.holder = excluded.holder OR l.lease_expires_at < now() RETURNING l.holder",
+        "fastq_hold_lease", pg_sql("hold_lease"),
         {name.c_str(), holder.c_str(), ms.c_str()});
     return PQntuples(r.get()) == 1 && holder == PQgetvalue(r.get(), 0, 0);
   }
 
   std::optional<Micros> database_now() override {
-    Result r = conn_.exec("fastq_database_now",
-                          "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", {});
+    Result r = conn_.exec("fastq_database_now", pg_sql("database_now"), {});
     return std::atoll(PQgetvalue(r.get(), 0, 0));
   }
 
   void drop_lease(const std::string& name, const std::string& holder) override {
-    conn_.exec("fastq_drop_lease", "DELETE FROM fastq_leader WHERE name = $1 AND holder = $2",
+    conn_.exec("fastq_drop_lease", pg_sql("drop_lease"),
                {name.c_str(), holder.c_str()});
   }
 
   std::vector<ScheduleRow> load_schedules() override {
     Result r = conn_.exec(
-        "fastq_load_schedules",
-        "SELECT name, task, args, kwargs, queue, priority, cron, timezone, "
-        "COALESCE(every, 0), catch_up, max_instances, "
-        "(extract(epoch FROM next_run_at) * 1000000)::bigint "
-        "FROM fastq_schedule WHERE enabled ORDER BY name",
+        "fastq_load_schedules", pg_sql("load_schedules"),
         {});
     std::vector<ScheduleRow> out;
     const int n = PQntuples(r.get());
@@ -796,9 +699,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       };
       {
         // FOR SHARE: a competitor cannot take the lease over until this commits.
-        Result r = conn_.exec("fastq_fire_leader",
-                              "SELECT 1 FROM fastq_leader WHERE name = $1 AND holder = $2 "
-                              "AND lease_expires_at > now() FOR SHARE",
+        Result r = conn_.exec("fastq_fire_leader", pg_sql("fire_leader"),
                               {f.lease_name.c_str(), f.holder.c_str()});
         if (PQntuples(r.get()) == 0) return finish(FireResult::kNotLeader);
       }
@@ -806,17 +707,13 @@ class PostgresDriver final : public Driver, public KeysetSource {
       const auto expect = f.expect_next ? std::to_string(*f.expect_next) : std::string();
       {
         Result r = conn_.exec(
-            "fastq_fire_cas",
-            "UPDATE fastq_schedule SET next_run_at = to_timestamp($2::bigint / 1e6) "
-            "WHERE name = $1 AND enabled AND (($3::bigint IS NULL AND next_run_at IS NULL) "
-            "OR (extract(epoch FROM next_run_at) * 1000000)::bigint = $3::bigint)",
+            "fastq_fire_cas", pg_sql("fire_cas"),
             {f.schedule.c_str(), next.c_str(), f.expect_next ? expect.c_str() : nullptr});
         if (std::string_view(PQcmdTuples(r.get())) == "0") return finish(FireResult::kStale);
       }
       if (!f.slot) {
         if (!f.outcome.empty()) {
-          conn_.exec("fastq_fire_outcome",
-                     "UPDATE fastq_schedule SET last_outcome = $2 WHERE name = $1",
+          conn_.exec("fastq_fire_outcome", pg_sql("fire_outcome"),
                      {f.schedule.c_str(), f.outcome.c_str()});
         }
         return finish(FireResult::kAdvanced);
@@ -824,35 +721,26 @@ class PostgresDriver final : public Driver, public KeysetSource {
       bool skip = false;
       if (f.check_overlap && f.max_instances > 0) {
         Result r = conn_.exec(
-            "fastq_fire_active",
-            "SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') AND id IN "
-            "(SELECT job_id FROM fastq_schedule_run WHERE schedule = $1 AND job_id IS NOT "
-            "NULL ORDER BY slot DESC LIMIT 100)",
+            "fastq_fire_active", pg_sql("fire_active"),
             {f.schedule.c_str()});
         skip = std::atoll(PQgetvalue(r.get(), 0, 0)) >= f.max_instances;
       }
       const auto slot = std::to_string(*f.slot);
       {
         Result r = conn_.exec(
-            "fastq_fire_slot",
-            "INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES "
-            "($1, to_timestamp($2::bigint / 1e6), $3::uuid, now()) "
-            "ON CONFLICT (schedule, slot) DO NOTHING",
+            "fastq_fire_slot", pg_sql("fire_slot"),
             {f.schedule.c_str(), slot.c_str(), skip ? nullptr : f.job.id.c_str()});
         if (std::string_view(PQcmdTuples(r.get())) == "0") {
           return finish(FireResult::kAlreadyFired);
         }
       }
       if (skip) {
-        conn_.exec("fastq_fire_outcome",
-                   "UPDATE fastq_schedule SET last_outcome = $2 WHERE name = $1",
+        conn_.exec("fastq_fire_outcome", pg_sql("fire_outcome"),
                    {f.schedule.c_str(), kSkippedRunningOutcome});
         return finish(FireResult::kSkipped);
       }
       enqueue(std::span<const NewJob>(&f.job, 1));
-      conn_.exec("fastq_fire_ran",
-                 "UPDATE fastq_schedule SET last_run_at = now(), last_job_id = $2::uuid, "
-                 "last_outcome = 'queued' WHERE name = $1",
+      conn_.exec("fastq_fire_ran", pg_sql("fire_ran"),
                  {f.schedule.c_str(), f.job.id.c_str()});
       return finish(FireResult::kFired);
     } catch (const DriverError&) {
@@ -868,9 +756,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     // lies before it): a cut further back deletes nothing, not an error.
     constexpr Micros kEarliest = -200'000'000'000'000'000;  // about 4370 BC
     const auto b = std::to_string(std::max(before, kEarliest));
-    Result r = conn_.exec("fastq_prune_runs",
-                          "DELETE FROM fastq_schedule_run WHERE slot < "
-                          "to_timestamp($1::bigint / 1e6)",
+    Result r = conn_.exec("fastq_prune_runs", pg_sql("prune_runs"),
                           {b.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
@@ -882,14 +768,6 @@ class PostgresDriver final : public Driver, public KeysetSource {
   // finished log partitioned by time (docs/architecture.md, retention) a partition past
   // every state's retention is dropped instead.
   PruneResult prune_jobs(const PruneRequest& req) override {
-    static const std::string kKept =
-        "EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id) "
-        "OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = c.id) "
-        "OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w "
-        "WHERE w.workflow_id = c.workflow_id AND w.state IN ('waiting', 'queued', 'running')))";
-    static const std::string kRange =
-        "j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6) AND "
-        "(j.finished_at, j.id) > ($3::timestamptz, $4::uuid)";
     const auto before = std::to_string(req.before);
     // No cursor: from before the oldest.
     const std::string at = req.after_at.empty() ? "-infinity" : req.after_at;
@@ -897,28 +775,14 @@ class PostgresDriver final : public Driver, public KeysetSource {
         req.after_id.empty() ? "00000000-0000-0000-0000-000000000000" : req.after_id;
     PruneResult out;
     if (req.dry_run) {
-      Result r = conn_.exec("fastq_prune_count",
-                            "SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM fastq_job j "
-                            "WHERE " + kRange + ") c WHERE NOT (" + kKept + ")",
+      Result r = conn_.exec("fastq_prune_count", pg_sql("prune_count"),
                             {req.state.c_str(), before.c_str(), at.c_str(), id.c_str()});
       out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
       return out;
     }
     const auto limit = std::to_string(std::max(req.limit, 1));
     Result r = conn_.exec(
-        "fastq_prune_jobs",
-        "WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM fastq_job j "
-        "WHERE " + kRange + " ORDER BY j.finished_at, j.id LIMIT $5 FOR UPDATE SKIP LOCKED), "
-        "gone AS (DELETE FROM fastq_job j USING c WHERE j.id = c.id AND NOT (" + kKept +
-            ") RETURNING j.id, j.workflow_id), "
-            "edges_out AS (DELETE FROM fastq_dependency e USING gone g "
-            "WHERE g.workflow_id IS NOT NULL AND e.parent_id = g.id), "
-            "edges_in AS (DELETE FROM fastq_dependency e USING gone g "
-            "WHERE g.workflow_id IS NOT NULL AND e.child_id = g.id), "
-            "last AS (SELECT finished_at, id FROM c ORDER BY finished_at DESC, id DESC LIMIT 1) "
-            "SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c), "
-            "(SELECT array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL) "
-            "FROM gone), (SELECT finished_at::text FROM last), (SELECT id::text FROM last)",
+        "fastq_prune_jobs", pg_sql("prune_jobs"),
         {req.state.c_str(), before.c_str(), at.c_str(), id.c_str(), limit.c_str()});
     out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     out.scanned = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 1)));
@@ -928,9 +792,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     }
     if (!PQgetisnull(r.get(), 0, 2)) {
       // Steps of finished workflows went: the workflow's rows go with its last step.
-      conn_.exec("fastq_prune_workflows",
-                 "DELETE FROM fastq_workflow f WHERE f.root_id = ANY($1::uuid[]) AND NOT "
-                 "EXISTS (SELECT 1 FROM fastq_job j WHERE j.workflow_id = f.root_id)",
+      conn_.exec("fastq_prune_workflows", pg_sql("prune_workflows"),
                  {PQgetvalue(r.get(), 0, 2)});
     }
     return out;
@@ -940,17 +802,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
   // not bring it back); a lost one that beats again is running again.
   void beat_worker(const WorkerRow& row) override {
     const auto p = worker_params(row);
-    conn_.exec("fastq_beat_worker",
-               "INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, "
-               "queues, tasks, concurrency, processes, state, started_at, last_heartbeat, "
-               "expires_at, stopped_at, processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, "
-               "$5, $6, $7, $8, $9, $10, 'running', now(), now(), now() + $11::bigint * "
-               "interval '1 millisecond', NULL, $12, $13, $14) ON CONFLICT (id) DO UPDATE SET "
-               "state = 'running', last_heartbeat = excluded.last_heartbeat, expires_at = "
-               "excluded.expires_at, processed = excluded.processed, failed = excluded.failed, "
-               "rss_bytes = excluded.rss_bytes, queues = excluded.queues, tasks = "
-               "excluded.tasks, concurrency = excluded.concurrency, processes = "
-               "excluded.processes WHERE w.state <> 'stopped'",
+    conn_.exec("fastq_beat_worker", pg_sql("beat_worker"),
                {p[0].c_str(), p[1].c_str(), p[2].c_str(), p[3].c_str(), p[4].c_str(),
                 p[5].c_str(), p[6].c_str(), p[7].c_str(), p[8].c_str(), p[9].c_str(),
                 p[10].c_str(), p[11].c_str(), p[12].c_str(), p[13].c_str()});
@@ -959,42 +811,24 @@ class PostgresDriver final : public Driver, public KeysetSource {
   void stop_worker(const WorkerRow& row) override {
     auto p = worker_params(row);
     p.erase(p.begin() + 10);  // no lease: a stopped row does not expire
-    conn_.exec("fastq_stop_worker",
-               "INSERT INTO fastq_worker AS w (id, kind, supervisor, host, pid, version, "
-               "queues, tasks, concurrency, processes, state, started_at, last_heartbeat, "
-               "expires_at, stopped_at, processed, failed, rss_bytes) VALUES ($1, $2, $3, $4, "
-               "$5, $6, $7, $8, $9, $10, 'stopped', now(), now(), now(), now(), $11, $12, $13) "
-               "ON CONFLICT (id) DO UPDATE SET state = 'stopped', last_heartbeat = "
-               "excluded.last_heartbeat, expires_at = excluded.expires_at, stopped_at = "
-               "excluded.stopped_at, processed = excluded.processed, failed = "
-               "excluded.failed, rss_bytes = excluded.rss_bytes",
+    conn_.exec("fastq_stop_worker", pg_sql("stop_worker"),
                {p[0].c_str(), p[1].c_str(), p[2].c_str(), p[3].c_str(), p[4].c_str(),
                 p[5].c_str(), p[6].c_str(), p[7].c_str(), p[8].c_str(), p[9].c_str(),
                 p[10].c_str(), p[11].c_str(), p[12].c_str()});
   }
 
   std::size_t reap_workers(std::chrono::milliseconds keep) override {
-    Result lost = conn_.exec("fastq_reap_workers_lost",
-                             "UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' "
-                             "AND expires_at < now()",
+    Result lost = conn_.exec("fastq_reap_workers_lost", pg_sql("reap_workers_lost"),
                              {});
     const auto k = std::to_string(keep.count());
-    conn_.exec("fastq_reap_workers_gone",
-               "DELETE FROM fastq_worker WHERE state <> 'running' AND last_heartbeat < now() - "
-               "$1::bigint * interval '1 millisecond'",
+    conn_.exec("fastq_reap_workers_gone", pg_sql("reap_workers_gone"),
                {k.c_str()});
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(lost.get())));
   }
 
   std::vector<WorkerRecord> workers() override {
     Result r = conn_.exec(
-        "fastq_workers",
-        "SELECT id, kind, supervisor, host, pid, version, queues, tasks, concurrency, "
-        "processes, state, (extract(epoch FROM started_at) * 1000000)::bigint, "
-        "(extract(epoch FROM last_heartbeat) * 1000000)::bigint, "
-        "(extract(epoch FROM expires_at) * 1000000)::bigint, "
-        "(extract(epoch FROM stopped_at) * 1000000)::bigint, processed, failed, rss_bytes "
-        "FROM fastq_worker ORDER BY id",
+        "fastq_workers", pg_sql("workers"),
         {});
     std::vector<WorkerRecord> out;
     const int n = PQntuples(r.get());
@@ -1026,27 +860,11 @@ class PostgresDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t rescue_expired() override {
-    // Never started (started_at NULL) and below the hand-back bound: back unspent.
-    // Otherwise charged: dead once its attempts are used up.
-    const std::string spare =
-        "(started_at IS NULL AND interrupted < " + std::to_string(kMaxUnspentHandbacks) + ")";
-    const std::string dead = "(NOT " + spare + " AND attempts >= max_attempts)";
-    const std::string sql =
-        "WITH r AS (UPDATE fastq_job SET "
-        "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
-        "attempts = CASE WHEN " + spare + " THEN GREATEST(attempts - 1, 0) ELSE attempts END, "
-        "interrupted = CASE WHEN " + spare + " THEN interrupted + 1 ELSE interrupted END, "
-        "error_type = CASE WHEN " + dead + " THEN $1 ELSE error_type END, "
-        "error = CASE WHEN " + dead + " THEN $2 || attempts || $3 ELSE error END, "
-        "finished_at = CASE WHEN " + dead + " THEN now() END, "
-        "lease_token = NULL, lease_expires_at = NULL, worker = '' WHERE state = 'running' "
-        "AND lease_expires_at < now() RETURNING id, state, workflow_id IS NOT NULL AS step) "
-        "SELECT n, CASE WHEN q > 0 THEN pg_notify('fastq', 'rescue') END, d FROM (SELECT "
-        "count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q, "
-        "array_agg(id) FILTER (WHERE step AND state = 'dead') AS d FROM r) c";
+    // Never started and below the hand-back bound: back unspent; otherwise charged.
     return in_transaction([&] {
-      Result r = conn_.exec("fastq_rescue", sql,
-                            {kWorkerLostType, kWorkerLostPrefix, kWorkerLostSuffix});
+      Result r = conn_.exec("fastq_rescue", pg_sql("rescue"),
+                            {kWorkerLostType, kWorkerLostPrefix, kWorkerLostSuffix,
+                             kMaxUnspentHandbacksText.c_str()});
       settle_dead(r.get(), 2, kWorkerLostType);
       return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     });
@@ -1054,44 +872,36 @@ class PostgresDriver final : public Driver, public KeysetSource {
 
   std::size_t count_runnable(std::span<const std::string> queues) override {
     const auto arr = pg_text_array(queues);
-    Result r = conn_.exec("fastq_count_runnable",
-                          "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND "
-                          "queue = ANY($1::text[]) AND run_at <= now() AND queue NOT IN "
-                          "(SELECT name FROM fastq_queue WHERE paused)",
+    Result r = conn_.exec("fastq_count_runnable", pg_sql("count_runnable"),
                           {arr.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
   // The SELECT of a poller's page (limit > 0: the key, and with pending_prefix a flag)
-  // or count (limit = 0) over `q`.
+  // or count (limit = 0) over `q`: a poll_* template of the statement home around the
+  // query. The query's own parameters are numbered first, ours after them.
   static std::string keyset_sql(const KeysetQuery& q, std::vector<std::optional<std::string>>& params,
                                 const std::optional<SqlValue>& after, int limit) {
-    const std::string k = "fastq_q." + q.key;
-    std::string sql = "SELECT count(*)";
-    if (limit > 0) {
-      sql = "SELECT " + k;
-      if (!q.pending_prefix.empty()) {
-        // A scalar subquery is a per-row index probe whatever the table's statistics
-        // say (an anti-join planned on a fresh, unanalyzed table can scan it per row).
-        params.push_back(q.pending_prefix);
-        sql += ", (SELECT 1 FROM fastq_job fastq_j WHERE fastq_j.unique_key = $" +
-               std::to_string(params.size()) + " || " + k +
-               "::text AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL";
-      }
-    }
-    sql += " FROM (" + native_placeholders(q.sql, true) + ") AS fastq_q";
-    if (after) {
-      params.push_back(key_text(*after));
-      sql += " WHERE " + k + " > $" + std::to_string(params.size());
-    }
-    if (limit > 0) sql += " ORDER BY " + k + " LIMIT " + std::to_string(limit);
-    return sql;
+    const std::string query = native_placeholders(q.sql, true);
+    if (limit <= 0) return fill_template(pg_sql("poll_count"), {{"query", query}});
+    auto next = [&](std::string value) {
+      params.push_back(std::move(value));
+      return "$" + std::to_string(params.size());
+    };
+    const bool flagged = !q.pending_prefix.empty();
+    const std::string prefix = flagged ? next(q.pending_prefix) : std::string();
+    const std::string from = after ? next(key_text(*after)) : std::string();
+    const std::string count = next(std::to_string(limit));
+    const std::string& tmpl =
+        flagged ? (after ? pg_sql("poll_pending_page_after") : pg_sql("poll_pending_page"))
+                : (after ? pg_sql("poll_page_after") : pg_sql("poll_page"));
+    return fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", prefix},
+                                {"after", from}, {"limit", count}});
   }
 
   std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
                                     int limit, std::vector<char>* pending) override {
     auto params = text_params(q.params);
-    // The query's own parameters are numbered first, ours after them.
     const std::string sql = keyset_sql(q, params, after, std::max(limit, 1));
     Result r = conn_.exec_dynamic(sql, params, "a poller's query");
     // Integer keys stay integers (the check's argument); anything else is text.
@@ -1134,10 +944,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       ids.reserve(jobs.size());
       for (const auto& j : jobs) ids.push_back(j.id);
       const auto id_arr = pg_text_array(ids);
-      Result r = conn_.exec("fastq_mark",
-                            "INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) "
-                            "SELECT $1, k, now(), j FROM unnest($2::text[], $3::uuid[]) AS "
-                            "t(k, j) ON CONFLICT (poller, key) DO NOTHING RETURNING key",
+      Result r = conn_.exec("fastq_mark", pg_sql("mark"),
                             {scope.c_str(), arr.c_str(), id_arr.c_str()});
       std::set<std::string> fresh;
       for (int i = 0; i < PQntuples(r.get()); ++i) fresh.emplace(PQgetvalue(r.get(), i, 0));
@@ -1165,10 +972,10 @@ class PostgresDriver final : public Driver, public KeysetSource {
     try {
       if (!listener_) {
         listener_ = std::make_unique<Connection>(conninfo_);
-        listener_->exec_simple("LISTEN fastq");
+        listener_->exec_simple(pg_sql("listen").c_str());
       } else if (PQstatus(listener_->raw()) != CONNECTION_OK) {
         listener_->ensure();
-        listener_->exec_simple("LISTEN fastq");
+        listener_->exec_simple(pg_sql("listen").c_str());
       }
     } catch (const DriverError&) {
       return -1;  // the worker falls back to polling and asks again later
@@ -1203,8 +1010,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
     const auto arr = pg_text_array(queues);
-    Result r = conn_.exec("fastq_paused_queues",
-                          "SELECT name FROM fastq_queue WHERE paused AND name = ANY($1::text[])",
+    Result r = conn_.exec("fastq_paused_queues", pg_sql("paused_queues"),
                           {arr.c_str()});
     std::vector<std::string> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) out.emplace_back(PQgetvalue(r.get(), i, 0));
@@ -1256,11 +1062,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     ops.load = [this](const std::vector<std::string>& parents) {
       const auto arr = pg_text_array(parents);
       Result q = conn_.exec(
-          "fastq_settle_load",
-          "SELECT d.parent_id, d.child_id, d.position, c.parents_pending, c.pass_results, "
-          "c.on_failure, c.args FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id "
-          "WHERE d.parent_id = ANY($1::uuid[]) AND c.state = 'waiting' "
-          "ORDER BY c.id, d.position FOR UPDATE OF c",
+          "fastq_settle_load", pg_sql("settle_load"),
           {arr.c_str()});
       std::vector<std::pair<Dependency, WaitingStep>> out;
       for (int i = 0; i < PQntuples(q.get()); ++i) {
@@ -1276,10 +1078,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     ops.parents = [this](const std::vector<std::string>& children) {
       const auto arr = pg_text_array(children);
       Result q = conn_.exec(
-          "fastq_settle_parents",
-          "SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM "
-          "fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id WHERE "
-          "d.child_id = ANY($1::uuid[]) ORDER BY d.child_id, d.position",
+          "fastq_settle_parents", pg_sql("settle_parents"),
           {arr.c_str()});
       std::vector<ParentResult> out;
       for (int i = 0; i < PQntuples(q.get()); ++i) {
@@ -1316,15 +1115,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       }
       j.push_back(']');
       conn_.exec(
-          "fastq_settle_write",
-          "WITH w AS (UPDATE fastq_job c SET parents_pending = v.pending, state = v.state, "
-          "args = COALESCE(v.args, c.args), error_type = COALESCE(v.error_type, c.error_type), "
-          "error = COALESCE(v.error, c.error), finished_at = CASE WHEN v.state = 'cancelled' "
-          "THEN now() ELSE c.finished_at END FROM json_to_recordset($1::json) AS v(id uuid, "
-          "pending int, state text, args text, error_type text, error text) "
-          "WHERE c.id = v.id AND c.state = 'waiting' RETURNING c.state) "
-          "SELECT CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN "
-          "pg_notify('fastq', 'release') END FROM w",
+          "fastq_settle_write", pg_sql("settle_write"),
           {j.c_str()});
     };
     settle(std::move(finished), ops);
@@ -1340,9 +1131,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     if (!limited_stale_ && !queues_changed_limit_ && now - limited_read_ < std::chrono::seconds(1)) {
       return;
     }
-    Result r = conn_.exec("fastq_claim_limited",
-                          "SELECT EXISTS (SELECT 1 FROM fastq_queue WHERE name = ANY($1::text[]) "
-                          "AND concurrency IS NOT NULL)",
+    Result r = conn_.exec("fastq_claim_limited", pg_sql("claim_limited"),
                           {queues_array_.c_str()});
     limited_ = PQgetvalue(r.get(), 0, 0)[0] == 't';
     limited_read_ = now;

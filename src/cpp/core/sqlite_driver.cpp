@@ -35,6 +35,38 @@ int clamp_int(std::int64_t v) {
 }
 
 
+// The driver's statements live in src/sql/sqlite.sql (fastq/sql.hpp).
+const std::string& lite_sql(std::string_view name) {
+  return sql::statement(sql::Dialect::kSqlite, name);
+}
+
+// A statement template of the statement home with each {name} in it replaced by its
+// text in `fill` (one pass: the text put in is not scanned again). For what no fixed
+// statement can hold: a poller's own query and key column, the claim's queue branches.
+using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+std::string fill_template(const std::string& tmpl, Fill fill) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < tmpl.size()) {
+    const auto open = tmpl.find('{', i);
+    if (open == std::string::npos) break;
+    const auto close = tmpl.find('}', open);
+    if (close == std::string::npos) break;
+    const std::string_view name(tmpl.data() + open + 1, close - open - 1);
+    const auto it = std::find_if(fill.begin(), fill.end(),
+                                 [&](const auto& f) { return f.first == name; });
+    if (it == fill.end()) {
+      out.append(tmpl, i, close + 1 - i);
+    } else {
+      out.append(tmpl, i, open - i);
+      out.append(it->second);
+    }
+    i = close + 1;
+  }
+  out.append(tmpl, i, std::string::npos);
+  return out;
+}
+
 class Statement {
  public:
   Statement(sqlite3* db, const std::string& sql) : db_(db) {
@@ -153,8 +185,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
     // SQLite's own busy handler sleeps up to 100 ms between tries; a queue needs to
     // retry within a fraction of a millisecond of the other writer's commit.
     sqlite3_busy_handler(db_, &SqliteDriver::on_busy, this);
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
+    exec(lite_sql("journal_mode").c_str());
+    exec(lite_sql("synchronous").c_str());
   }
   ~SqliteDriver() override {
     session_.reset();
@@ -205,7 +237,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (req.queues != claim_queues_) {
       claim_queues_ = req.queues;
       stmts_.erase("claim");
-      claim_sql_ = claim_sql(req.queues);
+      claim_sql_ = claim_sql(req.queues.size());
     }
     const std::string now = format_utc(now_us);
     const std::string expires = format_utc(now_us + req.lease.count() * 1000);
@@ -215,6 +247,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
     Run run(s);
     s.bind(1, now).bind(2, expires).bind(3, token).bind(4, req.worker).bind(
         5, static_cast<std::int64_t>(req.limit));
+    s.bind(6, static_cast<std::int64_t>(kAttemptsCeiling));
+    for (std::size_t i = 0; i < claim_queues_.size(); ++i) {
+      s.bind(static_cast<int>(7 + i), claim_queues_[i]);
+    }
     std::vector<ClaimedJob> out;
     while (s.step()) {
       out.push_back(ClaimedJob{to_canonical_id(s.text(0)), s.text(1), s.text(2), s.text(3),
@@ -238,12 +274,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     (void)why;
     std::vector<std::pair<std::string, std::string>> candidates;
     {
-      Statement s(db_,
-                  "SELECT id, 'attempts=' || attempts || ' max_attempts=' || max_attempts || "
-                  "' priority=' || priority || ' time_limit=' || coalesce(time_limit, 'NULL') || "
-                  "' soft_time_limit=' || coalesce(soft_time_limit, 'NULL') FROM fastq_job "
-                  "WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?1)) AND "
-                  "run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3");
+      Statement s(db_, lite_sql("quarantine_candidates"));
       Run run(s);
       s.bind(1, json_string_array(req.queues))
           .bind(2, format_utc(now_micros()))
@@ -257,12 +288,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
       std::string refusal;
       exec("BEGIN IMMEDIATE");
       try {
-        Statement t(db_, "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN "
-                         "attempts < " + std::to_string(kAttemptsCeiling) +
-                             " THEN attempts + 1 ELSE attempts END, lease_token = 0 "
-                             "WHERE id = ?1");
+        Statement t(db_, lite_sql("quarantine_try"));
         Run run(t);
-        t.bind(1, id);
+        t.bind(1, id).bind(2, static_cast<std::int64_t>(kAttemptsCeiling));
         t.step();
       } catch (const DriverError& e) {
         if (e.transient()) {
@@ -273,20 +301,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       }
       exec("ROLLBACK");
       if (refusal.empty()) continue;
-      Statement end(db_,
-                    "UPDATE fastq_job SET state = 'dead', finished_at = ?3, error_type = '" +
-                        std::string(kInvalidJobType) +
-                        "', error = ?2, attempts = min(max(attempts, 0), " +
-                        std::to_string(kAttemptsCeiling) +
-                        "), max_attempts = min(max(max_attempts, 1), " +
-                        std::to_string(kMaxAttemptsLimit) +
-                        "), priority = min(max(priority, -32768), 32767), time_limit = CASE "
-                        "WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END, "
-                        "soft_time_limit = CASE WHEN soft_time_limit >= 0 AND "
-                        "soft_time_limit <= 1e9 THEN soft_time_limit END, interrupted = "
-                        "max(interrupted, 0), lease_token = NULL, "
-                        "lease_expires_at = NULL WHERE id = ?1 AND state = 'queued' " +
-                        std::string(kFinishedReturning));
+      Statement end(db_, lite_sql("quarantine_end"));
       // A workflow step ended here settles its dependents in the same transaction.
       ended += in_transaction([&] {
         std::vector<FinishedStep> finished;
@@ -295,7 +310,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
           Run run(end);
           end.bind(1, id)
               .bind(2, "no claim can take this row (" + values + "): " + refusal)
-              .bind(3, format_utc(now_micros()));
+              .bind(3, format_utc(now_micros()))
+              .bind(4, std::string(kInvalidJobType))
+              .bind(5, static_cast<std::int64_t>(kAttemptsCeiling))
+              .bind(6, static_cast<std::int64_t>(kMaxAttemptsLimit));
           n = collect_finished(end, finished);
         }
         settle_here(std::move(finished));
@@ -348,20 +366,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       j.push_back('}');
     }
     j.push_back(']');
-    auto& s = stmt("complete",
-                   "UPDATE fastq_job SET state = v.state, result = v.result, "
-                   "error_type = coalesce(v.error_type, ''), error = coalesce(v.error, ''), "
-                   "traceback = coalesce(v.traceback, ''), "
-                   "finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE ?2 END, "
-                   "run_at = coalesce(v.retry_at, fastq_job.run_at), "
-                   "started_at = coalesce(fastq_job.started_at, v.started_at), "
-                   "lease_token = NULL, lease_expires_at = NULL FROM (SELECT "
-                   "value->>'id' AS id, value->>'token' AS token, value->>'state' AS state, "
-                   "value->>'result' AS result, value->>'error_type' AS error_type, "
-                   "value->>'error' AS error, value->>'traceback' AS traceback, "
-                   "value->>'retry_at' AS retry_at, value->>'started_at' AS started_at "
-                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token " + std::string(kFinishedReturning));
+    auto& s = stmt("complete", lite_sql("complete"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     // The outcomes and the workflow steps they release, in one transaction.
@@ -382,11 +387,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
                     std::vector<std::string>* cancel_requested,
                     std::vector<std::string>* renewed) override {
     if (jobs.empty()) return 0;
-    auto& s = stmt("renew",
-                   "UPDATE fastq_job SET lease_expires_at = ?2 FROM (SELECT value->>'id' AS "
-                   "id, value->>'token' AS token FROM json_each(?1)) AS v WHERE "
-                   "fastq_job.id = v.id AND fastq_job.lease_token = v.token "
-                   "RETURNING fastq_job.id, fastq_job.cancel_requested");
+    auto& s = stmt("renew", lite_sql("renew"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
@@ -409,7 +410,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     last_claim_empty_ = false;
     const CancelOutcome done = cancel_job(session(), id);
     if (!done.workflow_step) return done.result;
-    auto& q = stmt("cancel_step", sql::statement(sql::Dialect::kSqlite, "cancel_step"));
+    auto& q = stmt("cancel_step", lite_sql("cancel_step"));
     const bool cancelled = in_transaction([&] {
       std::vector<FinishedStep> finished;
       std::size_t n = 0;
@@ -427,12 +428,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   std::size_t release(std::span<const JobRef> jobs) override {
     if (jobs.empty()) return 0;
-    auto& s = stmt("release",
-                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
-                   "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
-                   "worker = '' FROM (SELECT value->>'id' AS id, value->>'token' AS token "
-                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token");
+    auto& s = stmt("release", lite_sql("release"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
@@ -453,12 +449,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       j.push_back('}');
     }
     j.push_back(']');
-    auto& s = stmt("mark_started",
-                   "UPDATE fastq_job SET started_at = min(v.at, ?2) FROM (SELECT "
-                   "value->>'id' AS id, value->>'token' AS token, value->>'at' AS at FROM "
-                   "json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running' AND "
-                   "fastq_job.started_at IS NULL");
+    auto& s = stmt("mark_started", lite_sql("mark_started"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     Run run(s);
@@ -469,25 +460,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   std::size_t interrupt(std::span<const JobRef> jobs) override {
     if (jobs.empty()) return 0;
-    const std::string bound = std::to_string(kMaxUnspentHandbacks);
-    const std::string dead =
-        "(interrupted >= " + bound + " AND attempts >= max_attempts)";
-    auto& s = stmt("interrupt",
-                   "UPDATE fastq_job SET "
-                   "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
-                   "attempts = CASE WHEN interrupted < " + bound +
-                       " THEN max(attempts - 1, 0) ELSE attempts END, "
-                   "interrupted = CASE WHEN interrupted < " + std::to_string(kAttemptsCeiling) +
-                       " THEN interrupted + 1 ELSE interrupted END, "
-                   "error_type = CASE WHEN " + dead + " THEN ?3 ELSE error_type END, "
-                   "error = CASE WHEN " + dead + " THEN ?4 || (interrupted + 1) || ?5 "
-                   "ELSE error END, "
-                   "finished_at = CASE WHEN " + dead + " THEN ?2 END, "
-                   "lease_token = NULL, lease_expires_at = NULL, worker = '' "
-                   "FROM (SELECT value->>'id' AS id, value->>'token' AS token "
-                   "FROM json_each(?1)) AS v WHERE fastq_job.id = v.id AND "
-                   "fastq_job.lease_token = v.token AND fastq_job.state = 'running' " +
-                       std::string(kFinishedReturning));
+    auto& s = stmt("interrupt", lite_sql("interrupt"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     return in_transaction([&] {
@@ -499,7 +472,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
             .bind(2, format_utc(now_micros()))
             .bind(3, std::string(kInterruptedType))
             .bind(4, std::string(kInterruptedPrefix))
-            .bind(5, std::string(kInterruptedSuffix));
+            .bind(5, std::string(kInterruptedSuffix))
+            .bind(6, static_cast<std::int64_t>(kMaxUnspentHandbacks))
+            .bind(7, static_cast<std::int64_t>(kAttemptsCeiling));
         n = collect_finished(s, finished);
       }
       settle_here(std::move(finished));
@@ -508,10 +483,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t release_claim(std::int64_t lease_token) override {
-    auto& s = stmt("release_claim",
-                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
-                   "lease_token = NULL, lease_expires_at = NULL, started_at = NULL, "
-                   "worker = '' WHERE state = 'running' AND lease_token = ?1");
+    auto& s = stmt("release_claim", lite_sql("release_claim"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     Run run(s);
@@ -532,12 +504,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       j.push_back('}');
     }
     j.push_back(']');
-    auto& s = stmt("defer",
-                   "UPDATE fastq_job SET state = 'queued', attempts = max(attempts - 1, 0), "
-                   "run_at = v.run_at, lease_token = NULL, lease_expires_at = NULL, "
-                   "started_at = NULL, worker = '' FROM (SELECT value->>'id' AS id, "
-                   "value->>'token' AS token, value->>'run_at' AS run_at FROM json_each(?1)) "
-                   "AS v WHERE fastq_job.id = v.id AND fastq_job.lease_token = v.token");
+    auto& s = stmt("defer", lite_sql("defer"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     Run run(s);
@@ -547,22 +514,18 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   // The SELECT of a poller's page (limit > 0: the key, and with pending_prefix a flag)
-  // or count (limit = 0) over `q`. Parameters: the query's, then pending_prefix, after
-  // and the limit, each when present.
+  // or count (limit = 0) over `q`: a poll_* template of the statement home around the
+  // query. Parameters: pending_prefix, the query's, after and the limit, each when
+  // present, in that order in the text.
   static std::string keyset_sql(const KeysetQuery& q, bool after, int limit) {
-    const std::string k = "fastq_q." + q.key;
-    std::string sql = "SELECT count(*)";
-    if (limit > 0) {
-      sql = "SELECT " + k;
-      if (!q.pending_prefix.empty()) {
-        sql += ", (SELECT 1 FROM fastq_job fastq_j WHERE fastq_j.unique_key = ? || " + k +
-               " AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL";
-      }
-    }
-    sql += " FROM (" + native_placeholders(q.sql, false) + ") AS fastq_q";
-    if (after) sql += " WHERE " + k + " > ?";
-    if (limit > 0) sql += " ORDER BY " + k + " LIMIT ?";
-    return sql;
+    const std::string query = native_placeholders(q.sql, false);
+    if (limit <= 0) return fill_template(lite_sql("poll_count"), {{"query", query}});
+    const bool flagged = !q.pending_prefix.empty();
+    const std::string& tmpl =
+        flagged ? (after ? lite_sql("poll_pending_page_after") : lite_sql("poll_pending_page"))
+                : (after ? lite_sql("poll_page_after") : lite_sql("poll_page"));
+    return fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", "?"},
+                                {"after", "?"}, {"limit", "?"}});
   }
 
   std::vector<SqlValue> select_keys(const KeysetQuery& q, const std::optional<SqlValue>& after,
@@ -604,11 +567,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (keys.empty()) return 0;
     // Each mark names its alert job (retention keeps that job while the mark is): ?4
     // holds the job ids in the order of the keys in ?2.
-    auto& mark = stmt("poller_mark",
-                      "INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) "
-                      "SELECT ?1, k.value, ?3, j.value FROM json_each(?2) AS k "
-                      "JOIN json_each(?4) AS j ON j.key = k.key WHERE true "
-                      "ON CONFLICT (poller, key) DO NOTHING RETURNING key");
+    auto& mark = stmt("poller_mark", lite_sql("poller_mark"));
     std::vector<std::string> ids;
     ids.reserve(jobs.size());
     for (const auto& j : jobs) ids.push_back(to_hex_id(j.id));
@@ -639,9 +598,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   RateGrant acquire_rate(const std::string& key, Micros interval_us, int burst, int want,
                          Micros horizon_us) override {
-    auto& ins = stmt("rate_ins", "INSERT OR IGNORE INTO fastq_rate_limit (key, tat) VALUES (?1, 0)");
-    auto& get = stmt("rate_get", "SELECT tat FROM fastq_rate_limit WHERE key = ?1");
-    auto& set = stmt("rate_set", "UPDATE fastq_rate_limit SET tat = ?2 WHERE key = ?1");
+    auto& ins = stmt("rate_ins", lite_sql("rate_ins"));
+    auto& get = stmt("rate_get", lite_sql("rate_get"));
+    auto& set = stmt("rate_set", lite_sql("rate_set"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     exec("BEGIN IMMEDIATE");
@@ -672,24 +631,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t rescue_expired() override {
-    // Never started (started_at NULL) and below the hand-back bound: back unspent.
-    // Otherwise charged: dead once its attempts are used up.
-    const std::string spare =
-        "(started_at IS NULL AND interrupted < " + std::to_string(kMaxUnspentHandbacks) + ")";
-    const std::string dead = "(NOT " + spare + " AND attempts >= max_attempts)";
-    auto& s = stmt("rescue",
-                   "UPDATE fastq_job SET "
-                   "state = CASE WHEN " + dead + " THEN 'dead' ELSE 'queued' END, "
-                   "attempts = CASE WHEN " + spare + " THEN max(attempts - 1, 0) "
-                   "ELSE attempts END, "
-                   "interrupted = CASE WHEN " + spare + " THEN interrupted + 1 "
-                   "ELSE interrupted END, "
-                   "error_type = CASE WHEN " + dead + " THEN ?2 ELSE error_type END, "
-                   "error = CASE WHEN " + dead + " THEN ?3 || attempts || ?4 ELSE error END, "
-                   "finished_at = CASE WHEN " + dead + " THEN ?1 END, "
-                   "lease_token = NULL, lease_expires_at = NULL, worker = '' "
-                   "WHERE state = 'running' AND lease_expires_at < ?1 " +
-                       std::string(kFinishedReturning));
+    // Never started and below the hand-back bound: back unspent; otherwise charged.
+    auto& s = stmt("rescue", lite_sql("rescue"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     return in_transaction([&] {
@@ -700,7 +643,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
         s.bind(1, format_utc(now_micros()))
             .bind(2, std::string(kWorkerLostType))
             .bind(3, std::string(kWorkerLostPrefix))
-            .bind(4, std::string(kWorkerLostSuffix));
+            .bind(4, std::string(kWorkerLostSuffix))
+            .bind(5, static_cast<std::int64_t>(kMaxUnspentHandbacks));
         n = collect_finished(s, finished);
       }
       settle_here(std::move(finished));
@@ -712,12 +656,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
                   std::chrono::milliseconds lease) override {
     // SQLite has no server clock: instants come from this host's (UTC text compares in
     // order). Only the scheduler writes this table.
-    auto& s = stmt("hold_lease",
-                   "INSERT INTO fastq_leader (name, holder, lease_expires_at) "
-                   "VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET "
-                   "holder = excluded.holder, lease_expires_at = excluded.lease_expires_at "
-                   "WHERE fastq_leader.holder = excluded.holder OR "
-                   "fastq_leader.lease_expires_at < ?3 RETURNING holder");
+    auto& s = stmt("hold_lease", lite_sql("hold_lease"));
     const Micros now = now_micros();
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
@@ -730,7 +669,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   void drop_lease(const std::string& name, const std::string& holder) override {
-    auto& s = stmt("drop_lease", "DELETE FROM fastq_leader WHERE name = ?1 AND holder = ?2");
+    auto& s = stmt("drop_lease", lite_sql("drop_lease"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     Run run(s);
@@ -739,10 +678,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::vector<ScheduleRow> load_schedules() override {
-    auto& s = stmt("load_schedules",
-                   "SELECT name, task, args, kwargs, queue, priority, cron, timezone, "
-                   "coalesce(every, 0), catch_up, max_instances, next_run_at "
-                   "FROM fastq_schedule WHERE enabled ORDER BY name");
+    auto& s = stmt("load_schedules", lite_sql("load_schedules"));
     Run run(s);
     std::vector<ScheduleRow> out;
     while (s.step()) {
@@ -765,26 +701,13 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   FireResult fire_schedule(const ScheduleFire& f) override {
-    auto& leader = stmt("fire_leader",
-                        "SELECT count(*) FROM fastq_leader WHERE name = ?1 AND holder = ?2 "
-                        "AND lease_expires_at > ?3");
+    auto& leader = stmt("fire_leader", lite_sql("fire_leader"));
     // Django writes whole seconds without a fraction: compare instants, not text.
-    auto& cas = stmt("fire_cas",
-                     "UPDATE fastq_schedule SET next_run_at = ?2 WHERE name = ?1 AND enabled "
-                     "AND ((?3 IS NULL AND next_run_at IS NULL) OR "
-                     "julianday(next_run_at) = julianday(?3))");
-    auto& active = stmt("fire_active",
-                        "SELECT count(*) FROM fastq_job WHERE state IN ('queued', 'running') "
-                        "AND id IN (SELECT job_id FROM fastq_schedule_run WHERE schedule = ?1 "
-                        "AND job_id IS NOT NULL ORDER BY slot DESC LIMIT 100)");
-    auto& slot = stmt("fire_slot",
-                      "INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) "
-                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (schedule, slot) DO NOTHING");
-    auto& outcome = stmt("fire_outcome",
-                         "UPDATE fastq_schedule SET last_outcome = ?2 WHERE name = ?1");
-    auto& ran = stmt("fire_ran",
-                     "UPDATE fastq_schedule SET last_run_at = ?2, last_job_id = ?3, "
-                     "last_outcome = 'queued' WHERE name = ?1");
+    auto& cas = stmt("fire_cas", lite_sql("fire_cas"));
+    auto& active = stmt("fire_active", lite_sql("fire_active"));
+    auto& slot = stmt("fire_slot", lite_sql("fire_slot"));
+    auto& outcome = stmt("fire_outcome", lite_sql("fire_outcome"));
+    auto& ran = stmt("fire_ran", lite_sql("fire_ran"));
     const Micros now_us = now_micros();
     const std::string now = format_utc(now_us);
     Lock lock(*write_mu_);
@@ -851,7 +774,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t prune_schedule_runs(Micros before) override {
-    auto& s = stmt("prune_runs", "DELETE FROM fastq_schedule_run WHERE slot < ?1");
+    auto& s = stmt("prune_runs", lite_sql("prune_runs"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     Run run(s);
@@ -864,34 +787,21 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // finished_at, id) from the cursor, then the dependency probes for those rows only, in
   // one transaction with the deleted steps' edges and their finished workflows' rows.
   PruneResult prune_jobs(const PruneRequest& req) override {
-    static const std::string kKept =
-        "EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id) "
-        "OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = j.id) "
-        "OR (j.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w "
-        "WHERE w.workflow_id = j.workflow_id AND w.state IN ('waiting', 'queued', 'running')))";
-    static const std::string kRange =
-        "j.state = ?1 AND j.finished_at IS NOT NULL AND j.finished_at < ?2 "
-        "AND (j.finished_at, j.id) > (?3, ?4)";
     const std::string before = format_utc(req.before);
     PruneResult out;
     if (req.dry_run) {
-      auto& n = stmt("prune_count", "SELECT count(*) FROM fastq_job j WHERE " + kRange +
-                                        " AND NOT (" + kKept + ")");
+      auto& n = stmt("prune_count", lite_sql("prune_count"));
       Run run(n);
       n.bind(1, req.state).bind(2, before).bind(3, req.after_at).bind(4, req.after_id);
       n.step();
       out.deleted = static_cast<std::size_t>(n.integer(0));
       return out;
     }
-    auto& scan = stmt("prune_scan", "SELECT j.id, j.workflow_id, j.finished_at, NOT (" + kKept +
-                                        ") FROM fastq_job j WHERE " + kRange +
-                                        " ORDER BY j.finished_at, j.id LIMIT ?5");
-    auto& del = stmt("prune_job", "DELETE FROM fastq_job WHERE id = ?1");
-    auto& out_edges = stmt("prune_edges_out", "DELETE FROM fastq_dependency WHERE parent_id = ?1");
-    auto& in_edges = stmt("prune_edges_in", "DELETE FROM fastq_dependency WHERE child_id = ?1");
-    auto& flows = stmt("prune_workflow",
-                       "DELETE FROM fastq_workflow WHERE root_id = ?1 AND NOT EXISTS "
-                       "(SELECT 1 FROM fastq_job WHERE workflow_id = ?1)");
+    auto& scan = stmt("prune_scan", lite_sql("prune_scan"));
+    auto& del = stmt("prune_job", lite_sql("prune_job"));
+    auto& out_edges = stmt("prune_edges_out", lite_sql("prune_edges_out"));
+    auto& in_edges = stmt("prune_edges_in", lite_sql("prune_edges_in"));
+    auto& flows = stmt("prune_workflow", lite_sql("prune_workflow"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
     exec("BEGIN IMMEDIATE");
@@ -941,17 +851,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   void beat_worker(const WorkerRow& row) override {
     // A stopped row is final (a late heartbeat does not bring it back); a lost one that
     // beats again is running again.
-    auto& s = stmt("beat_worker",
-                   "INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, "
-                   "tasks, concurrency, processes, state, started_at, last_heartbeat, "
-                   "expires_at, stopped_at, processed, failed, rss_bytes) VALUES (?1, ?2, ?3, "
-                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?11, ?12, NULL, ?13, ?14, ?15) "
-                   "ON CONFLICT (id) DO UPDATE SET state = 'running', last_heartbeat = "
-                   "excluded.last_heartbeat, expires_at = excluded.expires_at, processed = "
-                   "excluded.processed, failed = excluded.failed, rss_bytes = "
-                   "excluded.rss_bytes, queues = excluded.queues, tasks = excluded.tasks, "
-                   "concurrency = excluded.concurrency, processes = excluded.processes "
-                   "WHERE fastq_worker.state <> 'stopped'");
+    auto& s = stmt("beat_worker", lite_sql("beat_worker"));
     const Micros now = now_micros();
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
@@ -962,15 +862,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   void stop_worker(const WorkerRow& row) override {
-    auto& s = stmt("stop_worker",
-                   "INSERT INTO fastq_worker (id, kind, supervisor, host, pid, version, queues, "
-                   "tasks, concurrency, processes, state, started_at, last_heartbeat, "
-                   "expires_at, stopped_at, processed, failed, rss_bytes) VALUES (?1, ?2, ?3, "
-                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, 'stopped', ?11, ?11, ?11, ?11, ?13, ?14, ?15) "
-                   "ON CONFLICT (id) DO UPDATE SET state = 'stopped', last_heartbeat = "
-                   "excluded.last_heartbeat, expires_at = excluded.expires_at, stopped_at = "
-                   "excluded.stopped_at, processed = excluded.processed, failed = "
-                   "excluded.failed, rss_bytes = excluded.rss_bytes");
+    auto& s = stmt("stop_worker", lite_sql("stop_worker"));
     const Micros now = now_micros();
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
@@ -981,12 +873,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t reap_workers(std::chrono::milliseconds keep) override {
-    auto& lost = stmt("reap_workers_lost",
-                      "UPDATE fastq_worker SET state = 'lost' WHERE state = 'running' AND "
-                      "expires_at < ?1");
-    auto& gone = stmt("reap_workers_gone",
-                      "DELETE FROM fastq_worker WHERE state <> 'running' AND "
-                      "last_heartbeat < ?1");
+    auto& lost = stmt("reap_workers_lost", lite_sql("reap_workers_lost"));
+    auto& gone = stmt("reap_workers_gone", lite_sql("reap_workers_gone"));
     const Micros now = now_micros();
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
@@ -1004,10 +892,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::vector<WorkerRecord> workers() override {
-    auto& s = stmt("workers",
-                   "SELECT id, kind, supervisor, host, pid, version, queues, tasks, "
-                   "concurrency, processes, state, started_at, last_heartbeat, expires_at, "
-                   "stopped_at, processed, failed, rss_bytes FROM fastq_worker ORDER BY id");
+    auto& s = stmt("workers", lite_sql("workers"));
     Run run(s);
     std::vector<WorkerRecord> out;
     while (s.step()) {
@@ -1036,10 +921,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::size_t count_runnable(std::span<const std::string> queues) override {
-    auto& s = stmt("count_runnable",
-                   "SELECT count(*) FROM fastq_job WHERE state = 'queued' AND run_at <= ?2 "
-                   "AND queue IN (SELECT value FROM json_each(?1)) AND queue NOT IN "
-                   "(SELECT name FROM fastq_queue WHERE paused)");
+    auto& s = stmt("count_runnable", lite_sql("count_runnable"));
     Run run(s);
     s.bind(1, json_string_array(queues)).bind(2, format_utc(now_micros()));
     s.step();
@@ -1051,9 +933,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
   std::vector<std::string> paused_queues(std::span<const std::string> queues) override {
-    auto& s = stmt("paused_queues",
-                   "SELECT name FROM fastq_queue WHERE paused AND name IN (SELECT value FROM "
-                   "json_each(?1))");
+    auto& s = stmt("paused_queues", lite_sql("paused_queues"));
     Run run(s);
     s.bind(1, json_string_array(queues));
     std::vector<std::string> out;
@@ -1066,18 +946,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
     const std::vector<int> pending = check_workflow(jobs, deps);
     if (jobs.empty()) return {};
     const std::string now = format_utc(now_micros());
-    auto& s = stmt("enqueue_step",
-                   "INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, "
-                   "run_at, attempts, max_attempts, expires_at, cancel_requested, unique_key, "
-                   "worker, error_type, error, traceback, created_at, envelope, time_limit, "
-                   "soft_time_limit, rate_key, workflow_id, parents_pending, pass_results, "
-                   "on_failure) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?16 > 0 THEN 'waiting' ELSE "
-                   "'queued' END, ?5, ?6, ?7, 0, ?8, ?9, 0, NULL, '', '', '', '', ?11, " +
-                       std::to_string(kEnvelopeVersion) +
-                       ", ?12, ?13, ?14, ?15, ?16, ?17, ?18)");
-    auto& e = stmt("enqueue_dependency",
-                   "INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position) "
-                   "VALUES (?1, ?2, ?3, ?4)");
+    auto& s = stmt("enqueue_step", lite_sql("enqueue_step"));
+    auto& e = stmt("enqueue_dependency", lite_sql("enqueue_dependency"));
     std::map<std::string, std::string> workflow_of;
     for (const auto& j : jobs) workflow_of[j.id] = j.workflow_id;
     Lock lock(*write_mu_);
@@ -1101,6 +971,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
         s.bind(16, static_cast<std::int64_t>(pending[i]));
         s.bind(17, static_cast<std::int64_t>(x.pass_results));
         s.bind(18, static_cast<std::int64_t>(x.on_failure));
+        s.bind(19, static_cast<std::int64_t>(kEnvelopeVersion));
         s.step();
         ids.push_back(x.id);
       }
@@ -1125,12 +996,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
   }
 
  private:
-  // What a write that may finish workflow steps returns: collect_finished() reads it.
-  static constexpr const char* kFinishedReturning =
-      "RETURNING fastq_job.id, fastq_job.state, fastq_job.workflow_id IS NOT NULL, "
-      "fastq_job.error_type, fastq_job.error";
 
-  // Steps `s` (a write with kFinishedReturning) to its end; returns the rows it wrote and
+  // Steps `s` (a write returning id, state, whether a step, error_type, error: complete,
+  // interrupt, rescue, quarantine_end, cancel_step) to its end; returns the rows it wrote and
   // appends those that are workflow steps in a final state to `out`.
   static std::size_t collect_finished(Statement& s, std::vector<FinishedStep>& out) {
     std::size_t n = 0;
@@ -1165,12 +1033,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (finished.empty()) return;
     SettleOps ops;
     ops.load = [this](const std::vector<std::string>& parents) {
-      auto& q = stmt("settle_load",
-                     "SELECT d.parent_id, d.child_id, d.position, c.parents_pending, "
-                     "c.pass_results, c.on_failure, c.args FROM fastq_dependency d JOIN "
-                     "fastq_job c ON c.id = d.child_id WHERE d.parent_id IN (SELECT value "
-                     "FROM json_each(?1)) AND c.state = 'waiting' ORDER BY d.child_id, "
-                     "d.position");
+      auto& q = stmt("settle_load", lite_sql("settle_load"));
       std::vector<std::string> hex;
       for (const auto& p : parents) hex.push_back(to_hex_id(p));
       Run run(q);
@@ -1188,11 +1051,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       return out;
     };
     ops.parents = [this](const std::vector<std::string>& children) {
-      auto& q = stmt("settle_parents",
-                     "SELECT d.child_id, p.id, p.state, p.result, p.error_type, p.error FROM "
-                     "fastq_dependency d JOIN fastq_job p ON p.id = d.parent_id WHERE "
-                     "d.child_id IN (SELECT value FROM json_each(?1)) ORDER BY d.child_id, "
-                     "d.position");
+      auto& q = stmt("settle_parents", lite_sql("settle_parents"));
       std::vector<std::string> hex;
       for (const auto& c : children) hex.push_back(to_hex_id(c));
       Run run(q);
@@ -1207,10 +1066,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       return out;
     };
     ops.write = [this](std::span<const StepUpdate> updates) {
-      auto& w = stmt("settle_write",
-                     "UPDATE fastq_job SET parents_pending = ?2, state = ?3, args = ?4, "
-                     "error_type = ?5, error = ?6, finished_at = ?7 WHERE id = ?1 AND "
-                     "state = 'waiting'");
+      auto& w = stmt("settle_write", lite_sql("settle_write"));
       const std::string now = format_utc(now_micros());
       for (const auto& u : updates) {
         Run run(w);
@@ -1242,48 +1098,19 @@ class SqliteDriver final : public Driver, public KeysetSource {
     return j;
   }
 
-  static std::string claim_sql(const std::vector<std::string>& queues) {
-    auto lit = [](const std::string& q) {
-      std::string s = "'";
-      for (char c : q) {
-        if (c == '\'') s.push_back('\'');
-        s.push_back(c);
-      }
-      return s + "'";
-    };
-    // One index range scan per queue (index: queue, priority DESC, run_at, id), each
-    // taking at most the queue's room: none when paused (fastq_queue), its concurrency
-    // minus its jobs running under a live lease when limited, else the whole limit. The
-    // statement holds SQLite's write lock from its first read, so the count and the
-    // claim are one step for every process on the database.
-    std::string pick;
-    for (std::size_t i = 0; i < queues.size(); ++i) {
-      if (i) pick += " UNION ALL ";
-      const std::string q = lit(queues[i]);
-      pick += "SELECT * FROM (SELECT id, priority, run_at FROM fastq_job WHERE state = "
-              "'queued' AND queue = " +
-              q +
-              " AND run_at <= ?1 ORDER BY priority DESC, run_at, id LIMIT coalesce((SELECT "
-              "CASE WHEN s.paused THEN 0 WHEN s.concurrency IS NULL THEN ?5 ELSE max(0, min(?5, "
-              "s.concurrency - (SELECT count(*) FROM fastq_job r WHERE r.state = 'running' AND "
-              "r.queue = " +
-              q + " AND r.lease_expires_at > ?1))) END FROM fastq_queue s WHERE s.name = " + q +
-              "), ?5))";
+  // The claim statement for `count` queues: one claim_branch per queue, the queue ?7 on.
+  static std::string claim_sql(std::size_t count) {
+    std::string branches;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i) branches += " UNION ALL ";
+      const std::string q = "?" + std::to_string(7 + i);
+      branches += fill_template(lite_sql("claim_branch"), {{"queue", q}});
     }
-    return "UPDATE fastq_job SET state = 'running', attempts = CASE WHEN attempts < " +
-           std::to_string(kAttemptsCeiling) +
-           " THEN attempts + 1 ELSE attempts END, "
-           "lease_token = ?3, lease_expires_at = ?2, started_at = NULL, worker = ?4 "
-           "WHERE id IN (SELECT id FROM (" +
-           pick +
-           ") ORDER BY priority DESC, run_at, id LIMIT ?5) "
-           "RETURNING id, task, queue, args, kwargs, priority, attempts, max_attempts, "
-           "expires_at IS NOT NULL AND expires_at < ?1, cancel_requested, envelope, "
-           "coalesce(time_limit, 0), coalesce(soft_time_limit, 0), coalesce(rate_key, '')";
+    return fill_template(lite_sql("claim"), {{"branches", branches}});
   }
 
   std::int64_t data_version() {
-    auto& s = stmt("data_version", "PRAGMA data_version");
+    auto& s = stmt("data_version", lite_sql("data_version"));
     Run run(s);
     s.step();
     return s.integer(0);

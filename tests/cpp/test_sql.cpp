@@ -30,6 +30,17 @@ TEST(Sql, RefusesRepeatedEmptyAndUnnamedStatements) {
   EXPECT_THROW(parse("-- name:\nSELECT 1\n"), std::invalid_argument);
 }
 
+TEST(Sql, FillTemplateReplacesEachMarkerInOnePass) {
+  EXPECT_EQ(sql::fill_template("SELECT {key} FROM ({query}) q LIMIT {limit}",
+                               {{"query", "SELECT id FROM t WHERE x = '{key}'"},
+                                {"key", "id"},
+                                {"limit", "?"}}),
+            "SELECT id FROM (SELECT id FROM t WHERE x = '{key}') q LIMIT ?");
+  // Markers not in the fill stay; an unclosed brace ends the scan.
+  EXPECT_EQ(sql::fill_template("a {other} b {key", {{"key", "k"}}), "a {other} b {key");
+  EXPECT_EQ(sql::fill_template("", {}), "");
+}
+
 TEST(Sql, UnknownNameIsAnError) {
   EXPECT_THROW(statement(Dialect::kPostgres, "no_such_statement"), UnknownStatement);
   EXPECT_THROW(statement(Dialect::kSqlite, "no_such_statement"), UnknownStatement);

@@ -79,33 +79,6 @@ const std::string& pg_sql(std::string_view name) {
   return sql::statement(sql::Dialect::kPostgres, name);
 }
 
-// A statement template of the statement home with each {name} in it replaced by its
-// text in `fill` (one pass: the text put in is not scanned again). For what no fixed
-// statement can hold: a poller's own query and key column, COPY's column list.
-using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
-std::string fill_template(const std::string& tmpl, Fill fill) {
-  std::string out;
-  std::size_t i = 0;
-  while (i < tmpl.size()) {
-    const auto open = tmpl.find('{', i);
-    if (open == std::string::npos) break;
-    const auto close = tmpl.find('}', open);
-    if (close == std::string::npos) break;
-    const std::string_view name(tmpl.data() + open + 1, close - open - 1);
-    const auto it = std::find_if(fill.begin(), fill.end(),
-                                 [&](const auto& f) { return f.first == name; });
-    if (it == fill.end()) {
-      out.append(tmpl, i, close + 1 - i);
-    } else {
-      out.append(tmpl, i, open - i);
-      out.append(it->second);
-    }
-    i = close + 1;
-  }
-  out.append(tmpl, i, std::string::npos);
-  return out;
-}
-
 // Constants the statements take as parameters (types.hpp).
 const std::string kAttemptsCeilingText = std::to_string(kAttemptsCeiling);
 const std::string kMaxAttemptsLimitText = std::to_string(kMaxAttemptsLimit);
@@ -261,7 +234,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
         std::count_if(jobs.begin(), jobs.end(), [](const NewJob& j) { return j.run_at.has_value(); });
     if (!unique && (timed == 0 || static_cast<std::size_t>(timed) == jobs.size())) {
       const PgCopyBatch copy = pg_copy_batch(jobs, 0);
-      conn_.copy_in(fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
+      conn_.copy_in(sql::fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
       std::vector<std::string> ids;
       ids.reserve(jobs.size());
       for (const auto& j : jobs) ids.push_back(j.id);
@@ -276,7 +249,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
       conn_.exec_simple(nested ? "SAVEPOINT fastq_copy" : "BEGIN");
       try {
         const PgCopyBatch copy = pg_copy_batch(jobs, 0);
-        conn_.copy_in(fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
+        conn_.copy_in(sql::fill_template(pg_sql("copy_jobs"), {{"columns", copy.columns}}), copy.data);
         conn_.exec_simple(nested ? "RELEASE SAVEPOINT fastq_copy" : "COMMIT");
         std::vector<std::string> ids;
         ids.reserve(jobs.size());
@@ -883,7 +856,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
   static std::string keyset_sql(const KeysetQuery& q, std::vector<std::optional<std::string>>& params,
                                 const std::optional<SqlValue>& after, int limit) {
     const std::string query = native_placeholders(q.sql, true);
-    if (limit <= 0) return fill_template(pg_sql("poll_count"), {{"query", query}});
+    if (limit <= 0) return sql::fill_template(pg_sql("poll_count"), {{"query", query}});
     auto next = [&](std::string value) {
       params.push_back(std::move(value));
       return "$" + std::to_string(params.size());
@@ -895,7 +868,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     const std::string& tmpl =
         flagged ? (after ? pg_sql("poll_pending_page_after") : pg_sql("poll_pending_page"))
                 : (after ? pg_sql("poll_page_after") : pg_sql("poll_page"));
-    return fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", prefix},
+    return sql::fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", prefix},
                                 {"after", from}, {"limit", count}});
   }
 

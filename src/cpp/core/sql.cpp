@@ -2,6 +2,7 @@
 // first use.
 #include "fastq/sql.hpp"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -85,6 +86,29 @@ const std::string& statement(Dialect dialect, std::string_view name) {
 std::vector<std::string> names(Dialect dialect) {
   std::vector<std::string> out;
   for (const auto& [name, sql] : home(dialect).ordered) out.push_back(name);
+  return out;
+}
+
+std::string fill_template(std::string_view tmpl, Fill fill) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < tmpl.size()) {
+    const auto open = tmpl.find('{', i);
+    if (open == std::string_view::npos) break;
+    const auto close = tmpl.find('}', open);
+    if (close == std::string_view::npos) break;
+    const std::string_view name = tmpl.substr(open + 1, close - open - 1);
+    const auto it = std::find_if(fill.begin(), fill.end(),
+                                 [&](const auto& f) { return f.first == name; });
+    if (it == fill.end()) {
+      out.append(tmpl.substr(i, close + 1 - i));
+    } else {
+      out.append(tmpl.substr(i, open - i));
+      out.append(it->second);
+    }
+    i = close + 1;
+  }
+  out.append(tmpl.substr(i));
   return out;
 }
 

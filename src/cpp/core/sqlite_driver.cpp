@@ -40,33 +40,6 @@ const std::string& lite_sql(std::string_view name) {
   return sql::statement(sql::Dialect::kSqlite, name);
 }
 
-// A statement template of the statement home with each {name} in it replaced by its
-// text in `fill` (one pass: the text put in is not scanned again). For what no fixed
-// statement can hold: a poller's own query and key column, the claim's queue branches.
-using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
-std::string fill_template(const std::string& tmpl, Fill fill) {
-  std::string out;
-  std::size_t i = 0;
-  while (i < tmpl.size()) {
-    const auto open = tmpl.find('{', i);
-    if (open == std::string::npos) break;
-    const auto close = tmpl.find('}', open);
-    if (close == std::string::npos) break;
-    const std::string_view name(tmpl.data() + open + 1, close - open - 1);
-    const auto it = std::find_if(fill.begin(), fill.end(),
-                                 [&](const auto& f) { return f.first == name; });
-    if (it == fill.end()) {
-      out.append(tmpl, i, close + 1 - i);
-    } else {
-      out.append(tmpl, i, open - i);
-      out.append(it->second);
-    }
-    i = close + 1;
-  }
-  out.append(tmpl, i, std::string::npos);
-  return out;
-}
-
 class Statement {
  public:
   Statement(sqlite3* db, const std::string& sql) : db_(db) {
@@ -519,12 +492,12 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // present, in that order in the text.
   static std::string keyset_sql(const KeysetQuery& q, bool after, int limit) {
     const std::string query = native_placeholders(q.sql, false);
-    if (limit <= 0) return fill_template(lite_sql("poll_count"), {{"query", query}});
+    if (limit <= 0) return sql::fill_template(lite_sql("poll_count"), {{"query", query}});
     const bool flagged = !q.pending_prefix.empty();
     const std::string& tmpl =
         flagged ? (after ? lite_sql("poll_pending_page_after") : lite_sql("poll_pending_page"))
                 : (after ? lite_sql("poll_page_after") : lite_sql("poll_page"));
-    return fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", "?"},
+    return sql::fill_template(tmpl, {{"query", query}, {"key", q.key}, {"prefix", "?"},
                                 {"after", "?"}, {"limit", "?"}});
   }
 
@@ -1104,9 +1077,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
     for (std::size_t i = 0; i < count; ++i) {
       if (i) branches += " UNION ALL ";
       const std::string q = "?" + std::to_string(7 + i);
-      branches += fill_template(lite_sql("claim_branch"), {{"queue", q}});
+      branches += sql::fill_template(lite_sql("claim_branch"), {{"queue", q}});
     }
-    return fill_template(lite_sql("claim"), {{"branches", branches}});
+    return sql::fill_template(lite_sql("claim"), {{"branches", branches}});
   }
 
   std::int64_t data_version() {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fastq::sql {
@@ -26,6 +28,13 @@ const std::string& statement(Dialect dialect, std::string_view name);
 
 // The names of the dialect's statements, in file order.
 std::vector<std::string> names(Dialect dialect);
+
+// A statement template of the statement home with each {name} in it replaced by its text
+// in `fill` (one pass: the text put in is not scanned again); a {name} not in `fill` stays
+// as it is. For what no fixed statement can hold: a poller's own query and key column,
+// COPY's column list, SQLite's claim branches. Only SQL text goes in, never a value.
+using Fill = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+std::string fill_template(std::string_view tmpl, Fill fill);
 
 // Parses a statement file's text: (name, statement) pairs in order. Throws
 // std::invalid_argument on a repeated name, a name without a statement, or SQL before

@@ -90,13 +90,6 @@ FROM json_to_recordset($1::json) AS v(id uuid, token bigint)
 WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
 RETURNING j.id, j.cancel_requested
 
--- name: enqueue_dependencies
--- The edges of a new workflow: $1 is a JSON array of {w: workflow, p: parent, c: child,
--- n: position}.
-INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
-SELECT w, p, c, n
-FROM json_to_recordset($1::json) AS x(w uuid, p uuid, c uuid, n int)
-
 -- name: release
 -- Hands the running jobs in $1 (JSON array of {id, token}) back to the queue unspent (an
 -- attempt returned) and wakes workers; the count released.
@@ -424,24 +417,6 @@ FROM json_to_recordset($1::json) AS v(id uuid, token bigint, state text, result 
 WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
   AND j.workflow_id IS NOT NULL
 RETURNING j.id, j.state, j.error_type, j.error
-
--- name: enqueue_steps
--- The steps of a new workflow, $1 a JSON array of {id, task, queue, priority, args,
--- kwargs, run_at_us, max_attempts, expires_at_us, time_limit, soft_time_limit, rate_key,
--- workflow_id, pending, pass, on_failure}: waiting while parents are pending, else
--- queued. $2 is the envelope version.
-INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
-  max_attempts, expires_at, cancel_requested, worker, error_type, error, traceback,
-  created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
-  parents_pending, pass_results, on_failure)
-SELECT id, task, queue, priority, CASE WHEN pending > 0 THEN 'waiting' ELSE 'queued' END,
-  args, kwargs, COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts,
-  to_timestamp(expires_at_us / 1e6), false, '', '', '', '', now(), $2::int, time_limit,
-  soft_time_limit, rate_key, workflow_id, pending, pass, on_failure
-FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority int,
-  args text, kwargs text, run_at_us bigint, max_attempts int, expires_at_us bigint,
-  time_limit float8, soft_time_limit float8, rate_key text, workflow_id uuid,
-  pending int, pass smallint, on_failure smallint)
 
 -- name: interrupt
 -- Hands the running jobs in $1 (JSON array of {id, token}) back after an interruption

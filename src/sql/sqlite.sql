@@ -305,11 +305,6 @@ SELECT name
 FROM fastq_queue
 WHERE paused AND name IN (SELECT value FROM json_each(?1))
 
--- name: enqueue_dependency
--- One edge of a new workflow: workflow ?1, parent ?2, child ?3, position ?4.
-INSERT INTO fastq_dependency (workflow_id, parent_id, child_id, position)
-VALUES (?1, ?2, ?3, ?4)
-
 -- name: settle_load
 -- The waiting children of the workflow steps in ?1 (a JSON array of ids) with their
 -- edges.
@@ -493,18 +488,6 @@ FROM fastq_job j
 WHERE j.state = ?1 AND j.finished_at IS NOT NULL AND j.finished_at < ?2
   AND (j.finished_at, j.id) > (?3, ?4)
 ORDER BY j.finished_at, j.id LIMIT ?5
-
--- name: enqueue_step
--- One step of a new workflow: ?1..?9 and ?11..?14 as enqueue_job (id, task, queue,
--- priority, args, kwargs, run_at, max_attempts, expires_at; created_at, time_limit,
--- soft_time_limit, rate_key), ?15 its workflow, ?16 its parents pending (waiting while
--- any, else queued), ?17 pass_results, ?18 on_failure, ?19 the envelope version.
-INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
-  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
-  parents_pending, pass_results, on_failure)
-VALUES (?1, ?2, ?3, ?4, CASE WHEN ?16 > 0 THEN 'waiting' ELSE 'queued' END, ?5, ?6, ?7,
-  0, ?8, ?9, 0, NULL, '', '', '', '', ?11, ?19, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
 
 -- The poller's statements (KeysetSource) are templates around the project's query: the
 -- driver puts the query (its placeholders made plain ?) for {query}, its key column for

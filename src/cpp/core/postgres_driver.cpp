@@ -455,70 +455,12 @@ class PostgresDriver final : public Driver, public KeysetSource {
 
   std::vector<std::string> enqueue_workflow(std::span<const NewJob> jobs,
                                             std::span<const Dependency> deps) override {
-    const std::vector<int> pending = check_workflow(jobs, deps);
+    // The one workflow enqueue (session.hpp), as on a connection Django lends.
+    check_workflow(jobs, deps);  // refused before anything is sent
     if (jobs.empty()) return {};
-    std::map<std::string, std::string> workflow_of;
-    std::string j = "[";
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      const auto& x = jobs[i];
-      workflow_of[x.id] = x.workflow_id;
-      if (i) j.push_back(',');
-      j += "{\"id\":";
-      append_json_string(j, x.id);
-      j += ",\"task\":";
-      append_json_string(j, x.task);
-      j += ",\"queue\":";
-      append_json_string(j, x.queue);
-      j += ",\"priority\":" + std::to_string(x.priority);
-      j += ",\"args\":";
-      append_json_string(j, x.args);
-      j += ",\"kwargs\":";
-      append_json_string(j, x.kwargs);
-      if (x.run_at) j += ",\"run_at_us\":" + std::to_string(*x.run_at);
-      j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
-      if (x.expires_at) j += ",\"expires_at_us\":" + std::to_string(*x.expires_at);
-      if (x.time_limit > 0) j += ",\"time_limit\":" + std::to_string(x.time_limit);
-      if (x.soft_time_limit > 0) {
-        j += ",\"soft_time_limit\":" + std::to_string(x.soft_time_limit);
-      }
-      if (!x.rate_key.empty()) {
-        j += ",\"rate_key\":";
-        append_json_string(j, x.rate_key);
-      }
-      if (!x.workflow_id.empty()) {
-        j += ",\"workflow_id\":";
-        append_json_string(j, x.workflow_id);
-      }
-      j += ",\"pending\":" + std::to_string(pending[i]);
-      j += ",\"pass\":" + std::to_string(static_cast<int>(x.pass_results));
-      j += ",\"on_failure\":" + std::to_string(static_cast<int>(x.on_failure));
-      j.push_back('}');
-    }
-    j.push_back(']');
-    std::string e = "[";
-    for (std::size_t i = 0; i < deps.size(); ++i) {
-      if (i) e.push_back(',');
-      const std::string& wf = workflow_of[deps[i].child];
-      e += "{\"w\":";
-      append_json_string(e, wf.empty() ? deps[i].child : wf);
-      e += ",\"p\":";
-      append_json_string(e, deps[i].parent);
-      e += ",\"c\":";
-      append_json_string(e, deps[i].child);
-      e += ",\"n\":" + std::to_string(deps[i].position) + "}";
-    }
-    e.push_back(']');
-    return in_transaction([&] {
-      conn_.exec("fastq_enqueue_steps", pg_sql("enqueue_steps"),
-                 {j.c_str(), kEnvelopeVersionText.c_str()});
-      if (!deps.empty()) {
-        conn_.exec("fastq_enqueue_dependencies", pg_sql("enqueue_dependencies"),
-                   {e.c_str()});
-      }
-      std::vector<std::string> ids;
-      for (const auto& x : jobs) ids.push_back(x.id);
-      return ids;
-    });
+    conn_.ensure();
+    return in_transaction(
+        [&] { return fastq::enqueue_workflow(*pg_session(conn_.raw()), jobs, deps); });
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {

@@ -916,49 +916,12 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   std::vector<std::string> enqueue_workflow(std::span<const NewJob> jobs,
                                             std::span<const Dependency> deps) override {
-    const std::vector<int> pending = check_workflow(jobs, deps);
+    // The one workflow enqueue (session.hpp), as on a connection Django lends.
+    check_workflow(jobs, deps);  // refused before the write lock is taken
     if (jobs.empty()) return {};
-    const std::string now = format_utc(now_micros());
-    auto& s = stmt("enqueue_step", lite_sql("enqueue_step"));
-    auto& e = stmt("enqueue_dependency", lite_sql("enqueue_dependency"));
-    std::map<std::string, std::string> workflow_of;
-    for (const auto& j : jobs) workflow_of[j.id] = j.workflow_id;
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    return in_transaction([&] {
-      std::vector<std::string> ids;
-      ids.reserve(jobs.size());
-      for (std::size_t i = 0; i < jobs.size(); ++i) {
-        const auto& x = jobs[i];
-        Run run(s);
-        s.bind(1, to_hex_id(x.id)).bind_static(2, x.task).bind_static(3, x.queue);
-        s.bind(4, static_cast<std::int64_t>(x.priority)).bind_static(5, x.args);
-        s.bind_static(6, x.kwargs).bind(7, x.run_at ? format_utc(*x.run_at) : now);
-        s.bind(8, static_cast<std::int64_t>(x.max_attempts));
-        if (x.expires_at) s.bind(9, format_utc(*x.expires_at));
-        s.bind_static(11, now);
-        if (x.time_limit > 0) s.bind(12, x.time_limit);
-        if (x.soft_time_limit > 0) s.bind(13, x.soft_time_limit);
-        if (!x.rate_key.empty()) s.bind_static(14, x.rate_key);
-        if (!x.workflow_id.empty()) s.bind(15, to_hex_id(x.workflow_id));
-        s.bind(16, static_cast<std::int64_t>(pending[i]));
-        s.bind(17, static_cast<std::int64_t>(x.pass_results));
-        s.bind(18, static_cast<std::int64_t>(x.on_failure));
-        s.bind(19, static_cast<std::int64_t>(kEnvelopeVersion));
-        s.step();
-        ids.push_back(x.id);
-      }
-      for (const auto& d : deps) {
-        Run run(e);
-        const std::string& wf = workflow_of[d.child];
-        e.bind(1, to_hex_id(wf.empty() ? d.child : wf))
-            .bind(2, to_hex_id(d.parent))
-            .bind(3, to_hex_id(d.child))
-            .bind(4, static_cast<std::int64_t>(d.position));
-        e.step();
-      }
-      return ids;
-    });
+    return in_transaction([&] { return fastq::enqueue_workflow(session(), jobs, deps); });
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {

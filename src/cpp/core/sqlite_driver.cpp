@@ -4,7 +4,9 @@
 // by json_each(), so each batch is one statement (enqueue: one prepared INSERT a job, in
 // one transaction). SQLite has no notifications: an idle worker polls, and PRAGMA
 // data_version lets an idle poll skip the write lock when no other connection committed
-// anything.
+// anything. On a database file the worker also listens on a wake socket next to it
+// (wake.hpp), which this driver pokes after a transaction of its own that inserted jobs
+// commits (the Django broker does the same after its commits).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "fastq/session.hpp"
 #include "fastq/sql.hpp"
 #include "fastq/time.hpp"
+#include "fastq/wake.hpp"
 #include "fastq/workflow.hpp"
 
 namespace fastq {
@@ -155,6 +158,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     sqlite3_busy_handler(db_, &SqliteDriver::on_busy, this);
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
+    wake_dir_ = wake_dir(path_);
   }
   ~SqliteDriver() override {
     session_.reset();
@@ -170,9 +174,18 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // Leader store: SQLite is a file on this machine, so this machine's clock is its clock.
   std::optional<Micros> database_now() override { return std::nullopt; }
 
-  // Notifier: SQLite cannot notify another process; workers poll it.
-  int notification_fd() override { return -1; }
-  bool drain_notifications() override { return false; }
+  // Notifier: SQLite cannot notify another process, so the wake socket (wake.hpp) does:
+  // bound on first use (only the worker's claiming connection asks), -1 if it cannot be
+  // (the worker then polls). A poke is a hint; the worker's idle poll stays the net.
+  int notification_fd() override {
+    if (!wake_tried_) {
+      wake_tried_ = true;
+      if (wake_dir_) wake_socket_ = WakeSocket::listen(*wake_dir_);
+    }
+    return wake_socket_ ? wake_socket_->fd() : -1;
+  }
+  bool drain_notifications() override { return wake_socket_ && wake_socket_->drain() > 0; }
+  void stop_listening() override { wake_socket_.reset(); }
   bool queues_changed() override { return false; }
   void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
@@ -186,7 +199,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (own_transaction) exec("BEGIN IMMEDIATE");
     try {
       auto ids = enqueue_jobs(session(), jobs);
-      if (own_transaction) exec("COMMIT");
+      if (own_transaction) {
+        exec("COMMIT");
+        poke_workers();
+      }
       return ids;
     } catch (...) {
       if (own_transaction) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -630,6 +646,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       }
       if (!todo.empty()) enqueue_jobs(session(), todo);
       exec("COMMIT");
+      if (!todo.empty()) poke_workers();
       return todo.size();
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -843,7 +860,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
         ran.bind(1, f.schedule).bind(2, now).bind(3, job_hex);
         ran.step();
       }
-      return finish(FireResult::kFired);
+      finish(FireResult::kFired);
+      poke_workers();
+      return FireResult::kFired;
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
@@ -1082,7 +1101,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
     for (const auto& j : jobs) workflow_of[j.id] = j.workflow_id;
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    return in_transaction([&] {
+    const bool own = sqlite3_get_autocommit(db_) != 0;
+    auto out = in_transaction([&] {
       std::vector<std::string> ids;
       ids.reserve(jobs.size());
       for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -1115,6 +1135,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
       }
       return ids;
     });
+    if (own) poke_workers();
+    return out;
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {
@@ -1142,6 +1164,11 @@ class SqliteDriver final : public Driver, public KeysetSource {
       out.push_back(FinishedStep{to_canonical_id(s.text(0)), st, s.text(3), s.text(4)});
     }
     return n;
+  }
+
+  // After a commit that inserted jobs: wakes the workers listening next to the file.
+  void poke_workers() const {
+    if (wake_dir_) wake_poke(*wake_dir_);
   }
 
   // Runs `body` in a write transaction of its own, unless one is open (write_mu_ held).
@@ -1348,6 +1375,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
   bool last_claim_empty_ = false;
   std::int64_t empty_version_ = 0;
   Micros empty_at_ = 0;
+  std::optional<std::string> wake_dir_;  // wake.hpp; none: nobody to poke or to listen
+  std::unique_ptr<WakeSocket> wake_socket_;
+  bool wake_tried_ = false;
 };
 
 }  // namespace

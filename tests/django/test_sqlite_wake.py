@@ -139,3 +139,16 @@ def test_a_transaction_pokes_once_when_it_commits_and_never_when_it_rolls_back(w
         assert _pokes(live) == 1
     finally:
         live.close()
+
+
+def test_resuming_a_queue_wakes_idle_workers(wake_dir):
+    from fastq_django import queues
+
+    live = _listener(wake_dir)
+    try:
+        queues.pause("default")
+        assert _pokes(live) == 1
+        queues.resume("default")
+        assert _pokes(live) == 1, "its waiting jobs can start now"
+    finally:
+        live.close()

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -120,6 +121,24 @@ TEST(WakeSocket, ADeadWorkersSocketIsRemovedAndHostileEntriesAreLeftAlone) {
   EXPECT_FALSE(exists(stale));
   EXPECT_TRUE(exists(file));
   EXPECT_TRUE(exists(sub));
+}
+
+TEST(WakeSocket, AForkedChildLeavesItsParentsSocketInPlace) {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/db.sqlite3.fastq-wake";
+  auto a = WakeSocket::listen(dir);
+  ASSERT_TRUE(a);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    a.reset();
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(exists(a->path()));
+  EXPECT_EQ(wake_poke(dir), 1u);
+  EXPECT_EQ(a->drain(), 1u);
 }
 
 TEST(WakeSocket, ListeningFailsQuietlyWhereTheDirectoryCannotBe) {

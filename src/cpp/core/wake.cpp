@@ -84,7 +84,7 @@ std::unique_ptr<WakeSocket> WakeSocket::listen(const std::string& dir) {
   if (fd < 0) return nullptr;
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
-      return std::unique_ptr<WakeSocket>(new WakeSocket(fd, path));
+      return std::unique_ptr<WakeSocket>(new WakeSocket(fd, path, ::getpid()));
     }
     if (errno == ENOENT && ensure_dir(dir)) continue;  // the last worker just removed it
     if (errno != EADDRINUSE || attempt) break;
@@ -104,8 +104,9 @@ std::unique_ptr<WakeSocket> WakeSocket::listen(const std::string& dir) {
 }
 
 WakeSocket::~WakeSocket() {
-  ::unlink(path_.c_str());
   ::close(fd_);
+  if (::getpid() != owner_) return;
+  ::unlink(path_.c_str());
   // The last worker out removes the directory (fails, harmlessly, while others listen).
   ::rmdir(path_.substr(0, path_.rfind('/')).c_str());
 }

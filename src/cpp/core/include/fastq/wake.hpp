@@ -47,9 +47,11 @@ class WakeSocket {
   std::size_t drain();
 
  private:
-  WakeSocket(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  WakeSocket(int fd, std::string path, int owner)
+      : fd_(fd), path_(std::move(path)), owner_(owner) {}
   int fd_;
   std::string path_;
+  int owner_;  // the pid that bound it: a forked child must not unlink its parent's socket
 };
 
 // Sends one nonblocking datagram to every socket in `dir`; returns how many accepted it.

@@ -9,6 +9,7 @@ backlog of a million jobs across repeats.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -188,7 +189,10 @@ class Target:
             name = self.db_name(purpose)
             if self.broker == "sqlite":
                 for f in self.tmp.glob(Path(name).name + "*"):
-                    f.unlink()
+                    if f.is_dir():  # the workers' wake directory (src/cpp/core/wake.hpp)
+                        shutil.rmtree(f)
+                    else:
+                        f.unlink()
             else:
                 pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
                 pg_admin(f"CREATE DATABASE {name}")

@@ -81,7 +81,9 @@ class DatabaseBroker(Broker):
             return []
         many = len(jobs) > 1 or any(job.unique_key for job in jobs)
         with self._atomic(many):
-            return self._run(_core.enqueue_jobs, jobs)
+            ids = self._run(_core.enqueue_jobs, jobs)
+        _wake_workers(self.alias)
+        return ids
 
     def enqueue_batch(self, batch: _core.JobBatch) -> list[str]:
         """The jobs of ``task.map()`` by the core's batch operation, in the caller's
@@ -92,6 +94,7 @@ class DatabaseBroker(Broker):
         # More than one COPY: all or none of them, as for a single one.
         with self._atomic(len(batch) > _COPY_ROWS):
             self._run(_core.enqueue_batch, batch, _COPY_ROWS)
+        _wake_workers(self.alias)
         return batch.ids()
 
     def enqueue_workflow(
@@ -110,13 +113,17 @@ class DatabaseBroker(Broker):
             return
         with transaction.atomic(using=self.alias):
             self._run(_core.enqueue_workflow, jobs, dependencies, records)
+        _wake_workers(self.alias)
 
     def retry(self, job_ids: list[str]) -> int:
         """Queue again those of the jobs that ended unsuccessfully (failed, dead, expired,
         cancelled), in the caller's transaction: the core's retry operation (on
-        PostgreSQL it wakes the workers at commit). Returns how many."""
+        PostgreSQL it wakes the workers at commit, on SQLite the poke does). Returns how many."""
         with self._atomic(True):
-            return int(self._run(_core.retry_jobs, [str(i) for i in job_ids]))
+            n = int(self._run(_core.retry_jobs, [str(i) for i in job_ids]))
+        if n:
+            _wake_workers(self.alias)
+        return n
 
     def cancel_workflow(self, workflow_id: str) -> int:
         """Cancel every unfinished step of a workflow, in the caller's transaction: the
@@ -209,6 +216,38 @@ class DatabaseBroker(Broker):
             timeout = (settings_dict.get("OPTIONS") or {}).get("timeout", 30)
             return _core.sqlite_driver(name, busy_timeout_ms=int(float(timeout) * 1000))
         return _core.postgres_driver(libpq_conninfo(settings_dict))
+
+
+def _wake_workers(alias: str) -> None:
+    """On SQLite, pokes the workers listening next to the database file (the core's
+    wake.hpp) once the jobs just written are committed: at the end of the caller's
+    transaction (once per transaction), or now in autocommit. PostgreSQL needs nothing:
+    its trigger NOTIFYs at the commit. A lost poke costs latency only: workers still poll."""
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        return
+    poke = _wake_poke(str(connection.settings_dict["NAME"]))
+    if poke is None:
+        return
+    if not connection.in_atomic_block:
+        poke()
+    elif not any(entry[1] is poke for entry in connection.run_on_commit):
+        transaction.on_commit(poke, using=alias)
+
+
+_wake_pokes: dict[str, Any] = {}
+
+
+def _wake_poke(name: str) -> Any:
+    """The poke of the SQLite database file ``name`` (one callable per file, so a
+    transaction registers it once); None for an in-memory database."""
+    poke = _wake_pokes.get(name)
+    if poke is None:
+        directory = _core.sqlite_wake_dir(name)
+        if directory is None:
+            return None  # not cached: the file may not exist yet
+        poke = _wake_pokes[name] = functools.partial(_core.wake_poke, directory)
+    return poke
 
 
 def _sqlite_execute(raw: Any) -> Any:

@@ -65,11 +65,16 @@ def check_concurrency(value: object) -> int | None:
 
 
 def notify(alias: str) -> None:
-    """Tells PostgreSQL workers, at commit, that a queue's controls changed."""
+    """Tells PostgreSQL workers, at commit, that a queue's controls changed; SQLite's
+    idle workers get a wake-up poke at commit (a resumed queue's jobs start at once)."""
     connection = connections[alias]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify('fastq', 'queues')")
+    else:
+        from fastq_django.broker import _wake_workers
+
+        _wake_workers(alias)
 
 
 def _update(name: str, by: str, alias: str | None, **fields: Any) -> Queue:

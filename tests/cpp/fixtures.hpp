@@ -75,6 +75,7 @@ inline std::string sqlite_prepare(const std::string& path) {
   std::filesystem::remove(path);
   std::filesystem::remove(path + "-wal");
   std::filesystem::remove(path + "-shm");
+  std::filesystem::remove_all(path + ".fastq-wake");  // wake.hpp's socket directory
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return "cannot open " + path;
   char* msg = nullptr;

@@ -3,6 +3,7 @@
 #include "common.hpp"
 #include "fastq/poller.hpp"
 #include "fastq/time.hpp"
+#include "fastq/wake.hpp"
 
 namespace fastq::py_bindings {
 
@@ -254,6 +255,24 @@ void bind_driver(py::module_& m) {
         return make_postgres_driver(conninfo);
       },
       py::arg("conninfo"));
+  m.def(
+      "sqlite_wake_dir",
+      [](const std::string& path) {
+        py::gil_scoped_release release;
+        return wake_dir(path);
+      },
+      py::arg("path"),
+      "The directory whose sockets wake the workers of the SQLite database file `path` "
+      "(wake.hpp); None for an in-memory or missing database.");
+  m.def(
+      "wake_poke",
+      [](const std::string& dir) {
+        py::gil_scoped_release release;
+        return wake_poke(dir);
+      },
+      py::arg("dir"),
+      "Pokes every worker socket in `dir` (nonblocking, removes dead workers' sockets); "
+      "how many were poked.");
   m.def("new_job_id", &new_job_id, "A fresh UUIDv7 in canonical text form.");
   m.attr("ENVELOPE_VERSION") = kEnvelopeVersion;
 }

@@ -4,7 +4,10 @@
 // by json_each(), so each batch is one statement (enqueue: one prepared INSERT a job, in
 // one transaction). SQLite has no notifications: an idle worker polls, and PRAGMA
 // data_version lets an idle poll skip the write lock when no other connection committed
-// anything.
+// anything. On a database file the worker also listens on a wake socket next to it
+// (wake.hpp), which this driver pokes wherever PostgreSQL's statements NOTIFY: after a
+// transaction of its own that inserted jobs commits, and after a release, an interrupt, a
+// rescue or a settle that queued jobs again (the Django broker pokes after its commits).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "fastq/session.hpp"
 #include "fastq/sql.hpp"
 #include "fastq/time.hpp"
+#include "fastq/wake.hpp"
 #include "fastq/workflow.hpp"
 
 namespace fastq {
@@ -160,6 +164,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     sqlite3_busy_handler(db_, &SqliteDriver::on_busy, this);
     exec(lite_sql("journal_mode").c_str());
     exec(lite_sql("synchronous").c_str());
+    wake_dir_ = wake_dir(path_);
   }
   ~SqliteDriver() override {
     session_.reset();
@@ -175,9 +180,18 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // Leader store: SQLite is a file on this machine, so this machine's clock is its clock.
   std::optional<Micros> database_now() override { return std::nullopt; }
 
-  // Notifier: SQLite cannot notify another process; workers poll it.
-  int notification_fd() override { return -1; }
-  bool drain_notifications() override { return false; }
+  // Notifier: SQLite cannot notify another process, so the wake socket (wake.hpp) does:
+  // bound on first use (only the worker's claiming connection asks), -1 if it cannot be
+  // (the worker then polls). A poke is a hint; the worker's idle poll stays the net.
+  int notification_fd() override {
+    if (!wake_tried_) {
+      wake_tried_ = true;
+      if (wake_dir_) wake_socket_ = WakeSocket::listen(*wake_dir_);
+    }
+    return wake_socket_ ? wake_socket_->fd() : -1;
+  }
+  bool drain_notifications() override { return wake_socket_ && wake_socket_->drain() > 0; }
+  void stop_listening() override { wake_socket_.reset(); }
   bool queues_changed() override { return false; }
   void set_wakeup(std::function<void()> /*wakeup*/) override {}
 
@@ -191,7 +205,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (own_transaction) exec("BEGIN IMMEDIATE");
     try {
       auto ids = enqueue_jobs(session(), jobs);
-      if (own_transaction) exec("COMMIT");
+      if (own_transaction) {
+        exec("COMMIT");
+        poke_workers();
+      }
       return ids;
     } catch (...) {
       if (own_transaction) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -343,7 +360,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
     // The outcomes and the workflow steps they release, in one transaction.
-    return in_transaction([&] {
+    const std::size_t n = in_transaction([&] {
       std::vector<FinishedStep> finished;
       std::size_t n = 0;
       {
@@ -354,6 +371,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
       settle_here(std::move(finished));
       return n;
     });
+    poke_if_released();
+    return n;
   }
 
   std::size_t renew(std::span<const JobRef> jobs, std::chrono::milliseconds lease,
@@ -396,6 +415,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       settle_here(std::move(finished));
       return n > 0;
     });
+    poke_if_released();  // a dependent that runs anyway is queued now
     return cancelled ? CancelResult::kCancelled : CancelResult::kFinished;
   }
 
@@ -407,7 +427,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
     Run run(s);
     s.bind(1, refs(jobs));
     s.step();
-    return static_cast<std::size_t>(s.changes());
+    const auto n = static_cast<std::size_t>(s.changes());
+    if (n > 0) poke_workers();  // back in the queue: another worker may take them now
+    return n;
   }
 
   std::size_t mark_started(std::span<const StartMark> marks) override {
@@ -436,7 +458,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     auto& s = stmt("interrupt", lite_sql("interrupt"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    return in_transaction([&] {
+    const std::size_t n = in_transaction([&] {
       std::vector<FinishedStep> finished;
       std::size_t n = 0;
       {
@@ -453,6 +475,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
       settle_here(std::move(finished));
       return n;
     });
+    // Back in the queue (or children released): PostgreSQL's statement NOTIFYs here.
+    if (n > 0) poke_workers();
+    return n;
   }
 
   std::size_t release_claim(std::int64_t lease_token) override {
@@ -462,7 +487,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
     Run run(s);
     s.bind(1, lease_token);
     s.step();
-    return static_cast<std::size_t>(s.changes());
+    const auto n = static_cast<std::size_t>(s.changes());
+    if (n > 0) poke_workers();
+    return n;
   }
 
   std::size_t defer(std::span<const Deferral> jobs) override {
@@ -562,6 +589,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
       }
       if (!todo.empty()) enqueue_jobs(session(), todo);
       exec("COMMIT");
+      if (!todo.empty()) poke_workers();
       return todo.size();
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -608,7 +636,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
     auto& s = stmt("rescue", lite_sql("rescue"));
     Lock lock(*write_mu_);
     last_claim_empty_ = false;  // our own writes don't move data_version
-    return in_transaction([&] {
+    const std::size_t n = in_transaction([&] {
       std::vector<FinishedStep> finished;
       std::size_t n = 0;
       {
@@ -623,6 +651,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
       settle_here(std::move(finished));
       return n;
     });
+    // Back in the queue (or children released): PostgreSQL's statement NOTIFYs here.
+    if (n > 0) poke_workers();
+    return n;
   }
 
   bool hold_lease(const std::string& name, const std::string& holder,
@@ -739,7 +770,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
         ran.bind(1, f.schedule).bind(2, now).bind(3, job_hex);
         ran.step();
       }
-      return finish(FireResult::kFired);
+      finish(FireResult::kFired);
+      poke_workers();
+      return FireResult::kFired;
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
@@ -921,7 +954,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
     if (jobs.empty()) return {};
     Lock lock(*write_mu_);
     last_claim_empty_ = false;
-    return in_transaction([&] { return fastq::enqueue_workflow(session(), jobs, deps); });
+    const bool own = sqlite3_get_autocommit(db_) != 0;
+    auto out = in_transaction([&] { return fastq::enqueue_workflow(session(), jobs, deps); });
+    if (own) poke_workers();
+    return out;
   }
 
   std::size_t cancel_workflow(const std::string& workflow_id) override {
@@ -946,6 +982,16 @@ class SqliteDriver final : public Driver, public KeysetSource {
       out.push_back(FinishedStep{to_canonical_id(s.text(0)), st, s.text(3), s.text(4)});
     }
     return n;
+  }
+
+  // After a commit that inserted jobs: wakes the workers listening next to the file.
+  void poke_workers() const {
+    if (wake_dir_) wake_poke(*wake_dir_);
+  }
+  // After a write whose settle released waiting workflow steps (they are queued now).
+  void poke_if_released() {
+    if (released_steps_) poke_workers();
+    released_steps_ = false;
   }
 
   // Runs `body` in a write transaction of its own, unless one is open (write_mu_ held).
@@ -1008,6 +1054,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
         Run run(w);
         const bool release = u.decision == StepDecision::kRelease;
         const bool cancel = u.decision == StepDecision::kCancel;
+        released_steps_ = released_steps_ || release;
         w.bind(1, to_hex_id(u.id)).bind(2, static_cast<std::int64_t>(u.parents_pending));
         w.bind(3, std::string(release  ? state::kQueued
                               : cancel ? state::kCancelled
@@ -1111,6 +1158,10 @@ class SqliteDriver final : public Driver, public KeysetSource {
   bool last_claim_empty_ = false;
   std::int64_t empty_version_ = 0;
   Micros empty_at_ = 0;
+  std::optional<std::string> wake_dir_;  // wake.hpp; none: nobody to poke or to listen
+  std::unique_ptr<WakeSocket> wake_socket_;
+  bool wake_tried_ = false;
+  bool released_steps_ = false;  // settle_here queued a waiting step (poke_if_released)
 };
 
 }  // namespace

@@ -1303,6 +1303,8 @@ struct Worker::Impl {
     }
     release(never_started);
     claim_db->set_wakeup(nullptr);
+    notify_sd.reset();
+    claim_db->stop_listening();
     asio::post(done_io, [this] {
       renew_timer.cancel();
       rescue_timer.cancel();

@@ -92,6 +92,14 @@ class Command(BaseCommand):
             f"workers presume this one dead (default {DEFAULTS.lease:g}).",
         )
         parser.add_argument(
+            "--poll-interval",
+            type=float,
+            default=DEFAULTS.idle_poll_max,
+            help="Longest wait in seconds between an idle worker's polls (default "
+            f"{DEFAULTS.idle_poll_max:g}). New jobs wake workers sooner (PostgreSQL: NOTIFY; "
+            "SQLite: a local socket next to the database file); the poll is the safety net.",
+        )
+        parser.add_argument(
             "--grace",
             type=float,
             default=DEFAULTS.grace,
@@ -312,6 +320,7 @@ class Command(BaseCommand):
         config.lease = options["lease"]
         config.burst = options["burst"]
         config.grace = options["grace"]
+        config.idle_poll_max = options["poll_interval"]
         config.handle_signals = True
         config.max_jobs = options["max_tasks_per_child"]
         config.log_jobs = options["log_jobs"]

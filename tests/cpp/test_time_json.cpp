@@ -12,6 +12,10 @@ namespace fastq {
 TEST(Time, FormatsLikeDjangoSqlite) {
   EXPECT_EQ(format_utc(0), "1970-01-01 00:00:00.000000");
   EXPECT_EQ(format_utc(1'700'000'000'123'456), "2023-11-14 22:13:20.123456");
+  // Outside years 0001-9999: clamped to the ends, never undefined arithmetic.
+  EXPECT_EQ(format_utc(std::numeric_limits<Micros>::min()), "0001-01-01 00:00:00.000000");
+  EXPECT_EQ(format_utc(std::numeric_limits<Micros>::max()), "9999-12-31 23:59:59.999999");
+  EXPECT_EQ(parse_utc(format_utc(-62'135'596'800'000'000)), -62'135'596'800'000'000);
 }
 
 TEST(Time, ParsesWhatDjangoAndPostgresWrite) {

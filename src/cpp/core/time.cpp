@@ -1,5 +1,6 @@
 #include "fastq/time.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,12 @@ Micros now_micros() {
 
 std::string format_utc(Micros t) {
   using namespace std::chrono;
+  // The text form holds years 0001 to 9999: an instant outside (a hostile or sentinel
+  // value such as the smallest Micros) is clamped to the nearest end, which still sorts
+  // before or after every instant that form can hold, and never overflows below.
+  constexpr Micros kFirst = -62'135'596'800'000'000;  // 0001-01-01 00:00:00 UTC
+  constexpr Micros kLast = 253'402'300'799'999'999;   // 9999-12-31 23:59:59.999999 UTC
+  t = std::clamp(t, kFirst, kLast);
   const sys_time<microseconds> tp{microseconds{t}};
   const auto day = floor<days>(tp);
   const year_month_day ymd{day};

@@ -309,44 +309,53 @@ void append_step_fields(std::string& j, const NewJob& x, int pending,
 
 std::string same_id(const std::string& id) { return id; }
 
+// A JSON member `"key":v` for a positive limit, `"key":"v"` for non-empty text: nothing
+// for what is unset, which the statements read as NULL.
+void append_real(std::string& j, const char* key, double v) {
+  if (v <= 0) return;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, ",\"%s\":%.17g", key, v);
+  j += buf;
+}
+void append_text(std::string& j, const char* key, const std::string& v) {
+  if (v.empty()) return;
+  j += ",\"";
+  j += key;
+  j += "\":";
+  append_json_string(j, v);
+}
+
+// The members every dialect writes alike: {"id" (as `id` writes it), task, queue,
+// priority, args, kwargs (the object is left open).
+void append_job_head(std::string& j, const NewJob& x, std::string (*id)(const std::string&)) {
+  j += "{\"id\":";
+  append_json_string(j, id(x.id));
+  j += ",\"task\":";
+  append_json_string(j, x.task);
+  j += ",\"queue\":";
+  append_json_string(j, x.queue);
+  j += ",\"priority\":" + std::to_string(x.priority);
+  j += ",\"args\":";
+  append_json_string(j, x.args);
+  j += ",\"kwargs\":";
+  append_json_string(j, x.kwargs);
+}
+
 // The jobs as the JSON array enqueue_jobs (and, with `pending`, enqueue_workflow_jobs)
-// expands with json_to_recordset.
+// expands with json_to_recordset: times as microseconds.
 std::string jobs_json(std::span<const NewJob> jobs, std::span<const int> pending = {}) {
   std::string j = "[";
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const auto& x = jobs[i];
     if (i) j.push_back(',');
-    j += "{\"id\":";
-    append_json_string(j, x.id);
-    j += ",\"task\":";
-    append_json_string(j, x.task);
-    j += ",\"queue\":";
-    append_json_string(j, x.queue);
-    j += ",\"priority\":" + std::to_string(x.priority);
-    j += ",\"args\":";
-    append_json_string(j, x.args);
-    j += ",\"kwargs\":";
-    append_json_string(j, x.kwargs);
+    append_job_head(j, x, same_id);
     if (x.run_at) j += ",\"run_at_us\":" + std::to_string(*x.run_at);
     j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
     if (x.expires_at) j += ",\"expires_at_us\":" + std::to_string(*x.expires_at);
-    if (!x.unique_key.empty()) {
-      j += ",\"unique_key\":";
-      append_json_string(j, x.unique_key);
-    }
-    char buf[64];
-    if (x.time_limit > 0) {
-      std::snprintf(buf, sizeof buf, ",\"time_limit\":%.17g", x.time_limit);
-      j += buf;
-    }
-    if (x.soft_time_limit > 0) {
-      std::snprintf(buf, sizeof buf, ",\"soft_time_limit\":%.17g", x.soft_time_limit);
-      j += buf;
-    }
-    if (!x.rate_key.empty()) {
-      j += ",\"rate_key\":";
-      append_json_string(j, x.rate_key);
-    }
+    append_text(j, "unique_key", x.unique_key);
+    append_real(j, "time_limit", x.time_limit);
+    append_real(j, "soft_time_limit", x.soft_time_limit);
+    append_text(j, "rate_key", x.rate_key);
     if (!pending.empty()) append_step_fields(j, x, pending[i], same_id);
     j.push_back('}');
   }
@@ -359,38 +368,17 @@ std::string jobs_json(std::span<const NewJob> jobs, std::span<const int> pending
 // as Django stores them; NULL for what is unset.
 std::string sqlite_batch_json(std::span<const NewJob> jobs, std::span<const int> pending = {}) {
   std::string j = "[";
-  char buf[64];
-  auto real = [&](const char* key, double v) {
-    if (v <= 0) return;
-    std::snprintf(buf, sizeof buf, ",\"%s\":%.17g", key, v);
-    j += buf;
-  };
-  auto text = [&](const char* key, const std::string& v) {
-    if (v.empty()) return;
-    j += std::string(",\"") + key + "\":";
-    append_json_string(j, v);
-  };
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const auto& x = jobs[i];
     if (i) j.push_back(',');
-    j += "{\"id\":";
-    append_json_string(j, to_hex_id(x.id));
-    j += ",\"task\":";
-    append_json_string(j, x.task);
-    j += ",\"queue\":";
-    append_json_string(j, x.queue);
-    j += ",\"priority\":" + std::to_string(x.priority);
-    j += ",\"args\":";
-    append_json_string(j, x.args);
-    j += ",\"kwargs\":";
-    append_json_string(j, x.kwargs);
-    if (x.run_at) text("run_at", format_utc(*x.run_at));
+    append_job_head(j, x, to_hex_id);
+    if (x.run_at) append_text(j, "run_at", format_utc(*x.run_at));
     j += ",\"max_attempts\":" + std::to_string(x.max_attempts);
-    if (x.expires_at) text("expires_at", format_utc(*x.expires_at));
-    text("unique_key", x.unique_key);
-    real("time_limit", x.time_limit);
-    real("soft_time_limit", x.soft_time_limit);
-    text("rate_key", x.rate_key);
+    if (x.expires_at) append_text(j, "expires_at", format_utc(*x.expires_at));
+    append_text(j, "unique_key", x.unique_key);
+    append_real(j, "time_limit", x.time_limit);
+    append_real(j, "soft_time_limit", x.soft_time_limit);
+    append_text(j, "rate_key", x.rate_key);
     if (!pending.empty()) append_step_fields(j, x, pending[i], to_hex_id);
     j.push_back('}');
   }

@@ -60,7 +60,7 @@ NO_MEANING = {
     "mongo": "the database is the broker",
     "mongo_db": "the database is the broker",
     "broker_class": "the database is the broker",
-    "poll": "workers wake on NOTIFY (PostgreSQL) or poll every 5-100 ms (SQLite)",
+    "poll": "workers wake on NOTIFY (PostgreSQL) or a local socket next to the database (SQLite)",
     "bulk": "workers claim as many jobs as they have room for in one statement",
     "compress": "arguments are JSON text",
     "cached": "results are stored in the job row",

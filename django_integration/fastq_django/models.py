@@ -250,6 +250,32 @@ class Job(models.Model):
         return None if self.result is None else json.loads(self.result)
 
 
+class ActiveJob(models.Model):
+    """The job store's table of queued, running and waiting jobs (migration 0017,
+    docs/job-store.md). On PostgreSQL ``fastq_job`` is a view over this table and
+    ``fastq_finished``; on SQLite this is a view of ``fastq_job``'s active rows. Read and
+    write jobs through ``Job``: this model names the relation (Django's flush empties it
+    between tests) and counts it, nothing more."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+
+    class Meta:
+        db_table = "fastq_active"
+        default_permissions = ()
+
+
+class FinishedJob(models.Model):
+    """The job store's log of finished jobs (succeeded, failed, dead, cancelled, expired),
+    partitioned by day of ``finished_at`` on PostgreSQL; a view of ``fastq_job``'s
+    finished rows on SQLite. See ``ActiveJob``."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+
+    class Meta:
+        db_table = "fastq_finished"
+        default_permissions = ()
+
+
 class RateLimit(models.Model):
     """One fleet-wide rate-limit bucket (GCRA): ``tat`` is its theoretical arrival time in
     microseconds since the epoch. Written by the workers only."""

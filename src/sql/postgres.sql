@@ -7,7 +7,7 @@
 -- New jobs, one JSON array parameter ($1) expanded by json_to_recordset: one statement
 -- for any batch size. Jobs holding a unique key that a queued-or-running job already
 -- holds are skipped; the ids written come back. $2 is the envelope version.
-INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
   traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
 SELECT id, task, queue, priority, 'queued', args, kwargs,
@@ -17,42 +17,42 @@ SELECT id, task, queue, priority, 'queued', args, kwargs,
 FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority int,
   args text, kwargs text, run_at_us bigint, max_attempts int, expires_at_us bigint,
   unique_key text, time_limit float8, soft_time_limit float8, rate_key text)
-ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
 -- name: unique_holders
 -- The queued-or-running job holding each of the unique keys in $1 (a text array).
-SELECT unique_key, id FROM fastq_job
+SELECT unique_key, id FROM fastq_active
 WHERE unique_key = ANY($1::text[]) AND state IN ('queued', 'running')
 
 -- name: cancel_job
 -- Cancels job $1 unless it is a workflow step: queued or waiting, at once ($2, $3: error
 -- type and message); running, asked to stop. Counts: cancelled, asked, rows with that
 -- id, queued or waiting workflow steps with that id (left alone here: cancel_step).
-WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(),
+WITH q AS (UPDATE fastq_active SET state = 'cancelled', finished_at = now(),
     error_type = $2, error = $3
   WHERE id = $1 AND state IN ('queued', 'waiting') AND workflow_id IS NULL RETURNING 1),
-r AS (UPDATE fastq_job SET cancel_requested = true
+r AS (UPDATE fastq_active SET cancel_requested = true
   WHERE id = $1 AND state = 'running' RETURNING 1)
 SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM r),
   (SELECT count(*) FROM fastq_job WHERE id = $1),
-  (SELECT count(*) FROM fastq_job WHERE id = $1 AND state IN ('queued', 'waiting')
+  (SELECT count(*) FROM fastq_active WHERE id = $1 AND state IN ('queued', 'waiting')
     AND workflow_id IS NOT NULL)
 
 -- name: cancel_step
 -- Cancels workflow step $1 if it is queued or waiting ($2, $3: error type and message);
 -- the driver settles its dependents in the same transaction (workflow.hpp).
-UPDATE fastq_job SET state = 'cancelled', finished_at = now(), error_type = $2, error = $3
+UPDATE fastq_active SET state = 'cancelled', finished_at = now(), error_type = $2, error = $3
 WHERE id = $1 AND state IN ('queued', 'waiting') AND workflow_id IS NOT NULL
 RETURNING id
 
 -- name: cancel_workflow
 -- Cancels every unfinished step of workflow $1: queued or waiting ones at once ($2, $3:
 -- error type and message), running ones asked to stop. One count: both.
-WITH q AS (UPDATE fastq_job SET state = 'cancelled', finished_at = now(),
+WITH q AS (UPDATE fastq_active SET state = 'cancelled', finished_at = now(),
     error_type = $2, error = $3
   WHERE workflow_id = $1 AND state IN ('queued', 'waiting') RETURNING 1),
-r AS (UPDATE fastq_job SET cancel_requested = true
+r AS (UPDATE fastq_active SET cancel_requested = true
   WHERE workflow_id = $1 AND state = 'running' RETURNING 1)
 SELECT (SELECT count(*) FROM q) + (SELECT count(*) FROM r)
 
@@ -77,14 +77,14 @@ ORDER BY name FOR UPDATE
 -- values a claim checks, for quarantine() to try one by one.
 SELECT id, format('attempts=%s max_attempts=%s priority=%s time_limit=%s soft_time_limit=%s',
   attempts, max_attempts, priority, time_limit, soft_time_limit)
-FROM fastq_job
+FROM fastq_active
 WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now()
 ORDER BY priority DESC, run_at, id LIMIT $2
 
 -- name: renew
 -- Extends the leases of the running jobs in $1 (JSON array of {id, token}) to $2
 -- milliseconds from now; the ids renewed and whether each was asked to stop.
-UPDATE fastq_job j
+UPDATE fastq_active j
 SET lease_expires_at = now() + $2::bigint * interval '1 millisecond'
 FROM json_to_recordset($1::json) AS v(id uuid, token bigint)
 WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
@@ -93,7 +93,7 @@ RETURNING j.id, j.cancel_requested
 -- name: release
 -- Hands the running jobs in $1 (JSON array of {id, token}) back to the queue unspent (an
 -- attempt returned) and wakes workers; the count released.
-WITH r AS (UPDATE fastq_job j SET state = 'queued', attempts = GREATEST(j.attempts - 1,
+WITH r AS (UPDATE fastq_active j SET state = 'queued', attempts = GREATEST(j.attempts - 1,
   0), lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' FROM
   json_to_recordset($1::json) AS v(id uuid, token bigint) WHERE j.id = v.id AND
   j.lease_token = v.token AND j.state = 'running' RETURNING 1)
@@ -103,7 +103,7 @@ FROM r
 -- name: mark_started
 -- Records when the running jobs in $1 (JSON array of {id, token, ago_us}) started, as an
 -- age on the database's clock; only where not recorded yet.
-UPDATE fastq_job j
+UPDATE fastq_active j
 SET started_at = now() - v.ago_us * interval '1 microsecond'
 FROM json_to_recordset($1::json) AS v(id uuid, token bigint, ago_us bigint)
 WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' AND j.started_at
@@ -112,7 +112,7 @@ WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running' AND j.star
 -- name: release_claim
 -- Hands every running job claimed with lease token $1 back to the queue unspent and
 -- wakes workers; the count released.
-WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = GREATEST(attempts - 1, 0),
+WITH r AS (UPDATE fastq_active SET state = 'queued', attempts = GREATEST(attempts - 1, 0),
   lease_token = NULL, lease_expires_at = NULL, started_at = NULL, worker = '' WHERE
   state = 'running' AND lease_token = $1 RETURNING 1)
 SELECT count(*), pg_notify('fastq', 'release')
@@ -121,7 +121,7 @@ FROM r
 -- name: defer
 -- Sends the running jobs in $1 (JSON array of {id, token, run_at_us}) back to the queue
 -- to run at run_at_us, the attempt returned.
-UPDATE fastq_job j
+UPDATE fastq_active j
 SET state = 'queued', attempts = GREATEST(j.attempts - 1, 0), run_at =
   to_timestamp(v.run_at_us / 1e6), lease_token = NULL, lease_expires_at = NULL,
   started_at = NULL, worker = ''
@@ -195,7 +195,7 @@ WHERE name = $1
 -- How many of schedule $1's recent jobs (its last 100 slots) are queued or running:
 -- max_instances.
 SELECT count(*)
-FROM fastq_job
+FROM fastq_active
 WHERE state IN ('queued', 'running') AND id IN (SELECT job_id FROM fastq_schedule_run
   WHERE schedule = $1 AND job_id IS NOT NULL ORDER BY slot DESC LIMIT 100)
 
@@ -278,7 +278,7 @@ ORDER BY id
 -- How many jobs of the queues in $1 (a text array) are runnable now, paused queues left
 -- out.
 SELECT count(*)
-FROM fastq_job
+FROM fastq_active
 WHERE state = 'queued' AND queue = ANY($1::text[]) AND run_at <= now() AND queue NOT IN
   (SELECT name FROM fastq_queue WHERE paused)
 
@@ -302,7 +302,7 @@ WHERE paused AND name = ANY($1::text[])
 -- child row locked (FOR UPDATE, in id order) so that sibling completions take turns.
 SELECT d.parent_id, d.child_id, d.position, c.parents_pending, c.pass_results,
   c.on_failure, c.args
-FROM fastq_dependency d JOIN fastq_job c ON c.id = d.child_id
+FROM fastq_dependency d JOIN fastq_active c ON c.id = d.child_id
 WHERE d.parent_id = ANY($1::uuid[]) AND c.state = 'waiting'
 ORDER BY c.id, d.position FOR UPDATE OF c
 
@@ -317,7 +317,7 @@ ORDER BY d.child_id, d.position
 -- name: settle_write
 -- Writes the settle decisions $1 (JSON array of {id, pending, state, args, error_type,
 -- error}) to waiting children, and wakes workers if one was released.
-WITH w AS (UPDATE fastq_job c SET parents_pending = v.pending, state = v.state, args =
+WITH w AS (UPDATE fastq_active c SET parents_pending = v.pending, state = v.state, args =
   COALESCE(v.args, c.args), error_type = COALESCE(v.error_type, c.error_type), error =
   COALESCE(v.error, c.error), finished_at = CASE WHEN v.state = 'cancelled' THEN now()
   ELSE c.finished_at END FROM json_to_recordset($1::json) AS v(id uuid, pending int,
@@ -341,22 +341,26 @@ SELECT EXISTS (SELECT 1 FROM fastq_queue WHERE name = ANY($1::text[]) AND concur
 -- primary key): paused queues are skipped; a limited queue takes at most its concurrency
 -- minus its running jobs, and only when $6 says the caller holds that queue's row lock
 -- (claim_lock), else it is skipped. An unlimited queue's room is $1, so the count is
--- never run for it. $7 is the attempts ceiling (kAttemptsCeiling).
+-- never run for it. $7 is the attempts ceiling (kAttemptsCeiling). The claim index of
+-- fastq_active is not filtered on state and no index of that table names a column this
+-- UPDATE writes, so the update is HOT (migration 0017); running rows of the queue are
+-- passed over by the state test. The UPDATE probes the primary key for each claimed id
+-- (= ANY(ARRAY(...))) whatever the small table's statistics say.
 WITH qs AS (SELECT q.name, CASE WHEN s.concurrency IS NULL THEN $1::int ELSE
-    GREATEST(0, LEAST($1::int, s.concurrency - (SELECT count(*) FROM fastq_job r
+    GREATEST(0, LEAST($1::int, s.concurrency - (SELECT count(*) FROM fastq_active r
     WHERE r.state = 'running' AND r.queue = q.name AND r.lease_expires_at > now()))) END
     AS room
   FROM unnest($5::text[]) AS q(name) LEFT JOIN fastq_queue s ON s.name = q.name
   WHERE s.paused IS NOT TRUE AND (s.concurrency IS NULL OR $6::boolean)),
-c AS (SELECT p.id FROM qs CROSS JOIN LATERAL (SELECT id, priority, run_at FROM fastq_job
+c AS (SELECT p.id FROM qs CROSS JOIN LATERAL (SELECT id, priority, run_at FROM fastq_active
     WHERE state = 'queued' AND queue = qs.name AND run_at <= now()
     ORDER BY priority DESC, run_at, id LIMIT qs.room FOR UPDATE SKIP LOCKED) AS p
   ORDER BY p.priority DESC, p.run_at, p.id LIMIT $1)
-UPDATE fastq_job j SET state = 'running',
+UPDATE fastq_active j SET state = 'running',
   attempts = CASE WHEN j.attempts < $7::int THEN j.attempts + 1 ELSE j.attempts END,
   lease_token = $3, lease_expires_at = now() + $2::bigint * interval '1 millisecond',
   started_at = NULL, worker = $4
-FROM c WHERE j.id = c.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM c))
 RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts,
   j.max_attempts, j.expires_at IS NOT NULL AND j.expires_at < now(),
   j.cancel_requested, j.envelope, COALESCE(j.time_limit, 0),
@@ -365,7 +369,7 @@ RETURNING j.id, j.task, j.queue, j.args, j.kwargs, j.priority, j.attempts,
 -- name: quarantine_try
 -- The write a claim makes, tried on queued job $1 alone (and rolled back): the error it
 -- raises, if any, says why no claim can take the row. $2 is the attempts ceiling.
-UPDATE fastq_job SET state = 'running',
+UPDATE fastq_active SET state = 'running',
   attempts = CASE WHEN attempts < $2::int THEN attempts + 1 ELSE attempts END,
   lease_token = 0
 WHERE id = $1
@@ -375,7 +379,7 @@ WHERE id = $1
 -- columns brought within the table's CHECK constraints (which any UPDATE of the row must
 -- pass): $4 is the attempts ceiling, $5 the max_attempts limit. Whether it is a workflow
 -- step (no row: it was no longer queued).
-UPDATE fastq_job SET state = 'dead', finished_at = now(), error_type = $3, error = $2,
+UPDATE fastq_active SET state = 'dead', finished_at = now(), error_type = $3, error = $2,
   attempts = LEAST(GREATEST(attempts, 0), $4::int),
   max_attempts = LEAST(GREATEST(max_attempts, 1), $5::int),
   time_limit = CASE WHEN time_limit >= 0 AND time_limit <= 1e9 THEN time_limit END,
@@ -388,24 +392,49 @@ RETURNING workflow_id IS NOT NULL
 -- name: complete
 -- Writes the outcomes $1 (JSON array of {id, token, state, result, error_type, error,
 -- traceback, retry_at_us, started_ago_us}) of running jobs outside workflows whose lease
--- token still matches. A start travels as its age, so started_at is on the database's
--- clock.
-UPDATE fastq_job j SET state = v.state, result = v.result,
-  error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''),
-  traceback = COALESCE(v.traceback, ''),
-  finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END,
-  run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at),
-  started_at = COALESCE(j.started_at, now() - v.started_ago_us * interval '1 microsecond'),
-  lease_token = NULL, lease_expires_at = NULL
-FROM json_to_recordset($1::json) AS v(id uuid, token bigint, state text, result text,
-  error_type text, error text, traceback text, retry_at_us bigint, started_ago_us bigint)
-WHERE j.id = v.id AND j.lease_token = v.token AND j.state = 'running'
-  AND j.workflow_id IS NULL
+-- token still matches. A retry stays in fastq_active, queued again at retry_at_us; any
+-- other outcome moves the job to the finished log in one step: its active row deleted,
+-- its finished row inserted (no dead row version left behind in the active table but the
+-- deleted one, no index entry there at all). A start travels as its age, so started_at
+-- is on the database's clock. One count: the jobs written.
+WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id uuid, token bigint,
+    state text, result text, error_type text, error text, traceback text,
+    retry_at_us bigint, started_ago_us bigint)),
+retried AS (UPDATE fastq_active j SET state = 'queued', result = v.result,
+    error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''),
+    traceback = COALESCE(v.traceback, ''), finished_at = NULL,
+    run_at = COALESCE(to_timestamp(v.retry_at_us / 1e6), j.run_at),
+    started_at = COALESCE(j.started_at, now() - v.started_ago_us * interval '1 microsecond'),
+    lease_token = NULL, lease_expires_at = NULL
+  FROM v WHERE v.state = 'queued' AND j.id = v.id AND j.lease_token = v.token
+    AND j.state = 'running' AND j.workflow_id IS NULL
+  RETURNING 1),
+done AS (DELETE FROM fastq_active j USING v
+  WHERE v.state <> 'queued' AND j.id = v.id AND j.lease_token = v.token
+    AND j.state = 'running' AND j.workflow_id IS NULL
+  RETURNING j.*, v.state AS v_state, v.result AS v_result, v.error_type AS v_error_type,
+    v.error AS v_error, v.traceback AS v_traceback, v.started_ago_us AS v_started_ago_us),
+ins AS (INSERT INTO fastq_finished (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, envelope, time_limit,
+  soft_time_limit, rate_key, lease_token, lease_expires_at, worker, result, error_type,
+  error, traceback, created_at, started_at, finished_at, group_label, attempt_log,
+  custom_state, interrupted, workflow_id, parents_pending, pass_results, on_failure)
+  SELECT id, task, queue, priority, v_state, args, kwargs, run_at, attempts,
+    max_attempts, expires_at, cancel_requested, unique_key, envelope, time_limit,
+    soft_time_limit, rate_key, NULL, NULL, worker, v_result, COALESCE(v_error_type, ''),
+    COALESCE(v_error, ''), COALESCE(v_traceback, ''), created_at,
+    COALESCE(started_at, now() - v_started_ago_us * interval '1 microsecond'), now(),
+    group_label, attempt_log, custom_state, interrupted, workflow_id, parents_pending,
+    pass_results, on_failure
+  FROM done RETURNING 1)
+SELECT (SELECT count(*) FROM retried) + (SELECT count(*) FROM ins)
 
 -- name: complete_steps
 -- complete for the workflow steps among $1; each step written comes back (id, state,
 -- error_type, error) for the driver to settle its dependents in the same transaction.
-UPDATE fastq_job j SET state = v.state, result = v.result,
+-- Steps are rarer than plain jobs: an UPDATE, and the finished ones move to the log at
+-- the end of the statement (trigger fastq_active_finish, migration 0017).
+UPDATE fastq_active j SET state = v.state, result = v.result,
   error_type = COALESCE(v.error_type, ''), error = COALESCE(v.error, ''),
   traceback = COALESCE(v.traceback, ''),
   finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE now() END,
@@ -424,7 +453,7 @@ RETURNING j.id, j.state, j.error_type, j.error
 -- (kMaxUnspentHandbacks) interruptions; past that a job whose attempts are used up is
 -- dead ($2 error type, error $3 || interruptions || $4). $6 is the attempts ceiling.
 -- Count, a notify when some went back to the queue, and the workflow steps now dead.
-WITH r AS (UPDATE fastq_job j SET
+WITH r AS (UPDATE fastq_active j SET
     state = CASE WHEN (j.interrupted >= $5::int AND j.attempts >= j.max_attempts) THEN
       'dead' ELSE 'queued' END,
     attempts = CASE WHEN j.interrupted < $5::int THEN GREATEST(j.attempts - 1, 0)
@@ -450,7 +479,7 @@ SELECT count(*), CASE WHEN count(*) FILTER (WHERE state = 'queued') > 0 THEN
 -- (kMaxUnspentHandbacks) hand-backs, back unspent; otherwise charged, and dead once
 -- their attempts are used up ($1 error type, error $2 || attempts || $3). Count, a
 -- notify when some went back to the queue, and the workflow steps now dead.
-WITH r AS (UPDATE fastq_job SET
+WITH r AS (UPDATE fastq_active SET
     state = CASE WHEN (NOT (started_at IS NULL AND interrupted < $4::int)
       AND attempts >= max_attempts) THEN 'dead' ELSE 'queued' END,
     attempts = CASE WHEN (started_at IS NULL AND interrupted < $4::int)
@@ -475,28 +504,30 @@ FROM (SELECT count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q,
 -- (microseconds) and after the cursor ($3 finished_at, $4 id), could go. A job is kept
 -- while a schedule slot or a poller mark names it, or while its workflow has an
 -- unfinished step.
-SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM fastq_job j
+SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM fastq_finished j
   WHERE j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6)
   AND (j.finished_at, j.id) > ($3::timestamptz, $4::uuid)) c
 WHERE NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
   OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = c.id)
-  OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w
-  WHERE w.workflow_id = c.workflow_id AND w.state IN ('waiting', 'queued', 'running'))))
+  OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_active w
+  WHERE w.workflow_id = c.workflow_id)))
 
 -- name: prune_jobs
--- One retention batch: the next $5 jobs of prune_count's range (a range scan of
--- fastq_job_prune from the cursor, SKIP LOCKED), those not kept deleted with their
--- workflow edges. Deleted, scanned, the workflows of deleted steps, and the new cursor
--- (finished_at and id of the last row scanned).
-WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM fastq_job j
+-- One retention batch: the next $5 jobs of prune_count's range (a range scan of the
+-- log's fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
+-- LOCKED), those not kept deleted with their workflow edges. Deleted, scanned, the
+-- workflows of deleted steps, and the new cursor (finished_at and id of the last row
+-- scanned). Whole days past every state's retention are dropped instead (upkeep).
+WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM fastq_finished j
   WHERE j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6)
   AND (j.finished_at, j.id) > ($3::timestamptz, $4::uuid)
   ORDER BY j.finished_at, j.id LIMIT $5 FOR UPDATE SKIP LOCKED),
-gone AS (DELETE FROM fastq_job j USING c WHERE j.id = c.id
+gone AS (DELETE FROM fastq_finished j USING c WHERE j.id = c.id
+  AND j.finished_at = c.finished_at
   AND NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
   OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = c.id)
-  OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w
-  WHERE w.workflow_id = c.workflow_id AND w.state IN ('waiting', 'queued', 'running'))))
+  OR (c.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_active w
+  WHERE w.workflow_id = c.workflow_id)))
   RETURNING j.id, j.workflow_id),
 edges_out AS (DELETE FROM fastq_dependency e USING gone g
   WHERE g.workflow_id IS NOT NULL AND e.parent_id = g.id),
@@ -507,10 +538,16 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c),
   (SELECT array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL)
   FROM gone), (SELECT finished_at::text FROM last), (SELECT id::text FROM last)
 
+-- name: upkeep
+-- The finished log's day partitions: $1 days ahead made, and when $2 (microseconds) is
+-- not NULL every day partition ending by then dropped, what still depends on its jobs
+-- kept (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
+SELECT fastq_finished_upkeep($1::int, to_timestamp($2::bigint / 1e6))
+
 -- name: copy_jobs
 -- New jobs by COPY (text format). A template: {columns} is the column list of the batch
 -- (pg_copy_batch, bulk.hpp), fixed names chosen by which optional fields the batch has.
-COPY fastq_job ({columns}) FROM STDIN
+COPY fastq_active ({columns}) FROM STDIN
 
 -- The poller's statements (KeysetSource) are templates around the project's query: the
 -- driver puts the query (its placeholders made $1..$n) for {query}, its key column for
@@ -536,14 +573,14 @@ ORDER BY fastq_q.{key} LIMIT {limit}
 -- name: poll_pending_page
 -- The first page of keys, each with whether a queued or running job holds the unique
 -- key {prefix} || key.
-SELECT fastq_q.{key}, (SELECT 1 FROM fastq_job fastq_j
+SELECT fastq_q.{key}, (SELECT 1 FROM fastq_active fastq_j
   WHERE fastq_j.unique_key = {prefix} || fastq_q.{key}::text
   AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL
 FROM ({query}) AS fastq_q ORDER BY fastq_q.{key} LIMIT {limit}
 
 -- name: poll_pending_page_after
 -- poll_pending_page after {after}.
-SELECT fastq_q.{key}, (SELECT 1 FROM fastq_job fastq_j
+SELECT fastq_q.{key}, (SELECT 1 FROM fastq_active fastq_j
   WHERE fastq_j.unique_key = {prefix} || fastq_q.{key}::text
   AND fastq_j.state IN ('queued', 'running') LIMIT 1) IS NOT NULL
 FROM ({query}) AS fastq_q WHERE fastq_q.{key} > {after}
@@ -565,7 +602,7 @@ LISTEN fastq
 -- A workflow's steps, one JSON array parameter ($1) as for enqueue_jobs plus each step's
 -- workflow_id, pending (its number of parents: a step with parents starts waiting), pass
 -- and on_failure (workflow.hpp). Steps hold no unique key. $2 is the envelope version.
-INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
   traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
   parents_pending, pass_results, on_failure)
@@ -594,13 +631,22 @@ FROM json_to_recordset($1::json) AS x(id uuid, root_id uuid, kind text, name tex
 
 -- name: retry_jobs
 -- Queues again those of the jobs $1 (a uuid array) that ended unsuccessfully (failed,
--- dead, expired, cancelled): attempts, result, error, lease, expiry and cancel cleared,
--- run_at now. Wakes workers when it queued any (no trigger fires on UPDATE). One count.
-WITH r AS (UPDATE fastq_job SET state = 'queued', attempts = 0, result = NULL,
-    error_type = '', error = '', traceback = '', run_at = now(), started_at = NULL,
-    finished_at = NULL, lease_token = NULL, lease_expires_at = NULL, expires_at = NULL,
-    cancel_requested = false, worker = ''
+-- dead, expired, cancelled): moved from the finished log back to the active table with
+-- attempts, result, error, lease, expiry and cancel cleared, run_at now. Wakes workers
+-- when it queued any. One count.
+WITH d AS (DELETE FROM fastq_finished
   WHERE id = ANY($1::uuid[]) AND state IN ('failed', 'dead', 'expired', 'cancelled')
-  RETURNING 1)
+  RETURNING *),
+r AS (INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, envelope, time_limit,
+  soft_time_limit, rate_key, lease_token, lease_expires_at, worker, result, error_type,
+  error, traceback, created_at, started_at, finished_at, group_label, attempt_log,
+  custom_state, interrupted, workflow_id, parents_pending, pass_results, on_failure)
+  SELECT id, task, queue, priority, 'queued', args, kwargs, now(), 0, max_attempts, NULL,
+    false, unique_key, envelope, time_limit, soft_time_limit, rate_key, NULL, NULL, '',
+    NULL, '', '', '', created_at, NULL, NULL, group_label, attempt_log, custom_state,
+    interrupted, workflow_id, parents_pending, pass_results, on_failure
+  FROM d RETURNING 1)
 SELECT n, CASE WHEN n > 0 THEN pg_notify('fastq', 'retry') END
 FROM (SELECT count(*) AS n FROM r) AS c
+

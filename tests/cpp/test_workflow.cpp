@@ -495,7 +495,7 @@ TEST(PostgresWorkflows, AQuarantinedStepCancelsItsDependents) {
   db->enqueue_workflow(jobs, std::vector<Dependency>{{jobs[0].id, jobs[1].id, 0}});
   // Any claim of the queued step now violates a constraint (attempts would become 1).
   ASSERT_EQ(testing::pg_exec(testing::pg_test_dsn(),
-                             "ALTER TABLE fastq_job ADD CONSTRAINT no_claims CHECK "
+                             "ALTER TABLE fastq_active ADD CONSTRAINT no_claims CHECK "
                              "(state <> 'running' OR attempts < 1)"),
             "");
   const ClaimRequest req{{"default"}, 10, std::chrono::milliseconds(30000), "t"};

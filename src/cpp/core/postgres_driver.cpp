@@ -74,6 +74,10 @@ std::string refs_json(std::span<const JobRef> jobs) {
   return j;
 }
 
+// Days of the finished log's partitions made ahead of today (upkeep); at one upkeep an
+// hour, a leader away for less than a week never leaves a day without its partition.
+constexpr int kPartitionsAhead = 7;
+
 // The driver's statements live in src/sql/postgres.sql (fastq/sql.hpp).
 const std::string& pg_sql(std::string_view name) {
   return sql::statement(sql::Dialect::kPostgres, name);
@@ -402,7 +406,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     j.push_back(']');
     // Jobs outside workflows: one statement, as ever.
     Result r = conn_.exec("fastq_complete", pg_sql("complete"), {j.c_str()});
-    std::size_t n = static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
+    std::size_t n = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     if (n == done.size()) return n;
     // The rest are fenced off, or workflow steps: those settle their dependents in the
     // transaction that writes their outcomes (workflow.hpp).
@@ -711,6 +715,14 @@ class PostgresDriver final : public Driver, public KeysetSource {
                  {PQgetvalue(r.get(), 0, 2)});
     }
     return out;
+  }
+
+  std::size_t upkeep(std::optional<Micros> drop_before) override {
+    const std::string ahead = std::to_string(kPartitionsAhead);
+    const std::string before = drop_before ? std::to_string(*drop_before) : std::string();
+    Result r = conn_.exec("fastq_upkeep", pg_sql("upkeep"),
+                          {ahead.c_str(), drop_before ? before.c_str() : nullptr});
+    return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
   // Worker registry, on the server's clock. A stopped row is final (a late heartbeat does

@@ -1,6 +1,7 @@
 // The pruner's pacing (retention.hpp): pure, no thread, no database.
 #include "fastq/retention.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace fastq {
@@ -17,6 +18,15 @@ bool RetentionConfig::enabled() const {
     if (k) return true;
   }
   return false;
+}
+
+std::optional<Micros> partition_drop_before(const RetentionConfig& config, Micros now) {
+  Micros longest = 0;
+  for (const auto& k : config.keep) {
+    if (!k) return std::nullopt;
+    longest = std::max(longest, *k);
+  }
+  return now - longest;
 }
 
 PruneAction Pruner::next(Micros now) {

@@ -46,6 +46,8 @@ Micros latest_due(const ScheduleRow& row, Micros first, Micros now, std::uint64_
 
 }  // namespace
 
+constexpr Micros kUpkeepEvery = 3'600'000'000;  // one hour
+
 struct Scheduler::Impl {
   std::unique_ptr<Driver> driver;
   SchedulerConfig cfg;
@@ -60,6 +62,7 @@ struct Scheduler::Impl {
   Micros next_prune = 0;
   Micros next_reap = 0;
   Micros next_job_prune = 0;
+  Micros next_upkeep = 0;  // the store's upkeep (Driver::upkeep): at leadership, then hourly
   Pruner pruner;
   std::vector<ScheduleRow> rows;
   std::set<std::string> reported;  // "name: error" already logged
@@ -277,6 +280,14 @@ struct Scheduler::Impl {
           count(&SchedulerStats::workers_lost, lost);
           log(LogLevel::kWarning, "scheduler: " + std::to_string(lost) +
                                       " worker(s) silent past their lease: marked lost");
+        }
+      }
+      if (leader && now >= next_upkeep) {
+        next_upkeep = now + kUpkeepEvery;
+        const auto dropped = driver->upkeep(partition_drop_before(pruner.config(), now));
+        if (dropped) {
+          log(LogLevel::kInfo, "scheduler: dropped " + std::to_string(dropped) +
+                                   " day(s) of finished jobs past their retention");
         }
       }
       if (leader && now >= next_job_prune) prune_jobs(now);

@@ -501,7 +501,9 @@ void enqueue_batch(Session& session, std::span<const NewJob> jobs, std::size_t c
     for (std::size_t start = 0; start < jobs.size(); start += copy_rows) {
       const auto part = jobs.subspan(start, std::min(copy_rows, jobs.size() - start));
       const PgCopyBatch copy = pg_copy_batch(part, now);
-      session.copy_in("COPY fastq_job (" + copy.columns + ") FROM STDIN", copy.data);
+      session.copy_in(sql::fill_template(sql::statement(Dialect::kPostgres, "copy_jobs"),
+                                         {{"columns", copy.columns}}),
+                       copy.data);
     }
     return;
   }

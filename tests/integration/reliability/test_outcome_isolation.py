@@ -113,15 +113,21 @@ def test_hostile_outcomes_cost_only_their_own_job(fleet, ledger):
     assert w.alive(), w.output()
 
 
+# Where a job's CHECK constraints live on PostgreSQL: the job store's two tables (migration
+# 0017); fastq_job is a view over them.
+PG_JOB_TABLES = ("fastq_active", "fastq_finished")
+
+
 @contextmanager
 def _store_refuses(text: str) -> Iterator[None]:
     """Makes the database itself refuse an outcome whose error is `text`: a CHECK
     constraint on PostgreSQL, a trigger on SQLite (whose ALTER TABLE cannot add one)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE fastq_job ADD CONSTRAINT test_refuse CHECK (error <> %s)", [text]
-            )
+            for table in PG_JOB_TABLES:
+                cursor.execute(
+                    f"ALTER TABLE {table} ADD CONSTRAINT test_refuse CHECK (error <> %s)", [text]
+                )
         else:
             cursor.execute(
                 "CREATE TRIGGER test_refuse BEFORE UPDATE ON fastq_job "
@@ -132,7 +138,8 @@ def _store_refuses(text: str) -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("ALTER TABLE fastq_job DROP CONSTRAINT test_refuse")
+                for table in PG_JOB_TABLES:
+                    cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT test_refuse")
             else:
                 cursor.execute("DROP TRIGGER test_refuse")
 
@@ -187,7 +194,8 @@ def _rows_past_the_checks(mode: str) -> Iterator[None]:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             for c in checks:
-                cursor.execute(f"ALTER TABLE fastq_job DROP CONSTRAINT {c.name}")
+                for table in PG_JOB_TABLES:
+                    cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {c.name}")
         else:
             cursor.execute("PRAGMA ignore_check_constraints = ON")
     try:
@@ -198,8 +206,12 @@ def _rows_past_the_checks(mode: str) -> Iterator[None]:
             if connection.vendor == "postgresql":
                 with connection.schema_editor() as editor:
                     for c in checks:
-                        cursor.execute(f"ALTER TABLE fastq_job DROP CONSTRAINT IF EXISTS {c.name}")
-                        editor.add_constraint(Job, c)
+                        check = c.constraint_sql(Job, editor)
+                        for table in PG_JOB_TABLES:
+                            cursor.execute(
+                                f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {c.name}"
+                            )
+                            cursor.execute(f"ALTER TABLE {table} ADD {check}")
             else:
                 cursor.execute("PRAGMA ignore_check_constraints = OFF")
 
@@ -212,7 +224,8 @@ def _enforce_again() -> None:
     with connection.schema_editor() as editor, connection.cursor() as cursor:
         for c in _bound_checks():
             check = c.constraint_sql(Job, editor)
-            cursor.execute(f"ALTER TABLE fastq_job ADD {check} NOT VALID")
+            for table in PG_JOB_TABLES:
+                cursor.execute(f"ALTER TABLE {table} ADD {check} NOT VALID")
 
 
 def _set(job_id: str, column: str, value: object) -> None:

@@ -114,6 +114,16 @@ class JobStore {
   // many it took (kept ones included) and the cursor after them. With request.dry_run it
   // counts every such job after the cursor (no limit) and deletes none.
   virtual PruneResult prune_jobs(const PruneRequest& request) = 0;
+
+  // The store's periodic upkeep, run by the elected leader at start and every hour
+  // (scheduler.cpp): PostgreSQL makes the finished log's day partitions a week ahead and,
+  // with `drop_before` (partition_drop_before(), retention.hpp), drops the days ending by
+  // then, keeping what still depends on their jobs as prune_jobs() does. Returns how many
+  // days it dropped. A store without partitions has nothing to do.
+  virtual std::size_t upkeep(std::optional<Micros> drop_before) {
+    (void)drop_before;
+    return 0;
+  }
 };
 
 }  // namespace fastq

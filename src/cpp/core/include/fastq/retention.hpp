@@ -44,6 +44,12 @@ struct RetentionConfig {
   bool enabled() const;            // some state has a retention
 };
 
+// Where retention may drop whole days of the finished log (PostgreSQL's day partitions,
+// Driver::upkeep): every day ending by the returned time holds only jobs past their
+// state's retention, so it is `now` minus the longest retention; nullopt while some state
+// is kept for ever (its rows could be in any day) or no state has a retention. Pure.
+std::optional<Micros> partition_drop_before(const RetentionConfig& config, Micros now);
+
 // One batch to run: of the jobs in `state` finished before `before`, the next `limit` in
 // (finished_at, id) order after the cursor (empty: from the oldest), delete those nothing
 // depends on. The cursor makes a pass walk past the jobs it must keep instead of reading

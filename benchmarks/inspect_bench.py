@@ -64,11 +64,13 @@ def setup_django(broker: str, tmp: Path) -> None:
 
 
 # Row i: its queue, task and state follow from i; times spread over the last 2 hours.
+# On PostgreSQL fastq_job is a view of the job store's two tables (migration 0017): each
+# row goes straight to the table of its state ({table}, {where}).
 _PG_FILL = """
-INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+INSERT INTO {table} (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, lease_token, lease_expires_at, worker, created_at, started_at, finished_at,
   cancel_requested, envelope, error_type, error, traceback, interrupted)
-SELECT md5(g::text)::uuid,
+SELECT * FROM (SELECT md5(g::text)::uuid,
   'app.tasks.task_' || (g % 20),
   (ARRAY['default','mail','reports','tracking'])[1 + g % 4],
   0,
@@ -90,7 +92,8 @@ SELECT md5(g::text)::uuid,
   CASE WHEN g % 1000 >= 70 THEN
     now() - (g % 7200) * interval '1 second' + (50 + g % 500) * interval '1 millisecond' END,
   false, 1, '', '', '', 0
-FROM generate_series(1, %(rows)s) g
+FROM generate_series(1, %(rows)s) g) AS s (id, task, queue, priority, state)
+WHERE {where}
 """
 
 
@@ -102,8 +105,13 @@ def fill(broker: str, rows: int) -> float:
     started = time.perf_counter()
     if broker == "postgres":
         with connection.cursor() as c:
-            c.execute(_PG_FILL.replace("%(rows)s", str(rows)))
-            c.execute("ANALYZE fastq_job")
+            for table, where in (
+                ("fastq_active", "state IN ('queued', 'running')"),
+                ("fastq_finished", "state NOT IN ('queued', 'running')"),
+            ):
+                sql = _PG_FILL.replace("%(rows)s", str(rows))
+                c.execute(sql.replace("{table}", table).replace("{where}", where))
+                c.execute(f"ANALYZE {table}")
     else:
         now = timezone.now()
         batch: list[Job] = []

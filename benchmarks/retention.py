@@ -58,12 +58,16 @@ def sizes(broker: str) -> dict[str, int]:
 
     with connection.cursor() as c:
         if broker == "postgres":
+            # The job store's tables (migration 0017): the active table and every
+            # partition of the finished log; fastq_job is a view of them.
             c.execute(
-                "SELECT pg_relation_size('fastq_job'), pg_indexes_size('fastq_job'), "
-                "pg_total_relation_size('fastq_job'), (SELECT count(*) FROM fastq_job), "
-                "(SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'fastq_job')"
+                "SELECT sum(pg_relation_size(r)), sum(pg_indexes_size(r)), "
+                "sum(pg_total_relation_size(r)), (SELECT count(*) FROM fastq_job), "
+                "sum((SELECT n_dead_tup FROM pg_stat_user_tables s WHERE s.relid = r)) "
+                "FROM (SELECT 'fastq_active'::regclass AS r UNION ALL SELECT relid "
+                "FROM pg_partition_tree('fastq_finished') WHERE isleaf) t"
             )
-            heap, index, total, rows, dead = c.fetchone()
+            heap, index, total, rows, dead = (int(v or 0) for v in c.fetchone())
             return {"heap": heap, "indexes": index, "total": total, "rows": rows, "dead": dead}
         c.execute("PRAGMA page_size")
         page = c.fetchone()[0]

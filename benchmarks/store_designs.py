@@ -46,12 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from harness import pgsql
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PG = {"host": "127.0.0.1", "user": "postgres"}
 PREFIX = "bench17_designs"
 BASE_DB = f"{PREFIX}_base"
+STORE_DB = f"{PREFIX}_store_base"
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 CLIENTS = 2
 LEASE_MS = 30000
@@ -61,7 +63,7 @@ ATTEMPTS_CEILING = 1_000_000_000  # kAttemptsCeiling (src/cpp/core/include/fastq
 # Statements. {t} is the table the claim reads; the claim is src/cpp/core/postgres_driver.cpp
 # claim_sql() with $1 = :batch, $2 = the lease, $3 = :token, $4 = the worker, $5 = the
 # queues, $6 = false (no limited queue locked), and RETURNING turned into the JSON the
-# completion takes (built by the server, as benchmarks/limit/pg_claim_complete.sql does).
+# completion takes (built by the server, as harness/pgsql.py does for the built store).
 # ---------------------------------------------------------------------------------------
 
 
@@ -157,9 +159,12 @@ class Design:
     tables: list[str]  # whose HOT updates and sizes are reported (partitioned: the parent)
     claim_table: str
     claim_filter: str = ""
-    completion: str = "update"  # update | move | delete
+    completion: str = "update"  # update | move | delete | store
+    base: str = "0016"  # the schema it starts from: 0016 (one fastq_job table) or "store"
 
     def script(self, columns: list[str]) -> str:
+        if self.completion == "store":
+            return pgsql.claim_complete_script()
         body = claim_sql(self.claim_table, self.claim_filter)
         if self.completion == "update":
             return body + COMPLETE_UPDATE
@@ -292,6 +297,18 @@ CREATE UNIQUE INDEX fastq_job_unique_active ON fastq_job (unique_key)
             claim_filter=" AND finished_at IS NULL",
         ),
         Design(
+            "store",
+            "the job store as built (migration 0017 and src/sql/postgres.sql's claim and "
+            "complete): the active table + the finished log partitioned by day (indexes: "
+            "id, finished_at, partial workflow_id and group_label)",
+            "",
+            "fastq_active",
+            ["fastq_active", "fastq_finished"],
+            "fastq_active",
+            completion="store",
+            base="store",
+        ),
+        Design(
             "floor",
             "keep nothing: the active table, completion = DELETE (no history) - the floor",
             ACTIVE,
@@ -324,13 +341,25 @@ def lsn_diff(conn: psycopg.Connection[Any], a: str, b: str) -> int:
 
 
 def make_base() -> None:
-    """The benchmark project's database, migrated: fastq_job as fastq's migrations make it."""
-    admin(f"DROP DATABASE IF EXISTS {BASE_DB} WITH (FORCE)")
-    admin(f"CREATE DATABASE {BASE_DB}")
-    env = dict(os.environ, BENCH_BROKER="postgres", BENCH_DB=BASE_DB, PYTHONPATH=str(HERE))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=HERE, env=env, check=True
-    )
+    """The benchmark project's databases, migrated: BASE_DB with fastq_job as one table
+    (fastq_django 0016, the designs' starting point), STORE_DB with the job store."""
+    for db, target in ((BASE_DB, "0016"), (STORE_DB, None)):
+        admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin(f"CREATE DATABASE {db}")
+        env = dict(os.environ, BENCH_BROKER="postgres", BENCH_DB=db, PYTHONPATH=str(HERE))
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+            cwd=HERE,
+            env=env,
+            check=True,
+        )
+        if target:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "fastq_django", target, "-v", "0"],
+                cwd=HERE,
+                env=env,
+                check=True,
+            )
 
 
 RECORD = re.compile(r"len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+),")
@@ -387,7 +416,7 @@ class Run:
 def run_design(design: Design, run: int, jobs: int, copy_batch: int, batch: int) -> Run:
     db = f"{PREFIX}_{design.key.replace('-', '_')}"
     admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-    admin(f"CREATE DATABASE {db} TEMPLATE {BASE_DB}")
+    admin(f"CREATE DATABASE {db} TEMPLATE {STORE_DB if design.base == 'store' else BASE_DB}")
     figs: dict[str, Any] = {}
     try:
         with psycopg.connect(dbname=db, autocommit=True, **PG) as conn:
@@ -475,7 +504,7 @@ def count_done(conn: psycopg.Connection[Any], design: Design) -> int:
             "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'fastq_active'"
         ).fetchone()
         return int(row[0])  # type: ignore[index]
-    table = "fastq_finished" if design.completion == "move" else "fastq_job"
+    table = "fastq_finished" if design.completion in ("move", "store") else "fastq_job"
     row = conn.execute(f"SELECT count(*) FROM {table} WHERE state = 'succeeded'").fetchone()
     return int(row[0])  # type: ignore[index]
 

@@ -1,8 +1,9 @@
 """The SQL limit: fastq's own statements with no queue logic around them.
 
-PostgreSQL: pgbench with custom scripts (benchmarks/limit/pg_*.sql): the enqueue
-statement, then claim + complete in a loop. SQLite: a small C++ program
-(benchmarks/limit/sqlite_limit.cpp, built here with g++ against the system's libsqlite3).
+PostgreSQL: pgbench with scripts made of fastq's own statements (harness/pgsql.py reads
+them from src/sql/postgres.sql): the enqueue statement, then claim + complete in a loop.
+SQLite: a small C++ program (benchmarks/limit/sqlite_limit.cpp, built here with g++
+against the system's libsqlite3).
 Both run on fastq's real schema (``manage.py migrate`` of the fastq project), so indexes
 and the NOTIFY trigger cost what they cost fastq.
 """
@@ -10,11 +11,14 @@ and the NOTIFY trigger cost what they cost fastq.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import pgsql
 from harness.systems import HERE, PG, Target, pg_wal_bytes, pg_wal_lsn
 
 LIMIT_DIR = HERE / "limit"
@@ -34,17 +38,26 @@ class Limit:
 
 
 def _pgbench(db: str, script: str, clients: int, transactions: int, **variables: str) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    try:
+        return _run_pgbench(db, f.name, clients, transactions, **variables)
+    finally:
+        os.unlink(f.name)
+
+
+def _run_pgbench(db: str, path: str, clients: int, transactions: int, **variables: str) -> float:
     cmd = ["pgbench", "-h", PG["host"], "-U", PG["user"], "-n", "-M", "prepared"]
     cmd += ["-c", str(clients), "-j", str(clients), "-t", str(transactions)]
-    cmd += ["-f", str(LIMIT_DIR / script)]
+    cmd += ["-f", path]
     for k, v in variables.items():
         cmd += ["-D", f"{k}={v}"]
     out = subprocess.run([*cmd, db], capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"pgbench {script} failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"pgbench {path} failed:\n{out.stderr[-2000:]}")
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
     if not m:
-        raise RuntimeError(f"pgbench {script}: no tps in output:\n{out.stdout[-2000:]}")
+        raise RuntimeError(f"pgbench {path}: no tps in output:\n{out.stdout[-2000:]}")
     return float(m.group(1))
 
 
@@ -64,19 +77,20 @@ def postgres(target: Target, jobs: int) -> Limit:
     }
     rows = json.dumps([row] * INSERT_BATCH, separators=(",", ":"))
     with psycopg.connect(dbname=db, autocommit=True, **PG) as conn:
-        conn.execute("TRUNCATE fastq_job")
-        conn.execute("VACUUM fastq_job")
+        # The job store's tables (migration 0017): fastq_job is a view of them.
+        conn.execute("TRUNCATE fastq_active, fastq_finished")
+        conn.execute("VACUUM fastq_active")
     inserts = max(1, jobs // INSERT_BATCH)
     a = pg_wal_lsn()
-    tps = _pgbench(db, "pg_insert.sql", 1, inserts, rows=rows)
+    tps = _pgbench(db, pgsql.enqueue_script(), 1, inserts, rows=rows)
     insert_wal = pg_wal_bytes(a, pg_wal_lsn()) / (inserts * INSERT_BATCH)
     insert_rate = tps * INSERT_BATCH
     with psycopg.connect(dbname=db, autocommit=True, **PG) as conn:
-        conn.execute("ANALYZE fastq_job")  # as fastq's prefill leaves it
+        conn.execute("ANALYZE fastq_active")  # as fastq's prefill leaves it
     # Every transaction must find a full batch: stop short of the rows inserted.
     per_client = max(1, inserts * INSERT_BATCH // (CLIENTS * CLAIM_BATCH))
     a = pg_wal_lsn()
-    tps = _pgbench(db, "pg_claim_complete.sql", CLIENTS, per_client, batch=str(CLAIM_BATCH))
+    tps = _pgbench(db, pgsql.claim_complete_script(), CLIENTS, per_client, batch=str(CLAIM_BATCH))
     drain_wal = pg_wal_bytes(a, pg_wal_lsn()) / (per_client * CLIENTS * CLAIM_BATCH)
     return Limit(insert_rate, tps * CLAIM_BATCH, inserts * INSERT_BATCH, insert_wal, drain_wal)
 

@@ -2,16 +2,17 @@
 ``fastq_health`` and ``/fastq/metrics`` (and a dashboard's).
 
 Every function here reads; none writes. Each one is shaped to stay fast on a job table
-of millions of rows by touching only what an index already narrows:
+of millions of rows by touching only what an index or the job store already narrows:
 
-- queued rows: the claim index ``fastq_job_claim (queue, priority, run_at, id) WHERE
-  state = 'queued'`` (an index-only scan grouped by queue on PostgreSQL);
-- running rows (``active``, ``reserved``): the rescuer's index ``fastq_job_lease
-  (lease_expires_at) WHERE state = 'running'``, which holds only the running jobs;
-- recent outcomes (``stats``, the metrics' per-task counters): ``fastq_job_finished
-  (finished_at) WHERE finished_at IS NOT NULL`` (migration 0010), a range scan over the
-  window; percentiles are computed in SQL on PostgreSQL (``percentile_cont``), in Python
-  on SQLite;
+- queued and running rows (``active``, ``reserved``): on PostgreSQL the job store's
+  active table (migration 0017), which holds only queued, running and waiting jobs
+  whatever the history (a query of ``fastq_job`` for those states never reads the
+  finished log: its CHECK constraint excludes it); on SQLite the partial indexes
+  ``fastq_job_claim`` (queued) and ``fastq_job_lease`` (running);
+- recent outcomes (``stats``, the metrics' per-task counters): ``fastq_finished``, a range
+  over its ``finished_at`` index (on SQLite a view of ``fastq_job`` over
+  ``fastq_job_finished``); percentiles are computed in SQL on PostgreSQL
+  (``percentile_cont``), in Python on SQLite;
 - workers: the small ``fastq_worker`` table.
 
 Lists are bounded (``limit``) and their totals counted separately, so a backlog of a
@@ -302,7 +303,7 @@ def _stats_sql() -> str:
     return (
         "SELECT j.queue, j.task, "
         + ", ".join(per_window)
-        + f" FROM fastq_job j WHERE j.finished_at >= %(since{max(WINDOWS)})s"
+        + f" FROM fastq_finished j WHERE j.finished_at >= %(since{max(WINDOWS)})s"
         " AND j.state IN ('succeeded', 'failed', 'dead', 'expired', 'cancelled')"
         " GROUP BY j.queue, j.task"
     )

@@ -6,11 +6,13 @@ What each query reads, so that a table of millions of finished jobs costs nothin
   state (queues.overview);
 * running per queue: the lease index ``fastq_job_lease`` (partial: running rows only);
 * the last hour (finished, failed, p95 wait per minute), recent failures grouped by
-  exception type and a task's page: a range of the partial index ``fastq_job_finished``
-  (finished_at, recent entries only), so their cost follows the jobs that finished in
-  the window, not the table's size. The per-minute series are aggregated in the
-  database (GROUP BY minute; p95 as ``percentile_disc`` on PostgreSQL, the same nearest
-  rank by window functions on SQLite); no row travels to Python.
+  exception type and a task's page: ``fastq_finished`` (the job store's finished log on
+  PostgreSQL, partitioned by day, read through its ``finished_at`` index; a view of
+  ``fastq_job`` over the partial index ``fastq_job_finished`` on SQLite), so their cost
+  follows the jobs that finished in the window, not the table's size. The per-minute
+  series are aggregated in the database (GROUP BY minute; p95 as ``percentile_disc`` on
+  PostgreSQL, the same nearest rank by window functions on SQLite); no row travels to
+  Python.
 """
 
 from __future__ import annotations
@@ -78,14 +80,14 @@ def hour_series(alias: str, now: datetime | None = None, task: str | None = None
             "count(*) FILTER (WHERE state IN ('failed', 'dead')), "
             f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {wait}) "
             "FILTER (WHERE started_at IS NOT NULL) "
-            f"FROM fastq_job WHERE finished_at >= %s AND finished_at < %s{task_sql} GROUP BY b"
+            f"FROM fastq_finished WHERE finished_at >= %s AND finished_at < %s{task_sql} GROUP BY b"
         )
     else:
         bucket = "CAST((julianday(finished_at) - julianday(%s)) * 1440 AS INTEGER)"
         wait = "max(0, (julianday(started_at) - julianday(run_at)) * 86400)"
         sql = (
             f"WITH r AS (SELECT {bucket} AS b, state, CASE WHEN started_at IS NOT NULL THEN "
-            f"{wait} END AS w FROM fastq_job WHERE finished_at >= %s AND finished_at < %s"
+            f"{wait} END AS w FROM fastq_finished WHERE finished_at >= %s AND finished_at < %s"
             f"{task_sql}), ranked AS (SELECT b, w, row_number() OVER (PARTITION BY b ORDER BY "
             "w) AS rn, count(*) OVER (PARTITION BY b) AS n FROM r WHERE w IS NOT NULL), "
             "p AS (SELECT b, min(w) AS p95 FROM ranked WHERE rn >= 0.95 * n GROUP BY b) "
@@ -162,7 +164,7 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
         runtime = "(julianday(finished_at) - julianday(started_at)) * 86400"
     cases = " ".join(f"WHEN {runtime} < {bound} THEN {i}" for i, bound in enumerate(RUNTIME_BOUNDS))
     sql = (
-        f"SELECT CASE {cases} ELSE {len(RUNTIME_BOUNDS)} END AS b, count(*) FROM fastq_job "
+        f"SELECT CASE {cases} ELSE {len(RUNTIME_BOUNDS)} END AS b, count(*) FROM fastq_finished "
         "WHERE finished_at >= %s AND task = %s AND started_at IS NOT NULL "
         "AND state IN ('succeeded', 'failed', 'dead') GROUP BY b"
     )
@@ -174,7 +176,7 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
         if pg:
             cursor.execute(
                 f"SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY {runtime}), "
-                f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {runtime}) FROM fastq_job "
+                f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {runtime}) FROM fastq_finished "
                 "WHERE finished_at >= %s AND task = %s AND started_at IS NOT NULL "
                 "AND state IN ('succeeded', 'failed', 'dead')",
                 [_param(alias, since), task],
@@ -187,8 +189,9 @@ def task_stats(alias: str, task: str, since: datetime) -> TaskStats:
                 picks = []
                 for q in (0.5, 0.95):
                     cursor.execute(
-                        f"SELECT {runtime} FROM fastq_job WHERE finished_at >= %s AND task = %s "
-                        "AND started_at IS NOT NULL AND state IN ('succeeded', 'failed', 'dead') "
+                        f"SELECT {runtime} FROM fastq_finished WHERE finished_at >= %s "
+                        "AND task = %s AND started_at IS NOT NULL "
+                        "AND state IN ('succeeded', 'failed', 'dead') "
                         f"ORDER BY 1 LIMIT 1 OFFSET %s",
                         [_param(alias, since), task, max(0, math.ceil(q * total) - 1)],
                     )

@@ -539,10 +539,11 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c),
   FROM gone), (SELECT finished_at::text FROM last), (SELECT id::text FROM last)
 
 -- name: upkeep
--- The finished log's day partitions: $1 days ahead made, and when $2 (microseconds) is
--- not NULL every day partition ending by then dropped, what still depends on its jobs
--- kept (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
-SELECT fastq_finished_upkeep($1::int, to_timestamp($2::bigint / 1e6))
+-- The finished log's day partitions: $1 days ahead made, and with $2 (a JSON object of
+-- final state -> cutoff in microseconds; NULL: retention off) every day partition ending
+-- by the latest cutoff (the shortest retention) dropped, the jobs that must stay copied
+-- out first (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
+SELECT fastq_finished_upkeep($1::int, $2::jsonb)
 
 -- name: copy_jobs
 -- New jobs by COPY (text format). A template: {columns} is the column list of the batch

@@ -19,6 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr Micros kSecond = 1'000'000;
+constexpr Micros kDay = 86'400 * kSecond;
 
 // ---- the pacing ------------------------------------------------------------------------
 
@@ -44,6 +45,25 @@ TEST(Pruner, DefaultsKeepSucceededADayAndTheRestTwoWeeks) {
   EXPECT_TRUE(c.enabled());
   EXPECT_EQ(final_state_index("dead"), 2);
   EXPECT_EQ(final_state_index("queued"), -1);
+}
+
+TEST(RetentionCutoffs, EachStateWithARetentionAndTheTimeItsJobsGoBefore) {
+  RetentionConfig cfg;
+  const Micros now = 10 * kDay;
+  const auto cut = retention_cutoffs(cfg, now);
+  ASSERT_EQ(cut.size(), 5u);
+  EXPECT_EQ(cut[0], (std::pair<std::string, Micros>{"succeeded", now - kDay}));
+  EXPECT_EQ(cut[1], (std::pair<std::string, Micros>{"failed", now - 14 * kDay}));
+  // A state kept for ever is left out: its jobs stay whatever day they finished.
+  cfg.keep[1] = std::nullopt;
+  cfg.keep[4] = Micros{0};
+  const auto some = retention_cutoffs(cfg, now);
+  ASSERT_EQ(some.size(), 4u);
+  EXPECT_EQ(some[0].first, "succeeded");
+  EXPECT_EQ(some[1].first, "dead");
+  EXPECT_EQ(some[3], (std::pair<std::string, Micros>{"cancelled", now}));
+  for (auto& k : cfg.keep) k = std::nullopt;
+  EXPECT_TRUE(retention_cutoffs(cfg, now).empty());
 }
 
 TEST(Pruner, BatchesAStateUntilABatchComesBackShortThenMovesOn) {
@@ -224,6 +244,28 @@ TEST_P(Retention, DeletesOldFinishedJobsOfOneStateInBoundedBatches) {
   EXPECT_EQ(prune("failed", cutoff), 3u);
   EXPECT_EQ(prune("queued", now_micros() + 3600 * kSecond), 0u) << "never an unfinished job";
   EXPECT_TRUE(db->get(waiting[0].id));
+}
+
+TEST_P(Retention, UpkeepDropsTheDaysPastTheShortestRetentionKeepingTheRest) {
+  enqueue_and_finish(5);
+  const auto failed = enqueue_and_finish(2, Outcome::kFailed);
+  EXPECT_EQ(db->upkeep({}), 0u);  // retention off: partitions made, nothing dropped
+  const Micros now = db->database_now().value_or(now_micros());
+  // Today's day ends within a day: past the successes' cutoff. Failed jobs have none.
+  const std::size_t dropped = db->upkeep({{"succeeded", now + kDay}});
+  if (GetParam() != "postgres") {
+    EXPECT_EQ(dropped, 0u);  // no partitions: the row-wise prune does it all
+    EXPECT_TRUE(db->get(failed[0]).has_value());
+    return;
+  }
+  EXPECT_EQ(dropped, 1u);
+  EXPECT_EQ(sql("SELECT count(*) FROM fastq_job"), 2);
+  EXPECT_EQ(sql("SELECT count(*) FROM fastq_job WHERE state = 'failed' AND id IN ('" +
+                failed[0] + "', '" + failed[1] + "')"),
+            2);
+  // The day is made again the next time (nothing of it was left in the default partition
+  // but what was kept, and those two go with the next drop too).
+  EXPECT_EQ(db->upkeep({}), 0u);
 }
 
 TEST_P(Retention, ABatchTakesTheOldestFirst) {

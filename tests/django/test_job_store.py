@@ -9,6 +9,7 @@ conformance suite and by every worker test."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -228,8 +229,15 @@ def test_an_orm_update_writes_only_the_columns_it_changes() -> None:
     assert (row.worker, row.attempt_log, row.lease_token) == ("the worker", '["first"]', 7)
 
 
+def _micros(t) -> int:
+    return int(t.timestamp() * 1_000_000)
+
+
 @postgres_only
-def test_upkeep_drops_a_day_and_keeps_what_depends_on_it() -> None:
+def test_upkeep_drops_a_day_and_keeps_what_must_stay() -> None:
+    """A day past the latest cutoff (the shortest retention) goes as one DROP TABLE; the
+    jobs in it whose state keeps them longer (or for ever) and those something depends on
+    are copied out first."""
     now = timezone.now()
     plain = Job.objects.create(task="tests.plain", state="succeeded", finished_at=now)
     slot = Job.objects.create(task="tests.slot", state="succeeded", finished_at=now)
@@ -246,11 +254,20 @@ def test_upkeep_drops_a_day_and_keeps_what_depends_on_it() -> None:
     )
     Dependency.objects.create(workflow_id=done_wf, parent_id=gone_step.id, child_id=gone_step.id)
     Workflow.objects.create(id=uuid.uuid4(), root_id=done_wf, kind="chain", created_at=now)
+    failed = Job.objects.create(task="tests.failed", state="failed", finished_at=now)
+    dead_young = Job.objects.create(task="tests.dead", state="dead", finished_at=now)
+    cancelled_old = Job.objects.create(task="tests.cancelled", state="cancelled", finished_at=now)
 
+    cutoffs = {
+        "succeeded": _micros(now + timedelta(days=1)),  # today's successes are past it
+        "dead": _micros(now - timedelta(days=10)),  # kept: finished after its cutoff
+        "cancelled": _micros(now + timedelta(days=1)),
+        # "failed": no key, kept for ever
+    }
     with connection.cursor() as c:
         c.execute("SELECT fastq_finished_upkeep(7, NULL)")
         assert c.fetchone()[0] == 0
-        c.execute("SELECT fastq_finished_upkeep(7, %s)", [now + timedelta(days=1)])
+        c.execute("SELECT fastq_finished_upkeep(7, %s::jsonb)", [json.dumps(cutoffs)])
         assert c.fetchone()[0] == 1  # today's partition; tomorrow's ends later
         c.execute(
             "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid "
@@ -259,9 +276,15 @@ def test_upkeep_drops_a_day_and_keeps_what_depends_on_it() -> None:
         )
         assert c.fetchone()[0] == 0
 
-    assert set(Job.objects.values_list("id", flat=True)) == {slot.id, parent.id, child.id}
-    assert _where(slot.id) == "finished" and _where(parent.id) == "finished"
-    assert _where(plain.id) is None
+    assert set(Job.objects.values_list("id", flat=True)) == {
+        slot.id,
+        parent.id,
+        child.id,
+        failed.id,
+        dead_young.id,
+    }
+    assert _where(plain.id) is None and _where(cancelled_old.id) is None
+    assert _where(slot.id) == "finished" and _where(failed.id) == "finished"
     assert Dependency.objects.filter(workflow_id=workflow).count() == 1
     assert not Dependency.objects.filter(workflow_id=done_wf).exists()
     assert not Workflow.objects.filter(root_id=done_wf).exists()

@@ -53,6 +53,10 @@ BEGIN
   -- triggers below copy whole rows), the same CHECK constraints.
   CREATE TABLE fastq_finished (LIKE fastq_active INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
     PARTITION BY RANGE (finished_at);
+  -- Only finished jobs: a query of the view for active states (state = 'running', say)
+  -- never reads the log (constraint exclusion of UNION ALL branches).
+  ALTER TABLE fastq_finished ADD CONSTRAINT fastq_finished_state
+    CHECK (state NOT IN {ACTIVE});
   CREATE TABLE fastq_finished_default PARTITION OF fastq_finished DEFAULT;
   CREATE INDEX fastq_finished_id ON fastq_finished (id);
   CREATE INDEX fastq_finished_at ON fastq_finished (finished_at);
@@ -63,17 +67,23 @@ BEGIN
 END $$;
 
 -- Day partitions of the log from today on, and retention's partition drop. Run by the
--- scheduler's leader (Driver::upkeep) at start and every hour: ahead days made, and when
--- drop_before is given, every day partition that ends by then dropped. What still
--- depends on one of its jobs (a schedule slot or poller mark naming it, a workflow with
--- an unfinished step) is first copied to the default partition, as the row-wise prune
--- keeps it; the dropped steps' edges and their workflows' records go with them.
-CREATE OR REPLACE FUNCTION fastq_finished_upkeep(ahead int, drop_before timestamptz)
+-- scheduler's leader (Driver::upkeep) at start and every hour: `ahead` days made, and
+-- with `cutoffs` (a JSON object: each final state with a retention -> the time before
+-- which its jobs go, in microseconds since the epoch) every day partition that ends by
+-- the latest cutoff (the shortest retention) is dropped. The jobs in it that must stay
+-- are first copied to the default partition: those whose state keeps them longer (or
+-- for ever: no key), and those something still depends on (a schedule slot or poller
+-- mark naming them, a workflow with an unfinished step), as the row-wise prune keeps
+-- them; the dropped steps' edges and their workflows' records go with them. Most jobs
+-- end succeeded and their retention is the shortest: a day of them goes as one DROP
+-- TABLE.
+CREATE OR REPLACE FUNCTION fastq_finished_upkeep(ahead int, cutoffs jsonb)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
   d date;
   name text;
   p record;
+  drop_before timestamptz;
   dropped int := 0;
 BEGIN
   FOR k IN 0..greatest(ahead, 0) LOOP
@@ -90,6 +100,8 @@ BEGIN
       END;
     END IF;
   END LOOP;
+  SELECT max(to_timestamp(value::bigint / 1e6)) INTO drop_before
+  FROM jsonb_each_text(COALESCE(cutoffs, '{{}}'::jsonb));
   IF drop_before IS NULL THEN
     RETURN 0;
   END IF;
@@ -100,10 +112,12 @@ BEGIN
       > drop_before;
     EXECUTE format('ALTER TABLE fastq_finished DETACH PARTITION %I', p.name);
     EXECUTE format($q$INSERT INTO fastq_finished SELECT * FROM %I j
-      WHERE EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id)
+      WHERE NOT (j.finished_at < to_timestamp(($1 ->> j.state)::bigint / 1e6))
+        OR ($1 ->> j.state) IS NULL
+        OR EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id)
         OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = j.id)
         OR (j.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_active w
-          WHERE w.workflow_id = j.workflow_id))$q$, p.name);
+          WHERE w.workflow_id = j.workflow_id))$q$, p.name) USING cutoffs;
     EXECUTE format($q$DELETE FROM fastq_dependency e USING %I j
       WHERE j.workflow_id IS NOT NULL AND (e.parent_id = j.id OR e.child_id = j.id)
         AND NOT EXISTS (SELECT 1 FROM fastq_finished k WHERE k.id = j.id)$q$, p.name);
@@ -256,7 +270,7 @@ DROP FUNCTION fastq_active_finish();
 DROP INDEX fastq_active_claim, fastq_active_unique, fastq_active_workflow, fastq_active_group;
 INSERT INTO fastq_active SELECT * FROM fastq_finished;
 DROP TABLE fastq_finished;
-DROP FUNCTION fastq_finished_upkeep(int, timestamptz);
+DROP FUNCTION fastq_finished_upkeep(int, jsonb);
 ALTER TABLE fastq_active RESET (fillfactor);
 ALTER TABLE fastq_active RENAME TO fastq_job;
 ALTER INDEX fastq_active_pkey RENAME TO fastq_job_pkey;

@@ -717,11 +717,17 @@ class PostgresDriver final : public Driver, public KeysetSource {
     return out;
   }
 
-  std::size_t upkeep(std::optional<Micros> drop_before) override {
+  std::size_t upkeep(const RetentionCutoffs& cutoffs) override {
     const std::string ahead = std::to_string(kPartitionsAhead);
-    const std::string before = drop_before ? std::to_string(*drop_before) : std::string();
+    std::string j = "{";
+    for (const auto& [state, before] : cutoffs) {
+      if (j.size() > 1) j.push_back(',');
+      append_json_string(j, state);
+      j += ":" + std::to_string(before);
+    }
+    j.push_back('}');
     Result r = conn_.exec("fastq_upkeep", pg_sql("upkeep"),
-                          {ahead.c_str(), drop_before ? before.c_str() : nullptr});
+                          {ahead.c_str(), cutoffs.empty() ? nullptr : j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 

@@ -1,7 +1,6 @@
 // The pruner's pacing (retention.hpp): pure, no thread, no database.
 #include "fastq/retention.hpp"
 
-#include <algorithm>
 #include <stdexcept>
 
 namespace fastq {
@@ -20,13 +19,12 @@ bool RetentionConfig::enabled() const {
   return false;
 }
 
-std::optional<Micros> partition_drop_before(const RetentionConfig& config, Micros now) {
-  Micros longest = 0;
-  for (const auto& k : config.keep) {
-    if (!k) return std::nullopt;
-    longest = std::max(longest, *k);
+RetentionCutoffs retention_cutoffs(const RetentionConfig& config, Micros now) {
+  RetentionCutoffs out;
+  for (std::size_t i = 0; i < config.keep.size(); ++i) {
+    if (config.keep[i]) out.emplace_back(kFinalStates[i], now - *config.keep[i]);
   }
-  return now - longest;
+  return out;
 }
 
 PruneAction Pruner::next(Micros now) {

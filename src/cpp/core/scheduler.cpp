@@ -284,7 +284,9 @@ struct Scheduler::Impl {
       }
       if (leader && now >= next_upkeep) {
         next_upkeep = now + kUpkeepEvery;
-        const auto dropped = driver->upkeep(partition_drop_before(pruner.config(), now));
+        const auto dropped = driver->upkeep(
+            pruner.config().enabled() ? retention_cutoffs(pruner.config(), now)
+                                      : RetentionCutoffs{});
         if (dropped) {
           log(LogLevel::kInfo, "scheduler: dropped " + std::to_string(dropped) +
                                    " day(s) of finished jobs past their retention");

@@ -25,10 +25,13 @@ class FastqAdapter:
 
     def reset(self) -> None:
         with connection.cursor() as c:
-            c.execute("DELETE FROM fastq_job WHERE queue <> %s", [DEPTH_QUEUE])
-        if self._postgres():
-            with connection.cursor() as c:
-                c.execute("VACUUM fastq_job")
+            if self._postgres():
+                # The job store's tables (migration 0017): fastq_job is a view of them.
+                c.execute("DELETE FROM fastq_active WHERE queue <> %s", [DEPTH_QUEUE])
+                c.execute("TRUNCATE fastq_finished")
+                c.execute("VACUUM fastq_active")
+            else:
+                c.execute("DELETE FROM fastq_job WHERE queue <> %s", [DEPTH_QUEUE])
 
     def prefill(self, n: int, task: str, url: str) -> None:
         if task == "io":
@@ -37,7 +40,7 @@ class FastqAdapter:
             noop.map([()] * n)
         if self._postgres():
             with connection.cursor() as c:
-                c.execute("ANALYZE fastq_job")
+                c.execute("ANALYZE fastq_active")
 
     def depth(self, n: int) -> int:
         present = Job.objects.filter(queue=DEPTH_QUEUE).count()
@@ -53,13 +56,13 @@ class FastqAdapter:
                 # Ascending ids: the rows append to the indexes instead of landing at
                 # random pages, so a million of them take seconds, not a minute.
                 c.execute(
-                    f"INSERT INTO fastq_job ({columns}) SELECT "
+                    f"INSERT INTO fastq_active ({columns}) SELECT "
                     "('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, "
                     "'bench.tasks.noop', %s, 0, 'queued', '[]', '{}', now(), 0, 4, false, "
                     "'', '', '', '', now() FROM generate_series(%s, %s) AS i",
                     [DEPTH_QUEUE, present + 1, n],
                 )
-                c.execute("VACUUM ANALYZE fastq_job")
+                c.execute("VACUUM ANALYZE fastq_active")
             else:
                 now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
                 c.execute(
@@ -119,7 +122,7 @@ class TasksApiAdapter(FastqAdapter):
         fastq_task.map([(url,) if task == "io" else ()] * n)
         if self._postgres():
             with connection.cursor() as c:
-                c.execute("ANALYZE fastq_job")
+                c.execute("ANALYZE fastq_active")
 
     def enqueue(self, n: int) -> None:
         from bench import tasks_api

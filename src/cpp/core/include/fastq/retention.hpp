@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fastq/types.hpp"
 
@@ -44,11 +46,13 @@ struct RetentionConfig {
   bool enabled() const;            // some state has a retention
 };
 
-// Where retention may drop whole days of the finished log (PostgreSQL's day partitions,
-// Driver::upkeep): every day ending by the returned time holds only jobs past their
-// state's retention, so it is `now` minus the longest retention; nullopt while some state
-// is kept for ever (its rows could be in any day) or no state has a retention. Pure.
-std::optional<Micros> partition_drop_before(const RetentionConfig& config, Micros now);
+// Each final state with a retention and the time before which its jobs go (`now` minus
+// its retention), in kFinalStates order; states kept for ever are left out. What the
+// store's upkeep (Driver::upkeep) drops whole days of the finished log by: every day
+// ending by the latest cutoff (the shortest retention), the jobs in it that stay (an
+// earlier cutoff, kept for ever, depended on) copied out first. Pure.
+using RetentionCutoffs = std::vector<std::pair<std::string, Micros>>;
+RetentionCutoffs retention_cutoffs(const RetentionConfig& config, Micros now);
 
 // One batch to run: of the jobs in `state` finished before `before`, the next `limit` in
 // (finished_at, id) order after the cursor (empty: from the oldest), delete those nothing

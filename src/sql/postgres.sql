@@ -501,10 +501,12 @@ FROM (SELECT count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q,
 
 -- name: prune_count
 -- Retention's dry run: how many finished jobs in state $1, finished before $2
--- (microseconds) and after the cursor ($3 finished_at, $4 id), could go. A job is kept
+-- (microseconds) and after the cursor ($3 finished_at, $4 id), could go. A template:
+-- {log} is fastq_finished, or fastq_finished_default where upkeep drops the day
+-- partitions whole (succeeded jobs kept a day or more: PruneRequest::keep). A job is kept
 -- while a schedule slot or a poller mark names it, or while its workflow has an
 -- unfinished step.
-SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM fastq_finished j
+SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM {log} j
   WHERE j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6)
   AND (j.finished_at, j.id) > ($3::timestamptz, $4::uuid)) c
 WHERE NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
@@ -513,16 +515,16 @@ WHERE NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
   WHERE w.workflow_id = c.workflow_id)))
 
 -- name: prune_jobs
--- One retention batch: the next $5 jobs of prune_count's range (a range scan of the
--- log's fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
+-- One retention batch: the next $5 jobs of prune_count's range (the page ranges of the
+-- log's BRIN fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
 -- LOCKED), those not kept deleted with their workflow edges. Deleted, scanned, the
 -- workflows of deleted steps, and the new cursor (finished_at and id of the last row
--- scanned). Whole days past every state's retention are dropped instead (upkeep).
-WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM fastq_finished j
+-- scanned). {log} as for prune_count.
+WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM {log} j
   WHERE j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6)
   AND (j.finished_at, j.id) > ($3::timestamptz, $4::uuid)
   ORDER BY j.finished_at, j.id LIMIT $5 FOR UPDATE SKIP LOCKED),
-gone AS (DELETE FROM fastq_finished j USING c WHERE j.id = c.id
+gone AS (DELETE FROM {log} j USING c WHERE j.id = c.id
   AND j.finished_at = c.finished_at
   AND NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
   OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = c.id)
@@ -541,8 +543,8 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c),
 -- name: upkeep
 -- The finished log's day partitions: $1 days ahead made, and with $2 (a JSON object of
 -- final state -> cutoff in microseconds; NULL: retention off) every day partition ending
--- by the latest cutoff (the shortest retention) dropped, the jobs that must stay copied
--- out first (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
+-- by the succeeded jobs' cutoff dropped, the jobs that must stay copied out first
+-- (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
 SELECT fastq_finished_upkeep($1::int, $2::jsonb)
 
 -- name: copy_jobs

@@ -338,8 +338,15 @@ BEGIN
   ALTER TABLE fastq_finished ADD CONSTRAINT fastq_finished_state
     CHECK (state NOT IN ('queued', 'running', 'waiting'));
   CREATE TABLE fastq_finished_default PARTITION OF fastq_finished DEFAULT;
+  -- Lookups by id; recent outcomes and retention by finished_at through a BRIN (rows
+  -- arrive in finished_at order: a few bytes a page range, next to nothing per job); the
+  -- admin's lists of failures (failed, dead, expired, cancelled: rare, so the partial
+  -- index costs a success nothing).
   CREATE INDEX fastq_finished_id ON fastq_finished (id);
-  CREATE INDEX fastq_finished_at ON fastq_finished (finished_at);
+  CREATE INDEX fastq_finished_at ON fastq_finished USING brin (finished_at)
+    WITH (autosummarize = on);
+  CREATE INDEX fastq_finished_failures ON fastq_finished (state, created_at)
+    WHERE state <> 'succeeded';
   CREATE INDEX fastq_finished_workflow ON fastq_finished (workflow_id)
     WHERE workflow_id IS NOT NULL;
   CREATE INDEX fastq_finished_group ON fastq_finished (group_label)
@@ -350,12 +357,14 @@ END $$;
 -- scheduler's leader (Driver::upkeep) at start and every hour: `ahead` days made, and
 -- with `cutoffs` (a JSON object: each final state with a retention -> the time before
 -- which its jobs go, in microseconds since the epoch) every day partition that ends by
--- the latest cutoff (the shortest retention) is dropped. The jobs in it that must stay
--- are first copied to the default partition: those whose state keeps them longer (or
+-- the succeeded jobs' cutoff (most jobs end succeeded) is dropped. The jobs in it that
+-- must stay are first copied to the default partition: those whose state keeps them longer (or
 -- for ever: no key), and those something still depends on (a schedule slot or poller
 -- mark naming them, a workflow with an unfinished step), as the row-wise prune keeps
--- them; the dropped steps' edges and their workflows' records go with them. Most jobs end succeeded and
--- their retention is the shortest: a day of them goes as one DROP TABLE.
+-- them; the dropped steps' edges and their workflows' records go with them. The other
+-- states are rare: copying out those kept longer costs little, and those kept shorter
+-- are pruned row by row before (Driver::prune_jobs). Succeeded jobs kept for ever (no
+-- key): no day is dropped.
 CREATE OR REPLACE FUNCTION fastq_finished_upkeep(ahead int, cutoffs jsonb)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
@@ -379,8 +388,7 @@ BEGIN
       END;
     END IF;
   END LOOP;
-  SELECT max(to_timestamp(value::bigint / 1e6)) INTO drop_before
-  FROM jsonb_each_text(COALESCE(cutoffs, '{}'::jsonb));
+  drop_before := to_timestamp((cutoffs ->> 'succeeded')::bigint / 1e6);
   IF drop_before IS NULL THEN
     RETURN 0;
   END IF;

@@ -680,13 +680,14 @@ class PostgresDriver final : public Driver, public KeysetSource {
     return static_cast<std::size_t>(std::atoll(PQcmdTuples(r.get())));
   }
 
-  // Retention: one batch (driver.hpp). The batch is a range scan of fastq_job_prune
-  // (state, finished_at, id) from the cursor, whatever the planner's statistics say; what
-  // still depends on a job is then probed for those rows only (fastq_schedule_run_job,
-  // fastq_poller_mark_job, fastq_job_workflow). A batched DELETE for now: with the
-  // finished log partitioned by time (docs/architecture.md, retention) a partition past
-  // every state's retention is dropped instead.
+  // Retention: one batch (driver.hpp), a range of the finished log by finished_at from
+  // the cursor; what still depends on a job is then probed for those rows only
+  // (fastq_schedule_run_job, fastq_poller_mark_job, fastq_active_workflow). Succeeded
+  // jobs kept a day or more go a day at a time (upkeep drops the day partitions), so for
+  // them only the default partition is read here.
   PruneResult prune_jobs(const PruneRequest& req) override {
+    const bool days_dropped = req.state == state::kSucceeded && req.keep >= kWholeDaysFrom;
+    const std::string log = days_dropped ? "fastq_finished_default" : "fastq_finished";
     const auto before = std::to_string(req.before);
     // No cursor: from before the oldest.
     const std::string at = req.after_at.empty() ? "-infinity" : req.after_at;
@@ -694,14 +695,16 @@ class PostgresDriver final : public Driver, public KeysetSource {
         req.after_id.empty() ? "00000000-0000-0000-0000-000000000000" : req.after_id;
     PruneResult out;
     if (req.dry_run) {
-      Result r = conn_.exec("fastq_prune_count", pg_sql("prune_count"),
-                            {req.state.c_str(), before.c_str(), at.c_str(), id.c_str()});
+      const std::string q = sql::fill_template(pg_sql("prune_count"), {{"log", log}});
+      Result r = conn_.exec(days_dropped ? "fastq_prune_count_default" : "fastq_prune_count",
+                            q, {req.state.c_str(), before.c_str(), at.c_str(), id.c_str()});
       out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
       return out;
     }
     const auto limit = std::to_string(std::max(req.limit, 1));
+    const std::string q = sql::fill_template(pg_sql("prune_jobs"), {{"log", log}});
     Result r = conn_.exec(
-        "fastq_prune_jobs", pg_sql("prune_jobs"),
+        days_dropped ? "fastq_prune_jobs_default" : "fastq_prune_jobs", q,
         {req.state.c_str(), before.c_str(), at.c_str(), id.c_str(), limit.c_str()});
     out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     out.scanned = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 1)));

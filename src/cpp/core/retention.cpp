@@ -59,6 +59,7 @@ PruneAction Pruner::next(Micros now) {
   req.state = kFinalStates[index_];
   req.before = pass_now_ - *cfg_.keep[index_];
   req.limit = cfg_.batch;
+  req.keep = *cfg_.keep[index_];
   req.after_at = after_at_;
   req.after_id = after_id_;
   pending_ = req;

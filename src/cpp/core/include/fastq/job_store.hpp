@@ -118,10 +118,10 @@ class JobStore {
   // The store's periodic upkeep, run by the elected leader at start and every hour
   // (scheduler.cpp): PostgreSQL makes the finished log's day partitions a week ahead and,
   // given `cutoffs` (retention_cutoffs(), retention.hpp; empty: retention off), drops
-  // every day that ends by the latest one (the shortest retention), the jobs in it that
-  // must stay (an earlier cutoff, kept for ever, or depended on as prune_jobs() keeps
-  // them) copied out first. Returns how many days it dropped. A store without partitions
-  // has nothing to do.
+  // every day that ends by the succeeded jobs' cutoff, the jobs in it that must stay (a
+  // later cutoff, kept for ever, or depended on as prune_jobs() keeps them) copied out
+  // first. Returns how many days it dropped. A store without partitions has nothing to
+  // do.
   virtual std::size_t upkeep(const RetentionCutoffs& cutoffs) {
     (void)cutoffs;
     return 0;

@@ -49,8 +49,8 @@ struct RetentionConfig {
 // Each final state with a retention and the time before which its jobs go (`now` minus
 // its retention), in kFinalStates order; states kept for ever are left out. What the
 // store's upkeep (Driver::upkeep) drops whole days of the finished log by: every day
-// ending by the latest cutoff (the shortest retention), the jobs in it that stay (an
-// earlier cutoff, kept for ever, depended on) copied out first. Pure.
+// ending by the succeeded jobs' cutoff (most jobs end succeeded), the jobs in it that
+// stay (a later cutoff, kept for ever, depended on) copied out first. Pure.
 using RetentionCutoffs = std::vector<std::pair<std::string, Micros>>;
 RetentionCutoffs retention_cutoffs(const RetentionConfig& config, Micros now);
 
@@ -65,7 +65,15 @@ struct PruneRequest {
   bool dry_run = false;  // count every job the request would delete (no limit), delete none
   std::string after_at;  // cursor: the last row of the previous batch (PruneResult), as
   std::string after_id;  // the driver wrote it; empty: from the oldest
+  // The state's retention (0: not said). With succeeded jobs kept a day or more, a store
+  // that drops whole days of the log (Driver::upkeep) leaves those days to it and deletes
+  // row by row only what lies outside them.
+  Micros keep = 0;
 };
+
+// Succeeded jobs kept at least this long are dropped a day at a time where the store can
+// (PostgreSQL's day partitions); kept shorter, they are deleted row by row everywhere.
+inline constexpr Micros kWholeDaysFrom = 86'400'000'000;
 
 struct PruneResult {
   std::size_t deleted = 0;  // (a dry run: how many would be)

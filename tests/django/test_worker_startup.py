@@ -2,8 +2,8 @@
 worker (issue 17's start-up target; docs/benchmarks.md, "Start-up"). What Django itself
 imports in ``django.setup()`` (the installed apps' models, hence forms and templates; the
 admin's registrations when the admin is installed) is the project's; these tests hold what
-the worker command adds after it: no URL configuration, views, middleware or admin.
-Measured in a subprocess through ``sys.modules``, not by the clock."""
+the worker command adds after it: no URL configuration, views, middleware or admin, no
+migration files. Measured in a subprocess through ``sys.modules``, not by the clock."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ execute_from_command_line(["manage.py", "fastq_worker", *sys.argv[1:]])
 """
 
 # Imported only by Django's system checks (the URL configuration and what it names,
-# auth's and the admin's checks).
+# auth's and the admin's checks) or by the migration loader (every app's migration files).
 NOT_ON_THE_WAY = (
     "testproject.urls",
     "fastq_django.urls",
@@ -45,6 +45,10 @@ NOT_ON_THE_WAY = (
     "django.contrib.auth.middleware",
     "django.contrib.admin.views.main",
     "django.contrib.staticfiles.checks",
+    "django.db.migrations.loader",
+    "django.db.migrations.executor",
+    "fastq_django.migrations",
+    "testapp.migrations",
 )
 
 
@@ -69,7 +73,7 @@ def _imports_after_setup(*args: str, probe: str = PROBE) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_the_worker_command_imports_no_urls_or_views_before_it_runs():
+def test_the_worker_command_imports_no_urls_views_or_migrations_before_it_runs():
     imported = _imports_after_setup("--burst", "--processes", "0", "--no-scheduler")
     unwanted = sorted(
         m for m in imported if any(m == n or m.startswith(n + ".") for n in NOT_ON_THE_WAY)
@@ -89,7 +93,7 @@ def test_the_probe_sees_what_the_system_checks_import():
         "call_command('check', databases=['default'])",
     )
     imported = _imports_after_setup("--burst", "--processes", "0", probe=probe_with_checks)
-    for module in ("testproject.urls", "fastq_django.views"):
+    for module in ("testproject.urls", "fastq_django.views", "django.db.migrations.loader"):
         assert module in imported, module
 
 

@@ -15,7 +15,8 @@ Ids are stable; docs/configuration.md ("System checks") lists them:
 
 The database checks (W001, W002) connect to the ``FASTQ["DATABASE"]`` alias when
 ``check`` runs with no ``--database`` or names that alias. ``fastq_worker`` leaves them to
-its own start-up test, which stops it with one line instead of a warning.
+its own start-up test, which stops it with one line instead of a warning; it runs these
+checks (tag ``fastq``) and not Django's.
 """
 
 from __future__ import annotations

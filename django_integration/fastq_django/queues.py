@@ -112,6 +112,8 @@ def sync_settings(alias: str | None = None) -> list[str]:
     alias = alias or broker_alias()
     options = conf.queue_options(conf.get("QUEUES"))
     wanted = {name: check_concurrency(o.get("concurrency")) for name, o in options.items()}
+    if not _limits_differ(alias, wanted):
+        return []  # the usual start: one read, no transaction, no row locks
     written: list[str] = []
     with transaction.atomic(using=alias):
         # Workers start together: make the rows first (a conflict waits for the other
@@ -143,6 +145,20 @@ def sync_settings(alias: str | None = None) -> list[str]:
         if written:
             notify(alias)
     return written
+
+
+def _limits_differ(alias: str, wanted: dict[str, int | None]) -> bool:
+    """Whether :func:`sync_settings` has anything to write: a limit set whose row is
+    missing, or a row whose last written setting is not the one wanted now. Read without
+    locks; a True is decided again under them (a worker that starts with the same settings
+    at the same moment finds the same answer, and writes the same values)."""
+    stored = dict(
+        Queue.objects.using(alias)
+        .filter(Q(name__in=list(wanted)) | Q(settings_concurrency__isnull=False))
+        .values_list("name", "settings_concurrency")
+    )
+    missing = any(want is not None and name not in stored for name, want in wanted.items())
+    return missing or any(stored[name] != wanted.get(name) for name in stored)
 
 
 @dataclass

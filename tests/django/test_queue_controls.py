@@ -116,6 +116,21 @@ def test_settings_sync_keeps_a_run_time_edit_until_the_setting_changes() -> None
         assert (row.concurrency, row.settings_concurrency) == (None, None)
 
 
+def test_an_unchanged_setting_costs_a_worker_one_read_and_no_lock() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with override_settings(FASTQ={"QUEUES": {"mail": {"concurrency": 5}, "default": {}}}):
+        assert queues.sync_settings() == ["mail"]
+        with CaptureQueriesContext(connection) as ran:
+            assert queues.sync_settings() == []
+    assert len(ran.captured_queries) == 1, ran.captured_queries
+    assert "FOR UPDATE" not in ran.captured_queries[0]["sql"].upper()
+    with override_settings(FASTQ={"QUEUES": ["default"]}), CaptureQueriesContext(connection) as ran:
+        assert queues.sync_settings() == ["mail"]  # and a change is still written
+    assert len(ran.captured_queries) > 1
+
+
 def test_workers_starting_together_sync_the_settings_once() -> None:
     import threading
 

@@ -16,6 +16,7 @@ from django.db import DatabaseError, connections
 from fastq.worker import Worker, default_queues, is_driver_error, run_supervised
 
 from fastq_django.broker import default_broker
+from fastq_django.checks import TAG as CHECKS_TAG
 from fastq_django.checks import Unreachable, migrate_line, unapplied_migrations
 from fastq_django.discovery import import_task_modules
 
@@ -30,6 +31,13 @@ class Command(BaseCommand):
         "Run fastq tasks from the database broker until SIGTERM/SIGINT "
         "(or, with --burst, until no runnable job is left)."
     )
+    # Only fastq's own checks (fastq_django/checks.py: settings.FASTQ, the schedules'
+    # tasks, the task modules, the broker alias): they are the ones a worker acts on.
+    # Django's (models, admin, URLs, templates, auth, security) are for runserver and
+    # migrate; a worker uses none of what they check, and running them imports the URL
+    # configuration, the admin's and auth's views and middleware before the first claim
+    # (docs/benchmarks.md, "Start-up"). --skip-checks still skips fastq's.
+    requires_system_checks = [CHECKS_TAG]
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -31,9 +31,12 @@ DB = f"{sd.PREFIX}_scale"
 FILL = """
 INSERT INTO fastq_finished (id, task, queue, priority, state, args, kwargs, result, attempts,
   max_attempts, envelope, created_at, run_at, started_at, finished_at, worker)
-SELECT gen_random_uuid(), 'bench.tasks.noop', 'default', 0, 'succeeded', '[]', '{}', 'null',
+SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+  || substr(md5(g::text), 1, 3) || '8' || substr(md5(g::text), 4, 15))::uuid,  -- a UUIDv7
+  'bench.tasks.noop', 'default', 0,
+  CASE WHEN random() < 0.01 THEN 'failed' ELSE 'succeeded' END, '[]', '{}', 'null',
   1, 4, 1, t - interval '2 ms', t - interval '2 ms', t - interval '1 ms', t, 'bench'
-FROM (SELECT now() - interval '6 days' + (g * (interval '6 days' / %(n)s)) AS t
+FROM (SELECT g, now() - interval '6 days' + (g * (interval '6 days' / %(n)s)) AS t
       FROM generate_series(1, %(n)s) g) s;
 """
 # The past week's day partitions, as a week of the leader's upkeep leaves them.
@@ -122,17 +125,25 @@ def main() -> int:
                 "lookup by id, a running job (get_job: the view)": bound(
                     pgsql.statement("get_job"), f"'{running}'"
                 ),
-                "admin list, default order (newest created first, 50)": (
+                # The admin's changelist (JobAdmin.ordering: newest first by id), 51 rows.
+                "admin list, every job, newest 51": (
+                    "SELECT id, task, state, created_at FROM fastq_job ORDER BY id DESC LIMIT 51"
+                ),
+                "admin list, state = succeeded, newest 51": (
                     "SELECT id, task, state, created_at FROM fastq_job "
-                    "ORDER BY created_at DESC, id DESC LIMIT 50"
+                    "WHERE state = 'succeeded' ORDER BY id DESC LIMIT 51"
                 ),
-                "admin list: newest 100 finished (the log's finished_at index)": (
-                    "SELECT id, task, state, finished_at FROM fastq_job WHERE state = "
-                    "'succeeded' ORDER BY finished_at DESC LIMIT 100"
+                "admin list, state = failed, newest 51": (
+                    "SELECT id, task, state, created_at FROM fastq_job "
+                    "WHERE state = 'failed' ORDER BY id DESC LIMIT 51"
                 ),
-                "admin list: running, newest 100 (the view, active table only)": (
-                    "SELECT id, task, state, created_at FROM fastq_job WHERE state = "
-                    "'running' ORDER BY created_at DESC LIMIT 100"
+                "admin list, state = running, newest 51": (
+                    "SELECT id, task, state, created_at FROM fastq_job "
+                    "WHERE state = 'running' ORDER BY id DESC LIMIT 51"
+                ),
+                "dashboard: last 15 minutes' outcomes (the BRIN on finished_at)": (
+                    "SELECT state, count(*) FROM fastq_finished "
+                    "WHERE finished_at >= now() - interval '15 minutes' GROUP BY state"
                 ),
                 "unique enqueue, key in use": (
                     "INSERT INTO fastq_active (id, task, unique_key, max_attempts, envelope) "

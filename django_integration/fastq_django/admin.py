@@ -84,6 +84,10 @@ class JobAdmin(_RejectNul):
     search_fields = ("=id", "task")
     list_per_page = 50
     show_full_result_count = False  # counting a million rows on every page is slow
+    # Newest first by id (UUIDv7, time-ordered): the job store's id indexes serve it at
+    # any size, with or without a state filter (docs/job-store.md); created_at would sort
+    # the whole history.
+    ordering = ("-id",)
     date_hierarchy = None
     actions = ("retry_jobs", "cancel_jobs")
     readonly_fields = (

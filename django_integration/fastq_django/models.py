@@ -70,8 +70,17 @@ JOB_CHECKS = [
 ]
 
 
+def new_job_uuid() -> uuid.UUID:
+    """A job id as the core makes them (UUIDv7: time-ordered), for rows created through
+    the ORM: the admin lists jobs newest first by id, which the job store's id indexes
+    serve at any size (docs/job-store.md)."""
+    from fastq import _core
+
+    return uuid.UUID(_core.new_job_id())
+
+
 class Job(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=new_job_uuid, editable=False)
     task = models.CharField(max_length=255)
     queue = models.CharField(max_length=100, default="default", db_default="default")
     priority = models.SmallIntegerField(default=0, db_default=0, help_text="Higher runs first.")

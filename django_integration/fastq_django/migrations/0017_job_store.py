@@ -32,6 +32,8 @@ for reads); read and write jobs through ``Job``.
 
 from django.db import migrations, models
 
+import fastq_django.models
+
 ACTIVE = "('queued', 'running', 'waiting')"
 
 POSTGRES_FORWARD = rf"""
@@ -58,14 +60,15 @@ BEGIN
   ALTER TABLE fastq_finished ADD CONSTRAINT fastq_finished_state
     CHECK (state NOT IN {ACTIVE});
   CREATE TABLE fastq_finished_default PARTITION OF fastq_finished DEFAULT;
-  -- Lookups by id; recent outcomes and retention by finished_at through a BRIN (rows
-  -- arrive in finished_at order: a few bytes a page range, next to nothing per job); the
-  -- admin's lists of failures (failed, dead, expired, cancelled: rare, so the partial
-  -- index costs a success nothing).
+  -- Lookups by id and the admin's list, newest first by id (UUIDv7: time-ordered);
+  -- recent outcomes and retention by finished_at through a BRIN (rows arrive in
+  -- finished_at order: a few bytes a page range, next to nothing per job); the admin's
+  -- lists of failures (failed, dead, expired, cancelled: rare, so the partial index
+  -- costs a success nothing).
   CREATE INDEX fastq_finished_id ON fastq_finished (id);
   CREATE INDEX fastq_finished_at ON fastq_finished USING brin (finished_at)
     WITH (autosummarize = on);
-  CREATE INDEX fastq_finished_failures ON fastq_finished (state, created_at)
+  CREATE INDEX fastq_finished_failures ON fastq_finished (state, id)
     WHERE state <> 'succeeded';
   CREATE INDEX fastq_finished_workflow ON fastq_finished (workflow_id)
     WHERE workflow_id IS NOT NULL;
@@ -326,6 +329,17 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
+                # Jobs created through the ORM get the core's time-ordered ids too.
+                migrations.AlterField(
+                    model_name="job",
+                    name="id",
+                    field=models.UUIDField(
+                        default=fastq_django.models.new_job_uuid,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
                 migrations.CreateModel(
                     name="ActiveJob",
                     fields=[

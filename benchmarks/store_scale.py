@@ -63,7 +63,9 @@ def bound(sql: str, *params: str) -> str:
 ACTIVE_FILL = """
 INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, attempts,
   max_attempts, envelope, lease_token, lease_expires_at, worker, run_at, unique_key)
-SELECT gen_random_uuid(), 'bench.tasks.noop', 'default', 0, %(state)s::text, '[]', '{}',
+SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7'
+  || substr(md5(%(state)s || g), 1, 3) || '8' || substr(md5(%(state)s || g), 4, 15))::uuid,
+  'bench.tasks.noop', 'default', 0, %(state)s::text, '[]', '{}',
   %(attempts)s, 4, 1, %(token)s, %(lease)s, %(worker)s,
   now() - interval '1 hour' + g * interval '1 us',
   CASE WHEN g %% 10 = 0 THEN %(state)s::text || g END

@@ -515,8 +515,8 @@ WHERE NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
   WHERE w.workflow_id = c.workflow_id)))
 
 -- name: prune_jobs
--- One retention batch: the next $5 jobs of prune_count's range (the page ranges of the
--- log's BRIN fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
+-- One retention batch: the next $5 jobs of prune_count's range (a range scan of the
+-- log's fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
 -- LOCKED), those not kept deleted with their workflow edges. Deleted, scanned, the
 -- workflows of deleted steps, and the new cursor (finished_at and id of the last row
 -- scanned). {log} as for prune_count.

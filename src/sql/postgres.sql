@@ -516,14 +516,17 @@ WHERE NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)
 
 -- name: prune_jobs
 -- One retention batch: the next $5 jobs of prune_count's range (a range scan of the
--- log's fastq_finished_at from the cursor, partitions past the cutoff never read, SKIP
--- LOCKED), those not kept deleted with their workflow edges. Deleted, scanned, the
+-- log's fastq_finished_at from the cursor, partitions past the cutoff never read), those
+-- not kept deleted with their workflow edges. No row lock ahead of the DELETE: it would
+-- write every row twice (half the batch's cost), and the only other writer of the log,
+-- an admin retry moving a job back, either deletes the row first (this DELETE then finds
+-- nothing) or waits for this one and finds nothing itself. Deleted, scanned, the
 -- workflows of deleted steps, and the new cursor (finished_at and id of the last row
 -- scanned). {log} as for prune_count.
 WITH c AS MATERIALIZED (SELECT j.id, j.workflow_id, j.finished_at FROM {log} j
   WHERE j.state = $1 AND j.finished_at < to_timestamp($2::bigint / 1e6)
   AND (j.finished_at, j.id) > ($3::timestamptz, $4::uuid)
-  ORDER BY j.finished_at, j.id LIMIT $5 FOR UPDATE SKIP LOCKED),
+  ORDER BY j.finished_at, j.id LIMIT $5),
 gone AS (DELETE FROM {log} j USING c WHERE j.id = c.id
   AND j.finished_at = c.finished_at
   AND NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = c.id)

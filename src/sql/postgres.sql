@@ -550,6 +550,43 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c),
 -- (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
 SELECT fastq_finished_upkeep($1::int, $2::jsonb)
 
+-- name: reclaim_candidates
+-- The job store's tables that need a VACUUM or an ANALYZE now (JobStore::reclaim):
+-- fastq_active and the finished log's partitions, only those the current role may vacuum
+-- (it owns them), most dead rows first. A VACUUM when the dead rows pass $1 + $2 x the
+-- live rows, as PostgreSQL's statistics count them: every completion leaves a dead row in
+-- fastq_active and every row-by-row prune one in the log, and a claim walks the dead
+-- index entries until a vacuum removes them, so at thousands of jobs a second they cannot
+-- wait for autovacuum's next round (autovacuum_naptime, a minute by default) or for an
+-- autovacuum that is off. An ANALYZE when the rows changed since the last one pass the
+-- same bound and that one is $3 seconds old: the claim's plan (an ordered scan of the
+-- claim index) needs statistics that see the queued rows; without any, the planner
+-- guesses one row and sorts the whole queue for every claim.
+SELECT format('%I.%I', s.schemaname, s.relname),
+  s.n_dead_tup > $1::bigint + $2::float8 * s.n_live_tup AS vacuum,
+  s.n_mod_since_analyze > $1::bigint + $2::float8 * s.n_live_tup
+    AND COALESCE(GREATEST(s.last_analyze, s.last_autoanalyze), '-infinity')
+      < now() - $3::float8 * interval '1 second' AS analyze
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.relid IN (SELECT 'fastq_active'::regclass UNION ALL
+  SELECT relid FROM pg_partition_tree('fastq_finished') WHERE isleaf)
+  AND pg_has_role(c.relowner, 'USAGE')
+ORDER BY s.n_dead_tup DESC
+
+-- name: reclaim_vacuum
+-- Vacuums one table reclaim_candidates named ({table}, already quoted). SKIP_LOCKED: a
+-- table another VACUUM (autovacuum's) is on is left to it. VACUUM runs outside a
+-- transaction, by the simple protocol, so it is not a prepared statement.
+VACUUM (SKIP_LOCKED) {table}
+
+-- name: reclaim_vacuum_analyze
+-- reclaim_vacuum, and its statistics made anew.
+VACUUM (SKIP_LOCKED, ANALYZE) {table}
+
+-- name: reclaim_analyze
+-- One table's statistics made anew (reclaim_candidates, {table} as there).
+ANALYZE (SKIP_LOCKED) {table}
+
 -- name: copy_jobs
 -- New jobs by COPY (text format). A template: {columns} is the column list of the batch
 -- (pg_copy_batch, bulk.hpp), fixed names chosen by which optional fields the batch has.

@@ -268,6 +268,37 @@ TEST_P(Retention, UpkeepDropsTheDaysPastTheShortestRetentionKeepingTheRest) {
   EXPECT_EQ(db->upkeep({}), 0u);
 }
 
+TEST_P(Retention, ReclaimVacuumsTheStoreTablesWhoseDeadRowsPassTheThreshold) {
+  enqueue_and_finish(300);  // each completion leaves a dead row in the active table
+  std::vector<NewJob> live;
+  for (int i = 0; i < 300; ++i) live.push_back(job());
+  db->enqueue(live);  // and these live ones
+  if (GetParam() != "postgres") {
+    EXPECT_EQ(db->reclaim(0, 0.0), 0u);  // nothing to vacuum: deleted space is reused
+    return;
+  }
+  const auto stat = [&](const std::string& column) {
+    return sql("SELECT " + column + " FROM pg_stat_user_tables WHERE relid = 'fastq_active'::regclass");
+  };
+  // Backends report their counts when idle, within seconds.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while ((stat("n_dead_tup") < 300 || stat("n_live_tup") < 300) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GE(stat("n_dead_tup"), 300);
+  ASSERT_GE(stat("n_live_tup"), 300);
+  const long long vacuums = stat("vacuum_count");
+  EXPECT_EQ(db->reclaim(1'000'000, 0.0), 0u) << "under the floor: left alone";
+  EXPECT_EQ(db->reclaim(0, 10.0), 0u) << "few dead rows for the live ones: left alone";
+  EXPECT_EQ(stat("vacuum_count"), vacuums);
+  EXPECT_GE(db->reclaim(100, 0.0), 1u);
+  EXPECT_EQ(stat("vacuum_count"), vacuums + 1);
+  EXPECT_EQ(stat("n_dead_tup"), 0);
+  EXPECT_EQ(stat("analyze_count"), 1) << "and its statistics made: the claim's plan needs them";
+  EXPECT_EQ(db->reclaim(100, 0.0), 0u) << "nothing left to reclaim";
+}
+
 TEST_P(Retention, SucceededJobsKeptADayOrMoreAreLeftToTheDayDrops) {
   enqueue_and_finish(3);
   PruneRequest r;

@@ -125,7 +125,8 @@ TEST(Sql, DriversHoldNoStatements) {
 // only those the drivers fill.
 TEST(Sql, EveryBlockIsAStatement) {
   const std::set<std::string> markers = {"query", "key",      "prefix", "after",
-                                         "limit", "branches", "queue",  "columns", "log"};
+                                         "limit", "branches", "queue",  "columns", "log",
+                                         "table"};
   const std::regex marker(R"re(\{(\w+)\})re");
   for (const auto dialect : {Dialect::kPostgres, Dialect::kSqlite}) {
     const auto all = names(dialect);

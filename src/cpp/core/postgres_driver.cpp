@@ -84,6 +84,9 @@ const std::string& pg_sql(std::string_view name) {
 }
 
 // Constants the statements take as parameters (types.hpp).
+// Seconds between two ANALYZEs of one of the store's tables at the most (reclaim).
+constexpr int kAnalyzeEvery = 10;
+
 const std::string kAttemptsCeilingText = std::to_string(kAttemptsCeiling);
 const std::string kMaxAttemptsLimitText = std::to_string(kMaxAttemptsLimit);
 const std::string kMaxUnspentHandbacksText = std::to_string(kMaxUnspentHandbacks);
@@ -732,6 +735,29 @@ class PostgresDriver final : public Driver, public KeysetSource {
     Result r = conn_.exec("fastq_upkeep", pg_sql("upkeep"),
                           {ahead.c_str(), cutoffs.empty() ? nullptr : j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
+  }
+
+  bool reclaims_space() const override { return true; }
+
+  std::size_t reclaim(std::int64_t min_dead, double scale) override {
+    const std::string base = std::to_string(min_dead);
+    const std::string factor = std::to_string(scale);
+    const std::string every = std::to_string(kAnalyzeEvery);
+    Result r = conn_.exec("fastq_reclaim_candidates", pg_sql("reclaim_candidates"),
+                          {base.c_str(), factor.c_str(), every.c_str()});
+    std::size_t n = 0;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      const bool vacuum = PQgetvalue(r.get(), i, 1)[0] == 't';
+      const bool analyze = PQgetvalue(r.get(), i, 2)[0] == 't';
+      if (!vacuum && !analyze) continue;
+      const std::string& tmpl = !vacuum ? pg_sql("reclaim_analyze")
+                                : analyze ? pg_sql("reclaim_vacuum_analyze")
+                                          : pg_sql("reclaim_vacuum");
+      conn_.exec_simple(
+          sql::fill_template(tmpl, {{"table", PQgetvalue(r.get(), i, 0)}}).c_str());
+      if (vacuum) ++n;
+    }
+    return n;
   }
 
   // Worker registry, on the server's clock. A stopped row is final (a late heartbeat does

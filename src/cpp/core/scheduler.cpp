@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <set>
 
@@ -47,6 +48,13 @@ Micros latest_due(const ScheduleRow& row, Micros first, Micros now, std::uint64_
 }  // namespace
 
 constexpr Micros kUpkeepEvery = 3'600'000'000;  // one hour
+// The store's space reclaim (Driver::reclaim): how often the leader looks, and when a
+// table is worth a vacuum (dead rows past kReclaimMinDead + kReclaimScale x live rows,
+// autovacuum's own rule with a lower floor). At 40,000 jobs a second a look every two
+// seconds keeps the active table's dead rows under about 100,000.
+constexpr std::chrono::milliseconds kReclaimEvery{2000};
+constexpr std::int64_t kReclaimMinDead = 10'000;
+constexpr double kReclaimScale = 0.2;
 
 struct Scheduler::Impl {
   std::unique_ptr<Driver> driver;
@@ -63,6 +71,9 @@ struct Scheduler::Impl {
   Micros next_reap = 0;
   Micros next_job_prune = 0;
   Micros next_upkeep = 0;  // the store's upkeep (Driver::upkeep): at leadership, then hourly
+  // Whether this scheduler leads, for the reclaimer thread (`leader` is the scheduler
+  // thread's own).
+  std::atomic<bool> leading{false};
   Pruner pruner;
   std::vector<ScheduleRow> rows;
   std::set<std::string> reported;  // "name: error" already logged
@@ -73,6 +84,7 @@ struct Scheduler::Impl {
   std::mutex mu;  // guards the fields below
   std::condition_variable cv;
   std::thread thread;
+  std::thread reclaimer;  // reclaim_loop(), when the store reclaims space
   bool stopping = false;
   bool paused = false;
   bool in_step = false;
@@ -93,6 +105,7 @@ struct Scheduler::Impl {
       log(LogLevel::kWarning, "scheduler: " + cfg.holder + " is no longer the leader");
     }
     leader = now_leader;
+    leading.store(now_leader);
     std::lock_guard l(stats_mu);
     stats.leader = leader;
   }
@@ -330,6 +343,32 @@ struct Scheduler::Impl {
     }
   }
 
+  // Reclaimer thread: while this scheduler leads, the store's space reclaim
+  // (Driver::reclaim) every kReclaimEvery, on a connection of its own, so that a VACUUM
+  // of seconds delays neither a schedule's slot nor a prune batch.
+  void reclaim_loop() {
+    std::unique_ptr<Driver> own;
+    std::unique_lock l(mu);
+    while (!stopping) {
+      cv.wait_for(l, kReclaimEvery, [&] { return stopping; });
+      if (stopping || !leading.load()) continue;
+      l.unlock();
+      try {
+        if (!own) own = driver->connect_another();  // reads only what the driver was made with
+        const auto vacuumed = own->reclaim(kReclaimMinDead, kReclaimScale);
+        if (vacuumed) {
+          count(&SchedulerStats::vacuumed, vacuumed);
+          log(LogLevel::kDebug,
+              "scheduler: vacuumed " + std::to_string(vacuumed) + " table(s) of the job store");
+        }
+      } catch (const std::exception& e) {
+        log(LogLevel::kWarning, std::string("scheduler: reclaiming the job store's space: ") +
+                                    e.what());
+      }
+      l.lock();
+    }
+  }
+
   void loop() {
     std::unique_lock l(mu);
     while (!stopping) {
@@ -390,6 +429,9 @@ void Scheduler::start() {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   impl_->thread = std::thread([this] { impl_->loop(); });
+  if (impl_->driver->reclaims_space()) {
+    impl_->reclaimer = std::thread([this] { impl_->reclaim_loop(); });
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
@@ -401,6 +443,7 @@ void Scheduler::stop() {
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->reclaimer.joinable()) impl_->reclaimer.join();
   if (impl_->leader) {
     try {
       impl_->driver->drop_lease(impl_->cfg.lease_name, impl_->cfg.holder);

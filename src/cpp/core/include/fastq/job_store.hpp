@@ -126,6 +126,21 @@ class JobStore {
     (void)cutoffs;
     return 0;
   }
+
+  // Space the store's own writes left behind, reclaimed now: run by the elected leader
+  // every few seconds on a thread and connection of its own (scheduler.cpp), when
+  // reclaims_space() says the store has any to reclaim. Every completion and every row-by-row prune
+  // leaves a dead row; PostgreSQL vacuums the store's tables whose dead rows pass
+  // `min_dead` + `scale` x their live rows (a claim walks dead index entries until a
+  // vacuum removes them, and autovacuum comes at most once a minute, or never when it is
+  // off). Returns how many tables it vacuumed. A store whose deleted space is reused
+  // without help (SQLite's free list) has nothing to do.
+  virtual std::size_t reclaim(std::int64_t min_dead, double scale) {
+    (void)min_dead;
+    (void)scale;
+    return 0;
+  }
+  virtual bool reclaims_space() const { return false; }
 };
 
 }  // namespace fastq

@@ -1,6 +1,9 @@
 // Retention: the pruner's pacing (pure, no thread, no database) and Driver::prune_jobs on
 // every driver (what a batch deletes, what it must leave alone).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
 
 #include <chrono>
 #include <string>
@@ -274,7 +277,7 @@ TEST_P(Retention, ReclaimVacuumsTheStoreTablesWhoseDeadRowsPassTheThreshold) {
   for (int i = 0; i < 300; ++i) live.push_back(job());
   db->enqueue(live);  // and these live ones
   if (GetParam() != "postgres") {
-    EXPECT_EQ(db->reclaim(0, 0.0), 0u);  // nothing to vacuum: deleted space is reused
+    EXPECT_EQ(db->reclaim({0, 0.0}), 0u);  // nothing to vacuum: deleted space is reused
     return;
   }
   const auto stat = [&](const std::string& column) {
@@ -289,14 +292,39 @@ TEST_P(Retention, ReclaimVacuumsTheStoreTablesWhoseDeadRowsPassTheThreshold) {
   ASSERT_GE(stat("n_dead_tup"), 300);
   ASSERT_GE(stat("n_live_tup"), 300);
   const long long vacuums = stat("vacuum_count");
-  EXPECT_EQ(db->reclaim(1'000'000, 0.0), 0u) << "under the floor: left alone";
-  EXPECT_EQ(db->reclaim(0, 10.0), 0u) << "few dead rows for the live ones: left alone";
+  EXPECT_EQ(db->reclaim({1'000'000, 0.0}), 0u) << "under the floor: left alone";
+  EXPECT_EQ(db->reclaim({0, 10.0}), 0u) << "few dead rows for the live ones: left alone";
   EXPECT_EQ(stat("vacuum_count"), vacuums);
-  EXPECT_GE(db->reclaim(100, 0.0), 1u);
+  EXPECT_GE(db->reclaim({100, 0.0}), 1u);
   EXPECT_EQ(stat("vacuum_count"), vacuums + 1);
   EXPECT_EQ(stat("n_dead_tup"), 0);
   EXPECT_EQ(stat("analyze_count"), 1) << "and its statistics made: the claim's plan needs them";
-  EXPECT_EQ(db->reclaim(100, 0.0), 0u) << "nothing left to reclaim";
+  EXPECT_EQ(db->reclaim({100, 0.0}), 0u) << "nothing left to reclaim";
+}
+
+// SQLite: with a reader on the write-ahead log the whole time, automatic checkpoints
+// cannot restart it and it only grows; the leader's reclaim truncates it once the
+// readers of the moment are done.
+TEST_P(Retention, ReclaimTruncatesAWriteAheadLogReadersKeptGrowing) {
+  if (GetParam() != "sqlite") GTEST_SKIP() << "SQLite's write-ahead log";
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM fastq_job;", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  enqueue_and_finish(2000);
+  const auto wal = path + "-wal";
+  const auto grown = std::filesystem::file_size(wal);
+  EXPECT_GT(grown, 1u << 20) << "a reader on it: the log is not restarted";
+  ReclaimLimits limits;
+  EXPECT_EQ(db->reclaim(limits), 0u) << "under the default bound: left alone";
+  ASSERT_EQ(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(reader);
+  limits.wal_frames = 100;
+  EXPECT_EQ(db->reclaim(limits), 1u);
+  EXPECT_EQ(std::filesystem::file_size(wal), 0u);
+  EXPECT_EQ(db->reclaim(limits), 0u) << "nothing left to reclaim";
+  EXPECT_EQ(sql("SELECT count(*) FROM fastq_job"), 2000) << "every job still there";
 }
 
 TEST_P(Retention, SucceededJobsKeptADayOrMoreAreLeftToTheDayDrops) {

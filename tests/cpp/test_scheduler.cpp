@@ -56,13 +56,10 @@ TEST_P(SchedulerTest, LeaseIsHeldByOneHolderAtATime) {
 }
 
 // The leader vacuums the job store's tables on a thread of its own (Driver::reclaim):
-// PostgreSQL only, where completions leave dead rows autovacuum may come late for.
+// on PostgreSQL, where completions leave dead rows autovacuum may come late for.
 TEST_P(SchedulerTest, TheLeaderReclaimsTheStoresSpaceOnAThreadOfItsOwn) {
-  if (GetParam() != "postgres") {
-    EXPECT_FALSE(a_->reclaims_space());
-    return;
-  }
-  ASSERT_TRUE(a_->reclaims_space());
+  ASSERT_TRUE(a_->reclaims_space());  // PostgreSQL's dead rows, SQLite's write-ahead log
+  if (GetParam() != "postgres") return;  // the log: Retention.ReclaimTruncates...
   std::vector<NewJob> jobs;
   for (int i = 0; i < 20'000; ++i) {
     NewJob j;
@@ -89,11 +86,11 @@ TEST_P(SchedulerTest, TheLeaderReclaimsTheStoresSpaceOnAThreadOfItsOwn) {
   leader.start();
   // Statistics reach PostgreSQL's views within seconds; a generous deadline.
   const auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (leader.stats().vacuumed == 0 && std::chrono::steady_clock::now() < deadline) {
+  while (leader.stats().reclaimed == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(leader.stats().leader);
-  EXPECT_GE(leader.stats().vacuumed, 1u);
+  EXPECT_GE(leader.stats().reclaimed, 1u);
   EXPECT_GE(sql("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = "
                 "'fastq_active'::regclass"),
             1);

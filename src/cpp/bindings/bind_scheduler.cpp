@@ -60,7 +60,7 @@ void bind_scheduler(py::module_& m) {
       .def_readonly("terms", &SchedulerStats::terms)
       .def_readonly("workers_lost", &SchedulerStats::workers_lost)
       .def_readonly("pruned", &SchedulerStats::pruned)
-      .def_readonly("vacuumed", &SchedulerStats::vacuumed)
+      .def_readonly("reclaimed", &SchedulerStats::reclaimed)
       .def_readonly("leader", &SchedulerStats::leader);
 
   py::class_<PyScheduler>(m, "Scheduler")

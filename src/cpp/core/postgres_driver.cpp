@@ -739,9 +739,9 @@ class PostgresDriver final : public Driver, public KeysetSource {
 
   bool reclaims_space() const override { return true; }
 
-  std::size_t reclaim(std::int64_t min_dead, double scale) override {
-    const std::string base = std::to_string(min_dead);
-    const std::string factor = std::to_string(scale);
+  std::size_t reclaim(const ReclaimLimits& limits) override {
+    const std::string base = std::to_string(limits.min_dead);
+    const std::string factor = std::to_string(limits.scale);
     const std::string every = std::to_string(kAnalyzeEvery);
     Result r = conn_.exec("fastq_reclaim_candidates", pg_sql("reclaim_candidates"),
                           {base.c_str(), factor.c_str(), every.c_str()});

@@ -48,13 +48,11 @@ Micros latest_due(const ScheduleRow& row, Micros first, Micros now, std::uint64_
 }  // namespace
 
 constexpr Micros kUpkeepEvery = 3'600'000'000;  // one hour
-// The store's space reclaim (Driver::reclaim): how often the leader looks, and when a
-// table is worth a vacuum (dead rows past kReclaimMinDead + kReclaimScale x live rows,
-// autovacuum's own rule with a lower floor). At 40,000 jobs a second a look every two
-// seconds keeps the active table's dead rows under about 100,000.
+// The store's space reclaim (Driver::reclaim): how often the leader looks. A table is
+// worth a vacuum past ReclaimLimits' defaults (autovacuum's own rule with a lower floor):
+// at 40,000 jobs a second a look every two seconds keeps the active table's dead rows
+// under about 100,000.
 constexpr std::chrono::milliseconds kReclaimEvery{2000};
-constexpr std::int64_t kReclaimMinDead = 10'000;
-constexpr double kReclaimScale = 0.2;
 
 struct Scheduler::Impl {
   std::unique_ptr<Driver> driver;
@@ -355,11 +353,12 @@ struct Scheduler::Impl {
       l.unlock();
       try {
         if (!own) own = driver->connect_another();  // reads only what the driver was made with
-        const auto vacuumed = own->reclaim(kReclaimMinDead, kReclaimScale);
-        if (vacuumed) {
-          count(&SchedulerStats::vacuumed, vacuumed);
+        const auto reclaimed = own->reclaim(ReclaimLimits{});
+        if (reclaimed) {
+          count(&SchedulerStats::reclaimed, reclaimed);
           log(LogLevel::kDebug,
-              "scheduler: vacuumed " + std::to_string(vacuumed) + " table(s) of the job store");
+              "scheduler: reclaimed the space of " + std::to_string(reclaimed) +
+                  " table(s) of the job store");
         }
       } catch (const std::exception& e) {
         log(LogLevel::kWarning, std::string("scheduler: reclaiming the job store's space: ") +

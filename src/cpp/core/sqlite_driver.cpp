@@ -29,6 +29,10 @@
 #include "fastq/workflow.hpp"
 
 namespace fastq {
+
+// How long the leader's log truncation (reclaim) waits for readers, writers waiting too.
+constexpr std::chrono::milliseconds kWalTruncateWait{250};
+
 namespace {
 
 // SQLite integers are 64-bit and untyped: a stored value outside int's range reaches the
@@ -792,6 +796,35 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // Retention: one batch (driver.hpp): a range scan of fastq_job_prune (state,
   // finished_at, id) from the cursor, then the dependency probes for those rows only, in
   // one transaction with the deleted steps' edges and their finished workflows' rows.
+  bool reclaims_space() const override { return true; }
+
+  std::size_t reclaim(const ReclaimLimits& limits) override {
+    std::int64_t frames = 0;
+    {
+      auto& s = stmt("wal_frames", lite_sql("wal_frames"));
+      Run run(s);
+      if (s.step()) frames = s.integer(1);
+    }
+    if (frames < limits.wal_frames) return 0;
+    // While it waits for the readers of the moment, writers wait too: a short wait, so
+    // that a long reader costs the fleet a quarter of a second, not the busy timeout; the
+    // next round tries again.
+    struct ShortWait {
+      std::chrono::milliseconds& timeout;
+      std::chrono::milliseconds was;
+      ~ShortWait() { timeout = was; }
+    } short_wait{busy_timeout_, busy_timeout_};
+    busy_timeout_ = std::min(busy_timeout_, kWalTruncateWait);
+    auto& s = stmt("wal_truncate", lite_sql("wal_truncate"));
+    Run run(s);
+    try {
+      return s.step() && s.integer(0) == 0 ? 1 : 0;
+    } catch (const DriverError& e) {
+      if (e.transient()) return 0;  // a reader or the writer held on: the next round
+      throw;
+    }
+  }
+
   PruneResult prune_jobs(const PruneRequest& req) override {
     const std::string before = format_utc(req.before);
     PruneResult out;

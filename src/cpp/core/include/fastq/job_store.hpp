@@ -54,6 +54,13 @@
 
 namespace fastq {
 
+// When the store's space is worth reclaiming (JobStore::reclaim).
+struct ReclaimLimits {
+  std::int64_t min_dead = 10'000;  // PostgreSQL: a table's dead rows past this ...
+  double scale = 0.2;              // ... plus this many per live row
+  std::int64_t wal_frames = 16'384;  // SQLite: the write-ahead log past this (64 MiB of 4 KiB pages)
+};
+
 class JobStore {
  public:
   virtual ~JobStore() = default;
@@ -129,15 +136,16 @@ class JobStore {
 
   // Space the store's own writes left behind, reclaimed now: run by the elected leader
   // every few seconds on a thread and connection of its own (scheduler.cpp), when
-  // reclaims_space() says the store has any to reclaim. Every completion and every row-by-row prune
-  // leaves a dead row; PostgreSQL vacuums the store's tables whose dead rows pass
-  // `min_dead` + `scale` x their live rows (a claim walks dead index entries until a
-  // vacuum removes them, and autovacuum comes at most once a minute, or never when it is
-  // off). Returns how many tables it vacuumed. A store whose deleted space is reused
-  // without help (SQLite's free list) has nothing to do.
-  virtual std::size_t reclaim(std::int64_t min_dead, double scale) {
-    (void)min_dead;
-    (void)scale;
+  // reclaims_space() says the store has any to reclaim. PostgreSQL: every completion and
+  // every row-by-row prune leaves a dead row, and a claim walks dead index entries until a
+  // vacuum removes them, while autovacuum comes at most once a minute (or never, when it
+  // is off); it vacuums the store's tables whose dead rows pass `limits.min_dead` +
+  // `limits.scale` x their live rows, and analyzes those that changed as much. SQLite:
+  // the write-ahead log restarts only when no reader is on it, which busy workers never
+  // allow, so past `limits.wal_frames` frames it is checkpointed whole and truncated.
+  // Returns how many tables (or logs) it reclaimed.
+  virtual std::size_t reclaim(const ReclaimLimits& limits) {
+    (void)limits;
     return 0;
   }
   virtual bool reclaims_space() const { return false; }

@@ -81,7 +81,7 @@ struct SchedulerStats {
   std::uint64_t terms = 0;    // times this scheduler became leader
   std::uint64_t workers_lost = 0;  // registry rows it marked lost
   std::uint64_t pruned = 0;        // finished jobs deleted past their retention
-  std::uint64_t vacuumed = 0;      // the store's tables it vacuumed (Driver::reclaim)
+  std::uint64_t reclaimed = 0;     // tables vacuumed, SQLite logs truncated (Driver::reclaim)
   bool leader = false;
 };
 

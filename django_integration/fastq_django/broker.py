@@ -56,7 +56,15 @@ class DatabaseBroker(Broker):
         # Outside autocommit psycopg begins its transaction lazily, at its first command;
         # the core's first statement then begins it, and psycopg (which reads libpq's
         # transaction status) commits or rolls it back as its own.
-        return _core.borrow_pg(pgconn.pgconn_ptr, _libpq_path(), not connection.autocommit)
+        # The core prepares its statements (named, kept for the connection's life) only
+        # where psycopg may prepare its own: Django's OPTIONS["prepare_threshold"] None,
+        # Django's default, is how a project behind a transaction-pooling PgBouncer says no.
+        return _core.borrow_pg(
+            pgconn.pgconn_ptr,
+            _libpq_path(),
+            not connection.autocommit,
+            connection.connection.prepare_threshold is not None,
+        )
 
     def _run(self, operation: Any, *args: Any) -> Any:
         """An operation on :meth:`session`; a database error becomes Django's."""

@@ -65,7 +65,7 @@ class DatabaseBroker(Broker):
             pgconn.pgconn_ptr,
             _libpq_path(),
             not connection.autocommit,
-            connection.connection.prepare_threshold is not None,
+            getattr(connection.connection, "prepare_threshold", None) is not None,
         )
 
     def _run(self, operation: Any, *args: Any, connection: Any = None) -> Any:

@@ -8,9 +8,12 @@
   of the bare loop.
 
 Each figure is the median of ``--repeats`` runs of ``--n`` calls on a fresh table.
+``--prepare-threshold N`` sets Django's ``OPTIONS["prepare_threshold"]`` (Django's default
+is None: no server-side prepared statements, for connection poolers); with a number,
+psycopg prepares Django's repeated queries and fastq its own statements.
 
     .venv/bin/python benchmarks/delay_bench.py [--n 20000] [--repeats 5] [--db NAME]
-        [--out benchmarks/results/delay.json] [--profile]
+        [--prepare-threshold N] [--out benchmarks/results/delay.json] [--profile]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path.insert(0, str(HERE))
 from harness.systems import PG, pg_admin  # noqa: E402
 
 
-def setup_django(db_name: str) -> None:
+def setup_django(db_name: str, prepare_threshold: int | None = None) -> None:
     import django
     from django.conf import settings
 
@@ -43,6 +46,7 @@ def setup_django(db_name: str) -> None:
                 "NAME": db_name,
                 "HOST": PG["host"],
                 "USER": PG["user"],
+                "OPTIONS": {"prepare_threshold": prepare_threshold},
             }
         },
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "fastq_django"],
@@ -103,13 +107,14 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--db", default="bench_delay")
+    ap.add_argument("--prepare-threshold", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--profile", action="store_true", help="cProfile one atomic run")
     ap.add_argument("--out", default=str(HERE / "results" / "delay.json"))
     a = ap.parse_args()
     if a.quick:
         a.n, a.repeats = 2000, 1
-    setup_django(a.db)
+    setup_django(a.db, a.prepare_threshold)
     import fastq
 
     @fastq.task(name="bench.noop")
@@ -139,6 +144,7 @@ def main() -> int:
     out["autocommit_vs_bare"] = round(out["delay_autocommit"] / out["bare"], 3)
     out["n"] = a.n
     out["repeats"] = a.repeats
+    out["prepare_threshold"] = a.prepare_threshold
     print(json.dumps(out))
     print(
         f"delay() in one transaction: {out['delay_atomic']:,.0f} jobs/s\n"

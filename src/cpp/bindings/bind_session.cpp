@@ -220,13 +220,18 @@ void bind_session(py::module_& m) {
       });
   m.def(
       "borrow_pg",
-      [](std::uintptr_t pgconn_ptr, const std::string& libpq_path, bool begin_if_idle) -> SessionPtr {
+      [](std::uintptr_t pgconn_ptr, const std::string& libpq_path, bool begin_if_idle,
+         bool prepare) -> SessionPtr {
         if (!pgconn_ptr) throw py::value_error("borrow_pg: no connection (pgconn_ptr is 0)");
-        return pg_session_via(libpq_path, reinterpret_cast<pg_conn*>(pgconn_ptr), begin_if_idle);
+        return pg_session_via(libpq_path, reinterpret_cast<pg_conn*>(pgconn_ptr), begin_if_idle,
+                              prepare);
       },
       py::arg("pgconn_ptr"), py::arg("libpq_path") = "", py::arg("begin_if_idle") = false,
+      py::arg("prepare") = false,
       "A session on a libpq connection someone else owns (psycopg 3's "
-      "``pgconn.pgconn_ptr``), through the libpq at ``libpq_path`` that opened it.");
+      "``pgconn.pgconn_ptr``), through the libpq at ``libpq_path`` that opened it. "
+      "``prepare``: a statement run again on the same server session is prepared under a "
+      "``fastq_`` name and executed by name (off behind a transaction-pooling PgBouncer).");
   m.def(
       "callback_session",
       [](const std::string& dialect, py::function execute) -> SessionPtr {

@@ -13,6 +13,7 @@
 
 #include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
+#include "fastq/prepared_names.hpp"
 #include "fastq/time.hpp"
 #include "fastq/workflow.hpp"
 
@@ -46,6 +47,9 @@ struct PgApi {
   decltype(&PQtransactionStatus) transaction_status;
   decltype(&PQexec) exec;
   decltype(&PQexecParams) exec_params;
+  decltype(&PQprepare) prepare;
+  decltype(&PQexecPrepared) exec_prepared;
+  decltype(&PQbackendPID) backend_pid;
   decltype(&PQresultStatus) result_status;
   decltype(&PQntuples) ntuples;
   decltype(&PQnfields) nfields;
@@ -64,7 +68,8 @@ struct PgApi {
 };
 
 const PgApi kOwnLibpq{&PQstatus,        &PQtransactionStatus, &PQexec,
-                      &PQexecParams,    &PQresultStatus,      &PQntuples,
+                      &PQexecParams,    &PQprepare,           &PQexecPrepared,
+                      &PQbackendPID,    &PQresultStatus,      &PQntuples,
                       &PQnfields,       &PQgetisnull,         &PQgetvalue,
                       &PQgetlength,     &PQclear,             &PQgetResult,
                       &PQresultErrorField, &PQresultErrorMessage, &PQerrorMessage,
@@ -93,6 +98,9 @@ const PgApi& libpq_at(const std::string& path) {
   bind_symbol(lib, "PQtransactionStatus", a->transaction_status, path);
   bind_symbol(lib, "PQexec", a->exec, path);
   bind_symbol(lib, "PQexecParams", a->exec_params, path);
+  bind_symbol(lib, "PQprepare", a->prepare, path);
+  bind_symbol(lib, "PQexecPrepared", a->exec_prepared, path);
+  bind_symbol(lib, "PQbackendPID", a->backend_pid, path);
   bind_symbol(lib, "PQresultStatus", a->result_status, path);
   bind_symbol(lib, "PQntuples", a->ntuples, path);
   bind_symbol(lib, "PQnfields", a->nfields, path);
@@ -113,10 +121,14 @@ const PgApi& libpq_at(const std::string& path) {
   return *api;
 }
 
+// With `prepare`, a statement run a second time on the same server session is prepared
+// (named, PreparedNames) and from then on executed by name: the server no longer parses
+// and plans it on every call. Without, every statement is unnamed: nothing is left on the
+// server session (what a transaction-pooling PgBouncer needs).
 class PgSession final : public Session {
  public:
-  PgSession(const PgApi& pq, PGconn* conn, bool begin_if_idle)
-      : pq_(pq), conn_(conn), begin_if_idle_(begin_if_idle) {}
+  PgSession(const PgApi& pq, PGconn* conn, bool begin_if_idle, bool prepare)
+      : pq_(pq), conn_(conn), begin_if_idle_(begin_if_idle), prepare_(prepare) {}
   Dialect dialect() const override { return Dialect::kPostgres; }
 
   std::vector<SqlRow> run(const std::string& sql, std::span<const SqlParam> params) override {
@@ -128,8 +140,37 @@ class PgSession final : public Session {
       texts[i] = param_text(params[i]);
       values[i] = texts[i].c_str();
     }
-    PGresult* r = pq_.exec_params(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                  values.data(), nullptr, nullptr, 0);
+    const int n = static_cast<int>(values.size());
+    PGresult* r = nullptr;
+    bool named = false;
+    if (prepare_) {
+      auto& names = PreparedNames::process();
+      const int pid = pq_.backend_pid(conn_);
+      const PreparedNames::Plan plan = names.plan(conn_, pid, sql);
+      if (plan.action == PreparedNames::Action::kPrepare) {
+        finish(pq_.prepare(conn_, plan.name.c_str(), sql.c_str(), n, nullptr), PGRES_COMMAND_OK,
+               sql);
+        names.prepared(conn_, pid, sql, plan.name);
+      }
+      if (plan.action != PreparedNames::Action::kUnnamed) {
+        named = true;
+        r = pq_.exec_prepared(conn_, plan.name.c_str(), n, values.data(), nullptr, nullptr, 0);
+        if (missing_statement(r)) {
+          // The server session lost our statements (DEALLOCATE ALL, DISCARD ALL): they are
+          // prepared again from the next run. Nothing ran; outside a transaction block the
+          // statement runs again unnamed, inside one the error stands (the block is aborted).
+          names.forget(conn_);
+          if (pq_.transaction_status(conn_) == PQTRANS_IDLE) {
+            pq_.clear(r);
+            while (PGresult* more = pq_.get_result(conn_)) pq_.clear(more);
+            named = false;
+          }
+        }
+      }
+    }
+    if (!named) {
+      r = pq_.exec_params(conn_, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+    }
     const auto st = pq_.result_status(r);
     return finish(r, st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, sql);
   }
@@ -169,6 +210,13 @@ class PgSession final : public Session {
     if (begin_if_idle_ && pq_.transaction_status(conn_) == PQTRANS_IDLE) {
       finish(pq_.exec(conn_, "BEGIN"), PGRES_COMMAND_OK, "BEGIN");
     }
+  }
+
+  // A result saying the named statement does not exist (SQLSTATE 26000).
+  bool missing_statement(PGresult* r) const {
+    if (!r || pq_.result_status(r) != PGRES_FATAL_ERROR) return false;
+    const char* sqlstate = pq_.result_error_field(r, PG_DIAG_SQLSTATE);
+    return sqlstate && std::string_view(sqlstate) == "26000";
   }
 
   // Reads `r` into rows, clears it and any result still pending (none is left on a
@@ -215,6 +263,7 @@ class PgSession final : public Session {
   const PgApi& pq_;
   PGconn* conn_;
   bool begin_if_idle_;
+  bool prepare_;
 };
 
 // Keeps each statement it ran prepared (a handful: those of the statement home), reset
@@ -451,14 +500,14 @@ std::string to_canonical_id(std::string_view hex) {
   return out;
 }
 
-std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle) {
-  return std::make_unique<PgSession>(kOwnLibpq, conn, begin_if_idle);
+std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle, bool prepare) {
+  return std::make_unique<PgSession>(kOwnLibpq, conn, begin_if_idle, prepare);
 }
 
 std::unique_ptr<Session> pg_session_via(const std::string& libpq_path, pg_conn* conn,
-                                        bool begin_if_idle) {
-  if (libpq_path.empty()) return pg_session(conn, begin_if_idle);
-  return std::make_unique<PgSession>(libpq_at(libpq_path), conn, begin_if_idle);
+                                        bool begin_if_idle, bool prepare) {
+  if (libpq_path.empty()) return pg_session(conn, begin_if_idle, prepare);
+  return std::make_unique<PgSession>(libpq_at(libpq_path), conn, begin_if_idle, prepare);
 }
 
 std::unique_ptr<Session> sqlite_session(sqlite3* db) { return std::make_unique<SqliteSession>(db); }

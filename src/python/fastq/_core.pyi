@@ -64,8 +64,12 @@ class Session:
 
 # A session on psycopg 3's libpq connection (pgconn.pgconn_ptr), called through the libpq
 # at libpq_path that opened it; begin_if_idle: the owner is outside autocommit and its
-# transaction begins with the first statement.
-def borrow_pg(pgconn_ptr: int, libpq_path: str = "", begin_if_idle: bool = False) -> Session: ...
+# transaction begins with the first statement; prepare: a statement run again on the same
+# server session is prepared (named "fastq_<g>_<n>") and executed by name (False behind a
+# transaction-pooling PgBouncer: psycopg's prepare_threshold None).
+def borrow_pg(
+    pgconn_ptr: int, libpq_path: str = "", begin_if_idle: bool = False, prepare: bool = False
+) -> Session: ...
 
 # A session whose statements run through execute(sql, params) -> rows (SQLite: ?1-style).
 def callback_session(

@@ -3,8 +3,14 @@
 // statement home (fastq/sql.hpp), binds the caller's objects to parameters and reads the
 // rows back. It runs over a Session, which only runs one statement and returns its rows:
 //  * pg_session(): a libpq connection, the core's own or one Django lends (psycopg 3's
-//    pgconn); statements are unnamed, so nothing is left behind on a borrowed connection,
-//    and every result is consumed before the call returns.
+//    pgconn); every result is consumed before the call returns. Statements are unnamed,
+//    so nothing is left behind on the connection, unless the session is made with
+//    `prepare`: then a statement run a second time on the same server session is prepared
+//    under a name of the core's ("fastq_<g>_<n>", never psycopg's "_pg3_<n>") and from
+//    then on executed by name, the server skipping its parse and plan. What each server
+//    session holds is kept process-wide (fastq/prepared_names.hpp), since a Session may be
+//    made per call on a connection that outlives it. The caller turns it off where a
+//    transaction-pooling PgBouncer sits in between (Django: OPTIONS prepare_threshold None).
 //  * sqlite_session(): a sqlite3 handle of the core's.
 //  * a Session implemented in Python (the bindings' CallbackSession) over a DB-API
 //    cursor: Django's SQLite connection, whose library is not the core's.
@@ -51,12 +57,14 @@ class Session {
 // found outside a transaction block first opens one (BEGIN): the connection's owner
 // (psycopg 3, which reads libpq's transaction status before each command and at commit)
 // is in a transaction of its own, not yet begun.
-std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle = false);
+// With `prepare`: named prepared statements, as above.
+std::unique_ptr<Session> pg_session(pg_conn* conn, bool begin_if_idle = false,
+                                    bool prepare = false);
 // The same on a connection opened by the libpq at `libpq_path` (already loaded in this
 // process: psycopg's own, which may be another build than the core's): every call goes
 // to that library's functions. An empty path means the core's libpq.
 std::unique_ptr<Session> pg_session_via(const std::string& libpq_path, pg_conn* conn,
-                                        bool begin_if_idle);
+                                        bool begin_if_idle, bool prepare = false);
 // A session on a sqlite3 handle it does not own.
 std::unique_ptr<Session> sqlite_session(sqlite3* db);
 

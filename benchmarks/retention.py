@@ -86,7 +86,7 @@ def sizes(broker: str) -> dict[str, int]:
             "file": pages * page,
             "in_use": (pages - free) * page,
             "free": free * page,
-            "total": pages * page,
+            "total": pages * page + wal,  # the write-ahead log is the store's too
             "wal": wal,
             "rows": rows,
         }

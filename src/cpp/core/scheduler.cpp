@@ -48,11 +48,6 @@ Micros latest_due(const ScheduleRow& row, Micros first, Micros now, std::uint64_
 }  // namespace
 
 constexpr Micros kUpkeepEvery = 3'600'000'000;  // one hour
-// The store's space reclaim (Driver::reclaim): how often the leader looks. A table is
-// worth a vacuum past ReclaimLimits' defaults (autovacuum's own rule with a lower floor):
-// at 40,000 jobs a second a look every two seconds keeps the active table's dead rows
-// under about 100,000.
-constexpr std::chrono::milliseconds kReclaimEvery{2000};
 
 struct Scheduler::Impl {
   std::unique_ptr<Driver> driver;
@@ -342,13 +337,17 @@ struct Scheduler::Impl {
   }
 
   // Reclaimer thread: while this scheduler leads, the store's space reclaim
-  // (Driver::reclaim) every kReclaimEvery, on a connection of its own, so that a VACUUM
-  // of seconds delays neither a schedule's slot nor a prune batch.
+  // (Driver::reclaim, ReclaimLimits' defaults: a table is worth a vacuum by autovacuum's
+  // own rule with a lower floor) every reclaim_every(), on a connection of its own, so
+  // that a VACUUM of seconds delays neither a schedule's slot nor a prune batch. At
+  // 40,000 jobs a second a look every two seconds keeps PostgreSQL's active table under
+  // about 100,000 dead rows.
   void reclaim_loop() {
     std::unique_ptr<Driver> own;
+    const auto every = driver->reclaim_every();
     std::unique_lock l(mu);
     while (!stopping) {
-      cv.wait_for(l, kReclaimEvery, [&] { return stopping; });
+      cv.wait_for(l, every, [&] { return stopping; });
       if (stopping || !leading.load()) continue;
       l.unlock();
       try {

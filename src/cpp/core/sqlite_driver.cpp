@@ -32,6 +32,8 @@ namespace fastq {
 
 // How long the leader's log truncation (reclaim) waits for readers, writers waiting too.
 constexpr std::chrono::milliseconds kWalTruncateWait{250};
+// And how long after a try that could not finish it tries again.
+constexpr std::chrono::seconds kWalTruncateBackOff{2};
 
 namespace {
 
@@ -797,6 +799,9 @@ class SqliteDriver final : public Driver, public KeysetSource {
   // finished_at, id) from the cursor, then the dependency probes for those rows only, in
   // one transaction with the deleted steps' edges and their finished workflows' rows.
   bool reclaims_space() const override { return true; }
+  std::chrono::milliseconds reclaim_every() const override {
+    return std::chrono::milliseconds(500);
+  }
 
   std::size_t reclaim(const ReclaimLimits& limits) override {
     std::int64_t frames = 0;
@@ -806,6 +811,8 @@ class SqliteDriver final : public Driver, public KeysetSource {
       if (s.step()) frames = s.integer(1);
     }
     if (frames < limits.wal_frames) return 0;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_truncate_) return 0;  // the last try found readers holding on
     // While it waits for the readers of the moment, writers wait too: a short wait, so
     // that a long reader costs the fleet a quarter of a second, not the busy timeout; the
     // next round tries again.
@@ -817,12 +824,15 @@ class SqliteDriver final : public Driver, public KeysetSource {
     busy_timeout_ = std::min(busy_timeout_, kWalTruncateWait);
     auto& s = stmt("wal_truncate", lite_sql("wal_truncate"));
     Run run(s);
+    bool done = false;
     try {
-      return s.step() && s.integer(0) == 0 ? 1 : 0;
+      done = s.step() && s.integer(0) == 0;
     } catch (const DriverError& e) {
-      if (e.transient()) return 0;  // a reader or the writer held on: the next round
-      throw;
+      if (!e.transient()) throw;  // else a reader or the writer held on
     }
+    // After a try that could not finish, writers are left alone for a while.
+    if (!done) next_truncate_ = now + kWalTruncateBackOff;
+    return done ? 1 : 0;
   }
 
   PruneResult prune_jobs(const PruneRequest& req) override {
@@ -1178,6 +1188,7 @@ class SqliteDriver final : public Driver, public KeysetSource {
 
   std::string path_;
   std::chrono::milliseconds busy_timeout_;
+  std::chrono::steady_clock::time_point next_truncate_{};  // reclaim: no try before
   // Sibling connections of one process take turns writing instead of contending for
   // SQLite's lock; other processes still go through the busy handler.
   std::shared_ptr<std::mutex> write_mu_;

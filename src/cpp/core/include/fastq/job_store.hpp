@@ -149,6 +149,9 @@ class JobStore {
     return 0;
   }
   virtual bool reclaims_space() const { return false; }
+  // How often the leader calls reclaim(): PostgreSQL's statistics move slowly, while
+  // SQLite's log can grow by a hundred megabytes a second.
+  virtual std::chrono::milliseconds reclaim_every() const { return std::chrono::seconds(2); }
 };
 
 }  // namespace fastq

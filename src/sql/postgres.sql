@@ -575,13 +575,17 @@ ORDER BY s.n_dead_tup DESC
 
 -- name: reclaim_vacuum
 -- Vacuums one table reclaim_candidates named ({table}, already quoted). SKIP_LOCKED: a
--- table another VACUUM (autovacuum's) is on is left to it. VACUUM runs outside a
--- transaction, by the simple protocol, so it is not a prepared statement.
-VACUUM (SKIP_LOCKED) {table}
+-- table another VACUUM (autovacuum's) is on is left to it. TRUNCATE false: giving the
+-- empty pages at the table's end back to the file system needs the table's exclusive
+-- lock, which a vacuum waits up to 5 s for while claims and completions keep coming
+-- (the queue's table fills again anyway; the log's partitions go whole); autovacuum and
+-- a VACUUM by hand still truncate. VACUUM runs outside a transaction, by the simple
+-- protocol, so it is not a prepared statement.
+VACUUM (SKIP_LOCKED, TRUNCATE false) {table}
 
 -- name: reclaim_vacuum_analyze
 -- reclaim_vacuum, and its statistics made anew.
-VACUUM (SKIP_LOCKED, ANALYZE) {table}
+VACUUM (SKIP_LOCKED, TRUNCATE false, ANALYZE) {table}
 
 -- name: reclaim_analyze
 -- One table's statistics made anew (reclaim_candidates, {table} as there).

@@ -502,8 +502,8 @@ FROM (SELECT count(*) AS n, count(*) FILTER (WHERE state = 'queued') AS q,
 -- name: prune_count
 -- Retention's dry run: how many finished jobs in state $1, finished before $2
 -- (microseconds) and after the cursor ($3 finished_at, $4 id), could go. A template:
--- {log} is fastq_finished, or fastq_finished_default where upkeep drops the day
--- partitions whole (succeeded jobs kept a day or more: PruneRequest::keep). A job is kept
+-- {log} is fastq_finished, or fastq_finished_default where upkeep drops the
+-- partitions whole (the leader's succeeded jobs: PruneRequest::keep). A job is kept
 -- while a schedule slot or a poller mark names it, or while its workflow has an
 -- unfinished step.
 SELECT count(*) FROM (SELECT j.id, j.workflow_id FROM {log} j
@@ -544,11 +544,11 @@ SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM c),
   FROM gone), (SELECT finished_at::text FROM last), (SELECT id::text FROM last)
 
 -- name: upkeep
--- The finished log's day partitions: $1 days ahead made, and with $2 (a JSON object of
--- final state -> cutoff in microseconds; NULL: retention off) every day partition ending
--- by the succeeded jobs' cutoff dropped, the jobs that must stay copied out first
--- (fastq_finished_upkeep, migration 0017). How many partitions it dropped.
-SELECT fastq_finished_upkeep($1::int, $2::jsonb)
+-- The finished log's partitions: $1 seconds wide, made $2 seconds ahead, and with $3 (a
+-- JSON object of final state -> cutoff in microseconds; NULL: retention off) every
+-- partition ending by the succeeded jobs' cutoff dropped, the jobs that must stay copied
+-- out first (fastq_finished_upkeep, migrations 0017 and 0018). How many it dropped.
+SELECT fastq_finished_upkeep($1::int, $2::int, $3::jsonb)
 
 -- name: reclaim_candidates
 -- The job store's tables that need a VACUUM or an ANALYZE now (JobStore::reclaim):

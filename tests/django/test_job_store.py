@@ -295,3 +295,65 @@ def test_upkeep_drops_a_day_and_keeps_what_must_stay() -> None:
         c.execute("SELECT fastq_finished_upkeep(7, NULL)")
         c.execute("SELECT tableoid::regclass::text FROM fastq_finished WHERE id = %s", [late.id])
         assert c.fetchone()[0] == "fastq_finished_default"
+
+
+@postgres_only
+def test_partitions_narrower_than_a_day_take_todays_jobs_and_go_whole() -> None:
+    """Migration 0018: with successes kept a minute the leader asks for 6 s partitions.
+    Today's day partition (and the days ahead) are made again 6 s wide, today's jobs moved
+    into them or the default partition (none lost); a drop past the cutoff takes the 6 s
+    partitions whole and copies out what must stay. Migrating back to 0017 restores its
+    upkeep, which the day partitions' callers still use."""
+    now = timezone.now()
+    ok = Job.objects.create(task="tests.ok", state="succeeded", finished_at=now)
+    failed = Job.objects.create(task="tests.failed", state="failed", finished_at=now)
+    slot = Job.objects.create(task="tests.slot", state="succeeded", finished_at=now)
+    ScheduleRun.objects.create(schedule="s", slot=now, job_id=slot.id)
+
+    def widths() -> dict[int, int]:
+        with connection.cursor() as c:
+            c.execute(
+                "SELECT extract(epoch FROM hi - lo)::int, count(*) "
+                "FROM fastq_finished_partitions() WHERE hi > now() GROUP BY 1"
+            )
+            return dict(c.fetchall())
+
+    try:
+        with connection.cursor() as c:
+            c.execute("SELECT fastq_finished_upkeep(7, NULL)")  # 0017's call: days
+            assert set(widths()) == {86400}
+            c.execute("SELECT fastq_finished_upkeep(6, 300, NULL)")
+            assert c.fetchone()[0] == 0
+            made = widths()
+            assert set(made) == {6} and 50 <= made[6] <= 51, made
+            c.execute(
+                "SELECT count(*) FROM pg_class "
+                "WHERE relname ~ '^fastq_finished_p[0-9]{8}_[0-9]{6}$'"
+            )
+            assert c.fetchone()[0] >= 50
+        assert set(Job.objects.values_list("id", flat=True)) == {ok.id, failed.id, slot.id}
+
+        # A minute's retention an hour from now: every 6 s partition is past it.
+        cutoffs = {"succeeded": _micros(now + timedelta(hours=1))}
+        with connection.cursor() as c:
+            c.execute("SELECT fastq_finished_upkeep(6, 300, %s::jsonb)", [json.dumps(cutoffs)])
+            assert c.fetchone()[0] >= 50
+            assert widths() == {}
+        # The plain success went (with its partition, or row by row from the default
+        # partition); the failure (kept for ever) and the schedule run's job stayed.
+        with connection.cursor() as c:
+            c.execute(
+                "SELECT id FROM fastq_finished WHERE tableoid <> 'fastq_finished_default'::regclass"
+            )
+            assert c.fetchall() == []
+        kept = set(Job.objects.values_list("id", flat=True))
+        assert {failed.id, slot.id} <= kept
+
+        call_command("migrate", "fastq_django", "0017", verbosity=0)
+        with connection.cursor() as c:
+            c.execute("SELECT to_regprocedure('fastq_finished_upkeep(int, int, jsonb)')")
+            assert c.fetchone()[0] is None
+            c.execute("SELECT fastq_finished_upkeep(7, NULL)")
+            assert c.fetchone()[0] == 0
+    finally:
+        call_command("migrate", "fastq_django", verbosity=0)

@@ -36,46 +36,9 @@ import fastq_django.models
 
 ACTIVE = "('queued', 'running', 'waiting')"
 
-POSTGRES_FORWARD = rf"""
-DO $$
-DECLARE
-  i record;
-BEGIN
-  -- Today's table becomes the active table.
-  ALTER TABLE fastq_job RENAME TO fastq_active;
-  ALTER INDEX fastq_job_pkey RENAME TO fastq_active_pkey;
-  ALTER TRIGGER fastq_job_notify ON fastq_active RENAME TO fastq_active_notify;
-  FOR i IN SELECT indexrelid::regclass::text AS name FROM pg_index
-    WHERE indrelid = 'fastq_active'::regclass AND NOT indisprimary LOOP
-    EXECUTE format('DROP INDEX %s', i.name);
-  END LOOP;
-  ALTER TABLE fastq_active SET (fillfactor = 50);
-
-  -- The finished log: the same columns in the same order (the move statements and the
-  -- triggers below copy whole rows), the same CHECK constraints.
-  CREATE TABLE fastq_finished (LIKE fastq_active INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-    PARTITION BY RANGE (finished_at);
-  -- Only finished jobs: a query of the view for active states (state = 'running', say)
-  -- never reads the log (constraint exclusion of UNION ALL branches).
-  ALTER TABLE fastq_finished ADD CONSTRAINT fastq_finished_state
-    CHECK (state NOT IN {ACTIVE});
-  CREATE TABLE fastq_finished_default PARTITION OF fastq_finished DEFAULT;
-  -- Lookups by id and the admin's list, newest first by id (UUIDv7: time-ordered);
-  -- recent outcomes and the row-wise prune's oldest-first walk by finished_at (a B-tree:
-  -- a BRIN saves ~65 WAL bytes a job but makes every prune batch sort the whole backlog,
-  -- which fell behind at 40,000 jobs a second with a short retention); the admin's lists
-  -- of failures (failed, dead, expired, cancelled: rare, so the partial index costs a
-  -- success nothing).
-  CREATE INDEX fastq_finished_id ON fastq_finished (id);
-  CREATE INDEX fastq_finished_at ON fastq_finished (finished_at);
-  CREATE INDEX fastq_finished_failures ON fastq_finished (state, id)
-    WHERE state <> 'succeeded';
-  CREATE INDEX fastq_finished_workflow ON fastq_finished (workflow_id)
-    WHERE workflow_id IS NOT NULL;
-  CREATE INDEX fastq_finished_group ON fastq_finished (group_label)
-    WHERE group_label IS NOT NULL;
-END $$;
-
+# The upkeep function as this migration made it (0018_log_partitions replaces it and puts
+# it back when reversed).
+UPKEEP_FUNCTION = r"""
 -- Day partitions of the log from today on, and retention's partition drop. Run by the
 -- scheduler's leader (Driver::upkeep) at start and every hour: `ahead` days made, and
 -- with `cutoffs` (a JSON object: each final state with a retention -> the time before
@@ -116,7 +79,7 @@ BEGIN
     RETURN 0;
   END IF;
   FOR p IN SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'fastq_finished'::regclass AND c.relname ~ '^fastq_finished_p[0-9]{{8}}$'
+    WHERE i.inhparent = 'fastq_finished'::regclass AND c.relname ~ '^fastq_finished_p[0-9]{8}$'
     ORDER BY c.relname LOOP
     EXIT WHEN (to_date(substr(p.name, 17), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
       > drop_before;
@@ -141,7 +104,49 @@ BEGIN
   END LOOP;
   RETURN dropped;
 END $$;
+"""
 
+POSTGRES_FORWARD = rf"""
+DO $$
+DECLARE
+  i record;
+BEGIN
+  -- Today's table becomes the active table.
+  ALTER TABLE fastq_job RENAME TO fastq_active;
+  ALTER INDEX fastq_job_pkey RENAME TO fastq_active_pkey;
+  ALTER TRIGGER fastq_job_notify ON fastq_active RENAME TO fastq_active_notify;
+  FOR i IN SELECT indexrelid::regclass::text AS name FROM pg_index
+    WHERE indrelid = 'fastq_active'::regclass AND NOT indisprimary LOOP
+    EXECUTE format('DROP INDEX %s', i.name);
+  END LOOP;
+  ALTER TABLE fastq_active SET (fillfactor = 50);
+
+  -- The finished log: the same columns in the same order (the move statements and the
+  -- triggers below copy whole rows), the same CHECK constraints.
+  CREATE TABLE fastq_finished (LIKE fastq_active INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+    PARTITION BY RANGE (finished_at);
+  -- Only finished jobs: a query of the view for active states (state = 'running', say)
+  -- never reads the log (constraint exclusion of UNION ALL branches).
+  ALTER TABLE fastq_finished ADD CONSTRAINT fastq_finished_state
+    CHECK (state NOT IN {ACTIVE});
+  CREATE TABLE fastq_finished_default PARTITION OF fastq_finished DEFAULT;
+  -- Lookups by id and the admin's list, newest first by id (UUIDv7: time-ordered);
+  -- recent outcomes and the row-wise prune's oldest-first walk by finished_at (a B-tree:
+  -- a BRIN saves ~65 WAL bytes a job but makes every prune batch sort the whole backlog,
+  -- which fell behind at 40,000 jobs a second with a short retention); the admin's lists
+  -- of failures (failed, dead, expired, cancelled: rare, so the partial index costs a
+  -- success nothing).
+  CREATE INDEX fastq_finished_id ON fastq_finished (id);
+  CREATE INDEX fastq_finished_at ON fastq_finished (finished_at);
+  CREATE INDEX fastq_finished_failures ON fastq_finished (state, id)
+    WHERE state <> 'succeeded';
+  CREATE INDEX fastq_finished_workflow ON fastq_finished (workflow_id)
+    WHERE workflow_id IS NOT NULL;
+  CREATE INDEX fastq_finished_group ON fastq_finished (group_label)
+    WHERE group_label IS NOT NULL;
+END $$;
+
+{UPKEEP_FUNCTION.lstrip()}
 DO $$
 DECLARE
   before bigint;

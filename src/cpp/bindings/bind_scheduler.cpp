@@ -61,6 +61,7 @@ void bind_scheduler(py::module_& m) {
       .def_readonly("workers_lost", &SchedulerStats::workers_lost)
       .def_readonly("pruned", &SchedulerStats::pruned)
       .def_readonly("reclaimed", &SchedulerStats::reclaimed)
+      .def_readonly("partitions_dropped", &SchedulerStats::partitions_dropped)
       .def_readonly("leader", &SchedulerStats::leader);
 
   py::class_<PyScheduler>(m, "Scheduler")

@@ -74,10 +74,6 @@ std::string refs_json(std::span<const JobRef> jobs) {
   return j;
 }
 
-// Days of the finished log's partitions made ahead of today (upkeep); at one upkeep an
-// hour, a leader away for less than a week never leaves a day without its partition.
-constexpr int kPartitionsAhead = 7;
-
 // The driver's statements live in src/sql/postgres.sql (fastq/sql.hpp).
 const std::string& pg_sql(std::string_view name) {
   return sql::statement(sql::Dialect::kPostgres, name);
@@ -685,11 +681,12 @@ class PostgresDriver final : public Driver, public KeysetSource {
 
   // Retention: one batch (driver.hpp), a range of the finished log by finished_at from
   // the cursor; what still depends on a job is then probed for those rows only
-  // (fastq_schedule_run_job, fastq_poller_mark_job, fastq_active_workflow). Succeeded
-  // jobs kept a day or more go a day at a time (upkeep drops the day partitions), so for
-  // them only the default partition is read here.
+  // (fastq_schedule_run_job, fastq_poller_mark_job, fastq_active_workflow). The leader's
+  // succeeded jobs go a partition at a time (upkeep drops the log's partitions, sized to
+  // their retention: log_partitions()), so for them only the default partition is read
+  // here.
   PruneResult prune_jobs(const PruneRequest& req) override {
-    const bool days_dropped = req.state == state::kSucceeded && req.keep >= kWholeDaysFrom;
+    const bool days_dropped = req.state == state::kSucceeded && req.keep > 0;
     const std::string log = days_dropped ? "fastq_finished_default" : "fastq_finished";
     const auto before = std::to_string(req.before);
     // No cursor: from before the oldest.
@@ -723,8 +720,9 @@ class PostgresDriver final : public Driver, public KeysetSource {
     return out;
   }
 
-  std::size_t upkeep(const RetentionCutoffs& cutoffs) override {
-    const std::string ahead = std::to_string(kPartitionsAhead);
+  std::size_t upkeep(const RetentionCutoffs& cutoffs, const LogPartitions& parts) override {
+    const std::string width = std::to_string(parts.width);
+    const std::string ahead = std::to_string(parts.ahead);
     std::string j = "{";
     for (const auto& [state, before] : cutoffs) {
       if (j.size() > 1) j.push_back(',');
@@ -733,7 +731,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     }
     j.push_back('}');
     Result r = conn_.exec("fastq_upkeep", pg_sql("upkeep"),
-                          {ahead.c_str(), cutoffs.empty() ? nullptr : j.c_str()});
+                          {width.c_str(), ahead.c_str(), cutoffs.empty() ? nullptr : j.c_str()});
     return static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 

@@ -1,6 +1,8 @@
 // The pruner's pacing (retention.hpp): pure, no thread, no database.
 #include "fastq/retention.hpp"
 
+#include <algorithm>
+#include <array>
 #include <stdexcept>
 
 namespace fastq {
@@ -24,6 +26,25 @@ RetentionCutoffs retention_cutoffs(const RetentionConfig& config, Micros now) {
   for (std::size_t i = 0; i < config.keep.size(); ++i) {
     if (config.keep[i]) out.emplace_back(kFinalStates[i], now - *config.keep[i]);
   }
+  return out;
+}
+
+LogPartitions log_partitions(const RetentionConfig& config) {
+  LogPartitions out;
+  const auto& succeeded = config.keep[0];
+  out.drops_succeeded = succeeded.has_value();
+  constexpr Micros kDay = 86'400'000'000;
+  if (!succeeded || *succeeded >= kDay) return out;
+  static constexpr std::array<std::int64_t, 21> kWidths = {
+      1, 2, 3, 5, 6, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1'800, 3'600, 7'200, 10'800,
+      14'400, 21'600, 43'200};
+  const std::int64_t tenth = std::max<Micros>(*succeeded, 0) / 10 / 1'000'000;
+  out.width = kWidths[0];
+  for (const auto w : kWidths) {
+    if (w <= tenth) out.width = w;
+  }
+  out.ahead = std::max<std::int64_t>(300, 10 * out.width);
+  out.every = std::clamp<Micros>(out.width * 500'000, 1'000'000, 3'600'000'000);
   return out;
 }
 

@@ -47,8 +47,6 @@ Micros latest_due(const ScheduleRow& row, Micros first, Micros now, std::uint64_
 
 }  // namespace
 
-constexpr Micros kUpkeepEvery = 3'600'000'000;  // one hour
-
 struct Scheduler::Impl {
   std::unique_ptr<Driver> driver;
   SchedulerConfig cfg;
@@ -63,7 +61,8 @@ struct Scheduler::Impl {
   Micros next_prune = 0;
   Micros next_reap = 0;
   Micros next_job_prune = 0;
-  Micros next_upkeep = 0;  // the store's upkeep (Driver::upkeep): at leadership, then hourly
+  // The store's upkeep (Driver::upkeep): at leadership, then every LogPartitions::every.
+  Micros next_upkeep = 0;
   // Whether this scheduler leads, for the reclaimer thread (`leader` is the scheduler
   // thread's own).
   std::atomic<bool> leading{false};
@@ -94,6 +93,7 @@ struct Scheduler::Impl {
       log(LogLevel::kInfo, "scheduler: " + cfg.holder + " is now the leader");
       count(&SchedulerStats::terms);
       next_reload = 0;
+      next_upkeep = 0;  // partitions made ahead before anything else
     } else if (!now_leader && leader) {
       log(LogLevel::kWarning, "scheduler: " + cfg.holder + " is no longer the leader");
     }
@@ -289,13 +289,18 @@ struct Scheduler::Impl {
         }
       }
       if (leader && now >= next_upkeep) {
-        next_upkeep = now + kUpkeepEvery;
+        // The log's partitions, sized to the retention (log_partitions(), retention.hpp).
+        const LogPartitions parts = log_partitions(pruner.config());
+        next_upkeep = now + parts.every;
         const auto dropped = driver->upkeep(
             pruner.config().enabled() ? retention_cutoffs(pruner.config(), now)
-                                      : RetentionCutoffs{});
+                                      : RetentionCutoffs{},
+            parts);
         if (dropped) {
-          log(LogLevel::kInfo, "scheduler: dropped " + std::to_string(dropped) +
-                                   " day(s) of finished jobs past their retention");
+          count(&SchedulerStats::partitions_dropped, dropped);
+          log(parts.width >= 86'400 ? LogLevel::kInfo : LogLevel::kDebug,
+              "scheduler: dropped " + std::to_string(dropped) +
+                  " partition(s) of finished jobs past their retention");
         }
       }
       if (leader && now >= next_job_prune) prune_jobs(now);
@@ -310,7 +315,7 @@ struct Scheduler::Impl {
       next_reload = 0;
       return std::min(next_lease, now + 1'000'000);
     }
-    Micros wake = std::min({next_lease, next_reload, next_job_prune});
+    Micros wake = std::min({next_lease, next_reload, next_job_prune, next_upkeep});
     for (const auto& row : rows) {
       if (row.next_run_at) wake = std::min(wake, *row.next_run_at);
     }

@@ -122,15 +122,17 @@ class JobStore {
   // counts every such job after the cursor (no limit) and deletes none.
   virtual PruneResult prune_jobs(const PruneRequest& request) = 0;
 
-  // The store's periodic upkeep, run by the elected leader at start and every hour
-  // (scheduler.cpp): PostgreSQL makes the finished log's day partitions a week ahead and,
-  // given `cutoffs` (retention_cutoffs(), retention.hpp; empty: retention off), drops
-  // every day that ends by the succeeded jobs' cutoff, the jobs in it that must stay (a
-  // later cutoff, kept for ever, or depended on as prune_jobs() keeps them) copied out
-  // first. Returns how many days it dropped. A store without partitions has nothing to
-  // do.
-  virtual std::size_t upkeep(const RetentionCutoffs& cutoffs) {
+  // The store's periodic upkeep, run by the elected leader at start and every
+  // `parts.every` (scheduler.cpp): PostgreSQL makes the finished log's partitions of
+  // `parts.width` seconds `parts.ahead` seconds ahead (re-making those of another width
+  // that still take rows, their rows moved into the new ones) and, given `cutoffs`
+  // (retention_cutoffs(), retention.hpp; empty: retention off), drops every partition that
+  // ends by the succeeded jobs' cutoff, the jobs in it that must stay (a later cutoff,
+  // kept for ever, or depended on as prune_jobs() keeps them) copied out first. Returns
+  // how many partitions it dropped. A store without partitions has nothing to do.
+  virtual std::size_t upkeep(const RetentionCutoffs& cutoffs, const LogPartitions& parts) {
     (void)cutoffs;
+    (void)parts;
     return 0;
   }
 

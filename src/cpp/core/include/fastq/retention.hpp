@@ -48,9 +48,9 @@ struct RetentionConfig {
 
 // Each final state with a retention and the time before which its jobs go (`now` minus
 // its retention), in kFinalStates order; states kept for ever are left out. What the
-// store's upkeep (Driver::upkeep) drops whole days of the finished log by: every day
-// ending by the succeeded jobs' cutoff (most jobs end succeeded), the jobs in it that
-// stay (a later cutoff, kept for ever, depended on) copied out first. Pure.
+// store's upkeep (Driver::upkeep) drops whole partitions of the finished log by: every
+// partition ending by the succeeded jobs' cutoff (most jobs end succeeded), the jobs in
+// it that stay (a later cutoff, kept for ever, depended on) copied out first. Pure.
 using RetentionCutoffs = std::vector<std::pair<std::string, Micros>>;
 RetentionCutoffs retention_cutoffs(const RetentionConfig& config, Micros now);
 
@@ -65,15 +65,35 @@ struct PruneRequest {
   bool dry_run = false;  // count every job the request would delete (no limit), delete none
   std::string after_at;  // cursor: the last row of the previous batch (PruneResult), as
   std::string after_id;  // the driver wrote it; empty: from the oldest
-  // The state's retention (0: not said). With succeeded jobs kept a day or more, a store
-  // that drops whole days of the log (Driver::upkeep) leaves those days to it and deletes
-  // row by row only what lies outside them.
+  // The state's retention (0: not said). With succeeded jobs kept for a while, a store
+  // that drops whole partitions of the log (Driver::upkeep, log_partitions()) leaves
+  // them to it and deletes row by row only what lies outside them.
   Micros keep = 0;
 };
 
-// Succeeded jobs kept at least this long are dropped a day at a time where the store can
-// (PostgreSQL's day partitions); kept shorter, they are deleted row by row everywhere.
-inline constexpr Micros kWholeDaysFrom = 86'400'000'000;
+// How the finished log is partitioned where the store partitions it (PostgreSQL,
+// migrations 0017 and 0018), and how often the leader's upkeep (Driver::upkeep) runs: the
+// partitions make retention a DROP of whole partitions instead of a DELETE (and then a
+// VACUUM) of every row. A partition is dropped once it ends by the succeeded jobs' cutoff,
+// so a success lives between its retention and its retention plus a partition's width.
+struct LogPartitions {
+  std::int64_t width = 86'400;     // seconds a partition covers, aligned to the epoch
+  std::int64_t ahead = 7 * 86'400;  // seconds of partitions made ahead of now
+  Micros every = 3'600'000'000;    // between two upkeeps
+  // Whether the partitions drop the succeeded jobs (some retention for them): then the
+  // leader's row-by-row prune of them reads only what lies outside the partitions.
+  bool drops_succeeded = false;
+};
+
+// Days, as before, when successes are kept a day or more (or for ever); kept less, the
+// largest width of a fixed list dividing a day (1, 2, 3, 5, 6, 10, 15, 20, 30 s, 1, 2, 5,
+// 10, 15, 30 min, 1, 2, 3, 4, 6, 12 h) that fits ten times in the retention, so that a
+// partition holds at most a tenth of the window (6 s for a minute, 5 min for an hour,
+// 1 s below 20 s). Then partitions are made five minutes or ten widths ahead, whichever is
+// longer (a new leader takes over within a lease, well inside that), and the upkeep runs
+// every half width (at least every second, at most every hour), so a partition is dropped
+// within half a width of its end passing the cutoff. Pure.
+LogPartitions log_partitions(const RetentionConfig& config);
 
 struct PruneResult {
   std::size_t deleted = 0;  // (a dry run: how many would be)

@@ -82,6 +82,7 @@ struct SchedulerStats {
   std::uint64_t workers_lost = 0;  // registry rows it marked lost
   std::uint64_t pruned = 0;        // finished jobs deleted past their retention
   std::uint64_t reclaimed = 0;     // tables vacuumed, SQLite logs truncated (Driver::reclaim)
+  std::uint64_t partitions_dropped = 0;  // of the finished log past retention (upkeep)
   bool leader = false;
 };
 

@@ -43,6 +43,7 @@ from harness.systems import PG, pg_admin  # noqa: E402
 
 DB_NAME = "retention_bench"
 CHUNK = 5000
+POLL = 0.25  # seconds between two counts of the waiting jobs
 
 
 def env_for(broker: str, db: str, retention: float) -> dict[str, str]:
@@ -76,7 +77,22 @@ def sizes(broker: str) -> dict[str, int]:
                 "FROM pg_partition_tree('fastq_finished') WHERE isleaf) t"
             )
             heap, index, total, rows, dead = (int(v or 0) for v in c.fetchone())
-            return {"heap": heap, "indexes": index, "total": total, "rows": rows, "dead": dead}
+            # The server's WAL position and checkpoints so far: the segments' WAL bytes a
+            # job, and whether a checkpoint (and the full-page images after it) fell in one.
+            c.execute(
+                "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, "
+                "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+            )
+            lsn, checkpoints = (int(v) for v in c.fetchone())
+            return {
+                "heap": heap,
+                "indexes": index,
+                "total": total,
+                "rows": rows,
+                "dead": dead,
+                "wal_lsn": lsn,
+                "checkpoints": checkpoints,
+            }
         c.execute("PRAGMA page_size")
         page = c.fetchone()[0]
         c.execute("PRAGMA page_count")
@@ -150,6 +166,7 @@ def run_broker(
     enqueued = 0
     segments: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
+    start_sizes = sizes(broker)
     t0 = time.time()
     seg_start = 0.0  # the first segment's clock starts with the first job done
     next_sample = t0
@@ -173,6 +190,15 @@ def run_broker(
                 seconds = per_segment
                 s = sizes(broker)
                 s["finished_rows"] = s["rows"] - pending()
+                extra = ""
+                if "wal_lsn" in s:
+                    before = segments[-1] if segments else start_sizes
+                    s["wal_bytes_per_job"] = round((s["wal_lsn"] - before["wal_lsn"]) / segment)
+                    s["checkpoints_in_segment"] = s["checkpoints"] - before["checkpoints"]
+                    extra = (
+                        f"  WAL {s['wal_bytes_per_job']:,} B/job"
+                        f"  checkpoints {s['checkpoints_in_segment']}"
+                    )
                 segments.append(
                     {
                         "segment": len(segments) + 1,
@@ -186,7 +212,7 @@ def run_broker(
                 print(
                     f"{broker}: {len(segments) * segment:>9,} jobs  "
                     f"{segment / seconds:8.0f} jobs/s  finished rows {s['finished_rows']:>9,}  "
-                    f"total {s['total'] / 2**20:7.1f} MiB  load {load_average()}",
+                    f"total {s['total'] / 2**20:7.1f} MiB  load {load_average()}{extra}",
                     flush=True,
                 )
                 seg_start = now
@@ -196,12 +222,15 @@ def run_broker(
             if now >= next_sample:
                 samples.append({"t": round(now - t0, 1), "done": done, **sizes(broker)})
                 next_sample = now + sample
-            if enqueued < jobs and waiting < depth:
+            # Topped up to the depth, then a pause: the count of waiting jobs reads the
+            # whole active table, and polled as fast as chunks go (8 times a second at
+            # 40,000 jobs/s) it took a quarter of a core, more as that table's pages grew.
+            while enqueued < jobs and waiting < depth:
                 n = min(CHUNK, jobs - enqueued)
                 noop.map([()] * n)
                 enqueued += n
-            else:
-                time.sleep(0.2)
+                waiting += n
+            time.sleep(POLL)
     finally:
         procs.stop([worker])
         connection.close()

@@ -43,7 +43,7 @@ LogPartitions log_partitions(const RetentionConfig& config) {
   for (const auto w : kWidths) {
     if (w <= tenth) out.width = w;
   }
-  out.ahead = std::max<std::int64_t>(300, 10 * out.width);
+  out.ahead = std::max<std::int64_t>(120, 4 * out.width);
   out.every = std::clamp<Micros>(out.width * 500'000, 1'000'000, 3'600'000'000);
   return out;
 }

@@ -89,8 +89,9 @@ struct LogPartitions {
 // largest width of a fixed list dividing a day (1, 2, 3, 5, 6, 10, 15, 20, 30 s, 1, 2, 5,
 // 10, 15, 30 min, 1, 2, 3, 4, 6, 12 h) that fits ten times in the retention, so that a
 // partition holds at most a tenth of the window (6 s for a minute, 5 min for an hour,
-// 1 s below 20 s). Then partitions are made five minutes or ten widths ahead, whichever is
-// longer (a new leader takes over within a lease, well inside that), and the upkeep runs
+// 1 s below 20 s). Then partitions are made two minutes or four widths ahead, whichever is
+// longer (a new leader takes over within a lease, well inside that; every partition is
+// planned for by the statements that read the whole log, so no more), and the upkeep runs
 // every half width (at least every second, at most every hour), so a partition is dropped
 // within half a width of its end passing the cutoff. Pure.
 LogPartitions log_partitions(const RetentionConfig& config);

@@ -686,8 +686,8 @@ class PostgresDriver final : public Driver, public KeysetSource {
   // their retention: log_partitions()), so for them only the default partition is read
   // here.
   PruneResult prune_jobs(const PruneRequest& req) override {
-    const bool days_dropped = req.state == state::kSucceeded && req.keep > 0;
-    const std::string log = days_dropped ? "fastq_finished_default" : "fastq_finished";
+    const bool partitions_drop = req.state == state::kSucceeded && req.keep > 0;
+    const std::string log = partitions_drop ? "fastq_finished_default" : "fastq_finished";
     const auto before = std::to_string(req.before);
     // No cursor: from before the oldest.
     const std::string at = req.after_at.empty() ? "-infinity" : req.after_at;
@@ -696,7 +696,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     PruneResult out;
     if (req.dry_run) {
       const std::string q = sql::fill_template(pg_sql("prune_count"), {{"log", log}});
-      Result r = conn_.exec(days_dropped ? "fastq_prune_count_default" : "fastq_prune_count",
+      Result r = conn_.exec(partitions_drop ? "fastq_prune_count_default" : "fastq_prune_count",
                             q, {req.state.c_str(), before.c_str(), at.c_str(), id.c_str()});
       out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
       return out;
@@ -704,7 +704,7 @@ class PostgresDriver final : public Driver, public KeysetSource {
     const auto limit = std::to_string(std::max(req.limit, 1));
     const std::string q = sql::fill_template(pg_sql("prune_jobs"), {{"log", log}});
     Result r = conn_.exec(
-        days_dropped ? "fastq_prune_jobs_default" : "fastq_prune_jobs", q,
+        partitions_drop ? "fastq_prune_jobs_default" : "fastq_prune_jobs", q,
         {req.state.c_str(), before.c_str(), at.c_str(), id.c_str(), limit.c_str()});
     out.deleted = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
     out.scanned = static_cast<std::size_t>(std::atoll(PQgetvalue(r.get(), 0, 1)));

@@ -20,6 +20,25 @@ FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority i
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
+-- name: enqueue_job
+-- One new job: enqueue_jobs for a batch of one, as a VALUES row of typed parameters. It
+-- is what `.delay()` runs, and it is planned in a third of the time of the JSON form
+-- (no json_to_recordset to parse and plan), which is most of a call when Django's
+-- default sends every statement unprepared. $1 id, $2 task, $3 queue, $4 priority, $5
+-- args, $6 kwargs, $7 run_at (microseconds, NULL: now), $8 max_attempts, $9 expires_at
+-- (microseconds), $10 unique_key, $11 time_limit, $12 soft_time_limit, $13 rate_key,
+-- $14 the envelope version. The id comes back unless a queued-or-running job already
+-- holds the unique key.
+INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text,
+  COALESCE(to_timestamp($7::bigint / 1e6), now()), 0, $8::int,
+  to_timestamp($9::bigint / 1e6), false, $10::text, '', '', '', '', now(), $14::int,
+  $11::float8, $12::float8, $13::text)
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+RETURNING id
+
 -- name: unique_holders
 -- The queued-or-running job holding each of the unique keys in $1 (a text array).
 SELECT unique_key, id FROM fastq_active

@@ -118,6 +118,60 @@ TEST_P(Operations, EveryFieldReachesTheWorker) {
   EXPECT_EQ(rec->queue, "other");
 }
 
+// A job alone (`.delay()`: PostgreSQL's single-row statement) and the same job in a batch
+// (the JSON form) store the same row, every optional field set or left unset.
+TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
+  auto full = job("t.fields");
+  full.queue = "other";
+  full.priority = -3;
+  full.max_attempts = 9;
+  full.run_at = 1'900'000'000'123'456;
+  full.expires_at = 1'900'003'600'654'321;
+  full.time_limit = 12.5;
+  full.soft_time_limit = 10.25;
+  full.rate_key = "acct:1";
+  full.unique_key = "k:alone";
+  for (const auto& model : {job("t.bare"), full}) {
+    auto alone = model;
+    auto batched = model;
+    batched.id = job("t").id;
+    if (!batched.unique_key.empty()) batched.unique_key += ":b";
+    auto other = job("t.other");
+    EXPECT_EQ(enqueue_jobs(*session_, std::span(&alone, 1)), std::vector<std::string>{alone.id});
+    std::vector<NewJob> two{batched, other};
+    EXPECT_EQ(enqueue_jobs(*session_, two), (std::vector<std::string>{batched.id, other.id}));
+    // run_at too when it is set (unset, it is each statement's own "now").
+    const bool sqlite = GetParam() == "sqlite";
+    const std::string run_at = model.run_at ? (sqlite ? "run_at" : "run_at::text") : "'now'";
+    const std::string cols =
+        sqlite ? "task || '|' || queue || '|' || priority || '|' || state || '|' || args || "
+                 "'|' || kwargs || '|' || " + run_at + " || '|' || attempts || '|' || "
+                 "max_attempts || '|' || coalesce(expires_at, '-') || '|' || "
+                 "coalesce(substr(unique_key, 1, 7), '-') || '|' || coalesce(time_limit, '-') "
+                 "|| '|' || coalesce(soft_time_limit, '-') || '|' || coalesce(rate_key, '-') "
+                 "|| '|' || envelope"
+               : "concat_ws('|', task, queue, priority, state, args, kwargs, " + run_at +
+                     ", attempts, max_attempts, coalesce(expires_at::text, '-'), "
+                     "coalesce(left(unique_key, 7), '-'), coalesce(time_limit::text, '-'), "
+                     "coalesce(soft_time_limit::text, '-'), coalesce(rate_key, '-'), envelope)";
+    const auto row = [&](const std::string& id) {
+      return testing::probe_text(GetParam(), path_,
+                                 "SELECT " + cols + " FROM fastq_job WHERE id = '" +
+                                     (sqlite ? to_hex_id(id) : id) + "'");
+    };
+    const auto a = row(alone.id);
+    EXPECT_EQ(a, row(batched.id));
+    EXPECT_NE(a.find("|queued|"), std::string::npos) << a;
+    if (model.rate_key.empty()) {
+      EXPECT_NE(a.find("|-|-|-|-|"), std::string::npos) << a;
+    } else {
+      EXPECT_NE(a.find("acct:1"), std::string::npos) << a;
+      EXPECT_NE(a.find("12.5"), std::string::npos) << a;
+      EXPECT_NE(a.find("k:alone"), std::string::npos) << a;
+    }
+  }
+}
+
 TEST_P(Operations, UniqueKeysYieldTheHolderInsideOneTransaction) {
   auto first = job("t");
   first.unique_key = "k:1";

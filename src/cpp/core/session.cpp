@@ -437,7 +437,36 @@ std::string sqlite_batch_json(std::span<const NewJob> jobs, std::span<const int>
 
 // Inserts the jobs; returns the ids written (unique-key conflicts skipped).
 std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> jobs) {
+  auto opt_text = [](const std::string& s) -> SqlParam {
+    return s.empty() ? SqlParam{} : SqlParam{s};
+  };
+  auto opt_real = [](double d) -> SqlParam { return d > 0 ? SqlParam{d} : SqlParam{}; };
+  auto opt_micros = [](const std::optional<Micros>& t) -> SqlParam {
+    return t ? SqlParam{std::int64_t{*t}} : SqlParam{};
+  };
   if (session.dialect() == Dialect::kPostgres) {
+    if (jobs.size() == 1) {
+      // One job (every `.delay()`): typed parameters, a plan a third the cost of the
+      // JSON form's when nothing is prepared.
+      const auto& x = jobs.front();
+      const SqlParam params[] = {
+          x.id,
+          x.task,
+          x.queue,
+          std::int64_t{x.priority},
+          x.args,
+          x.kwargs,
+          opt_micros(x.run_at),
+          std::int64_t{x.max_attempts},
+          opt_micros(x.expires_at),
+          opt_text(x.unique_key),
+          opt_real(x.time_limit),
+          opt_real(x.soft_time_limit),
+          opt_text(x.rate_key),
+          std::int64_t{kEnvelopeVersion},
+      };
+      return pg_ids(session.run(sql::statement(Dialect::kPostgres, "enqueue_job"), params));
+    }
     const SqlParam params[] = {jobs_json(jobs), std::int64_t{kEnvelopeVersion}};
     return pg_ids(session.run(sql::statement(Dialect::kPostgres, "enqueue_jobs"), params));
   }
@@ -445,10 +474,6 @@ std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> j
   const std::string now = format_utc(now_micros());
   std::vector<std::string> inserted;
   inserted.reserve(jobs.size());
-  auto opt_text = [](const std::string& s) -> SqlParam {
-    return s.empty() ? SqlParam{} : SqlParam{s};
-  };
-  auto opt_real = [](double d) -> SqlParam { return d > 0 ? SqlParam{d} : SqlParam{}; };
   for (const auto& x : jobs) {
     const SqlParam params[] = {
         to_hex_id(x.id),

@@ -9,14 +9,15 @@
 -- holds are skipped; the ids written come back. $2 is the envelope version.
 INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, group_label)
 SELECT id, task, queue, priority, 'queued', args, kwargs,
   COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts,
   to_timestamp(expires_at_us / 1e6), false, unique_key, '', '', '', '', now(), $2::int,
-  time_limit, soft_time_limit, rate_key
+  time_limit, soft_time_limit, rate_key, group_label
 FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority int,
   args text, kwargs text, run_at_us bigint, max_attempts int, expires_at_us bigint,
-  unique_key text, time_limit float8, soft_time_limit float8, rate_key text)
+  unique_key text, time_limit float8, soft_time_limit float8, rate_key text,
+  group_label text)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
@@ -27,15 +28,15 @@ RETURNING id
 -- default sends every statement unprepared. $1 id, $2 task, $3 queue, $4 priority, $5
 -- args, $6 kwargs, $7 run_at (microseconds, NULL: now), $8 max_attempts, $9 expires_at
 -- (microseconds), $10 unique_key, $11 time_limit, $12 soft_time_limit, $13 rate_key,
--- $14 the envelope version. The id comes back unless a queued-or-running job already
--- holds the unique key.
+-- $14 the envelope version, $15 group_label. The id comes back unless a queued-or-running
+-- job already holds the unique key.
 INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, group_label)
 VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text,
   COALESCE(to_timestamp($7::bigint / 1e6), now()), 0, $8::int,
   to_timestamp($9::bigint / 1e6), false, $10::text, '', '', '', '', now(), $14::int,
-  $11::float8, $12::float8, $13::text)
+  $11::float8, $12::float8, $13::text, $15::text)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
@@ -671,15 +672,15 @@ LISTEN fastq
 INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
   traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
-  parents_pending, pass_results, on_failure)
+  parents_pending, pass_results, on_failure, group_label)
 SELECT id, task, queue, priority, CASE WHEN pending > 0 THEN 'waiting' ELSE 'queued' END,
   args, kwargs, COALESCE(to_timestamp(run_at_us / 1e6), now()), 0, max_attempts,
   to_timestamp(expires_at_us / 1e6), false, NULL, '', '', '', '', now(), $2::int,
-  time_limit, soft_time_limit, rate_key, workflow_id, pending, pass, on_failure
+  time_limit, soft_time_limit, rate_key, workflow_id, pending, pass, on_failure, group_label
 FROM json_to_recordset($1::json) AS x(id uuid, task text, queue text, priority int,
   args text, kwargs text, run_at_us bigint, max_attempts int, expires_at_us bigint,
   time_limit float8, soft_time_limit float8, rate_key text, workflow_id uuid, pending int,
-  pass smallint, on_failure smallint)
+  pass smallint, on_failure smallint, group_label text)
 
 -- name: enqueue_workflow_dependencies
 -- A workflow's edges, one JSON array ($1) of {w: workflow, p: parent, c: child, n:

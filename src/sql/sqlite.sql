@@ -7,12 +7,12 @@
 
 -- name: enqueue_job
 -- One new job; a job holding a unique key that a queued-or-running job already holds
--- is skipped (no row comes back). ?15 is the envelope version.
+-- is skipped (no row comes back). ?15 is the envelope version, ?16 the group label.
 INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, group_label)
 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, 0, ?8, ?9, 0, ?10, '', '', '', '', ?11, ?15,
-  ?12, ?13, ?14)
+  ?12, ?13, ?14, ?16)
 ON CONFLICT (unique_key) WHERE state IN ('queued', 'running') DO NOTHING
 RETURNING id
 
@@ -22,14 +22,14 @@ RETURNING id
 -- job without one), ?3 the envelope version.
 INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key)
+  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, group_label)
 SELECT json_extract(value, '$.id'), json_extract(value, '$.task'),
   json_extract(value, '$.queue'), json_extract(value, '$.priority'), 'queued',
   json_extract(value, '$.args'), json_extract(value, '$.kwargs'),
   COALESCE(json_extract(value, '$.run_at'), ?2), 0, json_extract(value, '$.max_attempts'),
   json_extract(value, '$.expires_at'), 0, json_extract(value, '$.unique_key'), '', '', '',
   '', ?2, ?3, json_extract(value, '$.time_limit'), json_extract(value, '$.soft_time_limit'),
-  json_extract(value, '$.rate_key')
+  json_extract(value, '$.rate_key'), json_extract(value, '$.group_label')
 FROM json_each(?1)
 
 -- name: unique_holders
@@ -554,7 +554,7 @@ PRAGMA synchronous=NORMAL
 INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
   max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
   traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, workflow_id,
-  parents_pending, pass_results, on_failure)
+  parents_pending, pass_results, on_failure, group_label)
 SELECT json_extract(value, '$.id'), json_extract(value, '$.task'),
   json_extract(value, '$.queue'), json_extract(value, '$.priority'),
   CASE WHEN json_extract(value, '$.pending') > 0 THEN 'waiting' ELSE 'queued' END,
@@ -564,7 +564,7 @@ SELECT json_extract(value, '$.id'), json_extract(value, '$.task'),
   json_extract(value, '$.time_limit'), json_extract(value, '$.soft_time_limit'),
   json_extract(value, '$.rate_key'), json_extract(value, '$.workflow_id'),
   json_extract(value, '$.pending'), json_extract(value, '$.pass'),
-  json_extract(value, '$.on_failure')
+  json_extract(value, '$.on_failure'), json_extract(value, '$.group_label')
 FROM json_each(?1)
 
 -- name: enqueue_workflow_dependencies

@@ -369,8 +369,12 @@ def test_chain_and_async_chain_run_in_order_on_fastq_s_workflows(run, tmp_path: 
     group = chain.run()
     assert chain.length() == 3
     other = q.async_chain([("compatapp.jobs.multiply", (1, 1)), ("compatapp.jobs.fail", ("no",))])
-    # Steps after the first wait in the database until their parent finished.
-    assert Job.objects.filter(group_label=None, state="waiting").count() >= 2
+    # Steps after the first wait in the database until their parent finished, each
+    # labelled with its chain's group from its enqueue on.
+    assert Job.objects.filter(group_label=group, state="waiting").count() == 2
+    assert Job.objects.filter(group_label=other, state="waiting").count() == 1
+    assert Job.objects.filter(group_label=group).count() == 3
+    assert q.count_group(group) == 0  # Django-Q2 counts finished tasks only
 
     w = run(
         ["manage.py", "fastq_worker", "--processes", "0"],

@@ -50,6 +50,12 @@ TEST(Bulk, CopyListsOnlyTheColumnsTheBatchUses) {
             "id, task, queue, priority, args, kwargs, max_attempts, envelope, run_at, "
             "expires_at, soft_time_limit, rate_key");
   EXPECT_TRUE(pg_copy_batch(std::span<const NewJob>(jobs).subspan(2), 0).data.empty());
+
+  jobs[0].group_label = "g\t1";
+  const auto grouped = pg_copy_batch(jobs, 2'000'000);
+  EXPECT_TRUE(grouped.columns.ends_with(", rate_key, group_label")) << grouped.columns;
+  EXPECT_NE(grouped.data.find("\t\\N\tg\\t1\n"), std::string::npos) << grouped.data;
+  EXPECT_NE(grouped.data.find("\t1\tr\t\\N\n"), std::string::npos) << grouped.data;
 }
 
 }  // namespace fastq

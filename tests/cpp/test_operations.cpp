@@ -131,6 +131,7 @@ TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
   full.soft_time_limit = 10.25;
   full.rate_key = "acct:1";
   full.unique_key = "k:alone";
+  full.group_label = "g:1";
   for (const auto& model : {job("t.bare"), full}) {
     auto alone = model;
     auto batched = model;
@@ -149,11 +150,12 @@ TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
                  "max_attempts || '|' || coalesce(expires_at, '-') || '|' || "
                  "coalesce(substr(unique_key, 1, 7), '-') || '|' || coalesce(time_limit, '-') "
                  "|| '|' || coalesce(soft_time_limit, '-') || '|' || coalesce(rate_key, '-') "
-                 "|| '|' || envelope"
+                 "|| '|' || envelope || '|' || coalesce(group_label, '-')"
                : "concat_ws('|', task, queue, priority, state, args, kwargs, " + run_at +
                      ", attempts, max_attempts, coalesce(expires_at::text, '-'), "
                      "coalesce(left(unique_key, 7), '-'), coalesce(time_limit::text, '-'), "
-                     "coalesce(soft_time_limit::text, '-'), coalesce(rate_key, '-'), envelope)";
+                     "coalesce(soft_time_limit::text, '-'), coalesce(rate_key, '-'), envelope, "
+                     "coalesce(group_label, '-'))";
     const auto row = [&](const std::string& id) {
       return testing::probe_text(GetParam(), path_,
                                  "SELECT " + cols + " FROM fastq_job WHERE id = '" +
@@ -168,6 +170,7 @@ TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
       EXPECT_NE(a.find("acct:1"), std::string::npos) << a;
       EXPECT_NE(a.find("12.5"), std::string::npos) << a;
       EXPECT_NE(a.find("k:alone"), std::string::npos) << a;
+      EXPECT_TRUE(a.ends_with("|g:1")) << a;
     }
   }
 }

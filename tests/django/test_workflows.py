@@ -51,6 +51,22 @@ def test_chord_callback_runs_once_with_every_result_across_workers(worker):
     assert cb.parents_pending == 0 and cb.attempts == 1
 
 
+def test_a_group_label_goes_in_with_every_step_and_hostile_ones_are_refused():
+    flow = fastq.chain(wt.add.s(1, 2), fastq.group(wt.add.s(10), wt.add.s(20).set(group_label="b")))
+    r = flow.apply_async(group_label="batch-7")
+    labels = sorted(Job.objects.values_list("group_label", flat=True))
+    assert labels == ["b", "batch-7", "batch-7"]  # the step's own wins
+    for bad in ("", "x" * 101, "nul\x00", "lone \udc80", 7):
+        with pytest.raises(ValueError, match="group_label"):
+            wt.add.s(1, 1).set(group_label=bad).delay()
+    assert Job.objects.count() == 3
+    run_worker()
+    assert r.get(timeout=10) == [13, 23]
+    assert set(Job.objects.filter(group_label="batch-7").values_list("state", flat=True)) == {
+        "succeeded"
+    }
+
+
 def test_nested_canvas():
     flow = fastq.chain(
         wt.add.s(1, 1),

@@ -126,7 +126,7 @@ void bind_session(py::module_& m) {
                        int max_attempts, const py::object& expires_at, std::string unique_key,
                        std::optional<double> time_limit, std::optional<double> soft_time_limit,
                        std::string rate_key, std::string workflow_id, int pass_results,
-                       int on_failure) {
+                       int on_failure, std::string group_label) {
              NewJob j;
              j.id = std::move(id);
              j.task = std::move(task);
@@ -142,6 +142,7 @@ void bind_session(py::module_& m) {
              j.soft_time_limit = soft_time_limit.value_or(0);
              j.rate_key = std::move(rate_key);
              j.workflow_id = std::move(workflow_id);
+             j.group_label = std::move(group_label);
              if (pass_results < 0 || pass_results > 2) {
                throw py::value_error("pass_results must be 0, 1 or 2");
              }
@@ -157,7 +158,8 @@ void bind_session(py::module_& m) {
            py::arg("max_attempts") = kDefaultMaxAttempts, py::arg("expires_at") = py::none(),
            py::arg("unique_key") = "", py::arg("time_limit") = py::none(),
            py::arg("soft_time_limit") = py::none(), py::arg("rate_key") = "",
-           py::arg("workflow_id") = "", py::arg("pass_results") = 0, py::arg("on_failure") = 0)
+           py::arg("workflow_id") = "", py::arg("pass_results") = 0, py::arg("on_failure") = 0,
+           py::arg("group_label") = "")
       .def_readwrite("id", &NewJob::id)
       .def_readwrite("task", &NewJob::task)
       .def_readwrite("queue", &NewJob::queue)
@@ -189,6 +191,8 @@ void bind_session(py::module_& m) {
           [](NewJob& j, std::optional<double> v) { j.soft_time_limit = v.value_or(0); },
           "Seconds: SoftTimeLimitExceeded is raised in the task, or None.")
       .def_readwrite("rate_key", &NewJob::rate_key, "Rate-limit bucket of a keyed limit.")
+      .def_readwrite("group_label", &NewJob::group_label,
+                     "A label several jobs share (Django-Q2's group); \"\": none.")
       .def_readwrite("workflow_id", &NewJob::workflow_id)
       .def_property(
           "pass_results", [](const NewJob& j) { return static_cast<int>(j.pass_results); },
@@ -199,16 +203,7 @@ void bind_session(py::module_& m) {
           [](NewJob& j, int v) { j.on_failure = static_cast<OnFailure>(v); },
           "What a failed parent does to a step: 0 cancel, 1 run anyway, 2 error handler.")
       .def("copy", [](const NewJob& j) { return j; }, "A copy to change.")
-      .def("__eq__",
-           [](const NewJob& a, const NewJob& b) {
-             return a.id == b.id && a.task == b.task && a.queue == b.queue &&
-                    a.priority == b.priority && a.args == b.args && a.kwargs == b.kwargs &&
-                    a.run_at == b.run_at && a.max_attempts == b.max_attempts &&
-                    a.expires_at == b.expires_at && a.unique_key == b.unique_key &&
-                    a.time_limit == b.time_limit && a.soft_time_limit == b.soft_time_limit &&
-                    a.rate_key == b.rate_key && a.workflow_id == b.workflow_id &&
-                    a.pass_results == b.pass_results && a.on_failure == b.on_failure;
-           })
+      .def("__eq__", [](const NewJob& a, const NewJob& b) { return a == b; })
       .def("__repr__", [](const NewJob& j) {
         return "NewJob(id='" + j.id + "', task='" + j.task + "', queue='" + j.queue + "')";
       });

@@ -50,7 +50,7 @@ void append_timestamp(std::string& out, Micros t) {
 
 PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now) {
   bool run_at = false, expires_at = false, unique_key = false, time_limit = false,
-       soft_time_limit = false, rate_key = false;
+       soft_time_limit = false, rate_key = false, group_label = false;
   std::size_t bytes = 0;
   for (const NewJob& j : jobs) {
     run_at |= j.run_at.has_value();
@@ -59,8 +59,9 @@ PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now) {
     time_limit |= j.time_limit > 0;
     soft_time_limit |= j.soft_time_limit > 0;
     rate_key |= !j.rate_key.empty();
+    group_label |= !j.group_label.empty();
     bytes += 64 + j.task.size() + j.queue.size() + j.args.size() + j.kwargs.size() +
-             j.unique_key.size() + j.rate_key.size();
+             j.unique_key.size() + j.rate_key.size() + j.group_label.size();
   }
   PgCopyBatch out;
   out.columns = "id, task, queue, priority, args, kwargs, max_attempts, envelope";
@@ -70,6 +71,7 @@ PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now) {
   if (time_limit) out.columns += ", time_limit";
   if (soft_time_limit) out.columns += ", soft_time_limit";
   if (rate_key) out.columns += ", rate_key";
+  if (group_label) out.columns += ", group_label";
 
   const std::string envelope = std::to_string(kEnvelopeVersion);
   std::string& d = out.data;
@@ -132,6 +134,14 @@ PgCopyBatch pg_copy_batch(std::span<const NewJob> jobs, Micros now) {
         d += "\\N";
       } else {
         append_copy_text(d, j.rate_key);
+      }
+    }
+    if (group_label) {
+      d += '\t';
+      if (j.group_label.empty()) {
+        d += "\\N";
+      } else {
+        append_copy_text(d, j.group_label);
       }
     }
     d += '\n';

@@ -405,6 +405,7 @@ std::string jobs_json(std::span<const NewJob> jobs, std::span<const int> pending
     append_real(j, "time_limit", x.time_limit);
     append_real(j, "soft_time_limit", x.soft_time_limit);
     append_text(j, "rate_key", x.rate_key);
+    append_text(j, "group_label", x.group_label);
     if (!pending.empty()) append_step_fields(j, x, pending[i], same_id);
     j.push_back('}');
   }
@@ -428,6 +429,7 @@ std::string sqlite_batch_json(std::span<const NewJob> jobs, std::span<const int>
     append_real(j, "time_limit", x.time_limit);
     append_real(j, "soft_time_limit", x.soft_time_limit);
     append_text(j, "rate_key", x.rate_key);
+    append_text(j, "group_label", x.group_label);
     if (!pending.empty()) append_step_fields(j, x, pending[i], to_hex_id);
     j.push_back('}');
   }
@@ -464,6 +466,7 @@ std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> j
           opt_real(x.soft_time_limit),
           opt_text(x.rate_key),
           std::int64_t{kEnvelopeVersion},
+          opt_text(x.group_label),
       };
       return pg_ids(session.run(sql::statement(Dialect::kPostgres, "enqueue_job"), params));
     }
@@ -491,6 +494,7 @@ std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> j
         opt_real(x.soft_time_limit),
         opt_text(x.rate_key),
         std::int64_t{kEnvelopeVersion},
+        opt_text(x.group_label),
     };
     if (!session.run(sql, params).empty()) inserted.push_back(x.id);
   }

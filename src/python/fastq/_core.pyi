@@ -32,6 +32,7 @@ class NewJob:
     workflow_id: str  # workflow steps (fastq.canvas); "" otherwise
     pass_results: int  # 0 nothing, 1 the parent's result, 2 the list of results
     on_failure: int  # 0 cancel, 1 run anyway, 2 it is an error handler
+    group_label: str  # a label several jobs share (Django-Q2's group); "": none
     def __init__(
         self,
         *,
@@ -51,6 +52,7 @@ class NewJob:
         workflow_id: str = "",
         pass_results: int = 0,
         on_failure: int = 0,
+        group_label: str = "",
     ) -> None: ...
     @property
     def run_at_us(self) -> int | None: ...

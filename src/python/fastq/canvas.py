@@ -39,8 +39,23 @@ _OPTIONS = frozenset(
         "max_retries",
         "time_limit",
         "soft_time_limit",
+        "group_label",
     }
 )
+
+
+def _group_label(value: Any) -> str:
+    """The ``group_label`` option: text of 1 to 100 characters (the column's width) without
+    NUL, or None for no label."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not 0 < len(value) <= 100 or "\x00" in value:
+        raise ValueError("group_label must be text of 1 to 100 characters without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("group_label contains a lone surrogate") from None
+    return value
 
 
 class Canvas:
@@ -120,7 +135,8 @@ class Signature(Canvas):
 
     def set(self, **options: Any) -> Signature:
         """Options for this step: queue, priority, countdown, eta, expires, max_retries,
-        time_limit, soft_time_limit. Returns self."""
+        time_limit, soft_time_limit, group_label (a label the step's job carries from its
+        enqueue: the admin filters by it, Django-Q2's groups count by it). Returns self."""
         unknown = set(options) - _OPTIONS
         if unknown:
             raise TypeError(
@@ -368,6 +384,7 @@ class _Plan:
             workflow_id=self.root_id,
             pass_results=pass_results,
             on_failure=on_failure,
+            group_label=_group_label(opts.get("group_label")),
         )
         self.jobs.append(job)
         for position, parent in enumerate(parents):

@@ -86,12 +86,16 @@ struct NewJob {
   double soft_time_limit = 0;
   // Rate-limited tasks: the bucket this job draws from (empty: the task's own bucket).
   std::string rate_key;
+  // A label several jobs share (Django-Q2's group; the admin filters by it). Empty: none.
+  std::string group_label;
   // Workflows (Driver::enqueue_workflow): the workflow this step belongs to (empty: none),
   // what it receives from its parents and what a failed parent does to it. A step with
   // parents starts in state waiting.
   std::string workflow_id;
   PassResults pass_results = PassResults::kNone;
   OnFailure on_failure = OnFailure::kCancel;
+
+  bool operator==(const NewJob&) const = default;  // every field, the next one too
 };
 
 // A dependency of a workflow: `child` waits for `parent`; `position` orders the parents'

@@ -71,7 +71,8 @@ def call(func: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, 
         raise _dead(exc) from None
     options = dict(options or {})
     if options.get("label_group") and options.get("group") and job is not None:
-        # A chain's steps are created by fastq's workflows: they take their label here.
+        # Chain steps enqueued before the label went in with the job (0.1.0) carry
+        # this flag and take their label when they run; new ones have it from enqueue.
         from fastq_django.models import Job
 
         Job.objects.filter(pk=uuid.UUID(job.id)).update(group_label=str(options["group"])[:100])
@@ -247,16 +248,11 @@ def async_task(func: Any, *args: Any, **kwargs: Any) -> str:
         kwargs=kwargs_json,
         max_attempts=conf.attempts(),
         time_limit=time_limit or call.time_limit,
+        group_label=group or "",
     )
     if options.get("sync", Conf.SYNC) or fastq.conf.get("EAGER"):
         return _sync(job, args_json, group)
-    broker = fastq.get_broker()
-    with transaction.atomic(using=getattr(broker, "alias", None)):
-        (job_id,) = broker.enqueue([job])
-        if group is not None:
-            from fastq_django.models import Job
-
-            Job.objects.using(broker.alias).filter(pk=job_id).update(group_label=group)
+    (job_id,) = fastq.get_broker().enqueue([job])
     return uuid.UUID(job_id).hex
 
 
@@ -487,7 +483,7 @@ def async_chain(
     """Run ``[(func, (args), {kwargs}), ...]`` one after the other (each after the previous
     finished; results are not passed on), all under the group label ``group``. Built on
     fastq's workflows (``fastq.chain`` of immutable signatures of the dotted-path task)."""
-    group = group or uuid.uuid4().hex
+    group = _label("group", group, 100) if group else uuid.uuid4().hex
     steps = []
     for entry in chain:
         item = entry if isinstance(entry, tuple) else (entry,)
@@ -496,11 +492,12 @@ def async_chain(
         step_args = list(item[1]) if len(item) > 1 else []
         step_kwargs = dict(item[2]) if len(item) > 2 else {}
         options, keywords = _split(step_kwargs)
-        meta = {"group": group, "label_group": True}
+        meta = {"group": group}
         if options.get("hook"):
             meta["hook"] = options["hook"]
         steps.append(call.si(func, step_args, keywords, meta))
-    fastq.chain(*steps).apply_async()
+    # Each step carries the label from its enqueue, so the group counts it before it runs.
+    fastq.chain(*steps).apply_async(group_label=group)
     return group
 
 

@@ -150,6 +150,29 @@ class DatabaseBroker(Broker):
         with self._atomic(True):
             return int(self._run(_core.cancel_workflow, wid))
 
+    def forget(self, job_ids: list[str]) -> int:
+        """Delete the finished ones of the jobs (results, workflow edges, a finished
+        workflow's record) in the caller's transaction: the core's forget operation, the
+        rules retention keeps (a schedule slot's, a poller mark's job, a step of an
+        unfinished workflow stay). Returns how many."""
+        ids = [str(i) for i in job_ids]
+        if not ids:
+            return 0
+        with self._atomic(True):
+            return int(self._run(_core.forget_jobs, ids))
+
+    def relabel(self, job_ids: list[str], label: str) -> int:
+        """Set the group label of the jobs ("": none) in the caller's transaction."""
+        ids = [str(i) for i in job_ids]
+        if not ids:
+            return 0
+        return int(self._run(_core.relabel_jobs, ids, label))
+
+    def purge(self, queues: list[str] | None = None) -> int:
+        """Delete the queued jobs of ``queues`` (None: all) that are not workflow steps,
+        in the caller's transaction. Returns how many."""
+        return int(self._run(_core.purge_queued, [str(q) for q in queues or []]))
+
     def fetch_workflow(self, workflow_id: str) -> tuple[str, list[str]] | None:
         from fastq_django.models import Workflow
 

@@ -696,6 +696,43 @@ SELECT id, root_id, kind, name, members, now()
 FROM json_to_recordset($1::json) AS x(id uuid, root_id uuid, kind text, name text,
   members text)
 
+-- name: forget_jobs
+-- Deletes the finished jobs among $1 (a uuid array) with their workflow edges: a result
+-- forgotten (Celery's forget), a group deleted (Django-Q2's delete_group), a save limit.
+-- Queued, running and waiting jobs are left, and so is a finished job something still
+-- depends on, as retention leaves it: a schedule slot or a poller mark naming it, a
+-- step of a workflow with an unfinished step (its results are still to be read). The
+-- count deleted, and the workflows of the steps deleted (prune_workflows next).
+WITH gone AS (DELETE FROM fastq_finished j WHERE j.id = ANY($1::uuid[])
+  AND NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id)
+  OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = j.id)
+  OR (j.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_active w
+  WHERE w.workflow_id = j.workflow_id)))
+  RETURNING j.id, j.workflow_id),
+edges_out AS (DELETE FROM fastq_dependency e USING gone g
+  WHERE g.workflow_id IS NOT NULL AND e.parent_id = g.id),
+edges_in AS (DELETE FROM fastq_dependency e USING gone g
+  WHERE g.workflow_id IS NOT NULL AND e.child_id = g.id)
+SELECT count(*), array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL)
+FROM gone
+
+-- name: purge_queued
+-- Deletes the queued jobs of the queues $1 (a text array; NULL: every queue) that are
+-- not workflow steps (Celery's purge; the caller cancels the workflows of queued steps,
+-- whose waiting children would otherwise wait for ever). How many.
+WITH gone AS (DELETE FROM fastq_active WHERE state = 'queued' AND workflow_id IS NULL
+  AND ($1::text[] IS NULL OR queue = ANY($1::text[])) RETURNING 1)
+SELECT count(*) FROM gone
+
+-- name: relabel_jobs
+-- Sets the group label of the jobs $1 (a uuid array) to $2 (NULL: none), wherever they
+-- are (Django-Q2's delete_group without its tasks). How many.
+WITH a AS (UPDATE fastq_active SET group_label = $2::text WHERE id = ANY($1::uuid[])
+  RETURNING 1),
+f AS (UPDATE fastq_finished SET group_label = $2::text WHERE id = ANY($1::uuid[])
+  RETURNING 1)
+SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM f)
+
 -- name: retry_jobs
 -- Queues again those of the jobs $1 (a uuid array) that ended unsuccessfully (failed,
 -- dead, expired, cancelled): moved from the finished log back to the active table with

@@ -584,6 +584,33 @@ SELECT json_extract(value, '$.id'), json_extract(value, '$.root_id'),
   json_extract(value, '$.members'), ?2
 FROM json_each(?1)
 
+-- name: forget_jobs
+-- Deletes the finished jobs among ?1 (a JSON array of ids) with their workflow edges
+-- (postgres.sql's forget_jobs says which are kept). A row per job deleted: its workflow.
+DELETE FROM fastq_job AS j
+WHERE j.id IN (SELECT value FROM json_each(?1))
+  AND j.state IN ('succeeded', 'failed', 'dead', 'expired', 'cancelled')
+  AND NOT (EXISTS (SELECT 1 FROM fastq_schedule_run r WHERE r.job_id = j.id)
+  OR EXISTS (SELECT 1 FROM fastq_poller_mark m WHERE m.job_id = j.id)
+  OR (j.workflow_id IS NOT NULL AND EXISTS (SELECT 1 FROM fastq_job w
+  WHERE w.workflow_id = j.workflow_id AND w.state IN ('waiting', 'queued', 'running'))))
+RETURNING id, workflow_id
+
+-- name: purge_queued
+-- Deletes the queued jobs of the queues ?1 (a JSON array; NULL: every queue) that are not
+-- workflow steps (postgres.sql's purge_queued). A row per job deleted.
+DELETE FROM fastq_job
+WHERE state = 'queued' AND workflow_id IS NULL
+  AND (?1 IS NULL OR queue IN (SELECT value FROM json_each(?1)))
+RETURNING id
+
+-- name: relabel_jobs
+-- Sets the group label of the jobs ?1 (a JSON array of ids) to ?2 (NULL: none). A row
+-- per job.
+UPDATE fastq_job SET group_label = ?2
+WHERE id IN (SELECT value FROM json_each(?1))
+RETURNING id
+
 -- name: retry_jobs
 -- Queues again those of the jobs ?1 (a JSON array of ids) that ended unsuccessfully
 -- (failed, dead, expired, cancelled): attempts, result, error, lease, expiry and cancel

@@ -502,3 +502,35 @@ def test_update_state_of_another_job_and_its_checks():
     tasks.add.update_state(task_id=str(uuid.uuid4()), state="X", meta=None)
     queued.revoke()
     assert queued.state == states.REVOKED  # the job's own end takes over
+
+
+def test_purge_cancels_the_workflows_it_would_cut_and_forget_keeps_what_they_need(run):
+    from fastq.compat.celery import chain
+
+    plain = tasks.add.delay(1, 2)
+    other = tasks.add.apply_async((3, 4), queue="routed")
+    flow = chain(tasks.add.s(1, 2), tasks.add.s(10)).apply_async()
+    steps = list(Job.objects.filter(workflow_id__isnull=False).values_list("state", flat=True))
+    assert sorted(steps) == ["queued", "waiting"]
+    # One queue: the plain job of "celery" goes; the chain (its first step queued there)
+    # is cancelled whole, so its waiting step does not wait for ever.
+    assert app.control.purge() == 4  # the two plain jobs and the chain's two steps
+    assert not Job.objects.filter(pk__in=[plain.id, other.id]).exists()
+    assert set(Job.objects.values_list("state", flat=True)) == {"cancelled"}
+    assert AsyncResult(flow.id).state == states.REVOKED
+    # Nothing left queued: a second purge finds nothing.
+    assert app.control.purge() == 0
+
+    # forget(): a finished step of a workflow that still has a step to run stays.
+    flow = chain(tasks.add.s(5, 5).set(queue="routed"), tasks.add.s(1)).apply_async()
+    parent = Job.objects.get(workflow_id__isnull=False, state="queued", queue="routed")
+    burst(run, "--processes", "0", "--queues", "routed")
+    assert Job.objects.get(pk=parent.id).state == "succeeded"
+    assert Job.objects.get(pk=flow.id).state == "queued"  # in the default queue
+    AsyncResult(str(parent.id)).forget()
+    assert Job.objects.filter(pk=parent.id).exists(), "its child has still to read it"
+    burst(run, "--processes", "0")
+    assert flow.get(timeout=10) == 11
+    AsyncResult(str(parent.id)).forget()
+    assert not Job.objects.filter(pk=parent.id).exists(), "the workflow has ended"
+    assert Job.objects.filter(pk=flow.id).exists()

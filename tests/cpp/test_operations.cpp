@@ -390,6 +390,139 @@ TEST_P(Operations, AWorkflowTheCheckRefusesWritesNothing) {
   EXPECT_TRUE(enqueue_workflow(*session_, {}, {}).empty());
 }
 
+// forget_jobs deletes finished jobs with their edges, in the lender's transaction, and
+// leaves what is unfinished or still needed, as retention does.
+TEST_P(Operations, ForgetDeletesTheFinishedJobsNothingStillNeeds) {
+  const bool pg = GetParam() == "postgres";
+  std::vector<NewJob> jobs;
+  for (const char* t : {"t.ok", "t.bad", "t.queued", "t.running", "t.slot", "t.mark"}) {
+    jobs.push_back(job(t));
+  }
+  enqueue_jobs(*session_, jobs);
+  // A workflow: parent -> child (waiting), and a second one whose two steps both ended.
+  std::vector<NewJob> flow{job("t.parent"), job("t.child")};
+  std::vector<NewJob> done{job("t.done1"), job("t.done2")};
+  const auto wf = new_job_id(), wf_done = new_job_id();
+  for (auto& s : flow) s.workflow_id = wf;
+  for (auto& s : done) s.workflow_id = wf_done;
+  enqueue_workflow(*session_, flow, std::vector<Dependency>{{flow[0].id, flow[1].id, 0}},
+                   std::vector<WorkflowRecord>{{wf, wf, "chain", "", {flow[1].id}}});
+  enqueue_workflow(*session_, done, std::vector<Dependency>{{done[0].id, done[1].id, 0}},
+                   std::vector<WorkflowRecord>{{wf_done, wf_done, "chain", "", {done[1].id}}});
+  driver_->claim(ClaimRequest{{"default"}, 20, std::chrono::milliseconds(30000), "t:1"});
+  const std::string ended = pg ? "now()" : "'2020-01-01 00:00:00.000000'";
+  auto end = [&](const std::string& tasks, const char* state) {
+    lender(("UPDATE fastq_job SET state = '" + std::string(state) + "', finished_at = " +
+            ended + ", lease_token = NULL, lease_expires_at = NULL, result = '1' WHERE task IN (" +
+            tasks + ")")
+               .c_str());
+  };
+  end("'t.ok', 't.slot', 't.mark', 't.parent', 't.done1', 't.done2'", "succeeded");
+  end("'t.bad'", "failed");
+  lender("UPDATE fastq_job SET state = 'queued', lease_token = NULL, lease_expires_at = NULL, "
+         "worker = '' WHERE task = 't.queued'");
+  auto stored = [&](const std::string& id) { return pg ? id : to_hex_id(id); };
+  const std::string now = pg ? "now()" : "'2020-01-01 00:00:00.000000'";
+  lender(("INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES ('s', " +
+          now + ", '" + stored(jobs[4].id) + "', " + now + ")")
+             .c_str());
+  lender(("INSERT INTO fastq_poller_mark (poller, key, created_at, job_id) VALUES ('p', 'k', " +
+          now + ", '" + stored(jobs[5].id) + "')")
+             .c_str());
+
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.id);
+  for (const auto& j : flow) ids.push_back(j.id);
+  for (const auto& j : done) ids.push_back(j.id);
+  for (const char* hostile : {"not-a-uuid", "'); DELETE FROM fastq_job; --", "{\"a\",\"b\"}", "",
+                              "00000000-0000-0000-0000-00000000000g"}) {
+    ids.emplace_back(hostile);
+  }
+  ids.push_back(new_job_id());
+  auto edges = [&] {
+    return testing::probe_int(GetParam(), path_, "SELECT count(*) FROM fastq_dependency");
+  };
+  auto flows = [&] {
+    return testing::probe_int(GetParam(), path_, "SELECT count(*) FROM fastq_workflow");
+  };
+  ASSERT_EQ(count("1 = 1"), 10);
+  ASSERT_EQ(edges(), 2);
+  lender("BEGIN");
+  EXPECT_EQ(forget_jobs(*session_, ids), 4u);  // ok, bad, done1, done2
+  lender("ROLLBACK");
+  EXPECT_EQ(count("1 = 1"), 10) << "rolled back with the lender";
+  lender("BEGIN");
+  EXPECT_EQ(forget_jobs(*session_, ids), 4u);
+  lender("COMMIT");
+  for (const auto* gone : {&jobs[0], &jobs[1], &done[0], &done[1]}) {
+    EXPECT_FALSE(get_job(*session_, gone->id)) << gone->task;
+  }
+  for (const auto* kept : {&jobs[2], &jobs[3], &jobs[4], &jobs[5], &flow[0], &flow[1]}) {
+    EXPECT_TRUE(get_job(*session_, kept->id)) << kept->task;
+  }
+  EXPECT_EQ(edges(), 1) << "the finished workflow's edge went with its steps";
+  EXPECT_EQ(flows(), 1) << "and its record with its last step";
+  EXPECT_EQ(forget_jobs(*session_, ids), 0u);
+  EXPECT_EQ(forget_jobs(*session_, {}), 0u);
+  // The child ends: nothing needs the parent any more.
+  end("'t.child'", "succeeded");
+  EXPECT_EQ(forget_jobs(*session_, std::vector<std::string>{flow[0].id, flow[1].id}), 2u);
+  EXPECT_EQ(edges(), 0);
+  EXPECT_EQ(flows(), 0);
+}
+
+// relabel_jobs labels (or clears) jobs wherever they are, in the lender's transaction.
+TEST_P(Operations, RelabelReachesQueuedAndFinishedJobs) {
+  std::vector<NewJob> jobs{job("t.queued"), job("t.done"), job("t.other")};
+  for (auto& j : jobs) j.group_label = "g";
+  enqueue_jobs(*session_, jobs);
+  driver_->claim(ClaimRequest{{"default"}, 1, std::chrono::milliseconds(30000), "t:1"});
+  lender((std::string("UPDATE fastq_job SET state = 'succeeded', finished_at = ") +
+          (GetParam() == "postgres" ? "now()" : "'2020-01-01 00:00:00.000000'") +
+          ", lease_token = NULL, lease_expires_at = NULL WHERE state = 'running'")
+             .c_str());
+  const std::vector<std::string> ids{jobs[0].id, jobs[1].id, "not-a-uuid", new_job_id()};
+  const std::string hostile = "h\"'";
+  const std::string is_hostile = "group_label = 'h\"'''";
+  lender("BEGIN");
+  EXPECT_EQ(relabel_jobs(*session_, ids, hostile), 2u);
+  lender("ROLLBACK");
+  EXPECT_EQ(count("group_label = 'g'"), 3);
+  EXPECT_EQ(relabel_jobs(*session_, ids, hostile), 2u);
+  EXPECT_EQ(count(is_hostile), 2);
+  EXPECT_EQ(count("state = 'succeeded' AND " + is_hostile), 1);
+  EXPECT_EQ(relabel_jobs(*session_, ids, ""), 2u);
+  EXPECT_EQ(count("group_label IS NULL"), 2);
+  EXPECT_EQ(count("group_label = 'g'"), 1) << "the job not named keeps its label";
+  EXPECT_EQ(relabel_jobs(*session_, {}, "x"), 0u);
+}
+
+// purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that
+// is running or finished.
+TEST_P(Operations, PurgeDeletesQueuedJobsButNoWorkflowStep) {
+  std::vector<NewJob> jobs{job("t.a1"), job("t.a2"), job("t.b"), job("t.c"), job("t.run")};
+  jobs[0].queue = jobs[1].queue = "a";
+  jobs[2].queue = "b q";
+  jobs[3].queue = "c\"";
+  enqueue_jobs(*session_, jobs);
+  driver_->claim(ClaimRequest{{"default"}, 10, std::chrono::milliseconds(30000), "t:1"});
+  std::vector<NewJob> flow{job("t.step")};
+  flow[0].workflow_id = new_job_id();
+  flow[0].queue = "a";
+  enqueue_workflow(*session_, flow, {}, {});
+  lender("BEGIN");
+  EXPECT_EQ(purge_queued(*session_, std::vector<std::string>{"a", "nope"}), 2u);
+  lender("ROLLBACK");
+  EXPECT_EQ(count("state = 'queued'"), 5);
+  EXPECT_EQ(purge_queued(*session_, std::vector<std::string>{"a", "nope"}), 2u);
+  EXPECT_EQ(purge_queued(*session_, std::vector<std::string>{"'); DELETE FROM fastq_job; --"}),
+            0u);
+  EXPECT_EQ(count("state = 'queued'"), 3);
+  EXPECT_EQ(purge_queued(*session_, {}), 2u);  // "b q" and "c\""
+  EXPECT_EQ(count("state = 'queued'"), 1) << "the workflow step";
+  EXPECT_EQ(count("state = 'running'"), 1);
+}
+
 TEST_P(Operations, RetryQueuesAgainOnlyJobsThatEndedUnsuccessfully) {
   std::vector<NewJob> jobs;
   for (const char* t : {"t.failed", "t.dead", "t.expired", "t.cancelled", "t.queued",

@@ -310,6 +310,33 @@ void bind_session(py::module_& m) {
       "cancelled); ids that are not UUIDs are skipped. How many; on PostgreSQL workers are "
       "woken at commit.");
   m.def(
+      "forget_jobs",
+      [](Session& s, const std::vector<std::string>& ids) {
+        py::gil_scoped_release release;
+        return forget_jobs(s, ids);
+      },
+      py::arg("session"), py::arg("ids"),
+      "Deletes those of the jobs that are finished, with their workflow edges; a job a "
+      "schedule slot, a poller mark or an unfinished workflow still needs stays, and ids "
+      "that are not UUIDs are skipped. How many.");
+  m.def(
+      "relabel_jobs",
+      [](Session& s, const std::vector<std::string>& ids, const std::string& label) {
+        py::gil_scoped_release release;
+        return relabel_jobs(s, ids, label);
+      },
+      py::arg("session"), py::arg("ids"), py::arg("label"),
+      "Sets the group label of these jobs, wherever they are (\"\": none). How many.");
+  m.def(
+      "purge_queued",
+      [](Session& s, const std::vector<std::string>& queues) {
+        py::gil_scoped_release release;
+        return purge_queued(s, queues);
+      },
+      py::arg("session"), py::arg("queues"),
+      "Deletes the queued jobs of these queues (empty: every queue) that are not workflow "
+      "steps. How many.");
+  m.def(
       "cancel_workflow",
       [](Session& s, const std::string& workflow_id) {
         py::gil_scoped_release release;

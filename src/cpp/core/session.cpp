@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "fastq/bulk.hpp"
@@ -741,13 +742,26 @@ std::vector<std::string> enqueue_workflow(Session& session, std::span<const NewJ
   return ids;
 }
 
-std::size_t retry_jobs(Session& session, std::span<const std::string> ids) {
-  const Dialect d = session.dialect();
+namespace {
+// The ids among `ids` that are UUIDs, in the dialect's stored form.
+std::vector<std::string> stored_ids(Dialect d, std::span<const std::string> ids) {
   std::vector<std::string> valid;
   valid.reserve(ids.size());
   for (const auto& id : ids) {
     if (is_uuid_text(id)) valid.push_back(d == Dialect::kSqlite ? to_hex_id(id) : id);
   }
+  return valid;
+}
+
+std::size_t count_cell(const std::vector<SqlRow>& rows) {
+  const SqlCell& n = rows.at(0).at(0);
+  return n ? static_cast<std::size_t>(std::atoll(n->c_str())) : 0;
+}
+}  // namespace
+
+std::size_t retry_jobs(Session& session, std::span<const std::string> ids) {
+  const Dialect d = session.dialect();
+  const std::vector<std::string> valid = stored_ids(d, ids);
   if (valid.empty()) return 0;
   if (d == Dialect::kPostgres) {
     const SqlParam params[] = {pg_text_array(valid)};
@@ -757,6 +771,60 @@ std::size_t retry_jobs(Session& session, std::span<const std::string> ids) {
   }
   const SqlParam params[] = {json_string_array(valid), format_utc(now_micros())};
   return session.run(sql::statement(d, "retry_jobs"), params).size();
+}
+
+std::size_t forget_jobs(Session& session, std::span<const std::string> ids) {
+  const Dialect d = session.dialect();
+  const std::vector<std::string> valid = stored_ids(d, ids);
+  if (valid.empty()) return 0;
+  if (d == Dialect::kPostgres) {
+    const SqlParam params[] = {pg_text_array(valid)};
+    const auto rows = session.run(sql::statement(d, "forget_jobs"), params);
+    if (const SqlCell& flows = rows.at(0).at(1)) {
+      // Steps of finished workflows went: the workflow's rows go with its last step.
+      const SqlParam wf[] = {*flows};
+      session.run(sql::statement(Dialect::kPostgres, "prune_workflows"), wf);
+    }
+    return count_cell(rows);
+  }
+  const SqlParam params[] = {json_string_array(valid)};
+  const auto gone = session.run(sql::statement(d, "forget_jobs"), params);
+  std::set<std::string> flows;
+  for (const auto& row : gone) {
+    if (!row.at(1)) continue;
+    const SqlParam id[] = {row.at(0).value_or("")};
+    session.run(sql::statement(Dialect::kSqlite, "prune_edges_out"), id);
+    session.run(sql::statement(Dialect::kSqlite, "prune_edges_in"), id);
+    flows.insert(*row.at(1));
+  }
+  for (const auto& flow : flows) {
+    const SqlParam wf[] = {flow};
+    session.run(sql::statement(Dialect::kSqlite, "prune_workflow"), wf);
+  }
+  return gone.size();
+}
+
+std::size_t relabel_jobs(Session& session, std::span<const std::string> ids,
+                         const std::string& label) {
+  const Dialect d = session.dialect();
+  const std::vector<std::string> valid = stored_ids(d, ids);
+  if (valid.empty()) return 0;
+  const SqlParam params[] = {
+      d == Dialect::kPostgres ? pg_text_array(valid) : json_string_array(valid),
+      label.empty() ? SqlParam{} : SqlParam{label}};
+  const auto rows = session.run(sql::statement(d, "relabel_jobs"), params);
+  return d == Dialect::kPostgres ? count_cell(rows) : rows.size();
+}
+
+std::size_t purge_queued(Session& session, std::span<const std::string> queues) {
+  const Dialect d = session.dialect();
+  SqlParam which;  // NULL: every queue
+  if (!queues.empty()) {
+    which = d == Dialect::kPostgres ? pg_text_array(queues) : json_string_array(queues);
+  }
+  const SqlParam params[] = {which};
+  const auto rows = session.run(sql::statement(d, "purge_queued"), params);
+  return d == Dialect::kPostgres ? count_cell(rows) : rows.size();
 }
 
 std::string one_line(std::string msg) {

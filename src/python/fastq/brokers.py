@@ -96,6 +96,22 @@ class Broker(abc.ABC):
         """(root id, member job ids) of a workflow record, or None."""
         raise NotImplementedError(f"the {self.name} broker does not run workflows")
 
+    def forget(self, job_ids: list[str]) -> int:
+        """Delete those of the jobs that are finished, their results with them (and their
+        workflow edges), in the caller's transaction. A job something still needs stays:
+        named by a schedule slot or a poller mark, or a step of an unfinished workflow.
+        Returns how many went."""
+        raise NotImplementedError(f"the {self.name} broker keeps no job table")
+
+    def relabel(self, job_ids: list[str], label: str) -> int:
+        """Set the group label of the jobs, wherever they are ("": none). How many."""
+        raise NotImplementedError(f"the {self.name} broker keeps no job table")
+
+    def purge(self, queues: list[str] | None = None) -> int:
+        """Delete the queued jobs of ``queues`` (None: every queue) that are not workflow
+        steps. How many."""
+        raise NotImplementedError(f"the {self.name} broker keeps no job table")
+
 
 def from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)

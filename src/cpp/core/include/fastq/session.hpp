@@ -137,4 +137,21 @@ std::vector<std::string> enqueue_workflow(Session& session, std::span<const NewJ
 // Returns how many it queued.
 std::size_t retry_jobs(Session& session, std::span<const std::string> ids);
 
+// Deletes those of the jobs `ids` (canonical UUID text; anything else is skipped) that
+// are finished, with their workflow edges, in the session's transaction (a workflow's
+// record goes with its last step). A job something still depends on stays, as retention
+// leaves it: named by a schedule slot or a poller mark, or a step of a workflow that has
+// an unfinished step. Returns how many it deleted.
+std::size_t forget_jobs(Session& session, std::span<const std::string> ids);
+
+// Sets the group label (NewJob::group_label) of the jobs `ids` (canonical UUID text;
+// anything else is skipped), queued, running or finished; an empty label clears it.
+// Returns how many jobs it changed.
+std::size_t relabel_jobs(Session& session, std::span<const std::string> ids,
+                         const std::string& label);
+
+// Deletes the queued jobs of `queues` (empty: every queue) that are not workflow steps,
+// in the session's transaction. Returns how many.
+std::size_t purge_queued(Session& session, std::span<const std::string> queues);
+
 }  // namespace fastq

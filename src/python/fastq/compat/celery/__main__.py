@@ -219,10 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         from fastq.compat.celery import _jobs
 
-        jobs = _jobs.jobs().filter(state="queued")
-        if opts.queues:
-            jobs = jobs.filter(queue__in=[q for q in opts.queues.split(",") if q])
-        deleted, _ = jobs.delete()
+        queues = [q for q in (opts.queues or "").split(",") if q]
+        deleted = _jobs.purge_queued(queues or None)
         print(f"Purged {deleted} messages.")
         return 0
 

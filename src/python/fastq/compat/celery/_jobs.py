@@ -101,32 +101,64 @@ def jobs() -> Any:
     return manager
 
 
+def _writer() -> Any:
+    """The database broker, whose core operations write fastq's tables (raises as
+    :func:`jobs` does outside Django)."""
+    jobs()
+    return get_broker()
+
+
 def forget(job_id: str) -> bool:
-    """Delete a finished job's row (its result with it). A queued or running job is kept."""
+    """Delete a finished job's row (its result with it), through the core's forget
+    operation. A queued or running job is kept, and so is one something still needs (a
+    schedule slot's or a poller mark's, a step of an unfinished workflow)."""
     import uuid
 
     try:
         pk = uuid.UUID(str(job_id))
     except ValueError:
         return False
-    deleted, _ = jobs().filter(pk=pk, state__in=FINISHED).delete()
-    return bool(deleted)
+    return _writer().forget([str(pk)]) > 0
 
 
 def delete_finished_before(cutoff: datetime, batch: int = 10_000) -> int:
-    """Delete finished jobs that ended before ``cutoff``, ``batch`` rows a statement."""
-    total = 0
+    """Delete finished jobs that ended before ``cutoff``, ``batch`` a statement, oldest
+    first (the ones something still needs are stepped over, not read again)."""
+    from django.db.models import Q
+
+    broker = _writer()
     manager = jobs()
+    total = 0
+    after: tuple[Any, Any] | None = None
     while True:
-        ids = list(
-            manager.filter(state__in=FINISHED, finished_at__lt=cutoff).values_list("pk", flat=True)[
-                :batch
-            ]
-        )
-        if not ids:
+        ended = manager.filter(state__in=FINISHED, finished_at__lt=cutoff)
+        if after is not None:
+            ended = ended.filter(
+                Q(finished_at__gt=after[1]) | Q(finished_at=after[1], pk__gt=after[0])
+            )
+        rows = list(ended.order_by("finished_at", "pk").values_list("pk", "finished_at")[:batch])
+        if not rows:
             return total
-        deleted, _ = manager.filter(pk__in=ids).delete()
-        total += deleted
+        total += broker.forget([str(pk) for pk, _ in rows])
+        after = rows[-1]
+
+
+def purge_queued(queues: list[str] | None = None) -> int:
+    """Celery's purge: the queued jobs of ``queues`` (None: every queue) deleted, and the
+    workflows that have a queued step cancelled (their waiting steps would otherwise
+    wait for ever), in one transaction. Returns how many jobs it deleted or cancelled."""
+    from django.db import transaction
+
+    broker = _writer()
+    steps = jobs().filter(state="queued", workflow_id__isnull=False)
+    if queues:
+        steps = steps.filter(queue__in=queues)
+    with transaction.atomic(using=broker.alias):
+        flows = set(steps.values_list("workflow_id", flat=True).distinct())
+        n = broker.purge(queues)
+        for flow in flows:
+            n += broker.cancel_workflow(str(flow))
+    return n
 
 
 def set_custom_state(job_id: str, state: str, meta_json: str, attempt: int | None) -> bool:

@@ -246,6 +246,6 @@ class Control:
         return [{w: v} for w, v in answer.items()]
 
     def purge(self) -> int:
-        """Delete every queued job (Celery's purge). Returns how many."""
-        deleted, _ = _jobs.jobs().filter(state="queued").delete()
-        return int(deleted)
+        """Delete every queued job (Celery's purge); a workflow with a queued step is
+        cancelled whole. Returns how many jobs."""
+        return _jobs.purge_queued()

@@ -181,12 +181,20 @@ class Task(models.Model):
 
     @staticmethod
     def delete_group(group_id: str, objects: bool = False) -> Any:
+        """Without ``objects`` the label goes and the tasks stay (how many); with it the
+        group's finished tasks go, through the core's forget operation, and the answer
+        has ``QuerySet.delete()``'s shape."""
         from fastq_django.models import Job
 
-        jobs = Job.objects.filter(group_label=group_id)
+        import fastq
+
+        broker = fastq.get_broker()
+        jobs = Job.objects.using(broker.alias).filter(group_label=group_id)
         if objects:
-            return jobs.filter(state__in=FINISHED).delete()
-        return jobs.update(group_label=None)
+            ids = [str(pk) for pk in jobs.filter(state__in=FINISHED).values_list("pk", flat=True)]
+            n = broker.forget(ids)
+            return n, ({"fastq_django.Job": n} if n else {})
+        return broker.relabel([str(pk) for pk in jobs.values_list("pk", flat=True)], "")
 
     def __str__(self) -> str:
         return self.name

@@ -73,9 +73,7 @@ def call(func: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, 
     if options.get("label_group") and options.get("group") and job is not None:
         # Chain steps enqueued before the label went in with the job (0.1.0) carry
         # this flag and take their label when they run; new ones have it from enqueue.
-        from fastq_django.models import Job
-
-        Job.objects.filter(pk=uuid.UUID(job.id)).update(group_label=str(options["group"])[:100])
+        fastq.get_broker().relabel([job.id], str(options["group"])[:100])
     if options.get("intended_date_kwarg") and job is not None:
         kwargs = dict(kwargs)
         kwargs[options["intended_date_kwarg"]] = _intended(job.id)
@@ -574,14 +572,22 @@ def prune_successes() -> int:
     if limit == 0:
         return 0
     keep = max(0, limit)
-    done = Job.objects.filter(task=CALL, state="succeeded")
+    broker = fastq.get_broker()
+    done = Job.objects.using(broker.alias).filter(task=CALL, state="succeeded")
     kept = list(done.order_by("-finished_at", "-id").values_list("pk", "finished_at")[:keep])
     older = done.exclude(pk__in=[pk for pk, _ in kept])
     if kept:
         # Not the ones that finished while this ran: they are newer than every kept one.
         older = older.filter(finished_at__lte=kept[-1][1])
-    deleted, _ = older.delete()
-    return int(deleted)
+    deleted = 0
+    last = None
+    while True:  # 10,000 a statement, by id: what must stay is stepped over
+        page = older.order_by("pk") if last is None else older.filter(pk__gt=last).order_by("pk")
+        ids = list(page.values_list("pk", flat=True)[:10_000])
+        if not ids:
+            return deleted
+        deleted += broker.forget([str(pk) for pk in ids])
+        last = ids[-1]
 
 
 def _schedules() -> dict[str, Any]:

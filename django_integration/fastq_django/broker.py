@@ -168,6 +168,24 @@ class DatabaseBroker(Broker):
             return 0
         return int(self._run(_core.relabel_jobs, ids, label))
 
+    def record_finished(
+        self,
+        job: NewJob,
+        state: str,
+        result: str | None,
+        error: tuple[str, str, str],
+        started_at: Any,
+        finished_at: Any,
+    ) -> None:
+        """Store a job run outside the queue (Django-Q2's ``sync=True``) as finished after
+        one attempt, in the caller's transaction: ``state`` succeeded (``result`` its JSON
+        text) or failed (``error``: type, message, traceback)."""
+        self._run(_core.record_finished, job, state, result, *error, started_at, finished_at)
+
+    def set_custom_state(self, job_id: str, state_json: str) -> bool:
+        """Celery's ``update_state``: the job's custom state (JSON text). Whether it exists."""
+        return bool(self._run(_core.set_custom_state, str(job_id), state_json))
+
     def purge(self, queues: list[str] | None = None) -> int:
         """Delete the queued jobs of ``queues`` (None: all) that are not workflow steps,
         in the caller's transaction. Returns how many."""

@@ -733,6 +733,27 @@ f AS (UPDATE fastq_finished SET group_label = $2::text WHERE id = ANY($1::uuid[]
   RETURNING 1)
 SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM f)
 
+-- name: record_finished
+-- A job run outside the queue (Django-Q2's sync=True), stored in the finished log as a
+-- worker would have left it after one attempt: $1 id, $2 task, $3 queue, $4 priority, $5
+-- args, $6 kwargs, $7 max_attempts, $8 state (succeeded or failed), $9 result (JSON
+-- text; NULL: none), $10 error_type, $11 error, $12 traceback, $13 and $14 started and
+-- finished (microseconds), $15 group_label, $16 the envelope version.
+INSERT INTO fastq_finished (id, task, queue, priority, state, args, kwargs, run_at,
+  attempts, max_attempts, result, error_type, error, traceback, created_at, started_at,
+  finished_at, group_label, envelope)
+VALUES ($1::uuid, $2::text, $3::text, $4::int, $8::text, $5::text, $6::text,
+  to_timestamp($13::bigint / 1e6), 1, $7::int, $9::text, $10::text, $11::text, $12::text,
+  to_timestamp($13::bigint / 1e6), to_timestamp($13::bigint / 1e6),
+  to_timestamp($14::bigint / 1e6), $15::text, $16::int)
+
+-- name: set_custom_state
+-- Celery's update_state: job $1's custom_state (JSON text $2), wherever it is. How many
+-- rows (0: no such job).
+WITH a AS (UPDATE fastq_active SET custom_state = $2::text WHERE id = $1::uuid RETURNING 1),
+f AS (UPDATE fastq_finished SET custom_state = $2::text WHERE id = $1::uuid RETURNING 1)
+SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM f)
+
 -- name: retry_jobs
 -- Queues again those of the jobs $1 (a uuid array) that ended unsuccessfully (failed,
 -- dead, expired, cancelled): moved from the finished log back to the active table with

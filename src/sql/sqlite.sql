@@ -611,6 +611,22 @@ UPDATE fastq_job SET group_label = ?2
 WHERE id IN (SELECT value FROM json_each(?1))
 RETURNING id
 
+-- name: record_finished
+-- A job run outside the queue (postgres.sql's record_finished): ?1 id, ?2 task, ?3
+-- queue, ?4 priority, ?5 args, ?6 kwargs, ?7 max_attempts, ?8 state, ?9 result, ?10
+-- error_type, ?11 error, ?12 traceback, ?13 and ?14 started and finished, ?15
+-- group_label, ?16 the envelope version.
+INSERT INTO fastq_job (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, expires_at, cancel_requested, unique_key, worker, result, error_type, error,
+  traceback, created_at, started_at, finished_at, group_label, envelope)
+VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?13, 1, ?7, NULL, 0, NULL, '', ?9, ?10, ?11, ?12, ?13,
+  ?13, ?14, ?15, ?16)
+
+-- name: set_custom_state
+-- Celery's update_state: job ?1's custom_state (JSON text ?2). A row if the job exists.
+UPDATE fastq_job SET custom_state = ?2 WHERE id = ?1
+RETURNING id
+
 -- name: retry_jobs
 -- Queues again those of the jobs ?1 (a JSON array of ids) that ended unsuccessfully
 -- (failed, dead, expired, cancelled): attempts, result, error, lease, expiry and cancel

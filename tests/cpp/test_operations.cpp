@@ -497,6 +497,63 @@ TEST_P(Operations, RelabelReachesQueuedAndFinishedJobs) {
   EXPECT_EQ(relabel_jobs(*session_, {}, "x"), 0u);
 }
 
+// record_finished stores a run made outside the queue as finished, in the lender's
+// transaction, its texts made storable; set_custom_state reaches a job wherever it is.
+TEST_P(Operations, ARunOutsideTheQueueIsStoredFinishedAndACustomStateReachesAnyJob) {
+  const Micros now = now_micros();
+  FinishedJob ok;
+  ok.job = job("t.sync");
+  ok.job.group_label = "g";
+  ok.state = "succeeded";
+  ok.result = "{\"a\":1}";
+  ok.started_at = now - 2'000'000;
+  ok.finished_at = now;
+  FinishedJob bad;
+  bad.job = job("t.sync");
+  bad.state = "failed";
+  bad.error_type = "ValueError";
+  bad.error = std::string("nul\0here \xff", 10);
+  bad.traceback = "tb";
+  bad.started_at = bad.finished_at = now;
+  lender("BEGIN");
+  record_finished(*session_, ok);
+  record_finished(*session_, bad);
+  lender("ROLLBACK");
+  EXPECT_EQ(count("1 = 1"), 0) << "rolled back with the lender";
+  record_finished(*session_, ok);
+  record_finished(*session_, bad);
+  const auto a = get_job(*session_, ok.job.id);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, "succeeded");
+  EXPECT_EQ(a->attempts, 1);
+  EXPECT_EQ(a->result, std::optional<std::string>("{\"a\":1}"));
+  EXPECT_EQ(count("group_label = 'g' AND started_at < finished_at"), 1);
+  const auto b = get_job(*session_, bad.job.id);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->state, "failed");
+  EXPECT_EQ(b->error_type, "ValueError");
+  EXPECT_EQ(b->error.find('\0'), std::string::npos) << "NUL made storable";
+  EXPECT_NE(b->error.find("here"), std::string::npos);
+  EXPECT_FALSE(b->result);
+  FinishedJob running = ok;
+  running.job.id = new_job_id();
+  running.state = "running";
+  EXPECT_THROW(record_finished(*session_, running), std::invalid_argument);
+  running.state = "failed";
+  running.job.id = "'); DROP TABLE fastq_job; --";
+  EXPECT_THROW(record_finished(*session_, running), std::invalid_argument);
+  EXPECT_EQ(count("1 = 1"), 2);
+
+  auto queued = job("t.queued");
+  enqueue_jobs(*session_, std::span(&queued, 1));
+  EXPECT_TRUE(set_custom_state(*session_, queued.id, "{\"state\":\"PROGRESS\"}"));
+  EXPECT_TRUE(set_custom_state(*session_, ok.job.id, "{\"state\":\"DONE'\"}"));
+  EXPECT_FALSE(set_custom_state(*session_, new_job_id(), "{}"));
+  EXPECT_FALSE(set_custom_state(*session_, "not-a-uuid", "{}"));
+  EXPECT_EQ(count("custom_state = '{\"state\":\"PROGRESS\"}' AND state = 'queued'"), 1);
+  EXPECT_EQ(count("custom_state = '{\"state\":\"DONE''\"}' AND state = 'succeeded'"), 1);
+}
+
 // purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that
 // is running or finished.
 TEST_P(Operations, PurgeDeletesQueuedJobsButNoWorkflowStep) {

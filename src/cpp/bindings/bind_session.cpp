@@ -328,6 +328,37 @@ void bind_session(py::module_& m) {
       py::arg("session"), py::arg("ids"), py::arg("label"),
       "Sets the group label of these jobs, wherever they are (\"\": none). How many.");
   m.def(
+      "record_finished",
+      [](Session& s, const NewJob& job, const std::string& state,
+         std::optional<std::string> result, const std::string& error_type,
+         const std::string& error, const std::string& traceback, const py::object& started_at,
+         const py::object& finished_at) {
+        FinishedJob f;
+        f.job = job;
+        f.state = state;
+        f.result = std::move(result);
+        f.error_type = error_type;
+        f.error = error;
+        f.traceback = traceback;
+        f.started_at = to_micros(started_at, "started_at").value_or(now_micros());
+        f.finished_at = to_micros(finished_at, "finished_at").value_or(now_micros());
+        py::gil_scoped_release release;
+        record_finished(s, f);
+      },
+      py::arg("session"), py::arg("job"), py::arg("state"), py::arg("result"),
+      py::arg("error_type"), py::arg("error"), py::arg("traceback"), py::arg("started_at"),
+      py::arg("finished_at"),
+      "Stores a job run outside the queue as finished (state succeeded or failed) after one "
+      "attempt; result is JSON text or None. Error texts are made storable as a worker's.");
+  m.def(
+      "set_custom_state",
+      [](Session& s, const std::string& id, const std::string& json) {
+        py::gil_scoped_release release;
+        return set_custom_state(s, id, json);
+      },
+      py::arg("session"), py::arg("id"), py::arg("json"),
+      "Celery's update_state: the job's custom_state (JSON text). Whether the job exists.");
+  m.def(
       "purge_queued",
       [](Session& s, const std::vector<std::string>& queues) {
         py::gil_scoped_release release;

@@ -9,11 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 
 #include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
+#include "fastq/outcome.hpp"
 #include "fastq/prepared_names.hpp"
 #include "fastq/time.hpp"
 #include "fastq/workflow.hpp"
@@ -814,6 +815,55 @@ std::size_t relabel_jobs(Session& session, std::span<const std::string> ids,
       label.empty() ? SqlParam{} : SqlParam{label}};
   const auto rows = session.run(sql::statement(d, "relabel_jobs"), params);
   return d == Dialect::kPostgres ? count_cell(rows) : rows.size();
+}
+
+void record_finished(Session& session, const FinishedJob& f) {
+  if (f.state != state::kSucceeded && f.state != state::kFailed) {
+    throw std::invalid_argument("record_finished: state must be succeeded or failed");
+  }
+  if (!is_uuid_text(f.job.id)) throw std::invalid_argument("record_finished: id is not a UUID");
+  // Made storable as a worker's outcome is (outcome.hpp): no NUL or broken UTF-8, bounded.
+  Completion c;
+  c.outcome = f.state == state::kSucceeded ? Outcome::kSucceeded : Outcome::kFailed;
+  c.result = f.result.value_or("null");
+  c.error_type = f.error_type;
+  c.error = f.error;
+  c.traceback = f.traceback;
+  sanitize_outcome(c, OutcomeLimits{});
+  const Dialect d = session.dialect();
+  const bool pg = d == Dialect::kPostgres;
+  auto when = [&](Micros t) -> SqlParam {
+    return pg ? SqlParam{std::int64_t{t}} : SqlParam{format_utc(t)};
+  };
+  const std::string stored_state =
+      c.outcome == Outcome::kSucceeded ? state::kSucceeded : state::kFailed;
+  const SqlParam params[] = {
+      pg ? f.job.id : to_hex_id(f.job.id),
+      f.job.task,
+      f.job.queue,
+      std::int64_t{f.job.priority},
+      f.job.args,
+      f.job.kwargs,
+      std::int64_t{f.job.max_attempts},
+      stored_state,
+      c.outcome == Outcome::kSucceeded ? SqlParam{c.result} : SqlParam{},
+      c.error_type,
+      c.error,
+      c.traceback,
+      when(f.started_at),
+      when(f.finished_at),
+      f.job.group_label.empty() ? SqlParam{} : SqlParam{f.job.group_label},
+      std::int64_t{kEnvelopeVersion},
+  };
+  session.run(sql::statement(d, "record_finished"), params);
+}
+
+bool set_custom_state(Session& session, const std::string& id, const std::string& json) {
+  if (!is_uuid_text(id)) return false;
+  const Dialect d = session.dialect();
+  const SqlParam params[] = {d == Dialect::kPostgres ? id : to_hex_id(id), json};
+  const auto rows = session.run(sql::statement(d, "set_custom_state"), params);
+  return d == Dialect::kPostgres ? count_cell(rows) > 0 : !rows.empty();
 }
 
 std::size_t purge_queued(Session& session, std::span<const std::string> queues) {

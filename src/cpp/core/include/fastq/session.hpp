@@ -150,6 +150,27 @@ std::size_t forget_jobs(Session& session, std::span<const std::string> ids);
 std::size_t relabel_jobs(Session& session, std::span<const std::string> ids,
                          const std::string& label);
 
+// A job run outside the queue (Django-Q2's sync=True) and what came of its one attempt.
+struct FinishedJob {
+  NewJob job;                         // id, task, queue, priority, args, kwargs,
+                                      // max_attempts and group_label are stored
+  std::string state;                  // "succeeded" or "failed"
+  std::optional<std::string> result;  // JSON text of a success; nullopt: null
+  std::string error_type;
+  std::string error;
+  std::string traceback;
+  Micros started_at = 0;
+  Micros finished_at = 0;
+};
+// Stores it finished, in the session's transaction, its outcome made storable as a
+// worker's is (sanitize_outcome). std::invalid_argument for another state or an id that
+// is not a UUID.
+void record_finished(Session& session, const FinishedJob& job);
+
+// Celery's update_state: job `id`'s custom_state (JSON text), wherever the job is.
+// Whether the job exists.
+bool set_custom_state(Session& session, const std::string& id, const std::string& json);
+
 // Deletes the queued jobs of `queues` (empty: every queue) that are not workflow steps,
 // in the session's transaction. Returns how many.
 std::size_t purge_queued(Session& session, std::span<const std::string> queues);

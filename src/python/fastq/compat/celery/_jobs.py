@@ -179,7 +179,7 @@ def set_custom_state(job_id: str, state: str, meta_json: str, attempt: int | Non
             return False
         attempt = int(found)
     text = f'{{"state":{json.dumps(state)},"attempt":{int(attempt)},"meta":{meta_json}}}'
-    return bool(manager.filter(pk=pk).update(custom_state=text))
+    return _writer().set_custom_state(str(pk), text)
 
 
 def custom_state(row: dict[str, Any]) -> tuple[str, Any] | None:

@@ -249,40 +249,22 @@ def async_task(func: Any, *args: Any, **kwargs: Any) -> str:
         group_label=group or "",
     )
     if options.get("sync", Conf.SYNC) or fastq.conf.get("EAGER"):
-        return _sync(job, args_json, group)
+        return _sync(job, args_json)
     (job_id,) = fastq.get_broker().enqueue([job])
     return uuid.UUID(job_id).hex
 
 
-def _sync(job: NewJob, args_json: str, group: str | None) -> str:
-    """Django-Q2's sync=True: run now, in this process, and record the outcome as a job."""
-    from fastq_django.models import Job
-
+def _sync(job: NewJob, args_json: str) -> str:
+    """Django-Q2's sync=True: run now, in this process, and record the outcome as a job
+    (the core's record_finished: its texts made storable as a worker's are)."""
     args = json.loads(args_json)
-    state, result, error_type, error, tb = "succeeded", None, "", "", ""
+    state, result, error = "succeeded", None, ("", "", "")
     started = timezone.now()
     try:
         result = json.dumps(json.loads(_core.encode_json(call(*args), "result")))
     except Exception as exc:
-        state, error_type, error = "failed", type(exc).__qualname__, str(exc)
-        tb = traceback.format_exc()
-    Job.objects.create(
-        id=uuid.UUID(job.id),
-        task=CALL,
-        queue=job.queue,
-        state=state,
-        args=job.args,
-        kwargs=job.kwargs,
-        attempts=1,
-        max_attempts=job.max_attempts,
-        result=result,
-        error_type=error_type,
-        error=error,
-        traceback=tb,
-        started_at=started,
-        finished_at=timezone.now(),
-        group_label=group,
-    )
+        state, error = "failed", (type(exc).__qualname__, str(exc), traceback.format_exc())
+    fastq.get_broker().record_finished(job, state, result, error, started, timezone.now())
     return uuid.UUID(job.id).hex
 
 

@@ -398,3 +398,21 @@ def test_chain_and_async_chain_run_in_order_on_fastq_s_workflows(run, tmp_path: 
     assert q.count_group(other) == 2 and q.count_group(other, failures=True) == 1
     (line,) = hook_lines(order)
     assert line["result"] == 20 and line["group"] == group
+
+
+def test_sync_runs_are_recorded_finished_with_their_group_and_hostile_errors():
+    ok = q.async_task("compatapp.jobs.multiply", 6, 7, sync=True, group="inline")
+    bad = q.async_task("compatapp.jobs.fail", "nul\x00 here", sync=True, group="inline")
+    good, failed = Job.objects.get(pk=uuid.UUID(ok)), Job.objects.get(pk=uuid.UUID(bad))
+    assert (good.state, good.attempts, good.group_label, good.result) == (
+        "succeeded",
+        1,
+        "inline",
+        "42",
+    )
+    assert good.started_at <= good.finished_at
+    assert failed.state == "failed" and failed.error_type == "RuntimeError"
+    assert "\x00" not in failed.error and failed.error.startswith("nul")
+    assert failed.result is None and "RuntimeError" in failed.traceback
+    assert q.count_group("inline") == 2 and q.count_group("inline", failures=True) == 1
+    assert q.result(ok) == 42

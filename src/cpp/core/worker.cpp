@@ -10,8 +10,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -29,6 +27,8 @@
 #include "fastq/worker/completer.hpp"
 #include "fastq/worker/executor_pool.hpp"
 #include "fastq/worker/lease_keeper.hpp"
+#include "fastq/worker/lease_table.hpp"
+#include "fastq/worker/local_queue.hpp"
 #include "fastq/worker/producer.hpp"
 #include "fastq/worker/rate_gate.hpp"
 #include "fastq/worker/rescuer.hpp"
@@ -127,13 +127,6 @@ struct Worker::Impl {
   bool hard = false;  // poller thread; read by run() after the poller stopped
   std::atomic<int> running_executors{0};
   std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
-  std::vector<ClaimedJob> stale_jobs;  // guarded by q_mu: not started, lease in doubt
-  // Paused queues (fastq_queue), as last read by the poller: executors never start a job
-  // of one, and the poller hands back the ones it holds. `any_paused` keeps the check to
-  // one relaxed load per job while nothing is paused.
-  std::atomic<bool> any_paused{false};
-  std::unordered_set<std::string> paused;  // guarded by q_mu
-  std::vector<ClaimedJob> paused_jobs;     // guarded by q_mu: popped, not started, paused
   asio::steady_timer pause_timer{poll_io};
   int capacity = 0;
   int low_water = 1;
@@ -144,12 +137,8 @@ struct Worker::Impl {
   std::atomic<int> held{0};  // claimed by us and not yet executed
   std::exception_ptr fatal;
 
-  // Local queue.
-  std::mutex q_mu;
-  std::condition_variable q_cv;
-  std::deque<ClaimedJob> queue;
-  bool q_closed = false;
-  std::vector<ClaimedJob> unrun;  // popped by an executor but not started before a stop
+  // Local queue (with the jobs set aside unstarted and the paused queues).
+  LocalQueue queue;
   std::vector<std::thread> executors;
 
   // Completer.
@@ -170,16 +159,7 @@ struct Worker::Impl {
   milliseconds flush_backoff{completer::kRetryFirst};
 
   // Leases held by this worker: id -> token, from claim until the outcome is written.
-  mutable std::mutex lease_mu;
-  // A held job's lease: its token, and the steady-clock microseconds at which the claim
-  // or the last renewal that covered it was sent (valid until at least then + lease).
-  struct Lease {
-    std::int64_t token = 0;
-    std::int64_t confirmed_us = 0;
-    bool started = false;  // an executor began running it (a hard stop interrupts it)
-  };
-  std::unordered_map<std::string, Lease> leases;
-  std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
+  LeaseTable leases;
 
   // Rescuer (completer thread): this worker's name on the rescuer lease, and whether it
   // held the lease at its last pass.
@@ -288,12 +268,7 @@ struct Worker::Impl {
     if (got > 0) {
       counters.claims++;
       counters.claimed += static_cast<std::uint64_t>(got);
-      {
-        std::lock_guard lock(lease_mu);
-        // insert_or_assign: a job rescued from this worker and claimed by it again has a
-        // new token; the old attempt's outcome, if still held, is fenced and forgotten.
-        for (const auto& j : jobs) leases.insert_or_assign(j.id, Lease{j.lease_token, claim_sent});
-      }
+      leases.hold(jobs, claim_sent);
       if (cfg.tracker) {
         for (const auto& j : jobs) cfg.tracker->claimed(j);
       }
@@ -302,16 +277,7 @@ struct Worker::Impl {
     if (got > 0) {
       held += got;
       if (!cfg.rate_limits.empty()) apply_rate_limits(jobs);
-      const auto ready = jobs.size();
-      {
-        std::lock_guard lock(q_mu);
-        for (auto& j : jobs) queue.push_back(std::move(j));
-      }
-      if (ready == 1) {
-        q_cv.notify_one();
-      } else if (ready > 1) {
-        q_cv.notify_all();
-      }
+      queue.push(jobs);
     }
     const auto next = producer::after_claim(got, want, idle_backoff(), notify_sd.has_value(),
                                             cfg.burst);
@@ -411,45 +377,31 @@ struct Worker::Impl {
     rate_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping) return;
       const auto now = std::chrono::steady_clock::now();
-      std::size_t n = 0;
-      {
-        std::lock_guard lock(q_mu);
-        while (!rate_wait.empty() && rate_wait.begin()->first <= now) {
-          auto node = rate_wait.extract(rate_wait.begin());
-          const ClaimedJob& job = node.mapped();
-          // A late timer must not let overdue tokens start in a bunch: keep them an
-          // interval apart from this worker's last start in the bucket.
-          const auto interval =
-              std::chrono::microseconds(cfg.rate_limits.at(job.task).interval_us);
-          auto& last = last_rate_start[job.rate_key.empty() ? job.task : job.rate_key];
-          if (const auto until = rate_gate::hold_until(last, now, interval)) {
-            node.key() = *until;
-            rate_wait.insert(std::move(node));
-            continue;
-          }
-          last = now;
-          queue.push_back(std::move(node.mapped()));
-          ++n;
+      std::vector<ClaimedJob> due;
+      while (!rate_wait.empty() && rate_wait.begin()->first <= now) {
+        auto node = rate_wait.extract(rate_wait.begin());
+        const ClaimedJob& job = node.mapped();
+        // A late timer must not let overdue tokens start in a bunch: keep them an
+        // interval apart from this worker's last start in the bucket.
+        const auto interval =
+            std::chrono::microseconds(cfg.rate_limits.at(job.task).interval_us);
+        auto& last = last_rate_start[job.rate_key.empty() ? job.task : job.rate_key];
+        if (const auto until = rate_gate::hold_until(last, now, interval)) {
+          node.key() = *until;
+          rate_wait.insert(std::move(node));
+          continue;
         }
+        last = now;
+        due.push_back(std::move(node.mapped()));
       }
-      if (n == 1) {
-        q_cv.notify_one();
-      } else if (n > 1) {
-        q_cv.notify_all();
-      }
+      queue.push(due);
       arm_rate_timer();
     });
   }
 
   // Drops jobs that left this worker (handed back) from the lease table and the tracker.
   void forget(std::vector<ClaimedJob>& jobs) {
-    {
-      std::lock_guard lock(lease_mu);
-      for (const auto& j : jobs) {
-        auto it = leases.find(j.id);
-        if (it != leases.end() && it->second.token == j.lease_token) leases.erase(it);
-      }
-    }
+    leases.forget(jobs);
     if (cfg.tracker) {
       for (const auto& j : jobs) cfg.tracker->forgotten(j.id);
     }
@@ -557,31 +509,19 @@ struct Worker::Impl {
       log(LogLevel::kWarning, std::string("could not read paused queues: ") + e.what());
       return;
     }
-    std::vector<ClaimedJob> back;
-    {
-      std::lock_guard lock(q_mu);
-      paused = std::unordered_set<std::string>(now_paused.begin(), now_paused.end());
-      any_paused.store(!paused.empty(), std::memory_order_relaxed);
-      if (!paused.empty()) {
-        for (auto it = queue.begin(); it != queue.end();) {
-          if (paused.contains(it->queue)) {
-            back.push_back(std::move(*it));
-            it = queue.erase(it);
-          } else {
-            ++it;
-          }
+    std::vector<ClaimedJob> back, held_back;
+    queue.pause(now_paused, back, held_back);
+    if (!now_paused.empty()) {
+      const std::unordered_set<std::string> paused(now_paused.begin(), now_paused.end());
+      for (auto it = rate_wait.begin(); it != rate_wait.end();) {
+        if (paused.contains(it->second.queue)) {
+          back.push_back(std::move(it->second));
+          it = rate_wait.erase(it);
+        } else {
+          ++it;
         }
-        for (auto it = rate_wait.begin(); it != rate_wait.end();) {
-          if (paused.contains(it->second.queue)) {
-            back.push_back(std::move(it->second));
-            it = rate_wait.erase(it);
-          } else {
-            ++it;
-          }
-        }
-        for (auto& j : paused_jobs) back.push_back(std::move(j));
-        paused_jobs.clear();
       }
+      for (auto& j : held_back) back.push_back(std::move(j));
     }
     if (!back.empty()) {
       log(LogLevel::kInfo, std::to_string(back.size()) +
@@ -596,7 +536,7 @@ struct Worker::Impl {
     pause_timer.expires_after(milliseconds(250));
     pause_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping) return;
-      if (held.load() > 0 || any_paused.load(std::memory_order_relaxed)) check_paused();
+      if (held.load() > 0 || queue.any_paused()) check_paused();
       arm_pause_check();
     });
   }
@@ -604,22 +544,13 @@ struct Worker::Impl {
   // Executor thread: whether `job` belongs to a paused queue; if so it is kept for the
   // poller to hand back.
   bool hold_back_paused(const ClaimedJob& job) {
-    if (!any_paused.load(std::memory_order_relaxed)) return false;
-    {
-      std::lock_guard lock(q_mu);
-      if (!paused.contains(job.queue)) return false;
-      paused_jobs.push_back(job);
-    }
+    if (!queue.hold_back_if_paused(job)) return false;
     asio::post(poll_io, [this] { release_paused(); });
     return true;
   }
 
   void release_paused() {
-    std::vector<ClaimedJob> jobs;
-    {
-      std::lock_guard lock(q_mu);
-      jobs.swap(paused_jobs);
-    }
+    std::vector<ClaimedJob> jobs = queue.take_paused();
     release(jobs);
   }
 
@@ -630,19 +561,11 @@ struct Worker::Impl {
     idle_timer.cancel();
     notify_retry.cancel();
     if (notify_sd) notify_sd->cancel();
-    std::vector<ClaimedJob> unstarted;
-    {
-      std::lock_guard lock(q_mu);
-      unstarted.assign(std::make_move_iterator(queue.begin()),
-                       std::make_move_iterator(queue.end()));
-      queue.clear();
-      q_closed = true;
-    }
+    std::vector<ClaimedJob> unstarted = queue.close();
     rate_timer.cancel();
     pause_timer.cancel();
     for (auto& [due, job] : rate_wait) unstarted.push_back(std::move(job));
     rate_wait.clear();
-    q_cv.notify_all();
     release(unstarted);
     if (running_executors.load() == 0 && async_inflight.load() == 0) {
       poll_io.stop();
@@ -690,22 +613,6 @@ struct Worker::Impl {
 
   // ---- executors ----------------------------------------------------------------------
 
-  // Takes up to `limit` jobs, and never more than an even share of what is waiting, so
-  // no executor hoards jobs that an idle sibling could start.
-  bool pop_batch(std::vector<ClaimedJob>& batch, std::size_t limit) {
-    batch.clear();
-    std::unique_lock lock(q_mu);
-    q_cv.wait(lock, [this] { return !queue.empty() || q_closed; });
-    if (queue.empty()) return false;
-    const std::size_t n = executor_pool::batch_share(
-        queue.size(), static_cast<std::size_t>(cfg.concurrency), limit);
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-    }
-    return true;
-  }
-
   // Executor thread: how long the job waited in this worker between claim and start.
   void observe_wait(const ClaimedJob& job) {
     if (!cfg.metrics || job.claimed_at_steady_us == 0) return;
@@ -721,7 +628,7 @@ struct Worker::Impl {
     // drop to one job as soon as jobs take long, so a slow job never holds others back.
     const std::size_t max_batch = static_cast<std::size_t>(std::max(1, cfg.exec_batch));
     std::size_t limit = 1;
-    while (pop_batch(batch, limit)) {
+    while (queue.pop_batch(batch, static_cast<std::size_t>(cfg.concurrency), limit)) {
       outs.clear();
       outs.reserve(batch.size());
       const auto started = std::chrono::steady_clock::now();
@@ -736,10 +643,7 @@ struct Worker::Impl {
           // the job by now. Never start it; hand it back (fenced: a no-op if it moved).
           ++skipped;
           counters.stale++;
-          {
-            std::lock_guard lock(q_mu);
-            stale_jobs.push_back(job);
-          }
+          queue.keep_stale(job);
           asio::post(poll_io, [this] { release_stale(); });
           continue;
         }
@@ -805,10 +709,7 @@ struct Worker::Impl {
             (std::chrono::steady_clock::now() - started) / (ran - started_async - skipped);
         limit = executor_pool::next_batch_limit(limit, max_batch, per_job);
       }
-      if (ran < batch.size()) {
-        std::lock_guard lock(q_mu);
-        for (std::size_t i = ran; i < batch.size(); ++i) unrun.push_back(std::move(batch[i]));
-      }
+      queue.keep_unrun(batch, ran);
       held -= static_cast<int>(ran - started_async - skipped);
       add_outcomes(outs);
       poke();
@@ -820,26 +721,14 @@ struct Worker::Impl {
   // Whether this job's lease may have run out: neither its claim nor a renewal since is
   // recent enough to vouch for it (with a tenth of the lease to spare).
   bool lease_in_doubt(const ClaimedJob& job) const {
-    std::int64_t confirmed = 0;
-    bool held_here = false;
-    {
-      std::lock_guard lock(lease_mu);
-      auto it = leases.find(job.id);
-      if (it != leases.end()) {
-        held_here = true;
-        confirmed = it->second.confirmed_us;
-      }
-    }
-    return lease_keeper::lease_in_doubt(held_here, job.claimed_at_steady_us, confirmed,
-                                        steady_us(), cfg.lease.count() * 1000);
+    const auto confirmed = leases.confirmed_us(job.id);
+    return lease_keeper::lease_in_doubt(confirmed.has_value(), job.claimed_at_steady_us,
+                                        confirmed.value_or(0), steady_us(),
+                                        cfg.lease.count() * 1000);
   }
 
   void release_stale() {
-    std::vector<ClaimedJob> jobs;
-    {
-      std::lock_guard lock(q_mu);
-      jobs.swap(stale_jobs);
-    }
+    std::vector<ClaimedJob> jobs = queue.take_stale();
     if (jobs.empty()) return;
     log(LogLevel::kWarning, std::to_string(jobs.size()) +
                                 " held job(s) not started: this worker was paused or cut off "
@@ -894,11 +783,7 @@ struct Worker::Impl {
   // the job's outcome goes in the same flush (the completion carries the start).
   Micros note_started(const ClaimedJob& job) {
     const Micros now = now_micros();
-    {
-      std::lock_guard lock(lease_mu);
-      auto it = leases.find(job.id);
-      if (it != leases.end() && it->second.token == job.lease_token) it->second.started = true;
-    }
+    leases.started(job);
     bool post_arm = false;
     {
       std::lock_guard lock(out_mu);
@@ -1019,17 +904,7 @@ struct Worker::Impl {
     std::vector<Completion> kept(std::make_move_iterator(batch.begin() + rep.settled),
                                  std::make_move_iterator(batch.end()));
     batch.resize(rep.settled);
-    {
-      std::lock_guard lock(lease_mu);
-      for (const auto& c : batch) {
-        // Only this attempt's lease: the job may have been claimed again since.
-        auto it = leases.find(c.id);
-        if (it != leases.end() && it->second.token == c.lease_token) {
-          leases.erase(it);
-          cancels.erase(c.id);
-        }
-      }
-    }
+    leases.settle(batch);
     if (cfg.tracker) {
       for (const auto& c : batch) cfg.tracker->forgotten(c.id);
     }
@@ -1069,26 +944,14 @@ struct Worker::Impl {
   // Completer thread: extends the lease of every job this worker holds (outcomes not yet
   // written included). True if the renewal was written.
   bool renew_now() {
-    std::vector<JobRef> refs;
-    {
-      std::lock_guard lock(lease_mu);
-      refs.reserve(leases.size());
-      for (const auto& [id, lease] : leases) refs.push_back(JobRef{id, lease.token});
-    }
+    std::vector<JobRef> refs = leases.refs();
     if (refs.empty()) return true;
     try {
       std::vector<std::string> cancelled;
       std::vector<std::string> renewed;
       const auto sent = steady_us();
       complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
-      std::lock_guard lock(lease_mu);
-      for (const auto& id : renewed) {
-        auto it = leases.find(id);
-        if (it != leases.end()) it->second.confirmed_us = sent;
-      }
-      for (auto& id : cancelled) {
-        if (leases.contains(id)) cancels.insert(std::move(id));
-      }
+      leases.renewed(renewed, cancelled, sent);
       return true;
     } catch (const DriverError& e) {
       note_db_error();
@@ -1292,15 +1155,8 @@ struct Worker::Impl {
       }
     }
     executors.clear();
-    std::vector<ClaimedJob> never_started;
-    {
-      std::lock_guard lock(q_mu);
-      never_started.swap(unrun);  // popped by executors, never started
-      for (auto& j : stale_jobs) never_started.push_back(std::move(j));
-      for (auto& j : paused_jobs) never_started.push_back(std::move(j));
-      stale_jobs.clear();
-      paused_jobs.clear();
-    }
+    // Popped by executors and never started, set aside as stale, held back as paused.
+    std::vector<ClaimedJob> never_started = queue.take_leftovers();
     release(never_started);
     claim_db->set_wakeup(nullptr);
     notify_sd.reset();
@@ -1319,15 +1175,7 @@ struct Worker::Impl {
       // Whatever still holds a lease after the final flush is running right now, or was
       // taken by an executor that is stuck in an earlier job of its batch (never started).
       std::vector<ClaimedJob> running, unstarted;
-      {
-        std::lock_guard lock(lease_mu);
-        for (const auto& [id, lease] : leases) {
-          ClaimedJob j;
-          j.id = id;
-          j.lease_token = lease.token;
-          (lease.started ? running : unstarted).push_back(std::move(j));
-        }
-      }
+      leases.split_held(running, unstarted);
       release(unstarted);
       interrupt(running);
       counters.hard_stopped = true;
@@ -1352,8 +1200,7 @@ void Worker::stop() {
 WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
 
 bool Worker::cancel_requested(const std::string& job_id) const {
-  std::lock_guard lock(impl_->lease_mu);
-  return impl_->cancels.contains(job_id);
+  return impl_->leases.cancel_requested(job_id);
 }
 
 }  // namespace fastq

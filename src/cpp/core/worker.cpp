@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,7 +25,6 @@
 #include "fastq/outcome.hpp"
 #include "fastq/platform.hpp"
 #include "fastq/rate.hpp"
-#include "fastq/worker/completer.hpp"
 #include "fastq/worker/executor_pool.hpp"
 #include "fastq/worker/lease_keeper.hpp"
 #include "fastq/worker/lease_table.hpp"
@@ -32,6 +32,10 @@
 #include "fastq/worker/producer.hpp"
 #include "fastq/worker/rate_gate.hpp"
 #include "fastq/worker/rescuer.hpp"
+#include "worker/completer.hpp"
+#include "worker/context.hpp"
+#include "worker/lease_keeper.hpp"
+#include "worker/rescuer.hpp"
 
 namespace asio = boost::asio;
 
@@ -39,29 +43,8 @@ namespace fastq {
 
 namespace {
 using std::chrono::milliseconds;
+using worker::steady_us;
 
-std::int64_t steady_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-struct Counters {
-  std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
-      skipped{0},
-      completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0},
-      rejected{0}, deferred{0}, stale{0}, sanitized{0}, isolated{0};
-  std::atomic<bool> hard_stopped{false};
-  WorkerStats snapshot() const {
-    return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
-                       failed.load(),   retried.load(),  skipped.load(),
-                       completed_written.load(),
-                       fenced.load(),   flushes.load(),  released.load(),
-                       rescued.load(),  db_errors.load(), rejected.load(),
-                       deferred.load(), stale.load(), sanitized.load(), isolated.load(),
-                       hard_stopped.load()};
-  }
-};
 
 // Saves the process's SIGINT/SIGTERM dispositions and restores them on scope exit, so a
 // worker embedded in Python hands the interpreter its own handlers back.
@@ -83,33 +66,36 @@ class SavedSignals {
   struct sigaction term_ {};
   struct sigaction usr1_ {};
 };
+
+// The config as the worker uses it: checked, and its defaults that depend on other fields
+// filled in.
+WorkerConfig checked(WorkerConfig cfg) {
+  if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
+  if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
+  if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
+  if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
+  if (cfg.rescue_interval.count() <= 0) {
+    cfg.rescue_interval = rescuer::default_interval(cfg.lease);
+  }
+  return cfg;
+}
 }  // namespace
 
 struct Worker::Impl {
   Impl(std::unique_ptr<Driver> d, TaskRunner& r, WorkerConfig c)
-      : cfg(std::move(c)), runner(r), claim_db(std::move(d)) {
-    if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
-    if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
-    if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
+      : ctx(checked(std::move(c))), runner(r), claim_db(std::move(d)) {
     capacity = cfg.capacity();
     low_water = std::max(1, capacity / 4);
-    if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
     backoff = cfg.idle_poll_min;
-    outcome_limits.max_result_bytes = cfg.max_payload_bytes;
-    if (cfg.rescue_interval.count() <= 0) {
-      cfg.rescue_interval = rescuer::default_interval(cfg.lease);
-    }
-    rescuer_holder = (cfg.name.empty() ? std::string("worker") : cfg.name) + ":" +
-                     std::to_string(new_lease_token());
   }
 
-  WorkerConfig cfg;
-  OutcomeLimits outcome_limits;
+  worker::Context ctx;
+  const WorkerConfig& cfg = ctx.cfg;
+  const OutcomeLimits& outcome_limits = ctx.outcome_limits;
+  worker::Counters& counters = ctx.counters;
+  std::atomic<bool>& stopping = ctx.stopping;
   TaskRunner& runner;
-  std::unique_ptr<Driver> claim_db;     // poller thread only
-  std::unique_ptr<Driver> complete_db;  // completer thread only
-  Counters counters;
-  std::atomic<std::int64_t> last_db_error_us{std::numeric_limits<std::int64_t>::min() / 2};
+  std::unique_ptr<Driver> claim_db;  // poller thread only
 
   // Poller (runs on the thread that called run()).
   asio::io_context poll_io;
@@ -133,7 +119,6 @@ struct Worker::Impl {
   milliseconds backoff{5};
   std::atomic<bool> idle{false};
   std::atomic<bool> claim_posted{false};
-  std::atomic<bool> stopping{false};
   std::atomic<int> held{0};  // claimed by us and not yet executed
   std::exception_ptr fatal;
 
@@ -141,34 +126,22 @@ struct Worker::Impl {
   LocalQueue queue;
   std::vector<std::thread> executors;
 
-  // Completer.
-  asio::io_context done_io;
-  asio::steady_timer flush_timer{done_io};
-  asio::steady_timer renew_timer{done_io};
-  asio::steady_timer rescue_timer{done_io};
-  asio::steady_timer retry_timer{done_io};
-  asio::steady_timer watchdog_timer{done_io};
-  SystemdNotifier systemd;  // disabled unless cfg.notify_systemd and NOTIFY_SOCKET
-  std::thread completer;
-  std::mutex out_mu;
-  std::vector<Completion> pending;
-  std::vector<StartMark> marks;  // starts not written yet (out_mu), see note_started
-  bool flush_posted = false;
-  bool flush_armed = false;
-  std::atomic<std::size_t> unflushed{0};
-  milliseconds flush_backoff{completer::kRetryFirst};
-
   // Leases held by this worker: id -> token, from claim until the outcome is written.
   LeaseTable leases;
 
-  // Rescuer (completer thread): this worker's name on the rescuer lease, and whether it
-  // held the lease at its last pass.
-  std::string rescuer_holder;
-  bool rescuer_leader = false;
+  // Completer thread: the completer, the lease keeper and the rescuer.
+  asio::io_context done_io;
+  std::thread completer_thread;
+  worker::Completer completer{ctx, done_io, leases, [this] {
+    asio::post(poll_io, [this] {
+      if (idle) on_notified();
+    });
+  }};
+  worker::LeaseKeeper lease_keeper{ctx, done_io, completer, leases};
+  worker::Rescuer rescuer{ctx, done_io, completer, lease_keeper,
+                          [this] { asio::post(poll_io, [this] { on_notified(); }); }};
 
-  void log(LogLevel level, const std::string& msg) {
-    if (cfg.log) cfg.log(level, msg);
-  }
+  void log(LogLevel level, const std::string& msg) { ctx.log(level, msg); }
 
   // Executor (or event loop) thread, once a job's outcome is known: its log line
   // (job_log.hpp). The outcome is made storable first (add_outcomes does it again, at no
@@ -192,11 +165,7 @@ struct Worker::Impl {
     return JobLogSubject{job.id, job.task, job.attempts, job.max_attempts};
   }
 
-  // Any thread: a statement failed. Rescues hold off for a lease after the last one.
-  void note_db_error() {
-    counters.db_errors++;
-    last_db_error_us = steady_us();
-  }
+  void note_db_error() { ctx.note_db_error(); }
 
   // ---- poller -------------------------------------------------------------------------
 
@@ -287,7 +256,7 @@ struct Worker::Impl {
       asio::post(poll_io, [this] { maybe_claim(); });
       return;
     }
-    if (next.check_burst_end && held.load() == 0 && unflushed.load() == 0 &&
+    if (next.check_burst_end && held.load() == 0 && completer.unflushed() == 0 &&
         now_micros() >= deferred_until) {
       try {
         if (claim_db->count_runnable(cfg.queues) == 0) {
@@ -557,7 +526,7 @@ struct Worker::Impl {
   // Poller thread. Stops claiming, hands unstarted jobs back, lets the executors drain.
   void shutdown() {
     if (stopping.exchange(true)) return;
-    systemd.send("STOPPING=1\nSTATUS=stopping");
+    lease_keeper.tell_systemd("STOPPING=1\nSTATUS=stopping");
     idle_timer.cancel();
     notify_retry.cancel();
     if (notify_sd) notify_sd->cancel();
@@ -605,7 +574,7 @@ struct Worker::Impl {
   void async_done(Completion&& c) {
     std::vector<Completion> one;
     one.push_back(std::move(c));
-    add_outcomes(one);
+    completer.add_outcomes(one);
     held -= 1;
     if (--async_inflight == 0 && stopping) post_stop_if_idle();
     poke();
@@ -675,7 +644,7 @@ struct Worker::Impl {
           async_inflight++;
           if (cfg.tracker) cfg.tracker->started(job, index);
           observe_wait(job);
-          const Micros began = note_started(job);
+          const Micros began = completer.note_started(job);
           if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
           runner.start_async(job, [this, id = job.id, token = job.lease_token, began,
                                    task = job.task, attempt = job.attempts,
@@ -690,7 +659,7 @@ struct Worker::Impl {
         } else {
           if (cfg.tracker) cfg.tracker->started(job, index);
           observe_wait(job);
-          c.started_at = note_started(job);
+          c.started_at = completer.note_started(job);
           if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
           const auto t0 = steady_us();
           runner.run(job, c);
@@ -711,7 +680,7 @@ struct Worker::Impl {
       }
       queue.keep_unrun(batch, ran);
       held -= static_cast<int>(ran - started_async - skipped);
-      add_outcomes(outs);
+      completer.add_outcomes(outs);
       poke();
     }
     runner.thread_stopping();
@@ -775,339 +744,6 @@ struct Worker::Impl {
     forget(jobs);
   }
 
-  // ---- completer ----------------------------------------------------------------------
-
-  // Executor thread, just before a job runs: the claim left started_at NULL, and a rescue
-  // hands a lease that never started back unspent. The completer writes the start with
-  // its next flush (one statement for all the starts of that flush), or not at all when
-  // the job's outcome goes in the same flush (the completion carries the start).
-  Micros note_started(const ClaimedJob& job) {
-    const Micros now = now_micros();
-    leases.started(job);
-    bool post_arm = false;
-    {
-      std::lock_guard lock(out_mu);
-      marks.push_back(StartMark{job.id, job.lease_token, now});
-      if (!flush_armed && !flush_posted) flush_armed = post_arm = true;
-    }
-    if (post_arm) arm_flush();
-    return now;
-  }
-
-  void arm_flush() {
-    asio::post(done_io, [this] {
-      flush_timer.expires_after(cfg.flush_interval);
-      flush_timer.async_wait([this](const boost::system::error_code& ec) {
-        if (!ec) flush();
-      });
-    });
-  }
-
-  void add_outcomes(std::vector<Completion>& outs) {
-    for (auto& c : outs) {
-      if (sanitize_outcome(c, outcome_limits)) counters.sanitized++;
-      switch (c.outcome) {
-        case Outcome::kSucceeded: counters.succeeded++; break;
-        case Outcome::kFailed:
-        case Outcome::kDead: counters.failed++; break;
-        case Outcome::kRetry: counters.retried++; break;
-        case Outcome::kExpired:
-        case Outcome::kCancelled: counters.skipped++; break;
-      }
-    }
-    bool post_flush = false, post_arm = false;
-    {
-      std::lock_guard lock(out_mu);
-      unflushed += outs.size();
-      for (auto& c : outs) pending.push_back(std::move(c));
-      switch (completer::flush_action(pending.size(), cfg.flush_batch, flush_armed,
-                                      flush_posted)) {
-        case completer::FlushAction::kFlushNow: flush_posted = post_flush = true; break;
-        case completer::FlushAction::kArm: flush_armed = post_arm = true; break;
-        case completer::FlushAction::kNone: break;
-      }
-    }
-    outs.clear();
-    if (post_flush) {
-      asio::post(done_io, [this] { flush(); });
-    } else if (post_arm) {
-      arm_flush();
-    }
-  }
-
-  // Completer thread: writes the start marks of this flush that no outcome carries (one
-  // statement). Returns the transient error that kept them for the next flush, or "".
-  std::string write_marks(std::vector<StartMark>& starts, std::vector<Completion>& batch) {
-    starts = marks_to_write(std::move(starts), batch);
-    if (starts.empty()) return {};
-    try {
-      complete_db->mark_started(starts);  // fenced: a lease that moved on is left alone
-      starts.clear();
-      return {};
-    } catch (const DriverError& e) {
-      if (e.transient()) return e.what();
-      log(LogLevel::kError, std::string("could not record that ") +
-                                std::to_string(starts.size()) + " job(s) started: " + e.what());
-      starts.clear();
-      return {};
-    }
-  }
-
-  // Completer thread. Returns false if a transient error kept some outcomes for a retry.
-  // One outcome the store refuses costs only its own job (write_outcomes narrows it down).
-  bool flush() {
-    std::vector<Completion> batch;
-    std::vector<StartMark> starts;
-    {
-      std::lock_guard lock(out_mu);
-      batch.swap(pending);
-      starts.swap(marks);
-      flush_posted = false;
-      flush_armed = false;
-    }
-    if (batch.empty() && starts.empty()) return true;
-    const std::string marks_error = write_marks(starts, batch);
-    if (!marks_error.empty()) {
-      note_db_error();
-      log(LogLevel::kWarning, "recording job starts failed, keeping " +
-                                  std::to_string(starts.size()) + " and retrying: " + marks_error);
-      std::lock_guard lock(out_mu);
-      starts.insert(starts.end(), std::make_move_iterator(marks.begin()),
-                    std::make_move_iterator(marks.end()));
-      marks.swap(starts);
-    }
-    if (batch.empty()) {
-      if (marks_error.empty()) return true;
-      arm_retry();
-      return false;
-    }
-    const auto flush_began = steady_us();
-    const WriteReport rep = write_outcomes(*complete_db, batch);
-    if (auto* m = cfg.metrics) {
-      const auto took = std::max<std::int64_t>(0, steady_us() - flush_began);
-      m->flushes.fetch_add(1, std::memory_order_relaxed);
-      m->outcomes.fetch_add(rep.written, std::memory_order_relaxed);
-      m->flush_us.observe(static_cast<std::uint64_t>(took), kTimeBoundsUs);
-    }
-    counters.flushes++;
-    counters.completed_written += rep.written;
-    counters.isolated += rep.isolated;
-    for (const auto& problem : rep.problems) log(LogLevel::kError, problem);
-    const std::size_t fenced = rep.settled - rep.written - rep.dropped;
-    if (fenced > 0) {
-      counters.fenced += fenced;
-      log(LogLevel::kWarning, std::to_string(fenced) +
-                                  " outcome(s) refused: their lease had moved to another "
-                                  "worker (this worker was presumed dead)");
-    }
-    // Forget the settled ones; keep the rest (a transient error) and retry with back-off.
-    std::vector<Completion> kept(std::make_move_iterator(batch.begin() + rep.settled),
-                                 std::make_move_iterator(batch.end()));
-    batch.resize(rep.settled);
-    leases.settle(batch);
-    if (cfg.tracker) {
-      for (const auto& c : batch) cfg.tracker->forgotten(c.id);
-    }
-    unflushed -= batch.size();
-    if (!rep.transient_error.empty()) {
-      note_db_error();
-      log(LogLevel::kWarning, "writing outcomes failed, keeping " + std::to_string(kept.size()) +
-                                  " and retrying: " + rep.transient_error);
-      std::lock_guard lock(out_mu);
-      kept.insert(kept.end(), std::make_move_iterator(pending.begin()),
-                  std::make_move_iterator(pending.end()));
-      pending.swap(kept);
-    }
-    if (!rep.transient_error.empty() || !marks_error.empty()) {
-      arm_retry();
-      return false;
-    }
-    flush_backoff = completer::kRetryFirst;
-    if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
-    return true;
-  }
-
-  // Completer thread: after a transient error, flush again with back-off.
-  void arm_retry() {
-    {
-      std::lock_guard lock(out_mu);
-      if (flush_armed || flush_posted) return;
-      flush_armed = true;
-    }
-    retry_timer.expires_after(flush_backoff);
-    retry_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) flush();
-    });
-    flush_backoff = completer::next_retry(flush_backoff);
-  }
-
-  // Completer thread: extends the lease of every job this worker holds (outcomes not yet
-  // written included). True if the renewal was written.
-  bool renew_now() {
-    std::vector<JobRef> refs = leases.refs();
-    if (refs.empty()) return true;
-    try {
-      std::vector<std::string> cancelled;
-      std::vector<std::string> renewed;
-      const auto sent = steady_us();
-      complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
-      leases.renewed(renewed, cancelled, sent);
-      return true;
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
-      return false;
-    }
-  }
-
-  void arm_renew() {
-    renew_timer.expires_after(lease_keeper::renew_interval(cfg.lease));
-    renew_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      renew_now();
-      beat(false);
-      arm_renew();
-    });
-  }
-
-  // Completer thread: tells systemd the worker is alive (WatchdogSec=), from the thread
-  // that also writes outcomes and renews leases, so a stuck completer stops the pings.
-  void arm_watchdog() {
-    const auto every = systemd.watchdog_interval();
-    if (every.count() <= 0) return;
-    watchdog_timer.expires_after(every);
-    watchdog_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      systemd.send("WATCHDOG=1");
-      arm_watchdog();
-    });
-  }
-
-  // Completer thread: the registry row with this moment's counters and RSS, written as a
-  // heartbeat (or, at the end, as stopped). A failure is logged and skipped: the next
-  // renewal tick writes it again, and being shown as lost meanwhile is the truth.
-  void beat(bool stopped) {
-    if (!cfg.registry) return;
-    WorkerRow row = *cfg.registry;
-    row.kind = row.kind.empty() ? "worker" : row.kind;
-    row.pid = ::getpid();
-    row.queues = json_string_array(cfg.queues);
-    std::vector<std::string> names(cfg.registered.begin(), cfg.registered.end());
-    std::sort(names.begin(), names.end());
-    row.tasks = json_string_array(names);
-    row.concurrency = cfg.concurrency;
-    row.lease_ms = cfg.lease.count();
-    const auto c = counters.snapshot();
-    row.processed = static_cast<std::int64_t>(c.succeeded + c.failed + c.retried + c.rejected +
-                                              c.skipped);
-    row.failed = static_cast<std::int64_t>(c.failed + c.rejected);
-    row.rss_bytes = static_cast<std::int64_t>(platform::resident_kb(::getpid()) * 1024);
-    try {
-      if (stopped) {
-        complete_db->stop_worker(row);
-      } else {
-        complete_db->beat_worker(row);
-      }
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
-    }
-  }
-
-  // Completer thread (or run() before the completer starts). A rescue returns the jobs of
-  // workers presumed dead; it must never take a job whose outcome a live worker still
-  // holds. So: not within a lease of this worker's own last database error (an outage
-  // cut every worker off, and each needs up to a lease to come back, write its outcomes
-  // and renew its leases); and only after this worker has written its own outcomes and
-  // renewed its own leases in the same pass.
-  void rescue_now(bool at_start = false) {
-    const bool leader = hold_rescuer_lease();
-    if (rescuer::rescue_step(leader, at_start, steady_us(), last_db_error_us.load(),
-                             cfg.lease.count() * 1000) == rescuer::Step::kSkip) {
-      return;
-    }
-    bool outcomes_pending;
-    {
-      std::lock_guard lock(out_mu);
-      outcomes_pending = !pending.empty() || !marks.empty();
-    }
-    if (outcomes_pending && !flush()) return;
-    if (!renew_now()) return;
-    try {
-      const auto n = complete_db->rescue_expired();
-      if (n) {
-        counters.rescued += n;
-        log(LogLevel::kWarning,
-            "returned " + std::to_string(n) + " job(s) with expired leases to the queue");
-        asio::post(poll_io, [this] { on_notified(); });
-      }
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("rescue failed: ") + e.what());
-    }
-  }
-
-  // Completer thread: takes or renews the rescuer's leader lease (rescuer.hpp). Only its
-  // holder rescues; when it dies the lease expires and the next live worker takes it.
-  bool hold_rescuer_lease() {
-    bool now_leader = false;
-    try {
-      now_leader = complete_db->hold_lease(rescuer::kLeaseName, rescuer_holder, cfg.lease);
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
-    }
-    if (now_leader != rescuer_leader) {
-      log(LogLevel::kDebug, "rescuer: " + rescuer_holder +
-                                (now_leader ? " is now the leader" : " is no longer the leader"));
-      rescuer_leader = now_leader;
-    }
-    return now_leader;
-  }
-
-  // Completer thread, at the end: a leader hands the lease on at once.
-  void drop_rescuer_lease() {
-    if (!rescuer_leader) return;
-    try {
-      complete_db->drop_lease(rescuer::kLeaseName, rescuer_holder);
-    } catch (const DriverError& e) {
-      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
-    }
-    rescuer_leader = false;
-  }
-
-  void arm_rescue(milliseconds after) {
-    rescue_timer.expires_after(after);
-    rescue_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      rescue_now();
-      arm_rescue(cfg.rescue_interval);
-    });
-  }
-
-  // Completer thread, at the end: write every remaining outcome, retrying transient
-  // failures for up to a lease (after that the rows are rescued anyway).
-  void final_flush() {
-    const auto deadline = std::chrono::steady_clock::now() + cfg.lease;
-    flush_timer.cancel();
-    retry_timer.cancel();
-    while (true) {
-      {
-        std::lock_guard lock(out_mu);
-        if (pending.empty() && marks.empty()) break;
-      }
-      if (!flush()) {
-        retry_timer.cancel();
-        if (std::chrono::steady_clock::now() > deadline) {
-          log(LogLevel::kError, "giving up writing outcomes at shutdown; those jobs will "
-                                "be rescued and run again");
-          break;
-        }
-        std::this_thread::sleep_for(flush_backoff);
-      }
-    }
-  }
-
   WorkerStats run() {
     std::optional<SavedSignals> saved;
     if (cfg.handle_signals) {
@@ -1121,20 +757,17 @@ struct Worker::Impl {
       }
       wait_signals();
     }
-    complete_db = claim_db->connect_another();
+    completer.connect(claim_db->connect_another());
     claim_db->set_wakeup([this] { asio::post(poll_io, [this] { on_notified(); }); });
     watch_notifications();
 
     auto guard = asio::make_work_guard(done_io);
-    completer = std::thread([this] { done_io.run(); });
-    rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
-    if (cfg.notify_systemd) systemd = SystemdNotifier::from_environment();
+    completer_thread = std::thread([this] { done_io.run(); });
+    rescuer.rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
+    lease_keeper.enable_systemd();
     asio::post(done_io, [this] {
-      beat(false);
-      systemd.send("READY=1\nSTATUS=running\nMAINPID=" + std::to_string(::getpid()));
-      arm_watchdog();
-      arm_renew();
-      arm_rescue(cfg.rescue_interval);
+      lease_keeper.start();
+      rescuer.start();
     });
     executors.reserve(static_cast<std::size_t>(cfg.concurrency));
     running_executors = cfg.concurrency;
@@ -1162,15 +795,14 @@ struct Worker::Impl {
     notify_sd.reset();
     claim_db->stop_listening();
     asio::post(done_io, [this] {
-      renew_timer.cancel();
-      rescue_timer.cancel();
-      watchdog_timer.cancel();
-      final_flush();
-      drop_rescuer_lease();
-      beat(true);
+      lease_keeper.stop();
+      rescuer.stop();
+      completer.final_flush();
+      rescuer.drop_lease();
+      lease_keeper.beat(true);
       done_io.stop();
     });
-    completer.join();
+    completer_thread.join();
     if (hard) {
       // Whatever still holds a lease after the final flush is running right now, or was
       // taken by an executor that is stuck in an earlier job of its batch (never started).
@@ -1197,7 +829,7 @@ void Worker::stop() {
   asio::post(impl_->poll_io, [impl = impl_.get()] { impl->shutdown(); });
 }
 
-WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
+WorkerStats Worker::stats() const { return impl_->ctx.counters.snapshot(); }
 
 bool Worker::cancel_requested(const std::string& job_id) const {
   return impl_->leases.cancel_requested(job_id);

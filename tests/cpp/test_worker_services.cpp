@@ -1,7 +1,8 @@
 // The worker's services decide with pure functions of (state, now, inputs): claim sizing and
 // back-off (producer), rate admission (rate gate), batch sizes (executor pool), when to
 // flush (completer), when a lease is in doubt (lease keeper), when to rescue (rescuer).
-// No thread, no database.
+// No thread, no database. The state they share (the lease table, the local queue) is
+// tested here too, from one thread.
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -9,6 +10,8 @@
 #include "fastq/worker/completer.hpp"
 #include "fastq/worker/executor_pool.hpp"
 #include "fastq/worker/lease_keeper.hpp"
+#include "fastq/worker/lease_table.hpp"
+#include "fastq/worker/local_queue.hpp"
 #include "fastq/worker/producer.hpp"
 #include "fastq/worker/rate_gate.hpp"
 #include "fastq/worker/rescuer.hpp"
@@ -228,6 +231,151 @@ TEST(Rescuer, PassesEveryHalfLeaseWithinHalfASecondAndFiveSeconds) {
   EXPECT_EQ(rescuer::default_interval(30s), 5s);
   EXPECT_EQ(rescuer::default_interval(2s), 1s);
   EXPECT_EQ(rescuer::default_interval(300ms), 500ms);
+}
+
+ClaimedJob job(std::string id, std::int64_t token, std::string queue = "default") {
+  ClaimedJob j;
+  j.id = std::move(id);
+  j.lease_token = token;
+  j.queue = std::move(queue);
+  return j;
+}
+
+Completion outcome(std::string id, std::int64_t token) {
+  Completion c;
+  c.id = std::move(id);
+  c.lease_token = token;
+  return c;
+}
+
+std::vector<std::string> ids(const std::vector<ClaimedJob>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& j : jobs) out.push_back(j.id);
+  return out;
+}
+
+TEST(LeaseTable, ARenewalVouchesOnlyForTheLeasesItCovered) {
+  LeaseTable t;
+  t.hold({job("a", 1), job("b", 1)}, 100);
+  EXPECT_EQ(t.confirmed_us("a"), 100);
+  std::vector<std::string> cancelled;
+  t.renewed({"a"}, cancelled, 500);
+  EXPECT_EQ(t.confirmed_us("a"), 500);
+  EXPECT_EQ(t.confirmed_us("b"), 100);
+  EXPECT_EQ(t.confirmed_us("gone"), std::nullopt);
+  EXPECT_EQ(t.refs().size(), 2u);
+}
+
+TEST(LeaseTable, CancelRequestsAreKeptForHeldJobsOnlyAndGoWhenSettled) {
+  LeaseTable t;
+  t.hold({job("a", 1)}, 0);
+  std::vector<std::string> cancelled{"a", "not-held"};
+  t.renewed({}, cancelled, 0);
+  EXPECT_TRUE(t.cancel_requested("a"));
+  EXPECT_FALSE(t.cancel_requested("not-held"));
+  t.settle({outcome("a", 1)});
+  EXPECT_FALSE(t.cancel_requested("a"));
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(LeaseTable, OnlyTheSameAttemptSettlesOrForgetsALease) {
+  LeaseTable t;
+  t.hold({job("a", 1), job("b", 1)}, 0);
+  // Rescued from this worker and claimed by it again: a new token.
+  t.hold({job("a", 2)}, 10);
+  t.settle({outcome("a", 1)});  // the old attempt's outcome
+  EXPECT_EQ(t.confirmed_us("a"), 10);
+  t.forget({job("b", 7)});
+  EXPECT_EQ(t.confirmed_us("b"), 0);
+  t.forget({job("b", 1)});
+  EXPECT_EQ(t.confirmed_us("b"), std::nullopt);
+  t.settle({outcome("a", 2)});
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(LeaseTable, AForgottenJobKeepsItsCancelRequest) {
+  LeaseTable t;
+  t.hold({job("a", 1)}, 0);
+  std::vector<std::string> cancelled{"a"};
+  t.renewed({}, cancelled, 0);
+  t.forget({job("a", 1)});
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_TRUE(t.cancel_requested("a"));
+}
+
+TEST(LeaseTable, AHardStopInterruptsStartedJobsAndReleasesTheRest) {
+  LeaseTable t;
+  t.hold({job("a", 1), job("b", 1), job("c", 1)}, 0);
+  t.started(job("a", 1));
+  t.started(job("c", 9));  // another attempt's start does not count
+  std::vector<ClaimedJob> running, unstarted;
+  t.split_held(running, unstarted);
+  EXPECT_EQ(ids(running), std::vector<std::string>{"a"});
+  ASSERT_EQ(unstarted.size(), 2u);
+  for (const auto& j : unstarted) EXPECT_EQ(j.lease_token, 1);
+}
+
+TEST(LocalQueue, ExecutorsTakeAnEvenShareUpToTheirLimit) {
+  LocalQueue q;
+  std::vector<ClaimedJob> jobs{job("a", 1), job("b", 1), job("c", 1), job("d", 1), job("e", 1)};
+  q.push(jobs);
+  EXPECT_TRUE(jobs.empty());
+  std::vector<ClaimedJob> batch;
+  ASSERT_TRUE(q.pop_batch(batch, 2, 32));
+  EXPECT_EQ(ids(batch), (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_TRUE(q.pop_batch(batch, 2, 1));
+  EXPECT_EQ(ids(batch), std::vector<std::string>{"d"});
+}
+
+TEST(LocalQueue, CloseHandsBackWhatWaitedAndEndsThePops) {
+  LocalQueue q;
+  std::vector<ClaimedJob> jobs{job("a", 1), job("b", 1)};
+  q.push(jobs);
+  EXPECT_EQ(ids(q.close()), (std::vector<std::string>{"a", "b"}));
+  std::vector<ClaimedJob> batch;
+  EXPECT_FALSE(q.pop_batch(batch, 1, 1));
+  EXPECT_TRUE(batch.empty());
+}
+
+TEST(LocalQueue, APauseTakesTheQueuedJobsOfPausedQueuesAndHoldsBackStarts) {
+  LocalQueue q;
+  std::vector<ClaimedJob> jobs{job("a", 1, "mail"), job("b", 1, "sms"), job("c", 1, "mail")};
+  q.push(jobs);
+  EXPECT_FALSE(q.any_paused());
+  EXPECT_FALSE(q.hold_back_if_paused(job("x", 1, "mail")));
+  std::vector<ClaimedJob> from_queue, held_back;
+  q.pause({"mail"}, from_queue, held_back);
+  EXPECT_TRUE(q.any_paused());
+  EXPECT_EQ(ids(from_queue), (std::vector<std::string>{"a", "c"}));
+  EXPECT_TRUE(held_back.empty());
+  EXPECT_TRUE(q.hold_back_if_paused(job("x", 1, "mail")));
+  EXPECT_FALSE(q.hold_back_if_paused(job("y", 1, "sms")));
+  // The next pause read hands back what executors held back.
+  from_queue.clear();
+  q.pause({"mail"}, from_queue, held_back);
+  EXPECT_EQ(ids(held_back), std::vector<std::string>{"x"});
+  EXPECT_TRUE(q.take_paused().empty());
+  // Resumed: nothing is held back any more.
+  held_back.clear();
+  q.pause({}, from_queue, held_back);
+  EXPECT_FALSE(q.any_paused());
+  EXPECT_FALSE(q.hold_back_if_paused(job("z", 1, "mail")));
+  std::vector<ClaimedJob> batch;
+  ASSERT_TRUE(q.pop_batch(batch, 1, 8));
+  EXPECT_EQ(ids(batch), std::vector<std::string>{"b"});
+}
+
+TEST(LocalQueue, LeftoversAreTheUnrunThenTheStaleThenThePaused) {
+  LocalQueue q;
+  std::vector<ClaimedJob> batch{job("a", 1), job("b", 1), job("c", 1)};
+  q.keep_unrun(batch, 1);
+  q.keep_stale(job("s", 1));
+  std::vector<ClaimedJob> from_queue, held_back;
+  q.pause({"default"}, from_queue, held_back);
+  ASSERT_TRUE(q.hold_back_if_paused(job("p", 1)));
+  EXPECT_EQ(ids(q.take_leftovers()), (std::vector<std::string>{"b", "c", "s", "p"}));
+  EXPECT_TRUE(q.take_stale().empty());
+  EXPECT_TRUE(q.take_paused().empty());
 }
 
 }  // namespace

@@ -1,37 +1,34 @@
 #include "fastq/worker.hpp"
 
 #include <signal.h>
-#include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <limits>
-#include <map>
-#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 
-#include "fastq/job_log.hpp"
-#include "fastq/json.hpp"
-#include "fastq/notify.hpp"
-#include "fastq/outcome.hpp"
-#include "fastq/platform.hpp"
-#include "fastq/rate.hpp"
-#include "fastq/worker/completer.hpp"
-#include "fastq/worker/executor_pool.hpp"
-#include "fastq/worker/lease_keeper.hpp"
-#include "fastq/worker/producer.hpp"
-#include "fastq/worker/rate_gate.hpp"
+#include "fastq/worker/lease_table.hpp"
+#include "fastq/worker/local_queue.hpp"
 #include "fastq/worker/rescuer.hpp"
+#include "worker/completer.hpp"
+#include "worker/context.hpp"
+#include "worker/executor_pool.hpp"
+#include "worker/lease_keeper.hpp"
+#include "worker/producer.hpp"
+#include "worker/rate_gate.hpp"
+#include "worker/rescuer.hpp"
+
+// The worker's services, each in its own file under worker/ with the thread that owns it
+// named in its header: the producer and the rate gate (poller thread), the executor pool
+// (executor threads), the completer, the lease keeper and the rescuer (completer thread).
+// The state several threads share is a class of its own with its lock inside: the lease
+// table and the local queue (fastq/worker/), the counters (worker/context.hpp). What is
+// left here is the wiring, run()'s start and stop sequence, signals and shutdown.
 
 namespace asio = boost::asio;
 
@@ -39,29 +36,6 @@ namespace fastq {
 
 namespace {
 using std::chrono::milliseconds;
-
-std::int64_t steady_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-struct Counters {
-  std::atomic<std::uint64_t> claimed{0}, claims{0}, succeeded{0}, failed{0}, retried{0},
-      skipped{0},
-      completed_written{0}, fenced{0}, flushes{0}, released{0}, rescued{0}, db_errors{0},
-      rejected{0}, deferred{0}, stale{0}, sanitized{0}, isolated{0};
-  std::atomic<bool> hard_stopped{false};
-  WorkerStats snapshot() const {
-    return WorkerStats{claimed.load(),  claims.load(),   succeeded.load(),
-                       failed.load(),   retried.load(),  skipped.load(),
-                       completed_written.load(),
-                       fenced.load(),   flushes.load(),  released.load(),
-                       rescued.load(),  db_errors.load(), rejected.load(),
-                       deferred.load(), stale.load(), sanitized.load(), isolated.load(),
-                       hard_stopped.load()};
-  }
-};
 
 // Saves the process's SIGINT/SIGTERM dispositions and restores them on scope exit, so a
 // worker embedded in Python hands the interpreter its own handlers back.
@@ -83,457 +57,72 @@ class SavedSignals {
   struct sigaction term_ {};
   struct sigaction usr1_ {};
 };
+
+// The config as the worker uses it: checked, and its defaults that depend on other fields
+// filled in.
+WorkerConfig checked(WorkerConfig cfg) {
+  if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
+  if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
+  if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
+  if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
+  if (cfg.rescue_interval.count() <= 0) {
+    cfg.rescue_interval = rescuer::default_interval(cfg.lease);
+  }
+  return cfg;
+}
 }  // namespace
 
 struct Worker::Impl {
   Impl(std::unique_ptr<Driver> d, TaskRunner& r, WorkerConfig c)
-      : cfg(std::move(c)), runner(r), claim_db(std::move(d)) {
-    if (cfg.queues.empty()) throw std::invalid_argument("worker needs at least one queue");
-    if (cfg.concurrency < 1) throw std::invalid_argument("concurrency must be at least 1");
-    if (cfg.claim_batch < 1) throw std::invalid_argument("claim_batch must be at least 1");
-    capacity = cfg.capacity();
-    low_water = std::max(1, capacity / 4);
-    if (cfg.burst) cfg.idle_poll_max = std::min(cfg.idle_poll_max, milliseconds(50));
-    backoff = cfg.idle_poll_min;
-    outcome_limits.max_result_bytes = cfg.max_payload_bytes;
-    if (cfg.rescue_interval.count() <= 0) {
-      cfg.rescue_interval = rescuer::default_interval(cfg.lease);
-    }
-    rescuer_holder = (cfg.name.empty() ? std::string("worker") : cfg.name) + ":" +
-                     std::to_string(new_lease_token());
-  }
+      : ctx(checked(std::move(c))), runner(r), claim_db(std::move(d)) {}
 
-  WorkerConfig cfg;
-  OutcomeLimits outcome_limits;
+  worker::Context ctx;
   TaskRunner& runner;
-  std::unique_ptr<Driver> claim_db;     // poller thread only
-  std::unique_ptr<Driver> complete_db;  // completer thread only
-  Counters counters;
-  std::atomic<std::int64_t> last_db_error_us{std::numeric_limits<std::int64_t>::min() / 2};
+  std::unique_ptr<Driver> claim_db;  // poller thread only
 
   // Poller (runs on the thread that called run()).
   asio::io_context poll_io;
-  asio::steady_timer idle_timer{poll_io};
   asio::signal_set signals{poll_io};
-  std::optional<asio::posix::stream_descriptor> notify_sd;
-  asio::steady_timer notify_retry{poll_io};
   asio::steady_timer grace_timer{poll_io};
-  // Rate-limited jobs holding a token that is not due yet (poller thread only).
-  std::multimap<std::chrono::steady_clock::time_point, ClaimedJob> rate_wait;
-  Micros deferred_until = 0;
-  std::unordered_map<std::string, std::optional<std::chrono::steady_clock::time_point>>
-      last_rate_start;  // burst mode waits for the jobs it handed back for later
-  asio::steady_timer rate_timer{poll_io};
   bool hard = false;  // poller thread; read by run() after the poller stopped
-  std::atomic<int> running_executors{0};
-  std::atomic<int> async_inflight{0};  // started by start_async, outcome not back yet
-  std::vector<ClaimedJob> stale_jobs;  // guarded by q_mu: not started, lease in doubt
-  // Paused queues (fastq_queue), as last read by the poller: executors never start a job
-  // of one, and the poller hands back the ones it holds. `any_paused` keeps the check to
-  // one relaxed load per job while nothing is paused.
-  std::atomic<bool> any_paused{false};
-  std::unordered_set<std::string> paused;  // guarded by q_mu
-  std::vector<ClaimedJob> paused_jobs;     // guarded by q_mu: popped, not started, paused
-  asio::steady_timer pause_timer{poll_io};
-  int capacity = 0;
-  int low_water = 1;
-  milliseconds backoff{5};
-  std::atomic<bool> idle{false};
-  std::atomic<bool> claim_posted{false};
-  std::atomic<bool> stopping{false};
-  std::atomic<int> held{0};  // claimed by us and not yet executed
-  std::exception_ptr fatal;
-
-  // Local queue.
-  std::mutex q_mu;
-  std::condition_variable q_cv;
-  std::deque<ClaimedJob> queue;
-  bool q_closed = false;
-  std::vector<ClaimedJob> unrun;  // popped by an executor but not started before a stop
-  std::vector<std::thread> executors;
 
   // Completer.
   asio::io_context done_io;
-  asio::steady_timer flush_timer{done_io};
-  asio::steady_timer renew_timer{done_io};
-  asio::steady_timer rescue_timer{done_io};
-  asio::steady_timer retry_timer{done_io};
-  asio::steady_timer watchdog_timer{done_io};
-  SystemdNotifier systemd;  // disabled unless cfg.notify_systemd and NOTIFY_SOCKET
-  std::thread completer;
-  std::mutex out_mu;
-  std::vector<Completion> pending;
-  std::vector<StartMark> marks;  // starts not written yet (out_mu), see note_started
-  bool flush_posted = false;
-  bool flush_armed = false;
-  std::atomic<std::size_t> unflushed{0};
-  milliseconds flush_backoff{completer::kRetryFirst};
+  std::thread completer_thread;
 
-  // Leases held by this worker: id -> token, from claim until the outcome is written.
-  mutable std::mutex lease_mu;
-  // A held job's lease: its token, and the steady-clock microseconds at which the claim
-  // or the last renewal that covered it was sent (valid until at least then + lease).
-  struct Lease {
-    std::int64_t token = 0;
-    std::int64_t confirmed_us = 0;
-    bool started = false;  // an executor began running it (a hard stop interrupts it)
-  };
-  std::unordered_map<std::string, Lease> leases;
-  std::unordered_set<std::string> cancels;  // held jobs whose cancel was requested
+  // Shared by the threads, each with its lock inside.
+  LeaseTable leases;
+  LocalQueue queue;
 
-  // Rescuer (completer thread): this worker's name on the rescuer lease, and whether it
-  // held the lease at its last pass.
-  std::string rescuer_holder;
-  bool rescuer_leader = false;
-
-  void log(LogLevel level, const std::string& msg) {
-    if (cfg.log) cfg.log(level, msg);
-  }
-
-  // Executor (or event loop) thread, once a job's outcome is known: its log line
-  // (job_log.hpp). The outcome is made storable first (add_outcomes does it again, at no
-  // cost) so that the line says what the row will say, a result too large included.
-  void report(const JobLogSubject& job, Completion& c) {
-    if (!cfg.log) return;
-    if (c.outcome == Outcome::kSucceeded && !cfg.log_jobs &&
-        c.result.size() <= outcome_limits.max_result_bytes) {
-      return;  // the hot path: nothing to say
-    }
-    if (sanitize_outcome(c, outcome_limits)) counters.sanitized++;
-    if (auto line = outcome_line(job, c, cfg.log_jobs, now_micros())) {
-      cfg.log(line->level, line->text);
-    }
-    if (cfg.log_tracebacks && c.outcome != Outcome::kSucceeded) {
-      if (auto tb = traceback_line(job, c)) cfg.log(LogLevel::kDebug, *tb);
-    }
-  }
-
-  static JobLogSubject subject(const ClaimedJob& job) {
-    return JobLogSubject{job.id, job.task, job.attempts, job.max_attempts};
-  }
-
-  // Any thread: a statement failed. Rescues hold off for a lease after the last one.
-  void note_db_error() {
-    counters.db_errors++;
-    last_db_error_us = steady_us();
-  }
-
-  // ---- poller -------------------------------------------------------------------------
-
-  std::size_t quarantine(const ClaimRequest& request, const std::string& why) {
-    try {
-      return claim_db->quarantine(request, why);
-    } catch (const DriverError& e) {
-      log(LogLevel::kWarning, std::string("looking for the row that failed the claim: ") +
-                                  e.what());
-      return 0;
-    }
-  }
-
-  void maybe_claim() {
-    if (stopping) return;
-    const auto taken = counters.claimed.load() - counters.deferred.load();
-    const auto decision = producer::claim_decision(
-        {capacity, low_water, held.load(), cfg.claim_batch, cfg.max_jobs, taken});
-    if (decision.kind == producer::ClaimDecision::kRetire) {
-      // Retiring: what we held has run; stop (the supervisor starts a fresh child).
-      log(LogLevel::kInfo, "ran " + std::to_string(taken) +
-                               " job(s), the most a worker process may: retiring");
-      shutdown();
-      return;
-    }
-    if (decision.kind == producer::ClaimDecision::kWait) return;  // executors poke us later
-    const int want = decision.want;
-    std::vector<ClaimedJob> jobs;
-    const auto claim_sent = steady_us();
-    const std::int64_t token = new_lease_token();
-    if (cfg.tracker) cfg.tracker->claiming(token);
-    const ClaimRequest request{cfg.queues, want, cfg.lease, cfg.name, token};
-    try {
-      jobs = claim_db->claim(request);
-    } catch (const DriverError& e) {
-      note_db_error();
-      if (!e.transient()) {
-        // Perhaps one row no claim can take (values outside the table's bounds): end
-        // those rows with the reason and claim again, rather than stop every queue.
-        if (const auto ended = quarantine(request, e.what())) {
-          counters.rejected += ended;
-          log(LogLevel::kError, std::to_string(ended) +
-                                    " queued row(s) that no claim could take are dead "
-                                    "(fastq.InvalidJob); the claim had failed with: " +
-                                    e.what());
-          asio::post(poll_io, [this] { maybe_claim(); });
-          return;
-        }
-        fatal = std::current_exception();
-        shutdown();
-        return;
-      }
-      log(LogLevel::kWarning, std::string("claim failed, retrying: ") + e.what());
-      const auto next = producer::after_claim_error(idle_backoff());
-      idle = true;
-      arm_idle(next.wait);
-      backoff = next.next;
-      return;
-    }
-    const int got = static_cast<int>(jobs.size());
-    for (auto& j : jobs) j.claimed_at_steady_us = claim_sent;
-    if (auto* m = cfg.metrics) {
-      m->claim_statements.fetch_add(1, std::memory_order_relaxed);
-      if (got > 0) {
-        m->claimed.fetch_add(static_cast<std::uint64_t>(got), std::memory_order_relaxed);
-        m->claim_batch.observe(static_cast<std::uint64_t>(got), kBatchBounds);
-      }
-    }
-    if (got > 0) {
-      counters.claims++;
-      counters.claimed += static_cast<std::uint64_t>(got);
-      {
-        std::lock_guard lock(lease_mu);
-        // insert_or_assign: a job rescued from this worker and claimed by it again has a
-        // new token; the old attempt's outcome, if still held, is fenced and forgotten.
-        for (const auto& j : jobs) leases.insert_or_assign(j.id, Lease{j.lease_token, claim_sent});
-      }
-      if (cfg.tracker) {
-        for (const auto& j : jobs) cfg.tracker->claimed(j);
-      }
-    }
-    if (cfg.tracker) cfg.tracker->claiming(0);
-    if (got > 0) {
-      held += got;
-      if (!cfg.rate_limits.empty()) apply_rate_limits(jobs);
-      const auto ready = jobs.size();
-      {
-        std::lock_guard lock(q_mu);
-        for (auto& j : jobs) queue.push_back(std::move(j));
-      }
-      if (ready == 1) {
-        q_cv.notify_one();
-      } else if (ready > 1) {
-        q_cv.notify_all();
-      }
-    }
-    const auto next = producer::after_claim(got, want, idle_backoff(), notify_sd.has_value(),
-                                            cfg.burst);
-    idle = next.idle;
-    backoff = next.next;
-    if (next.claim_again) {
-      asio::post(poll_io, [this] { maybe_claim(); });
-      return;
-    }
-    if (next.check_burst_end && held.load() == 0 && unflushed.load() == 0 &&
-        now_micros() >= deferred_until) {
-      try {
-        if (claim_db->count_runnable(cfg.queues) == 0) {
-          shutdown();
-          return;
-        }
-      } catch (const DriverError& e) {
-        note_db_error();
-        log(LogLevel::kWarning, std::string("count failed: ") + e.what());
-      }
-    }
-    arm_idle(next.wait);
-  }
-
-  producer::Backoff idle_backoff() const {
-    return producer::Backoff{backoff, cfg.idle_poll_min, cfg.idle_poll_max};
-  }
-
-  // Poller thread. Takes tokens for the rate-limited jobs among `jobs`: those whose token
-  // is due now stay in `jobs`, those due within the horizon wait here, the rest go back
-  // to the queue (without spending an attempt) due when their turn is expected.
-  void apply_rate_limits(std::vector<ClaimedJob>& jobs) {
-    std::map<std::string, std::vector<std::size_t>> buckets;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      const auto& j = jobs[i];
-      if (j.expired || j.cancel_requested || !cfg.rate_limits.contains(j.task)) continue;
-      buckets[j.rate_key.empty() ? j.task : j.rate_key].push_back(i);
-    }
-    if (buckets.empty()) return;
-    std::vector<bool> keep(jobs.size(), true);
-    std::vector<Deferral> later;
-    std::vector<ClaimedJob> later_jobs;
-    const auto now_steady = std::chrono::steady_clock::now();
-    const Micros now = now_micros();
-    for (auto& [key, idx] : buckets) {
-      const RateLimit limit = cfg.rate_limits.at(jobs[idx.front()].task);
-      RateGrant g;
-      try {
-        g = claim_db->acquire_rate(key, limit.interval_us, limit.burst,
-                                   static_cast<int>(idx.size()),
-                                   cfg.rate_horizon.count() * 1000);
-      } catch (const DriverError& e) {
-        note_db_error();
-        log(LogLevel::kWarning, "rate limit " + key + ": " + e.what() + "; retrying in 1 s");
-        g.granted = 0;
-        g.base_delay = 1'000'000;
-      }
-      for (std::size_t n = 0; n < idx.size(); ++n) {
-        const auto admit = rate_gate::admit(g, n, limit.interval_us);
-        auto& job = jobs[idx[n]];
-        if (admit.kind == rate_gate::Admission::kWait) {
-          keep[idx[n]] = false;
-          rate_wait.emplace(now_steady + std::chrono::microseconds(admit.delay), std::move(job));
-        } else if (admit.kind == rate_gate::Admission::kDefer) {
-          keep[idx[n]] = false;
-          later.push_back(Deferral{job.id, job.lease_token, now + admit.delay});
-          deferred_until = std::max(deferred_until, now + admit.delay);
-          later_jobs.push_back(std::move(job));
-        }
-      }
-    }
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      if (keep[i]) {
-        if (out != i) jobs[out] = std::move(jobs[i]);
-        ++out;
-      }
-    }
-    jobs.resize(out);
-    if (!later.empty()) {
-      try {
-        counters.deferred += claim_db->defer(later);
-      } catch (const DriverError& e) {
-        note_db_error();
-        log(LogLevel::kWarning, std::string("could not hand rate-limited jobs back (they "
-                                            "return when their lease expires): ") +
-                                    e.what());
-      }
-      forget(later_jobs);
-    }
-    arm_rate_timer();
-  }
-
-  void arm_rate_timer() {
-    if (rate_wait.empty()) return;
-    rate_timer.expires_at(rate_wait.begin()->first);
-    rate_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping) return;
-      const auto now = std::chrono::steady_clock::now();
-      std::size_t n = 0;
-      {
-        std::lock_guard lock(q_mu);
-        while (!rate_wait.empty() && rate_wait.begin()->first <= now) {
-          auto node = rate_wait.extract(rate_wait.begin());
-          const ClaimedJob& job = node.mapped();
-          // A late timer must not let overdue tokens start in a bunch: keep them an
-          // interval apart from this worker's last start in the bucket.
-          const auto interval =
-              std::chrono::microseconds(cfg.rate_limits.at(job.task).interval_us);
-          auto& last = last_rate_start[job.rate_key.empty() ? job.task : job.rate_key];
-          if (const auto until = rate_gate::hold_until(last, now, interval)) {
-            node.key() = *until;
-            rate_wait.insert(std::move(node));
-            continue;
-          }
-          last = now;
-          queue.push_back(std::move(node.mapped()));
-          ++n;
-        }
-      }
-      if (n == 1) {
-        q_cv.notify_one();
-      } else if (n > 1) {
-        q_cv.notify_all();
-      }
-      arm_rate_timer();
-    });
-  }
-
-  // Drops jobs that left this worker (handed back) from the lease table and the tracker.
-  void forget(std::vector<ClaimedJob>& jobs) {
-    {
-      std::lock_guard lock(lease_mu);
-      for (const auto& j : jobs) {
-        auto it = leases.find(j.id);
-        if (it != leases.end() && it->second.token == j.lease_token) leases.erase(it);
-      }
-    }
-    if (cfg.tracker) {
-      for (const auto& j : jobs) cfg.tracker->forgotten(j.id);
-    }
-    held -= static_cast<int>(jobs.size());
-    jobs.clear();
-  }
-
-  void arm_idle(milliseconds after) {
-    idle_timer.expires_after(after);
-    idle_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      idle = false;
-      maybe_claim();
-    });
-  }
-
-  void on_notified() {
-    if (stopping) return;
-    idle = false;
-    backoff = cfg.idle_poll_min;
-    idle_timer.cancel();
-    maybe_claim();
-  }
-
-  // Called by executors and the completer when room frees up or work may be waiting.
-  void poke() {
-    if (stopping || idle) return;
-    if (capacity - held.load() < low_water && held.load() > 0) return;
-    if (!claim_posted.exchange(true)) {
-      asio::post(poll_io, [this] {
-        claim_posted = false;
-        maybe_claim();
-      });
-    }
-  }
-
-  void watch_notifications() {
-    if (stopping) return;
-    const int fd = claim_db->notification_fd();
-    if (fd < 0) {
-      notify_sd.reset();
-      // Not available (memory/SQLite) or the listener is down: retry only for drivers
-      // that can notify at all (PostgreSQL says so by having given us a socket before).
-      if (had_notify_fd) {
-        notify_retry.expires_after(std::chrono::seconds(1));
-        notify_retry.async_wait([this](const boost::system::error_code& ec) {
-          if (!ec) watch_notifications();
-        });
-      }
-      return;
-    }
-    had_notify_fd = true;
-    if (!notify_sd || notify_fd != fd) {
-      notify_sd.emplace(poll_io, ::dup(fd));
-      notify_fd = fd;
-    }
-    notify_sd->async_wait(asio::posix::stream_descriptor::wait_read,
-                          [this](const boost::system::error_code& ec) {
-                            if (ec == asio::error::operation_aborted || stopping) return;
-                            const bool any = claim_db->drain_notifications();
-                            if (claim_db->queues_changed()) check_paused();
-                            if (any || ec) on_notified();
-                            watch_notifications();
-                          });
-  }
-  bool had_notify_fd = false;
-  int notify_fd = -1;
+  // The services, in the order they depend on one another.
+  worker::Completer completer{ctx, done_io, leases, [this] { producer.wake_if_idle(); }};
+  worker::LeaseKeeper lease_keeper{ctx, done_io, completer, leases};
+  worker::RateGate rate_gate{ctx, *claim_db, poll_io, queue,
+                             [this](std::vector<ClaimedJob>& jobs) { producer.forget(jobs); }};
+  worker::Producer producer{ctx,       *claim_db, poll_io, leases, queue,
+                            rate_gate, completer, [this] { shutdown(); }};
+  worker::Rescuer rescuer{ctx, done_io, completer, lease_keeper, [this] { producer.notified(); }};
+  worker::ExecutorPool executors{ctx,       runner,   queue,
+                                 leases,    completer, producer,
+                                 [this] { post_stop_if_idle(); }};
 
   void wait_signals() {
     signals.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGUSR1) {  // from the supervisor: a second Ctrl-C reached it
-        log(LogLevel::kInfo, "told to stop now: returning running jobs to the queue");
+        ctx.log(LogLevel::kInfo, "told to stop now: returning running jobs to the queue");
         hard_stop();
         wait_signals();
         return;
       }
-      const bool again = stopping;
-      log(LogLevel::kInfo,
-          std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
-              (!again ? ", stopping gracefully (running jobs get " +
-                            std::to_string(cfg.grace.count() / 1000.0).substr(0, 5) + " s)"
-               : signo == SIGINT ? " again: stopping now, returning running jobs to the queue"
-                                 : ", already stopping"));
+      const bool again = ctx.stopping;
+      ctx.log(LogLevel::kInfo,
+              std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
+                  (!again ? ", stopping gracefully (running jobs get " +
+                                std::to_string(ctx.cfg.grace.count() / 1000.0).substr(0, 5) +
+                                " s)"
+                   : signo == SIGINT ? " again: stopping now, returning running jobs to the queue"
+                                     : ", already stopping"));
       if (again && signo == SIGINT) {
         hard_stop();
       } else {
@@ -543,116 +132,23 @@ struct Worker::Impl {
     });
   }
 
-  // Poller thread. Reads which of our queues are paused and hands back the jobs of those
-  // that this worker holds and has not started (a pause stops new starts fleet-wide
-  // within a second; running jobs finish). Claims skip paused queues by themselves, so
-  // only a worker holding jobs (or knowing of a pause, to notice the resume) asks.
-  void check_paused() {
-    if (stopping) return;
-    std::vector<std::string> now_paused;
-    try {
-      now_paused = claim_db->paused_queues(cfg.queues);
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("could not read paused queues: ") + e.what());
-      return;
-    }
-    std::vector<ClaimedJob> back;
-    {
-      std::lock_guard lock(q_mu);
-      paused = std::unordered_set<std::string>(now_paused.begin(), now_paused.end());
-      any_paused.store(!paused.empty(), std::memory_order_relaxed);
-      if (!paused.empty()) {
-        for (auto it = queue.begin(); it != queue.end();) {
-          if (paused.contains(it->queue)) {
-            back.push_back(std::move(*it));
-            it = queue.erase(it);
-          } else {
-            ++it;
-          }
-        }
-        for (auto it = rate_wait.begin(); it != rate_wait.end();) {
-          if (paused.contains(it->second.queue)) {
-            back.push_back(std::move(it->second));
-            it = rate_wait.erase(it);
-          } else {
-            ++it;
-          }
-        }
-        for (auto& j : paused_jobs) back.push_back(std::move(j));
-        paused_jobs.clear();
-      }
-    }
-    if (!back.empty()) {
-      log(LogLevel::kInfo, std::to_string(back.size()) +
-                               " held job(s) of paused queues handed back unstarted");
-      release(back);
-    }
-  }
-
-  // Poller thread: every 250 ms while this worker holds claimed jobs or knows of a pause
-  // (the polling half of pausing; PostgreSQL's NOTIFY 'queues' also calls check_paused).
-  void arm_pause_check() {
-    pause_timer.expires_after(milliseconds(250));
-    pause_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping) return;
-      if (held.load() > 0 || any_paused.load(std::memory_order_relaxed)) check_paused();
-      arm_pause_check();
-    });
-  }
-
-  // Executor thread: whether `job` belongs to a paused queue; if so it is kept for the
-  // poller to hand back.
-  bool hold_back_paused(const ClaimedJob& job) {
-    if (!any_paused.load(std::memory_order_relaxed)) return false;
-    {
-      std::lock_guard lock(q_mu);
-      if (!paused.contains(job.queue)) return false;
-      paused_jobs.push_back(job);
-    }
-    asio::post(poll_io, [this] { release_paused(); });
-    return true;
-  }
-
-  void release_paused() {
-    std::vector<ClaimedJob> jobs;
-    {
-      std::lock_guard lock(q_mu);
-      jobs.swap(paused_jobs);
-    }
-    release(jobs);
-  }
-
   // Poller thread. Stops claiming, hands unstarted jobs back, lets the executors drain.
   void shutdown() {
-    if (stopping.exchange(true)) return;
-    systemd.send("STOPPING=1\nSTATUS=stopping");
-    idle_timer.cancel();
-    notify_retry.cancel();
-    if (notify_sd) notify_sd->cancel();
-    std::vector<ClaimedJob> unstarted;
-    {
-      std::lock_guard lock(q_mu);
-      unstarted.assign(std::make_move_iterator(queue.begin()),
-                       std::make_move_iterator(queue.end()));
-      queue.clear();
-      q_closed = true;
-    }
-    rate_timer.cancel();
-    pause_timer.cancel();
-    for (auto& [due, job] : rate_wait) unstarted.push_back(std::move(job));
-    rate_wait.clear();
-    q_cv.notify_all();
-    release(unstarted);
-    if (running_executors.load() == 0 && async_inflight.load() == 0) {
+    if (ctx.stopping.exchange(true)) return;
+    lease_keeper.tell_systemd("STOPPING=1\nSTATUS=stopping");
+    producer.stop_claiming();
+    std::vector<ClaimedJob> unstarted = queue.close();
+    rate_gate.stop(unstarted);
+    producer.release(unstarted);
+    if (executors.drained()) {
       poll_io.stop();
       return;
     }
-    grace_timer.expires_after(cfg.grace);
+    grace_timer.expires_after(ctx.cfg.grace);
     grace_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      log(LogLevel::kWarning, "jobs still running after the grace period: returning them to "
-                              "the queue and stopping now");
+      ctx.log(LogLevel::kWarning, "jobs still running after the grace period: returning them "
+                                  "to the queue and stopping now");
       hard_stop();
     });
   }
@@ -665,587 +161,19 @@ struct Worker::Impl {
     poll_io.stop();
   }
 
-  // Executor threads, when they leave, and async jobs, when they end: the last one out
-  // ends a graceful stop.
-  void executor_done() {
-    if (--running_executors == 0) post_stop_if_idle();
-  }
+  // Executor threads, when the last one leaves, and async jobs, when the last one ends
+  // while stopping: the poller ends a graceful stop once nothing runs.
   void post_stop_if_idle() {
     asio::post(poll_io, [this] {
-      if (running_executors.load() == 0 && async_inflight.load() == 0) {
+      if (executors.drained()) {
         grace_timer.cancel();
         poll_io.stop();
       }
     });
   }
 
-  void async_done(Completion&& c) {
-    std::vector<Completion> one;
-    one.push_back(std::move(c));
-    add_outcomes(one);
-    held -= 1;
-    if (--async_inflight == 0 && stopping) post_stop_if_idle();
-    poke();
-  }
-
-  // ---- executors ----------------------------------------------------------------------
-
-  // Takes up to `limit` jobs, and never more than an even share of what is waiting, so
-  // no executor hoards jobs that an idle sibling could start.
-  bool pop_batch(std::vector<ClaimedJob>& batch, std::size_t limit) {
-    batch.clear();
-    std::unique_lock lock(q_mu);
-    q_cv.wait(lock, [this] { return !queue.empty() || q_closed; });
-    if (queue.empty()) return false;
-    const std::size_t n = executor_pool::batch_share(
-        queue.size(), static_cast<std::size_t>(cfg.concurrency), limit);
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(queue.front()));
-      queue.pop_front();
-    }
-    return true;
-  }
-
-  // Executor thread: how long the job waited in this worker between claim and start.
-  void observe_wait(const ClaimedJob& job) {
-    if (!cfg.metrics || job.claimed_at_steady_us == 0) return;
-    const auto waited = std::max<std::int64_t>(0, steady_us() - job.claimed_at_steady_us);
-    cfg.metrics->wait_us.observe(static_cast<std::uint64_t>(waited), kTimeBoundsUs);
-  }
-
-  void execute_loop(int index) {
-    runner.thread_started();
-    std::vector<ClaimedJob> batch;
-    std::vector<Completion> outs;
-    // Slow start: batches grow while jobs are quick (amortising the GIL hand-off) and
-    // drop to one job as soon as jobs take long, so a slow job never holds others back.
-    const std::size_t max_batch = static_cast<std::size_t>(std::max(1, cfg.exec_batch));
-    std::size_t limit = 1;
-    while (pop_batch(batch, limit)) {
-      outs.clear();
-      outs.reserve(batch.size());
-      const auto started = std::chrono::steady_clock::now();
-      std::size_t ran = 0, started_async = 0;
-      runner.begin_batch();
-      std::size_t skipped = 0;
-      for (const auto& job : batch) {
-        if (stopping) break;  // not started: goes back to the queue
-        ++ran;
-        if (lease_in_doubt(job)) {
-          // This process was paused or cut off past the lease: another worker may own
-          // the job by now. Never start it; hand it back (fenced: a no-op if it moved).
-          ++skipped;
-          counters.stale++;
-          {
-            std::lock_guard lock(q_mu);
-            stale_jobs.push_back(job);
-          }
-          asio::post(poll_io, [this] { release_stale(); });
-          continue;
-        }
-        if (hold_back_paused(job)) {
-          ++skipped;
-          continue;
-        }
-        Completion& c = outs.emplace_back();
-        c.id = job.id;
-        c.lease_token = job.lease_token;
-        if (job.cancel_requested) {
-          c.outcome = Outcome::kCancelled;
-          c.error_type = kCancelledType;
-          c.error = "cancelled while an earlier attempt ran; not started again";
-        } else if (job.expired) {
-          c.outcome = Outcome::kExpired;
-          c.error_type = "fastq.Expired";
-          c.error = "not started before its expiry";
-        } else if (auto bad = check_row_bounds(job) ? check_row_bounds(job)
-                              : check_envelope(job, cfg.registered, cfg.max_payload_bytes)) {
-          // A bad message: dead at once with the reason; no task code, no import.
-          c.outcome = Outcome::kDead;
-          c.error_type = bad->type;
-          c.error = std::move(bad->message);
-          counters.rejected++;
-        } else if (cfg.async_tasks.contains(job.task)) {
-          outs.pop_back();  // the outcome arrives later, through async_done
-          ++started_async;
-          async_inflight++;
-          if (cfg.tracker) cfg.tracker->started(job, index);
-          observe_wait(job);
-          const Micros began = note_started(job);
-          if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
-          runner.start_async(job, [this, id = job.id, token = job.lease_token, began,
-                                   task = job.task, attempt = job.attempts,
-                                   max_attempts = job.max_attempts](Completion&& out) {
-            out.id = id;
-            out.lease_token = token;
-            out.started_at = began;
-            report(JobLogSubject{id, task, attempt, max_attempts}, out);
-            async_done(std::move(out));
-          });
-          continue;
-        } else {
-          if (cfg.tracker) cfg.tracker->started(job, index);
-          observe_wait(job);
-          c.started_at = note_started(job);
-          if (cfg.log_jobs && cfg.log) cfg.log(LogLevel::kInfo, started_line(subject(job)));
-          const auto t0 = steady_us();
-          runner.run(job, c);
-          if (auto* m = cfg.metrics) {
-            const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_us() - t0));
-            m->executed.fetch_add(1, std::memory_order_relaxed);
-            m->busy_us.fetch_add(took, std::memory_order_relaxed);
-            m->run_us.observe(took, kTimeBoundsUs);
-          }
-        }
-        report(subject(job), c);
-      }
-      runner.end_batch();
-      if (ran > started_async + skipped) {
-        const auto per_job =
-            (std::chrono::steady_clock::now() - started) / (ran - started_async - skipped);
-        limit = executor_pool::next_batch_limit(limit, max_batch, per_job);
-      }
-      if (ran < batch.size()) {
-        std::lock_guard lock(q_mu);
-        for (std::size_t i = ran; i < batch.size(); ++i) unrun.push_back(std::move(batch[i]));
-      }
-      held -= static_cast<int>(ran - started_async - skipped);
-      add_outcomes(outs);
-      poke();
-    }
-    runner.thread_stopping();
-    executor_done();
-  }
-
-  // Whether this job's lease may have run out: neither its claim nor a renewal since is
-  // recent enough to vouch for it (with a tenth of the lease to spare).
-  bool lease_in_doubt(const ClaimedJob& job) const {
-    std::int64_t confirmed = 0;
-    bool held_here = false;
-    {
-      std::lock_guard lock(lease_mu);
-      auto it = leases.find(job.id);
-      if (it != leases.end()) {
-        held_here = true;
-        confirmed = it->second.confirmed_us;
-      }
-    }
-    return lease_keeper::lease_in_doubt(held_here, job.claimed_at_steady_us, confirmed,
-                                        steady_us(), cfg.lease.count() * 1000);
-  }
-
-  void release_stale() {
-    std::vector<ClaimedJob> jobs;
-    {
-      std::lock_guard lock(q_mu);
-      jobs.swap(stale_jobs);
-    }
-    if (jobs.empty()) return;
-    log(LogLevel::kWarning, std::to_string(jobs.size()) +
-                                " held job(s) not started: this worker was paused or cut off "
-                                "past their lease, so another worker may own them now");
-    release(jobs);
-  }
-
-  // Poller thread (or run() once the poller stopped): hands claimed jobs that never
-  // started back to the queue without spending an attempt.
-  void release(std::vector<ClaimedJob>& jobs) {
-    if (jobs.empty()) return;
-    std::vector<JobRef> refs;
-    refs.reserve(jobs.size());
-    for (const auto& j : jobs) refs.push_back(JobRef{j.id, j.lease_token});
-    try {
-      counters.released += claim_db->release(refs);
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("could not release unstarted jobs (they return "
-                                          "when their lease expires): ") +
-                                  e.what());
-    }
-    forget(jobs);
-    // Room freed: a claim may have been skipped while these were held (maybe_claim waits
-    // for the executors to poke it), and no executor will, since none ran them.
-    poke();
-  }
-
-  // run() after a hard stop: hands back jobs cut off while running. Each counts as
-  // interrupted; the attempt is refunded only kMaxUnspentHandbacks times (Driver::interrupt).
-  void interrupt(std::vector<ClaimedJob>& jobs) {
-    if (jobs.empty()) return;
-    std::vector<JobRef> refs;
-    refs.reserve(jobs.size());
-    for (const auto& j : jobs) refs.push_back(JobRef{j.id, j.lease_token});
-    try {
-      counters.released += claim_db->interrupt(refs);
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("could not hand back the jobs cut off (they return "
-                                          "when their lease expires): ") +
-                                  e.what());
-    }
-    forget(jobs);
-  }
-
-  // ---- completer ----------------------------------------------------------------------
-
-  // Executor thread, just before a job runs: the claim left started_at NULL, and a rescue
-  // hands a lease that never started back unspent. The completer writes the start with
-  // its next flush (one statement for all the starts of that flush), or not at all when
-  // the job's outcome goes in the same flush (the completion carries the start).
-  Micros note_started(const ClaimedJob& job) {
-    const Micros now = now_micros();
-    {
-      std::lock_guard lock(lease_mu);
-      auto it = leases.find(job.id);
-      if (it != leases.end() && it->second.token == job.lease_token) it->second.started = true;
-    }
-    bool post_arm = false;
-    {
-      std::lock_guard lock(out_mu);
-      marks.push_back(StartMark{job.id, job.lease_token, now});
-      if (!flush_armed && !flush_posted) flush_armed = post_arm = true;
-    }
-    if (post_arm) arm_flush();
-    return now;
-  }
-
-  void arm_flush() {
-    asio::post(done_io, [this] {
-      flush_timer.expires_after(cfg.flush_interval);
-      flush_timer.async_wait([this](const boost::system::error_code& ec) {
-        if (!ec) flush();
-      });
-    });
-  }
-
-  void add_outcomes(std::vector<Completion>& outs) {
-    for (auto& c : outs) {
-      if (sanitize_outcome(c, outcome_limits)) counters.sanitized++;
-      switch (c.outcome) {
-        case Outcome::kSucceeded: counters.succeeded++; break;
-        case Outcome::kFailed:
-        case Outcome::kDead: counters.failed++; break;
-        case Outcome::kRetry: counters.retried++; break;
-        case Outcome::kExpired:
-        case Outcome::kCancelled: counters.skipped++; break;
-      }
-    }
-    bool post_flush = false, post_arm = false;
-    {
-      std::lock_guard lock(out_mu);
-      unflushed += outs.size();
-      for (auto& c : outs) pending.push_back(std::move(c));
-      switch (completer::flush_action(pending.size(), cfg.flush_batch, flush_armed,
-                                      flush_posted)) {
-        case completer::FlushAction::kFlushNow: flush_posted = post_flush = true; break;
-        case completer::FlushAction::kArm: flush_armed = post_arm = true; break;
-        case completer::FlushAction::kNone: break;
-      }
-    }
-    outs.clear();
-    if (post_flush) {
-      asio::post(done_io, [this] { flush(); });
-    } else if (post_arm) {
-      arm_flush();
-    }
-  }
-
-  // Completer thread: writes the start marks of this flush that no outcome carries (one
-  // statement). Returns the transient error that kept them for the next flush, or "".
-  std::string write_marks(std::vector<StartMark>& starts, std::vector<Completion>& batch) {
-    starts = marks_to_write(std::move(starts), batch);
-    if (starts.empty()) return {};
-    try {
-      complete_db->mark_started(starts);  // fenced: a lease that moved on is left alone
-      starts.clear();
-      return {};
-    } catch (const DriverError& e) {
-      if (e.transient()) return e.what();
-      log(LogLevel::kError, std::string("could not record that ") +
-                                std::to_string(starts.size()) + " job(s) started: " + e.what());
-      starts.clear();
-      return {};
-    }
-  }
-
-  // Completer thread. Returns false if a transient error kept some outcomes for a retry.
-  // One outcome the store refuses costs only its own job (write_outcomes narrows it down).
-  bool flush() {
-    std::vector<Completion> batch;
-    std::vector<StartMark> starts;
-    {
-      std::lock_guard lock(out_mu);
-      batch.swap(pending);
-      starts.swap(marks);
-      flush_posted = false;
-      flush_armed = false;
-    }
-    if (batch.empty() && starts.empty()) return true;
-    const std::string marks_error = write_marks(starts, batch);
-    if (!marks_error.empty()) {
-      note_db_error();
-      log(LogLevel::kWarning, "recording job starts failed, keeping " +
-                                  std::to_string(starts.size()) + " and retrying: " + marks_error);
-      std::lock_guard lock(out_mu);
-      starts.insert(starts.end(), std::make_move_iterator(marks.begin()),
-                    std::make_move_iterator(marks.end()));
-      marks.swap(starts);
-    }
-    if (batch.empty()) {
-      if (marks_error.empty()) return true;
-      arm_retry();
-      return false;
-    }
-    const auto flush_began = steady_us();
-    const WriteReport rep = write_outcomes(*complete_db, batch);
-    if (auto* m = cfg.metrics) {
-      const auto took = std::max<std::int64_t>(0, steady_us() - flush_began);
-      m->flushes.fetch_add(1, std::memory_order_relaxed);
-      m->outcomes.fetch_add(rep.written, std::memory_order_relaxed);
-      m->flush_us.observe(static_cast<std::uint64_t>(took), kTimeBoundsUs);
-    }
-    counters.flushes++;
-    counters.completed_written += rep.written;
-    counters.isolated += rep.isolated;
-    for (const auto& problem : rep.problems) log(LogLevel::kError, problem);
-    const std::size_t fenced = rep.settled - rep.written - rep.dropped;
-    if (fenced > 0) {
-      counters.fenced += fenced;
-      log(LogLevel::kWarning, std::to_string(fenced) +
-                                  " outcome(s) refused: their lease had moved to another "
-                                  "worker (this worker was presumed dead)");
-    }
-    // Forget the settled ones; keep the rest (a transient error) and retry with back-off.
-    std::vector<Completion> kept(std::make_move_iterator(batch.begin() + rep.settled),
-                                 std::make_move_iterator(batch.end()));
-    batch.resize(rep.settled);
-    {
-      std::lock_guard lock(lease_mu);
-      for (const auto& c : batch) {
-        // Only this attempt's lease: the job may have been claimed again since.
-        auto it = leases.find(c.id);
-        if (it != leases.end() && it->second.token == c.lease_token) {
-          leases.erase(it);
-          cancels.erase(c.id);
-        }
-      }
-    }
-    if (cfg.tracker) {
-      for (const auto& c : batch) cfg.tracker->forgotten(c.id);
-    }
-    unflushed -= batch.size();
-    if (!rep.transient_error.empty()) {
-      note_db_error();
-      log(LogLevel::kWarning, "writing outcomes failed, keeping " + std::to_string(kept.size()) +
-                                  " and retrying: " + rep.transient_error);
-      std::lock_guard lock(out_mu);
-      kept.insert(kept.end(), std::make_move_iterator(pending.begin()),
-                  std::make_move_iterator(pending.end()));
-      pending.swap(kept);
-    }
-    if (!rep.transient_error.empty() || !marks_error.empty()) {
-      arm_retry();
-      return false;
-    }
-    flush_backoff = completer::kRetryFirst;
-    if (cfg.burst) asio::post(poll_io, [this] { if (idle) on_notified(); });
-    return true;
-  }
-
-  // Completer thread: after a transient error, flush again with back-off.
-  void arm_retry() {
-    {
-      std::lock_guard lock(out_mu);
-      if (flush_armed || flush_posted) return;
-      flush_armed = true;
-    }
-    retry_timer.expires_after(flush_backoff);
-    retry_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) flush();
-    });
-    flush_backoff = completer::next_retry(flush_backoff);
-  }
-
-  // Completer thread: extends the lease of every job this worker holds (outcomes not yet
-  // written included). True if the renewal was written.
-  bool renew_now() {
-    std::vector<JobRef> refs;
-    {
-      std::lock_guard lock(lease_mu);
-      refs.reserve(leases.size());
-      for (const auto& [id, lease] : leases) refs.push_back(JobRef{id, lease.token});
-    }
-    if (refs.empty()) return true;
-    try {
-      std::vector<std::string> cancelled;
-      std::vector<std::string> renewed;
-      const auto sent = steady_us();
-      complete_db->renew(refs, cfg.lease, &cancelled, &renewed);
-      std::lock_guard lock(lease_mu);
-      for (const auto& id : renewed) {
-        auto it = leases.find(id);
-        if (it != leases.end()) it->second.confirmed_us = sent;
-      }
-      for (auto& id : cancelled) {
-        if (leases.contains(id)) cancels.insert(std::move(id));
-      }
-      return true;
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("lease renewal failed: ") + e.what());
-      return false;
-    }
-  }
-
-  void arm_renew() {
-    renew_timer.expires_after(lease_keeper::renew_interval(cfg.lease));
-    renew_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      renew_now();
-      beat(false);
-      arm_renew();
-    });
-  }
-
-  // Completer thread: tells systemd the worker is alive (WatchdogSec=), from the thread
-  // that also writes outcomes and renews leases, so a stuck completer stops the pings.
-  void arm_watchdog() {
-    const auto every = systemd.watchdog_interval();
-    if (every.count() <= 0) return;
-    watchdog_timer.expires_after(every);
-    watchdog_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      systemd.send("WATCHDOG=1");
-      arm_watchdog();
-    });
-  }
-
-  // Completer thread: the registry row with this moment's counters and RSS, written as a
-  // heartbeat (or, at the end, as stopped). A failure is logged and skipped: the next
-  // renewal tick writes it again, and being shown as lost meanwhile is the truth.
-  void beat(bool stopped) {
-    if (!cfg.registry) return;
-    WorkerRow row = *cfg.registry;
-    row.kind = row.kind.empty() ? "worker" : row.kind;
-    row.pid = ::getpid();
-    row.queues = json_string_array(cfg.queues);
-    std::vector<std::string> names(cfg.registered.begin(), cfg.registered.end());
-    std::sort(names.begin(), names.end());
-    row.tasks = json_string_array(names);
-    row.concurrency = cfg.concurrency;
-    row.lease_ms = cfg.lease.count();
-    const auto c = counters.snapshot();
-    row.processed = static_cast<std::int64_t>(c.succeeded + c.failed + c.retried + c.rejected +
-                                              c.skipped);
-    row.failed = static_cast<std::int64_t>(c.failed + c.rejected);
-    row.rss_bytes = static_cast<std::int64_t>(platform::resident_kb(::getpid()) * 1024);
-    try {
-      if (stopped) {
-        complete_db->stop_worker(row);
-      } else {
-        complete_db->beat_worker(row);
-      }
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("worker registry: ") + e.what());
-    }
-  }
-
-  // Completer thread (or run() before the completer starts). A rescue returns the jobs of
-  // workers presumed dead; it must never take a job whose outcome a live worker still
-  // holds. So: not within a lease of this worker's own last database error (an outage
-  // cut every worker off, and each needs up to a lease to come back, write its outcomes
-  // and renew its leases); and only after this worker has written its own outcomes and
-  // renewed its own leases in the same pass.
-  void rescue_now(bool at_start = false) {
-    const bool leader = hold_rescuer_lease();
-    if (rescuer::rescue_step(leader, at_start, steady_us(), last_db_error_us.load(),
-                             cfg.lease.count() * 1000) == rescuer::Step::kSkip) {
-      return;
-    }
-    bool outcomes_pending;
-    {
-      std::lock_guard lock(out_mu);
-      outcomes_pending = !pending.empty() || !marks.empty();
-    }
-    if (outcomes_pending && !flush()) return;
-    if (!renew_now()) return;
-    try {
-      const auto n = complete_db->rescue_expired();
-      if (n) {
-        counters.rescued += n;
-        log(LogLevel::kWarning,
-            "returned " + std::to_string(n) + " job(s) with expired leases to the queue");
-        asio::post(poll_io, [this] { on_notified(); });
-      }
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("rescue failed: ") + e.what());
-    }
-  }
-
-  // Completer thread: takes or renews the rescuer's leader lease (rescuer.hpp). Only its
-  // holder rescues; when it dies the lease expires and the next live worker takes it.
-  bool hold_rescuer_lease() {
-    bool now_leader = false;
-    try {
-      now_leader = complete_db->hold_lease(rescuer::kLeaseName, rescuer_holder, cfg.lease);
-    } catch (const DriverError& e) {
-      note_db_error();
-      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
-    }
-    if (now_leader != rescuer_leader) {
-      log(LogLevel::kDebug, "rescuer: " + rescuer_holder +
-                                (now_leader ? " is now the leader" : " is no longer the leader"));
-      rescuer_leader = now_leader;
-    }
-    return now_leader;
-  }
-
-  // Completer thread, at the end: a leader hands the lease on at once.
-  void drop_rescuer_lease() {
-    if (!rescuer_leader) return;
-    try {
-      complete_db->drop_lease(rescuer::kLeaseName, rescuer_holder);
-    } catch (const DriverError& e) {
-      log(LogLevel::kWarning, std::string("rescuer lease: ") + e.what());
-    }
-    rescuer_leader = false;
-  }
-
-  void arm_rescue(milliseconds after) {
-    rescue_timer.expires_after(after);
-    rescue_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      rescue_now();
-      arm_rescue(cfg.rescue_interval);
-    });
-  }
-
-  // Completer thread, at the end: write every remaining outcome, retrying transient
-  // failures for up to a lease (after that the rows are rescued anyway).
-  void final_flush() {
-    const auto deadline = std::chrono::steady_clock::now() + cfg.lease;
-    flush_timer.cancel();
-    retry_timer.cancel();
-    while (true) {
-      {
-        std::lock_guard lock(out_mu);
-        if (pending.empty() && marks.empty()) break;
-      }
-      if (!flush()) {
-        retry_timer.cancel();
-        if (std::chrono::steady_clock::now() > deadline) {
-          log(LogLevel::kError, "giving up writing outcomes at shutdown; those jobs will "
-                                "be rescued and run again");
-          break;
-        }
-        std::this_thread::sleep_for(flush_backoff);
-      }
-    }
-  }
-
   WorkerStats run() {
+    const auto& cfg = ctx.cfg;
     std::optional<SavedSignals> saved;
     if (cfg.handle_signals) {
       saved.emplace();
@@ -1258,83 +186,48 @@ struct Worker::Impl {
       }
       wait_signals();
     }
-    complete_db = claim_db->connect_another();
-    claim_db->set_wakeup([this] { asio::post(poll_io, [this] { on_notified(); }); });
-    watch_notifications();
+    completer.connect(claim_db->connect_another());
+    producer.listen();
 
     auto guard = asio::make_work_guard(done_io);
-    completer = std::thread([this] { done_io.run(); });
-    rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
-    if (cfg.notify_systemd) systemd = SystemdNotifier::from_environment();
+    completer_thread = std::thread([this] { done_io.run(); });
+    rescuer.rescue_now(true);  // before the first claim, so a burst run sees rescued jobs
+    lease_keeper.enable_systemd();
     asio::post(done_io, [this] {
-      beat(false);
-      systemd.send("READY=1\nSTATUS=running\nMAINPID=" + std::to_string(::getpid()));
-      arm_watchdog();
-      arm_renew();
-      arm_rescue(cfg.rescue_interval);
+      lease_keeper.start();
+      rescuer.start();
     });
-    executors.reserve(static_cast<std::size_t>(cfg.concurrency));
-    running_executors = cfg.concurrency;
-    for (int i = 0; i < cfg.concurrency; ++i) {
-      executors.emplace_back([this, i] { execute_loop(i); });
-    }
+    executors.start();
 
-    asio::post(poll_io, [this] { maybe_claim(); });
-    arm_pause_check();
+    producer.start();
     auto poll_guard = asio::make_work_guard(poll_io);  // idle is not "done": shutdown() is
     poll_io.run();
 
-    for (auto& t : executors) {
-      if (hard) {
-        t.detach();  // may be inside task code; the caller exits the process
-      } else {
-        t.join();
-      }
-    }
-    executors.clear();
-    std::vector<ClaimedJob> never_started;
-    {
-      std::lock_guard lock(q_mu);
-      never_started.swap(unrun);  // popped by executors, never started
-      for (auto& j : stale_jobs) never_started.push_back(std::move(j));
-      for (auto& j : paused_jobs) never_started.push_back(std::move(j));
-      stale_jobs.clear();
-      paused_jobs.clear();
-    }
-    release(never_started);
-    claim_db->set_wakeup(nullptr);
-    notify_sd.reset();
-    claim_db->stop_listening();
+    executors.finish(hard);
+    std::vector<ClaimedJob> never_started = queue.take_leftovers();
+    producer.release(never_started);
+    producer.stop_listening();
     asio::post(done_io, [this] {
-      renew_timer.cancel();
-      rescue_timer.cancel();
-      watchdog_timer.cancel();
-      final_flush();
-      drop_rescuer_lease();
-      beat(true);
+      lease_keeper.stop();
+      rescuer.stop();
+      completer.final_flush();
+      rescuer.drop_lease();
+      lease_keeper.beat(true);
       done_io.stop();
     });
-    completer.join();
+    completer_thread.join();
     if (hard) {
       // Whatever still holds a lease after the final flush is running right now, or was
       // taken by an executor that is stuck in an earlier job of its batch (never started).
       std::vector<ClaimedJob> running, unstarted;
-      {
-        std::lock_guard lock(lease_mu);
-        for (const auto& [id, lease] : leases) {
-          ClaimedJob j;
-          j.id = id;
-          j.lease_token = lease.token;
-          (lease.started ? running : unstarted).push_back(std::move(j));
-        }
-      }
-      release(unstarted);
-      interrupt(running);
-      counters.hard_stopped = true;
+      leases.split_held(running, unstarted);
+      producer.release(unstarted);
+      producer.interrupt(running);
+      ctx.counters.hard_stopped = true;
     }
     signals.cancel();
-    if (fatal) std::rethrow_exception(fatal);
-    return counters.snapshot();
+    if (auto fatal = producer.fatal()) std::rethrow_exception(fatal);
+    return ctx.counters.snapshot();
   }
 };
 
@@ -1349,11 +242,10 @@ void Worker::stop() {
   asio::post(impl_->poll_io, [impl = impl_.get()] { impl->shutdown(); });
 }
 
-WorkerStats Worker::stats() const { return impl_->counters.snapshot(); }
+WorkerStats Worker::stats() const { return impl_->ctx.counters.snapshot(); }
 
 bool Worker::cancel_requested(const std::string& job_id) const {
-  std::lock_guard lock(impl_->lease_mu);
-  return impl_->cancels.contains(job_id);
+  return impl_->leases.cancel_requested(job_id);
 }
 
 }  // namespace fastq

@@ -25,7 +25,11 @@
 // Each of these is a service whose decisions are pure functions in fastq/worker/:
 // producer.hpp (claim size, back-off), rate_gate.hpp (rate admission), executor_pool.hpp
 // (batch sizes), completer.hpp (when to flush), lease_keeper.hpp (when a lease is in
-// doubt), rescuer.hpp (leader-only rescue and its cadence).
+// doubt), rescuer.hpp (leader-only rescue and its cadence). Their thread code is a class
+// each in src/cpp/core/worker/ (producer, rate_gate and executor_pool, completer,
+// lease_keeper and rescuer .cpp), whose header names the thread that owns it; what several
+// threads share is a class with its lock inside (fastq/worker/lease_table.hpp,
+// local_queue.hpp).
 //
 // Shutdown (stop(), SIGTERM, SIGINT, or burst mode finding nothing runnable): no new
 // claims; executors finish the job they are running; jobs still waiting in the local

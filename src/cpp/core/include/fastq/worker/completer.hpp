@@ -1,6 +1,7 @@
 // Completer: writes outcomes and start marks in batches (write_outcomes, outcome.hpp),
 // fenced by lease token, on a sibling connection. Owning thread: the completer (its own
 // Boost.Asio io_context); executors and the event loop hand it outcomes under its mutex.
+// Its thread code is the class Completer, src/cpp/core/worker/completer.cpp.
 //
 // When to flush is decided here, as pure functions tested without threads or a database.
 #pragma once

@@ -1,7 +1,8 @@
 // Executor pool: `concurrency` threads that take batches of jobs from the local queue and
 // run them through the TaskRunner (the Python bindings enter the interpreter once per
-// batch). Owning threads: the executors themselves; each owns its batch, the queue is
-// shared with the producer under the queue mutex.
+// batch). Owning threads: the executors themselves; each owns its batch, the local queue
+// is shared with the producer, its mutex inside (local_queue.hpp).
+// Its thread code is the class ExecutorPool, src/cpp/core/worker/executor_pool.cpp.
 //
 // How much each executor takes is decided here, as pure functions tested without threads.
 #pragma once

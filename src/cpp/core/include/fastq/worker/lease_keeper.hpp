@@ -2,6 +2,7 @@
 // statement), brings back cancel requests, beats the worker registry row and pings the
 // systemd watchdog. Owning thread: the completer (the same io_context that writes outcomes,
 // so a stuck completer stops renewing and the jobs go to a live worker).
+// Its thread code is the class LeaseKeeper, src/cpp/core/worker/lease_keeper.cpp.
 //
 // When a held lease is in doubt is decided here, as a pure function tested without threads.
 #pragma once

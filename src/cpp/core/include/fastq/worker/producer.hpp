@@ -1,6 +1,7 @@
 // Producer: claims jobs into the worker's local queue, wakes on LISTEN notifications, backs
 // off when idle. Owning thread: the poller (the thread that called Worker::run(), running a
 // Boost.Asio io_context with the claim connection, the LISTEN socket and the signals).
+// Its thread code is the class Producer, src/cpp/core/worker/producer.cpp.
 //
 // Its decisions are pure functions of (state, inputs), tested without threads or a
 // database (tests/cpp/test_worker_services.cpp):

@@ -1,6 +1,7 @@
 // Rate gate: holds rate-limited jobs until their token is due. Owning thread: the poller
 // (it takes tokens from the database with Driver::acquire_rate right after a claim and
 // keeps the jobs whose token is not due yet on a timer).
+// Its thread code is the class RateGate, src/cpp/core/worker/rate_gate.cpp.
 //
 // The bucket arithmetic (GCRA) is fastq/rate.hpp; what the gate does with one grant is
 // decided here, as pure functions tested without threads or a database.

@@ -3,6 +3,7 @@
 // table fastq_leader), renewed with every pass; when that worker dies its lease expires and
 // the next live worker to pass takes it over. Owning thread: the completer (a rescue must
 // follow this worker's own flush and renewal, see rescue_step).
+// Its thread code is the class Rescuer, src/cpp/core/worker/rescuer.cpp.
 //
 // Its decisions are pure functions, tested without threads or a database.
 #pragma once

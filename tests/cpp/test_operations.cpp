@@ -475,6 +475,7 @@ TEST_P(Operations, ForgetDeletesTheFinishedJobsNothingStillNeeds) {
 TEST_P(Operations, RelabelReachesQueuedAndFinishedJobs) {
   std::vector<NewJob> jobs{job("t.queued"), job("t.done"), job("t.other")};
   for (auto& j : jobs) j.group_label = "g";
+  jobs[1].priority = 5;  // the one the claim takes, and then finishes
   enqueue_jobs(*session_, jobs);
   driver_->claim(ClaimRequest{{"default"}, 1, std::chrono::milliseconds(30000), "t:1"});
   lender((std::string("UPDATE fastq_job SET state = 'succeeded', finished_at = ") +

@@ -293,14 +293,17 @@ TEST(LeaseTable, OnlyTheSameAttemptSettlesOrForgetsALease) {
   EXPECT_EQ(t.size(), 0u);
 }
 
-TEST(LeaseTable, AForgottenJobKeepsItsCancelRequest) {
+// A job handed back leaves its cancel request with the row (the next claim reads it from
+// there): the table keeps nothing of a job it no longer holds.
+TEST(LeaseTable, AForgottenJobTakesItsCancelRequestWithIt) {
   LeaseTable t;
-  t.hold({job("a", 1)}, 0);
-  std::vector<std::string> cancelled{"a"};
+  t.hold({job("a", 1), job("b", 1)}, 0);
+  std::vector<std::string> cancelled{"a", "b"};
   t.renewed({}, cancelled, 0);
-  t.forget({job("a", 1)});
-  EXPECT_EQ(t.size(), 0u);
-  EXPECT_TRUE(t.cancel_requested("a"));
+  t.forget({job("a", 1), job("b", 2)});  // b: another attempt's token, b is still held
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_FALSE(t.cancel_requested("a"));
+  EXPECT_TRUE(t.cancel_requested("b"));
 }
 
 TEST(LeaseTable, AHardStopInterruptsStartedJobsAndReleasesTheRest) {

@@ -13,7 +13,10 @@ void LeaseTable::forget(const std::vector<ClaimedJob>& jobs) {
   std::lock_guard lock(mu_);
   for (const auto& j : jobs) {
     auto it = leases_.find(j.id);
-    if (it != leases_.end() && it->second.token == j.lease_token) leases_.erase(it);
+    if (it != leases_.end() && it->second.token == j.lease_token) {
+      leases_.erase(it);
+      cancels_.erase(j.id);  // handed back: its cancel is the row's now, not ours
+    }
   }
 }
 

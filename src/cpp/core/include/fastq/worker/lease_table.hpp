@@ -34,8 +34,7 @@ class LeaseTable {
   // Poller thread: `jobs` were claimed by a statement sent at `sent_us`.
   void hold(const std::vector<ClaimedJob>& jobs, std::int64_t sent_us);
   // Poller thread (or run()): `jobs` left this worker (handed back). Only their attempt's
-  // lease goes (the job may have been claimed again since); cancel requests are left as
-  // they are.
+  // lease goes (the job may have been claimed again since), with its cancel request.
   void forget(const std::vector<ClaimedJob>& jobs);
   // Completer thread: these outcomes were written (or refused); their leases and cancel
   // requests go.

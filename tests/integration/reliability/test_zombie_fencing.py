@@ -26,6 +26,15 @@ def test_a_paused_worker_cannot_overwrite_the_attempt_that_replaced_it(fleet, le
     job = reliability_tasks.who_ran.delay(3.0)
     a = fleet("--concurrency", "1", "--lease", "1")
     wait_for(lambda: ledger_check.read(ledger), 60, "worker A to start the job", alive=[a])
+    # A's completer writes the start mark with its next flush. Paused before that, A would
+    # leave a job the rescuer cannot tell from one never started, which goes back with its
+    # attempt returned (the rescue statement's rule): wait until the row says it started.
+    wait_for(
+        lambda: Job.objects.filter(pk=job.id, started_at__isnull=False).exists(),
+        60,
+        "A's start mark",
+        alive=[a],
+    )
     a.signal_all(signal.SIGSTOP)
     # A's lease (1 s) runs out; B's rescuer (at B's start, then every 5 s) returns the job
     # to the queue and B runs it as attempt 2.

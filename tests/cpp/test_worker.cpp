@@ -487,6 +487,64 @@ TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
   EXPECT_EQ(queued + succeeded, 200);
 }
 
+// The supervisor raises its stop word before it relays SIGTERM to its processes: from
+// then on a process whose own signal is still on its way claims nothing and starts none
+// of the jobs it holds, which go back unspent when the stop arrives.
+class StopWordTracker : public CountingTracker {
+ public:
+  bool stop_requested() const override { return stop.load(); }
+  std::atomic<bool> stop{false};
+};
+
+class RaisingRunner : public TaskRunner {
+ public:
+  explicit RaisingRunner(StopWordTracker& t) : tracker(t) {}
+  void run(const ClaimedJob&, Completion& out) override {
+    ++runs;
+    tracker.stop = true;  // the supervisor takes a SIGTERM while this job runs
+    out.result = "null";
+  }
+  StopWordTracker& tracker;
+  std::atomic<int> runs{0};
+};
+
+TEST_P(WorkerTest, NothingStartsOnceTheSupervisorsStopWordIsUp) {
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 50; ++i) jobs.push_back(job("ok"));
+  db->enqueue(jobs);
+  auto probe = db->connect_another();
+  StopWordTracker tracker;
+  RaisingRunner runner(tracker);
+  auto cfg = config();
+  cfg.burst = false;
+  cfg.concurrency = 2;
+  cfg.tracker = &tracker;
+  Worker worker(std::move(db), runner, cfg);
+  std::thread stopper([&] {
+    while (!tracker.stop.load()) std::this_thread::sleep_for(1ms);
+    // The signal is late: room for the executors to start more, if they would.
+    std::this_thread::sleep_for(200ms);
+    worker.stop();
+  });
+  auto stats = worker.run();
+  stopper.join();
+  // Both executors may have begun a job before either set the word; nothing after.
+  EXPECT_GE(runner.runs.load(), 1);
+  EXPECT_LE(runner.runs.load(), 2);
+  EXPECT_EQ(stats.succeeded, static_cast<std::uint64_t>(runner.runs.load()));
+  EXPECT_EQ(stats.succeeded + stats.released, stats.claimed);
+  int queued = 0;
+  for (const auto& j : jobs) {
+    auto rec = probe->get(j.id);
+    if (rec->state == "queued") {
+      ++queued;
+      EXPECT_EQ(rec->attempts, 0) << j.id;
+    }
+  }
+  EXPECT_EQ(queued, 50 - runner.runs.load());
+  EXPECT_TRUE(tracker.live.empty());
+}
+
 // A run cut off at the end of the grace period goes back with interrupted + 1; its attempt
 // is refunded kMaxUnspentHandbacks times, and charged after that.
 TEST_P(WorkerTest, GraceExpiryCountsTheCutOffRunAndRefundsItUpToTheBound) {

@@ -55,6 +55,8 @@ struct Table {
   // Per child: the lease token of a claim in flight (its jobs not all in slots yet).
   std::atomic<std::int64_t>* claims = nullptr;
   WorkerMetrics* metrics = nullptr;  // per child index: its worker's metrics (--metrics-port)
+  // Set by the supervisor before it relays a stop to its children (JobTracker::stop_requested).
+  std::atomic<std::uint32_t>* stop = nullptr;
   int processes = 0;
   int per_child = 0;
   std::size_t bytes = 0;
@@ -67,8 +69,9 @@ int g_metrics_fd = -1;  // the supervisor's metrics listening socket, closed in 
 
 class SlotTracker final : public JobTracker {
  public:
-  SlotTracker(Slot* slots, int n, std::atomic<std::int64_t>* claim)
-      : slots_(slots), claim_(claim) {
+  SlotTracker(Slot* slots, int n, std::atomic<std::int64_t>* claim,
+              const std::atomic<std::uint32_t>* stop)
+      : slots_(slots), claim_(claim), stop_(stop) {
     free_.reserve(static_cast<std::size_t>(n));
     for (int i = n - 1; i >= 0; --i) free_.push_back(i);
   }
@@ -113,11 +116,15 @@ class SlotTracker final : public JobTracker {
     free_.push_back(it->second);
     index_.erase(it);
   }
+  bool stop_requested() const override {
+    return stop_->load(std::memory_order_acquire) != 0;
+  }
 
  private:
   std::mutex mu_;
   Slot* slots_;
   std::atomic<std::int64_t>* claim_;
+  const std::atomic<std::uint32_t>* stop_;
   std::vector<int> free_;
   std::unordered_map<std::string, int> index_;
 };
@@ -301,6 +308,9 @@ struct Supervisor::Impl {
     if (!stopping) {
       stopping = true;
       stop_began_us = monotonic_us();
+      // Before the signals: a child that has not taken its own yet neither claims nor
+      // starts a job from here on, so the jobs a sibling hands back stay in the queue.
+      g_table.stop->store(1, std::memory_order_release);
     }
     for (auto& c : children) {
       if (c.pid > 0) {
@@ -533,10 +543,12 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
                                  static_cast<std::size_t>(g_table.per_child);
   const std::size_t claims_bytes =
       sizeof(std::atomic<std::int64_t>) * static_cast<std::size_t>(g_table.processes);
-  // WorkerMetrics after the claims, aligned for its atomics.
+  // The stop word after the claims (8-byte aligned like them), then WorkerMetrics,
+  // aligned for its atomics.
+  const std::size_t stop_offset = slot_bytes + claims_bytes;
   const std::size_t metrics_offset =
-      (slot_bytes + claims_bytes + alignof(WorkerMetrics) - 1) / alignof(WorkerMetrics) *
-      alignof(WorkerMetrics);
+      (stop_offset + sizeof(std::int64_t) + alignof(WorkerMetrics) - 1) /
+      alignof(WorkerMetrics) * alignof(WorkerMetrics);
   g_table.bytes =
       metrics_offset + sizeof(WorkerMetrics) * static_cast<std::size_t>(g_table.processes);
   void* mem = mmap(nullptr, g_table.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -546,6 +558,7 @@ Supervisor::Supervisor(std::unique_ptr<Driver> driver, SupervisorConfig config,
   g_table.claims = reinterpret_cast<std::atomic<std::int64_t>*>(static_cast<char*>(mem) +
                                                                  slot_bytes);
   for (int i = 0; i < g_table.processes; ++i) new (&g_table.claims[i]) std::atomic<std::int64_t>(0);
+  g_table.stop = new (static_cast<char*>(mem) + stop_offset) std::atomic<std::uint32_t>(0);
   g_table.metrics =
       reinterpret_cast<WorkerMetrics*>(static_cast<char*>(mem) + metrics_offset);
   for (int i = 0; i < g_table.processes; ++i) new (&g_table.metrics[i]) WorkerMetrics();
@@ -584,7 +597,7 @@ void Supervisor::enter_child(int index) {
   }
   if (g_table.slots && index >= 0 && index < g_table.processes) {
     g_tracker = new SlotTracker(g_table.child(index), g_table.per_child,
-                                &g_table.claims[index]);  // lives until exit
+                                &g_table.claims[index], g_table.stop);  // lives until exit
   }
 }
 

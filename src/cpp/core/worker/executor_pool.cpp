@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "fastq/json.hpp"
 #include "fastq/metrics.hpp"
@@ -104,8 +105,16 @@ void ExecutorPool::execute_loop(int index) {
     std::size_t ran = 0, started_async = 0;
     runner_.begin_batch();
     std::size_t skipped = 0;
+    bool stop_on_its_way = false;
     for (const auto& job : batch) {
       if (ctx_.stopping) break;  // not started: goes back to the queue
+      if (cfg.tracker && cfg.tracker->stop_requested()) {
+        // The supervisor is stopping the fleet and this process's signal is on its way:
+        // start nothing more (a job a stopping sibling handed back and this process
+        // claimed stays unstarted, and goes back with the rest when the signal lands).
+        stop_on_its_way = true;
+        break;
+      }
       ++ran;
       if (lease_in_doubt(job)) {
         // This process was paused or cut off past the lease: another worker may own
@@ -183,6 +192,8 @@ void ExecutorPool::execute_loop(int index) {
     producer_.finished(static_cast<int>(ran - started_async - skipped));
     completer_.add_outcomes(outs);
     producer_.poke();
+    // Until the signal lands (microseconds): wait rather than take the kept jobs again.
+    if (stop_on_its_way) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   runner_.thread_stopping();
   executor_done();

@@ -69,6 +69,9 @@ void Producer::maybe_claim() {
   const auto& cfg = ctx_.cfg;
   auto& counters = ctx_.counters;
   if (ctx_.stopping) return;
+  // A stop under way that this process's signal has not reached yet: no claim (the
+  // signal follows at once and ends the run).
+  if (cfg.tracker && cfg.tracker->stop_requested()) return;
   const auto taken = counters.claimed.load() - counters.deferred.load();
   const auto decision = producer::claim_decision(
       {capacity_, low_water_, held_.load(), cfg.claim_batch, cfg.max_jobs, taken});

@@ -104,6 +104,10 @@ class JobTracker {
   virtual void started(const ClaimedJob& job, int executor) = 0;
   // The job's outcome was written, or it went back to the queue.
   virtual void forgotten(const std::string& id) = 0;
+  // Whether a stop is under way that this process's own signal may not have reached yet
+  // (the supervisor raises it before relaying SIGTERM): no claim is sent and no held job
+  // started once it is set, so a job a stopping sibling hands back is not run here.
+  virtual bool stop_requested() const { return false; }
 };
 
 // A fleet-wide limit on how often a task starts: one token per `interval_us`, at most

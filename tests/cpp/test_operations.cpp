@@ -555,6 +555,67 @@ TEST_P(Operations, ARunOutsideTheQueueIsStoredFinishedAndACustomStateReachesAnyJ
   EXPECT_EQ(count("custom_state = '{\"state\":\"DONE''\"}' AND state = 'succeeded'"), 1);
 }
 
+// write_attempt_log writes a running job's log only under its own lease token (none
+// asked: any running job), in the lender's transaction; the text is made storable whole.
+TEST_P(Operations, AnAttemptLogIsWrittenOnlyUnderTheRunningJobsLease) {
+  auto a = job("t.log");
+  auto b = job("t.log");
+  auto queued = job("t.queued");
+  enqueue_jobs(*session_, std::span(&a, 1));
+  enqueue_jobs(*session_, std::span(&b, 1));
+  auto got = driver_->claim(ClaimRequest{{"default"}, 2, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(got.size(), 2u);
+  enqueue_jobs(*session_, std::span(&queued, 1));
+  std::int64_t token = 0;
+  for (const auto& c : got) {
+    if (c.id == a.id) token = c.lease_token;
+  }
+  ASSERT_NE(token, 0);
+  const bool sqlite = GetParam() == "sqlite";
+  auto stored = [&](const std::string& id) {
+    return testing::probe_text(
+        GetParam(), path_,
+        "SELECT COALESCE(attempt_log, '<none>') FROM fastq_job WHERE id = '" +
+            (sqlite ? to_hex_id(id) : id) + "'");
+  };
+  const std::string log = "[{\"attempt\":1,\"error\":\"bad 'quote'\"}]";
+
+  lender("BEGIN");
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, log));
+  lender("ROLLBACK");
+  EXPECT_EQ(stored(a.id), "<none>") << "rolled back with the lender";
+
+  EXPECT_FALSE(write_attempt_log(*session_, a.id, token + 1, "[\"fenced\"]"));
+  EXPECT_EQ(stored(a.id), "<none>") << "another lease's token writes nothing";
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, log));
+  EXPECT_EQ(stored(a.id), log);
+  EXPECT_TRUE(write_attempt_log(*session_, b.id, std::nullopt, "[]")) << "no token: any";
+  EXPECT_EQ(stored(b.id), "[]");
+  EXPECT_FALSE(write_attempt_log(*session_, queued.id, std::nullopt, "[\"q\"]"));
+  EXPECT_EQ(stored(queued.id), "<none>") << "not running: not written";
+  EXPECT_FALSE(write_attempt_log(*session_, new_job_id(), std::nullopt, "[]"));
+  EXPECT_FALSE(write_attempt_log(*session_, "'); DROP TABLE fastq_job; --", std::nullopt, "[]"));
+
+  // A NUL and a byte that is not UTF-8 cannot fail the statement (PostgreSQL's text
+  // holds neither); the JSON is repaired, not cut.
+  const std::string hostile("[\"nul\0here \xff end\"]", 18);
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, hostile));
+  const std::string text = stored(a.id);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+  EXPECT_EQ(text.front(), '[');
+  EXPECT_EQ(text.substr(text.size() - 6), " end\"]") << text;
+
+  // Finished: no longer the worker's to write.
+  Completion done;
+  done.id = a.id;
+  done.lease_token = token;
+  done.outcome = Outcome::kSucceeded;
+  done.result = "1";
+  ASSERT_EQ(driver_->complete(std::span(&done, 1)), 1u);
+  EXPECT_FALSE(write_attempt_log(*session_, a.id, token, "[\"late\"]"));
+  EXPECT_EQ(stored(a.id), text);
+}
+
 // purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that
 // is running or finished.
 TEST_P(Operations, PurgeDeletesQueuedJobsButNoWorkflowStep) {

@@ -359,6 +359,16 @@ void bind_session(py::module_& m) {
       py::arg("session"), py::arg("id"), py::arg("json"),
       "Celery's update_state: the job's custom_state (JSON text). Whether the job exists.");
   m.def(
+      "write_attempt_log",
+      [](Session& s, const std::string& id, std::optional<std::int64_t> lease_token,
+         const std::string& text) {
+        py::gil_scoped_release release;
+        return write_attempt_log(s, id, lease_token, text);
+      },
+      py::arg("session"), py::arg("id"), py::arg("lease_token"), py::arg("text"),
+      "The attempt log (JSON text) of the running job, fenced by its lease token (None: it "
+      "has none). Whether a row was written.");
+  m.def(
       "purge_queued",
       [](Session& s, const std::vector<std::string>& queues) {
         py::gil_scoped_release release;

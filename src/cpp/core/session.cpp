@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -864,6 +865,20 @@ bool set_custom_state(Session& session, const std::string& id, const std::string
   const SqlParam params[] = {d == Dialect::kPostgres ? id : to_hex_id(id), json};
   const auto rows = session.run(sql::statement(d, "set_custom_state"), params);
   return d == Dialect::kPostgres ? count_cell(rows) > 0 : !rows.empty();
+}
+
+bool write_attempt_log(Session& session, const std::string& id,
+                       std::optional<std::int64_t> lease_token, const std::string& text) {
+  if (!is_uuid_text(id)) return false;
+  const Dialect d = session.dialect();
+  // Repaired, never cut: a JSON text cut short is no longer one (task_errors bounds it).
+  const std::string stored = storable_text(text, std::numeric_limits<std::size_t>::max());
+  const SqlParam params[] = {
+      d == Dialect::kPostgres ? id : to_hex_id(id),
+      lease_token ? SqlParam{*lease_token} : SqlParam{},
+      stored,
+  };
+  return !session.run(sql::statement(d, "write_attempt_log"), params).empty();
 }
 
 std::size_t purge_queued(Session& session, std::span<const std::string> queues) {

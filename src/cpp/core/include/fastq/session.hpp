@@ -171,6 +171,15 @@ void record_finished(Session& session, const FinishedJob& job);
 // Whether the job exists.
 bool set_custom_state(Session& session, const std::string& id, const std::string& json);
 
+// The attempt log (a JSON text, fastq_django's task_errors) of job `id` while it runs,
+// fenced by the lease token of the attempt writing it (nullopt: the job was claimed
+// without one): a job no longer running, or rescued and claimed again under another
+// token, is left as it is. The text is made storable (no NUL, valid UTF-8; never cut,
+// which would break the JSON). Whether a row was written; false for an id that is not a
+// UUID.
+bool write_attempt_log(Session& session, const std::string& id,
+                       std::optional<std::int64_t> lease_token, const std::string& text);
+
 // Deletes the queued jobs of `queues` (empty: every queue) that are not workflow steps,
 // in the session's transaction. Returns how many.
 std::size_t purge_queued(Session& session, std::span<const std::string> queues);

@@ -192,6 +192,13 @@ class DatabaseBroker(Broker):
         transaction. Whether it was written (not: the job is no longer this attempt's)."""
         return bool(self._run(_core.write_attempt_log, str(job_id), lease_token, text))
 
+    def record_schedule_run(self, name: str, job_id: str) -> None:
+        """A "Run now" of schedule ``name`` that enqueued ``job_id``, recorded in the
+        caller's transaction as the scheduler records a fire: a slot at now (the next free
+        microsecond if the scheduler holds that one) and the schedule's last run, job and
+        outcome."""
+        self._run(_core.record_schedule_run, name, str(job_id))
+
     def purge(self, queues: list[str] | None = None) -> int:
         """Delete the queued jobs of ``queues`` (None: all) that are not workflow steps,
         in the caller's transaction. Returns how many."""

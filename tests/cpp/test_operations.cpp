@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "fastq/session.hpp"
 #include "fastq/time.hpp"
@@ -614,6 +615,67 @@ TEST_P(Operations, AnAttemptLogIsWrittenOnlyUnderTheRunningJobsLease) {
   ASSERT_EQ(driver_->complete(std::span(&done, 1)), 1u);
   EXPECT_FALSE(write_attempt_log(*session_, a.id, token, "[\"late\"]"));
   EXPECT_EQ(stored(a.id), text);
+}
+
+// record_schedule_run records a Run now as the scheduler records a fire: a slot row naming
+// the job and the schedule's last run; a slot already taken moves to the next microsecond.
+TEST_P(Operations, ARunNowIsRecordedInAFreeSlotOfItsSchedule) {
+  const bool sqlite = GetParam() == "sqlite";
+  auto probe = [&](const std::string& q) { return testing::probe_int(GetParam(), path_, q); };
+  auto at = [&](Micros t) {
+    return sqlite ? "'" + format_utc(t) + "'"
+                  : "timestamptz 'epoch' + " + std::to_string(t) + " * interval '1 microsecond'";
+  };
+  auto stored_id = [&](const std::string& id) { return sqlite ? to_hex_id(id) : id; };
+  lender("INSERT INTO fastq_schedule (name, task) VALUES ('s', 't.s'), ('other', 't.o')");
+  const Micros t = 1'900'000'000'123'456;
+  auto j = job("t.s");
+  enqueue_jobs(*session_, std::span(&j, 1));
+
+  lender("BEGIN");
+  EXPECT_EQ(record_schedule_run(*session_, "s", j.id, t), t);
+  lender("ROLLBACK");
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run"), 0) << "rolled back with the lender";
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_run_at IS NOT NULL"), 0);
+
+  EXPECT_EQ(record_schedule_run(*session_, "s", j.id, t), t);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE schedule = 's' AND slot = " +
+                  at(t) + " AND job_id = '" + stored_id(j.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE name = 's' AND last_outcome = "
+                  "'queued' AND last_run_at IS NOT NULL AND last_job_id = '" +
+                  stored_id(j.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE name = 'other' AND "
+                  "last_run_at IS NULL AND last_outcome = ''"),
+            1);
+  // A second Run now of the same instant, and one whose instant the scheduler fired (its
+  // fire_slot row, skipped or not): each takes the next free microsecond.
+  auto k = job("t.s");
+  EXPECT_EQ(record_schedule_run(*session_, "s", k.id, t), t + 1);
+  lender(("INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES ('s', " +
+          at(t + 2) + ", NULL, " + at(t) + ")")
+             .c_str());
+  EXPECT_EQ(record_schedule_run(*session_, "s", k.id, t), t + 3);
+  EXPECT_EQ(record_schedule_run(*session_, "other", k.id, t), t) << "slots are per schedule";
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE schedule = 's' AND slot = " +
+                  at(t + 3) + " AND job_id = '" + stored_id(k.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_job_id = '" + stored_id(k.id) +
+                  "'"),
+            2);
+  // Now: the database's clock on PostgreSQL, the core's on SQLite.
+  const Micros now = record_schedule_run(*session_, "s", j.id);
+  EXPECT_LT(std::llabs(now - now_micros()), 600'000'000LL) << now;
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE slot = " + at(now)), 1);
+  EXPECT_THROW(record_schedule_run(*session_, "s", "not-a-uuid", t), std::invalid_argument);
+  // No free slot in reach: said, not written.
+  const Micros full = t + 1'000'000;
+  for (int i = 0; i < kRunNowSlotTries; ++i) {
+    ASSERT_EQ(record_schedule_run(*session_, "other", j.id, full), full + i);
+  }
+  EXPECT_THROW(record_schedule_run(*session_, "other", k.id, full), std::runtime_error);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run"), 6 + kRunNowSlotTries);
 }
 
 // purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that

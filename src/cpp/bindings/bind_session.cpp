@@ -369,6 +369,16 @@ void bind_session(py::module_& m) {
       "The attempt log (JSON text) of the running job, fenced by its lease token (None: it "
       "has none). Whether a row was written.");
   m.def(
+      "record_schedule_run",
+      [](Session& s, const std::string& name, const std::string& job_id, const py::object& at) {
+        const std::optional<Micros> when = to_micros(at, "at");
+        py::gil_scoped_release release;
+        return record_schedule_run(s, name, job_id, when);
+      },
+      py::arg("session"), py::arg("name"), py::arg("job_id"), py::arg("at") = py::none(),
+      "A Run now of the schedule with this job: its slot row (at, None: now; a taken slot "
+      "moves to the next free microsecond) and its last run. The slot, in microseconds.");
+  m.def(
       "purge_queued",
       [](Session& s, const std::vector<std::string>& queues) {
         py::gil_scoped_release release;

@@ -199,6 +199,10 @@ class DatabaseBroker(Broker):
         outcome."""
         self._run(_core.record_schedule_run, name, str(job_id))
 
+    def set_schedule_outcome(self, name: str, outcome: str) -> None:
+        """Schedule ``name``'s last outcome (a poller's counts), cut to 64 characters."""
+        self._run(_core.set_schedule_outcome, name, outcome)
+
     def purge(self, queues: list[str] | None = None) -> int:
         """Delete the queued jobs of ``queues`` (None: all) that are not workflow steps,
         in the caller's transaction. Returns how many."""

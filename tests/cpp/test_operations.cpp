@@ -678,6 +678,29 @@ TEST_P(Operations, ARunNowIsRecordedInAFreeSlotOfItsSchedule) {
   EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run"), 6 + kRunNowSlotTries);
 }
 
+// set_schedule_outcome writes the last outcome within its varchar(64), cut on a character.
+TEST_P(Operations, AScheduleOutcomeIsCutToItsColumnOnACharacter) {
+  auto probe = [&](const std::string& q) { return testing::probe_text(GetParam(), path_, q); };
+  lender("INSERT INTO fastq_schedule (name, task) VALUES ('p', 't.p')");
+  lender("BEGIN");
+  set_schedule_outcome(*session_, "p", "polled 9: 9 new, 0 pending");
+  lender("ROLLBACK");
+  EXPECT_EQ(probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'"), "");
+  set_schedule_outcome(*session_, "p", "polled 3: 1 new, 2 pending, 0 alerts 'x'");
+  EXPECT_EQ(probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'"),
+            "polled 3: 1 new, 2 pending, 0 alerts 'x'");
+  std::string long_text;
+  for (int i = 0; i < 100; ++i) long_text += "\xC3\xA9";  // é, two bytes each
+  set_schedule_outcome(*session_, "p", long_text);
+  const std::string cut = probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'");
+  EXPECT_EQ(probe("SELECT length(last_outcome) FROM fastq_schedule WHERE name = 'p'"), "64");
+  EXPECT_EQ(cut.substr(cut.size() - 3), "\xE2\x80\xA6") << "an ellipsis says it was cut";
+  set_schedule_outcome(*session_, "p", std::string("nul\0here", 8));
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_outcome LIKE 'nul%here'"), "1");
+  set_schedule_outcome(*session_, "missing", "x");  // no such schedule: nothing to write
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_outcome = 'x'"), "0");
+}
+
 // purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that
 // is running or finished.
 TEST_P(Operations, PurgeDeletesQueuedJobsButNoWorkflowStep) {

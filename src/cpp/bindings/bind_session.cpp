@@ -379,6 +379,14 @@ void bind_session(py::module_& m) {
       "A Run now of the schedule with this job: its slot row (at, None: now; a taken slot "
       "moves to the next free microsecond) and its last run. The slot, in microseconds.");
   m.def(
+      "set_schedule_outcome",
+      [](Session& s, const std::string& name, const std::string& outcome) {
+        py::gil_scoped_release release;
+        set_schedule_outcome(s, name, outcome);
+      },
+      py::arg("session"), py::arg("name"), py::arg("outcome"),
+      "Sets the schedule's last outcome, cut to 64 characters.");
+  m.def(
       "purge_queued",
       [](Session& s, const std::vector<std::string>& queues) {
         py::gil_scoped_release release;

@@ -917,6 +917,13 @@ Micros record_schedule_run(Session& session, const std::string& name, const std:
                            std::to_string(kRunNowSlotTries) + " microseconds of the run's");
 }
 
+void set_schedule_outcome(Session& session, const std::string& name,
+                          const std::string& outcome) {
+  const Dialect d = session.dialect();
+  const SqlParam params[] = {name, storable_chars(outcome, 64)};
+  session.run(sql::statement(d, "fire_outcome"), params);
+}
+
 std::size_t purge_queued(Session& session, std::span<const std::string> queues) {
   const Dialect d = session.dialect();
   SqlParam which;  // NULL: every queue

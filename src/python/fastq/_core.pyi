@@ -122,6 +122,7 @@ def write_attempt_log(session: Session, id: str, lease_token: int | None, text: 
 def record_schedule_run(
     session: Session, name: str, job_id: str, at: datetime | int | None = None
 ) -> int: ...
+def set_schedule_outcome(session: Session, name: str, outcome: str) -> None: ...
 
 class Driver:
     @property

@@ -193,6 +193,11 @@ inline constexpr int kRunNowSlotTries = 64;
 Micros record_schedule_run(Session& session, const std::string& name, const std::string& job_id,
                            std::optional<Micros> at = std::nullopt);
 
+// Sets schedule `name`'s last outcome (what the Schedules page shows), cut to the column's
+// 64 characters (on a character boundary, an ellipsis last) and made storable.
+void set_schedule_outcome(Session& session, const std::string& name,
+                          const std::string& outcome);
+
 // Deletes the queued jobs of `queues` (empty: every queue) that are not workflow steps,
 // in the session's transaction. Returns how many.
 std::size_t purge_queued(Session& session, std::span<const std::string> queues);

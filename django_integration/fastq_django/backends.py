@@ -699,13 +699,11 @@ def _type_name(t: type) -> str:
 
 def _write_log(job: Any, entries: list[dict[str, Any]]) -> None:
     """The attempt log of the running ``job``, fenced by its lease (a job rescued from
-    this worker is no longer its to write)."""
+    this worker is no longer its to write): the core's write_attempt_log, on the broker
+    whose database ``_jobs()`` reads."""
     from fastq_django import task_errors
 
-    rows = _jobs().filter(pk=uuid.UUID(job.id), state="running")
-    if job.lease_token is not None:
-        rows = rows.filter(lease_token=job.lease_token)
-    rows.update(attempt_log=task_errors.dump(entries))
+    fastq.get_broker().write_attempt_log(job.id, job.lease_token, task_errors.dump(entries))
 
 
 def _fold_previous(job: Any) -> None:

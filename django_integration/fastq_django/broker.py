@@ -186,6 +186,23 @@ class DatabaseBroker(Broker):
         """Celery's ``update_state``: the job's custom state (JSON text). Whether it exists."""
         return bool(self._run(_core.set_custom_state, str(job_id), state_json))
 
+    def write_attempt_log(self, job_id: str, lease_token: int | None, text: str) -> bool:
+        """The attempt log (JSON text) of the running job, fenced by the lease token of the
+        attempt writing it (None: the job was claimed without one), in the caller's
+        transaction. Whether it was written (not: the job is no longer this attempt's)."""
+        return bool(self._run(_core.write_attempt_log, str(job_id), lease_token, text))
+
+    def record_schedule_run(self, name: str, job_id: str) -> None:
+        """A "Run now" of schedule ``name`` that enqueued ``job_id``, recorded in the
+        caller's transaction as the scheduler records a fire: a slot at now (the next free
+        microsecond if the scheduler holds that one) and the schedule's last run, job and
+        outcome."""
+        self._run(_core.record_schedule_run, name, str(job_id))
+
+    def set_schedule_outcome(self, name: str, outcome: str) -> None:
+        """Schedule ``name``'s last outcome (a poller's counts), cut to 64 characters."""
+        self._run(_core.set_schedule_outcome, name, outcome)
+
     def purge(self, queues: list[str] | None = None) -> int:
         """Delete the queued jobs of ``queues`` (None: all) that are not workflow steps,
         in the caller's transaction. Returns how many."""

@@ -16,7 +16,6 @@ from django.db.models import QuerySet
 from fastq.pollers import Poller, declared, job_template
 
 from fastq_django.broker import default_broker
-from fastq_django.models import Schedule
 
 Param = None | bool | int | float | str
 
@@ -103,5 +102,5 @@ def run_cycle(name: str, now: datetime) -> dict[str, Any]:
     outcome = f"polled {stats['rows']}: {stats['enqueued']} new, {stats['pending']} pending"
     if stale_sql is not None:
         outcome += f", {stats['alerted']} alerts"
-    Schedule.objects.using(alias).filter(name=name).update(last_outcome=outcome[:64])
+    default_broker().set_schedule_outcome(name, outcome)  # cut to its 64 characters
     return result

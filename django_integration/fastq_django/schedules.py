@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from fastq import Cron, _core, conf, get_broker, registry
 from fastq._core import NewJob
 from fastq.schedules import PeriodicSchedule, declared, from_settings, providers
 from fastq.serialization import encode_arguments
 
-from fastq_django.models import Job, Schedule, ScheduleRun, ScheduleSource
+from fastq_django.broker import default_broker
+from fastq_django.models import Job, Schedule, ScheduleSource
 
 log = logging.getLogger("fastq.scheduler")
 
@@ -119,11 +118,16 @@ def last_outcome(schedule: Schedule) -> str:
 
 def run_now(schedule: Schedule) -> str:
     """Enqueues one run of the schedule at once (not a slot: nothing is skipped and the
-    next slot stays as it is). Returns the job id."""
+    next slot stays as it is). Returns the job id.
+
+    The run is recorded with the job, in one transaction on fastq's database, by the
+    core's record_schedule_run: a slot row at now (retention keeps the job, max_instances
+    counts it) and the schedule's last run, as the scheduler records a fire."""
     task = registry.get(schedule.task)
     args = json.loads(schedule.args or "[]")
     kwargs = json.loads(schedule.kwargs or "{}")
-    with transaction.atomic():
+    broker = default_broker()
+    with transaction.atomic(using=broker.alias):
         if task is not None:
             options: dict[str, Any] = {}
             if schedule.queue:
@@ -148,9 +152,5 @@ def run_now(schedule: Schedule) -> str:
                     )
                 ]
             )
-        now = timezone.now()
-        ScheduleRun.objects.create(schedule=schedule.name, slot=now, job_id=uuid.UUID(job_id))
-        Schedule.objects.filter(pk=schedule.pk).update(
-            last_run_at=now, last_job_id=uuid.UUID(job_id), last_outcome="queued"
-        )
+        broker.record_schedule_run(schedule.name, job_id)
     return job_id

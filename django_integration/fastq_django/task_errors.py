@@ -9,6 +9,8 @@ in ``TaskResult.errors`` under the paths of the classes below, so that
 
 from __future__ import annotations
 
+import re
+
 
 class FastqJobError(Exception):
     """Base class of the reasons fastq ends a job with; none is raised by fastq itself."""
@@ -177,10 +179,17 @@ def load(text: str | None) -> list[dict[str, object]]:
     return [e for e in value if isinstance(e, dict) and isinstance(e.get("attempt"), int)]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dump(entries: list[dict[str, object]]) -> str:
+    """The log as JSON text any database stores: a NUL is escaped by the encoder, and a
+    lone surrogate (an exception message decoded with ``surrogateescape``) as JSON's own
+    ``\\uXXXX`` escape, which reads back as the same text: UTF-8 cannot hold it raw."""
     import json
 
-    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def append(entries: list[dict[str, object]], new: dict[str, object]) -> list[dict[str, object]]:

@@ -766,6 +766,27 @@ WITH a AS (UPDATE fastq_active SET custom_state = $2::text WHERE id = $1::uuid R
 f AS (UPDATE fastq_finished SET custom_state = $2::text WHERE id = $1::uuid RETURNING 1)
 SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM f)
 
+-- name: write_attempt_log
+-- The attempt log (JSON text $3) of job $1 while it runs, fenced by lease token $2 (NULL:
+-- the job has none): a job rescued from its worker is no longer that worker's to write.
+-- A row if it was written.
+UPDATE fastq_active
+SET attempt_log = $3::text
+WHERE id = $1::uuid AND state = 'running' AND ($2::bigint IS NULL OR lease_token =
+  $2::bigint)
+RETURNING 1
+
+-- name: run_now_slot
+-- Records a run of schedule $1 made on demand ("Run now") with job $3, as fire_slot
+-- records a fired one: slot $2 (microseconds; NULL: the transaction's now) plus $4
+-- microseconds. No row written if that slot is taken (the caller tries the next
+-- microsecond); the slot written, in microseconds, otherwise.
+INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at)
+VALUES ($1, COALESCE(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', now())
+  + $4::bigint * interval '1 microsecond', $3::uuid, now())
+ON CONFLICT (schedule, slot) DO NOTHING
+RETURNING (extract(epoch FROM slot) * 1000000)::bigint
+
 -- name: retry_jobs
 -- Queues again those of the jobs $1 (a uuid array) that ended unsuccessfully (failed,
 -- dead, expired, cancelled): moved from the finished log back to the active table with

@@ -627,6 +627,23 @@ VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?13, 1, ?7, NULL, 0, NULL, '', ?9, ?10, ?11,
 UPDATE fastq_job SET custom_state = ?2 WHERE id = ?1
 RETURNING id
 
+-- name: write_attempt_log
+-- The attempt log (JSON text ?3) of job ?1 while it runs, fenced by lease token ?2 (NULL:
+-- the job has none; postgres.sql's write_attempt_log). A row if it was written.
+UPDATE fastq_job
+SET attempt_log = ?3
+WHERE id = ?1 AND state = 'running' AND (?2 IS NULL OR lease_token = ?2)
+RETURNING id
+
+-- name: run_now_slot
+-- Records a run of schedule ?1 made on demand ("Run now") with job ?3 at slot ?2, created
+-- at ?4, as fire_slot records a fired one. No row written if that slot is taken (the
+-- caller tries the next microsecond).
+INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at)
+VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (schedule, slot) DO NOTHING
+RETURNING slot
+
 -- name: retry_jobs
 -- Queues again those of the jobs ?1 (a JSON array of ids) that ended unsuccessfully
 -- (failed, dead, expired, cancelled): attempts, result, error, lease, expiry and cancel

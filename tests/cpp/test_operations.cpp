@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "fastq/session.hpp"
 #include "fastq/time.hpp"
@@ -556,6 +557,151 @@ TEST_P(Operations, ARunOutsideTheQueueIsStoredFinishedAndACustomStateReachesAnyJ
   EXPECT_FALSE(set_custom_state(*session_, "not-a-uuid", "{}"));
   EXPECT_EQ(count("custom_state = '{\"state\":\"PROGRESS\"}' AND state = 'queued'"), 1);
   EXPECT_EQ(count("custom_state = '{\"state\":\"DONE''\"}' AND state = 'succeeded'"), 1);
+}
+
+// write_attempt_log writes a running job's log only under its own lease token (none
+// asked: any running job), in the lender's transaction; the text is made storable whole.
+TEST_P(Operations, AnAttemptLogIsWrittenOnlyUnderTheRunningJobsLease) {
+  auto a = job("t.log");
+  auto b = job("t.log");
+  auto queued = job("t.queued");
+  enqueue_jobs(*session_, std::span(&a, 1));
+  enqueue_jobs(*session_, std::span(&b, 1));
+  auto got = driver_->claim(ClaimRequest{{"default"}, 2, std::chrono::milliseconds(30000), "t:1"});
+  ASSERT_EQ(got.size(), 2u);
+  enqueue_jobs(*session_, std::span(&queued, 1));
+  std::int64_t token = 0;
+  for (const auto& c : got) {
+    if (c.id == a.id) token = c.lease_token;
+  }
+  ASSERT_NE(token, 0);
+  const bool sqlite = GetParam() == "sqlite";
+  auto stored = [&](const std::string& id) {
+    return testing::probe_text(
+        GetParam(), path_,
+        "SELECT COALESCE(attempt_log, '<none>') FROM fastq_job WHERE id = '" +
+            (sqlite ? to_hex_id(id) : id) + "'");
+  };
+  const std::string log = "[{\"attempt\":1,\"error\":\"bad 'quote'\"}]";
+
+  lender("BEGIN");
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, log));
+  lender("ROLLBACK");
+  EXPECT_EQ(stored(a.id), "<none>") << "rolled back with the lender";
+
+  EXPECT_FALSE(write_attempt_log(*session_, a.id, token + 1, "[\"fenced\"]"));
+  EXPECT_EQ(stored(a.id), "<none>") << "another lease's token writes nothing";
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, log));
+  EXPECT_EQ(stored(a.id), log);
+  EXPECT_TRUE(write_attempt_log(*session_, b.id, std::nullopt, "[]")) << "no token: any";
+  EXPECT_EQ(stored(b.id), "[]");
+  EXPECT_FALSE(write_attempt_log(*session_, queued.id, std::nullopt, "[\"q\"]"));
+  EXPECT_EQ(stored(queued.id), "<none>") << "not running: not written";
+  EXPECT_FALSE(write_attempt_log(*session_, new_job_id(), std::nullopt, "[]"));
+  EXPECT_FALSE(write_attempt_log(*session_, "'); DROP TABLE fastq_job; --", std::nullopt, "[]"));
+
+  // A NUL and a byte that is not UTF-8 cannot fail the statement (PostgreSQL's text
+  // holds neither); the JSON is repaired, not cut.
+  const std::string hostile("[\"nul\0here \xff end\"]", 18);
+  EXPECT_TRUE(write_attempt_log(*session_, a.id, token, hostile));
+  const std::string text = stored(a.id);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+  EXPECT_EQ(text.front(), '[');
+  EXPECT_EQ(text.substr(text.size() - 6), " end\"]") << text;
+
+  // Finished: no longer the worker's to write.
+  Completion done;
+  done.id = a.id;
+  done.lease_token = token;
+  done.outcome = Outcome::kSucceeded;
+  done.result = "1";
+  ASSERT_EQ(driver_->complete(std::span(&done, 1)), 1u);
+  EXPECT_FALSE(write_attempt_log(*session_, a.id, token, "[\"late\"]"));
+  EXPECT_EQ(stored(a.id), text);
+}
+
+// record_schedule_run records a Run now as the scheduler records a fire: a slot row naming
+// the job and the schedule's last run; a slot already taken moves to the next microsecond.
+TEST_P(Operations, ARunNowIsRecordedInAFreeSlotOfItsSchedule) {
+  const bool sqlite = GetParam() == "sqlite";
+  auto probe = [&](const std::string& q) { return testing::probe_int(GetParam(), path_, q); };
+  auto at = [&](Micros t) {
+    return sqlite ? "'" + format_utc(t) + "'"
+                  : "timestamptz 'epoch' + " + std::to_string(t) + " * interval '1 microsecond'";
+  };
+  auto stored_id = [&](const std::string& id) { return sqlite ? to_hex_id(id) : id; };
+  lender("INSERT INTO fastq_schedule (name, task) VALUES ('s', 't.s'), ('other', 't.o')");
+  const Micros t = 1'900'000'000'123'456;
+  auto j = job("t.s");
+  enqueue_jobs(*session_, std::span(&j, 1));
+
+  lender("BEGIN");
+  EXPECT_EQ(record_schedule_run(*session_, "s", j.id, t), t);
+  lender("ROLLBACK");
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run"), 0) << "rolled back with the lender";
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_run_at IS NOT NULL"), 0);
+
+  EXPECT_EQ(record_schedule_run(*session_, "s", j.id, t), t);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE schedule = 's' AND slot = " +
+                  at(t) + " AND job_id = '" + stored_id(j.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE name = 's' AND last_outcome = "
+                  "'queued' AND last_run_at IS NOT NULL AND last_job_id = '" +
+                  stored_id(j.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE name = 'other' AND "
+                  "last_run_at IS NULL AND last_outcome = ''"),
+            1);
+  // A second Run now of the same instant, and one whose instant the scheduler fired (its
+  // fire_slot row, skipped or not): each takes the next free microsecond.
+  auto k = job("t.s");
+  EXPECT_EQ(record_schedule_run(*session_, "s", k.id, t), t + 1);
+  lender(("INSERT INTO fastq_schedule_run (schedule, slot, job_id, created_at) VALUES ('s', " +
+          at(t + 2) + ", NULL, " + at(t) + ")")
+             .c_str());
+  EXPECT_EQ(record_schedule_run(*session_, "s", k.id, t), t + 3);
+  EXPECT_EQ(record_schedule_run(*session_, "other", k.id, t), t) << "slots are per schedule";
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE schedule = 's' AND slot = " +
+                  at(t + 3) + " AND job_id = '" + stored_id(k.id) + "'"),
+            1);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_job_id = '" + stored_id(k.id) +
+                  "'"),
+            2);
+  // Now: the database's clock on PostgreSQL, the core's on SQLite.
+  const Micros now = record_schedule_run(*session_, "s", j.id);
+  EXPECT_LT(std::llabs(now - now_micros()), 600'000'000LL) << now;
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run WHERE slot = " + at(now)), 1);
+  EXPECT_THROW(record_schedule_run(*session_, "s", "not-a-uuid", t), std::invalid_argument);
+  // No free slot in reach: said, not written.
+  const Micros full = t + 1'000'000;
+  for (int i = 0; i < kRunNowSlotTries; ++i) {
+    ASSERT_EQ(record_schedule_run(*session_, "other", j.id, full), full + i);
+  }
+  EXPECT_THROW(record_schedule_run(*session_, "other", k.id, full), std::runtime_error);
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule_run"), 6 + kRunNowSlotTries);
+}
+
+// set_schedule_outcome writes the last outcome within its varchar(64), cut on a character.
+TEST_P(Operations, AScheduleOutcomeIsCutToItsColumnOnACharacter) {
+  auto probe = [&](const std::string& q) { return testing::probe_text(GetParam(), path_, q); };
+  lender("INSERT INTO fastq_schedule (name, task) VALUES ('p', 't.p')");
+  lender("BEGIN");
+  set_schedule_outcome(*session_, "p", "polled 9: 9 new, 0 pending");
+  lender("ROLLBACK");
+  EXPECT_EQ(probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'"), "");
+  set_schedule_outcome(*session_, "p", "polled 3: 1 new, 2 pending, 0 alerts 'x'");
+  EXPECT_EQ(probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'"),
+            "polled 3: 1 new, 2 pending, 0 alerts 'x'");
+  std::string long_text;
+  for (int i = 0; i < 100; ++i) long_text += "\xC3\xA9";  // é, two bytes each
+  set_schedule_outcome(*session_, "p", long_text);
+  const std::string cut = probe("SELECT last_outcome FROM fastq_schedule WHERE name = 'p'");
+  EXPECT_EQ(probe("SELECT length(last_outcome) FROM fastq_schedule WHERE name = 'p'"), "64");
+  EXPECT_EQ(cut.substr(cut.size() - 3), "\xE2\x80\xA6") << "an ellipsis says it was cut";
+  set_schedule_outcome(*session_, "p", std::string("nul\0here", 8));
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_outcome LIKE 'nul%here'"), "1");
+  set_schedule_outcome(*session_, "missing", "x");  // no such schedule: nothing to write
+  EXPECT_EQ(probe("SELECT count(*) FROM fastq_schedule WHERE last_outcome = 'x'"), "0");
 }
 
 // purge_queued deletes queued jobs, by queue or all, never a workflow step or a job that

@@ -17,6 +17,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import transaction
 from django.urls import reverse
 from fastq.schedules import from_settings
 from fastq_django.models import Job, Leader, Schedule, ScheduleRun
@@ -173,6 +174,28 @@ def test_run_now_of_a_task_this_process_does_not_know_enqueues_it_as_described()
     assert job.max_attempts == 4
     s.refresh_from_db()
     assert s.last_job_id == job.id and s.last_outcome == "queued"
+
+
+def test_run_now_records_each_run_with_its_job_in_the_callers_transaction():
+    """Two runs in one transaction (one instant on PostgreSQL's clock) take two slots;
+    a run rolled back with its caller leaves neither its job nor its slot."""
+    s = _tick_schedule("twice", every=None, cron="0 4 * * *")
+    with transaction.atomic():
+        first = run_now(s)
+        second = run_now(s)
+    runs = list(ScheduleRun.objects.filter(schedule="twice").order_by("slot"))
+    assert [str(r.job_id) for r in runs] == [first, second]
+    assert runs[0].slot < runs[1].slot
+    s.refresh_from_db()
+    assert (str(s.last_job_id), s.last_outcome) == (second, "queued")
+    assert s.last_run_at is not None and s.next_run_at is None  # no slot of its own skipped
+    with pytest.raises(LookupError), transaction.atomic():
+        gone = run_now(s)
+        raise LookupError("the caller changed its mind")
+    assert not Job.objects.filter(pk=gone).exists()
+    assert ScheduleRun.objects.filter(schedule="twice").count() == 2
+    s.refresh_from_db()
+    assert str(s.last_job_id) == second
 
 
 def test_admin_lists_and_runs_now_and_toggles(admin_client):

@@ -529,6 +529,29 @@ def test_attempt_log_folds_what_fastq_wrote_and_lost_workers_in_process():
     ]
 
 
+def test_attempt_log_keeps_an_error_with_a_nul_and_a_lone_surrogate():
+    """An exception message with a NUL and a lone surrogate (an undecodable file name
+    read with surrogateescape) is logged as it was: no database refuses the log's text."""
+    from fastq.task import run_job
+
+    ft = default_task_backend.fastq_task(api.fail)
+    r = api.fail.enqueue("placeholder")
+    Job.objects.filter(pk=r.id).update(state="running", attempts=1, lease_token=91)
+    message = "nul\x00here, lone \udcff, é"
+    # Django's receivers would log the message, and pytest-xdist cannot send a captured
+    # log with a lone surrogate back to its controller.
+    logging.disable(logging.CRITICAL)
+    try:
+        with pytest.raises(ValueError):
+            run_job(ft, [message], {}, r.id, 1, 4, lease_token=91)
+    finally:
+        logging.disable(logging.NOTSET)
+    log = task_errors.load(Job.objects.get(pk=r.id).attempt_log)
+    assert [(e["attempt"], e["error_type"], e["error"]) for e in log] == [
+        (1, "ValueError", message)
+    ]
+
+
 def test_attempt_log_rules():
     """task_errors' pure functions: what is folded, merged, and kept."""
     e = task_errors.entry

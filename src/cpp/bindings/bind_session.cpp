@@ -359,6 +359,34 @@ void bind_session(py::module_& m) {
       py::arg("session"), py::arg("id"), py::arg("json"),
       "Celery's update_state: the job's custom_state (JSON text). Whether the job exists.");
   m.def(
+      "write_attempt_log",
+      [](Session& s, const std::string& id, std::optional<std::int64_t> lease_token,
+         const std::string& text) {
+        py::gil_scoped_release release;
+        return write_attempt_log(s, id, lease_token, text);
+      },
+      py::arg("session"), py::arg("id"), py::arg("lease_token"), py::arg("text"),
+      "The attempt log (JSON text) of the running job, fenced by its lease token (None: it "
+      "has none). Whether a row was written.");
+  m.def(
+      "record_schedule_run",
+      [](Session& s, const std::string& name, const std::string& job_id, const py::object& at) {
+        const std::optional<Micros> when = to_micros(at, "at");
+        py::gil_scoped_release release;
+        return record_schedule_run(s, name, job_id, when);
+      },
+      py::arg("session"), py::arg("name"), py::arg("job_id"), py::arg("at") = py::none(),
+      "A Run now of the schedule with this job: its slot row (at, None: now; a taken slot "
+      "moves to the next free microsecond) and its last run. The slot, in microseconds.");
+  m.def(
+      "set_schedule_outcome",
+      [](Session& s, const std::string& name, const std::string& outcome) {
+        py::gil_scoped_release release;
+        set_schedule_outcome(s, name, outcome);
+      },
+      py::arg("session"), py::arg("name"), py::arg("outcome"),
+      "Sets the schedule's last outcome, cut to 64 characters.");
+  m.def(
       "purge_queued",
       [](Session& s, const std::vector<std::string>& queues) {
         py::gil_scoped_release release;

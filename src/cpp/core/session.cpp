@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 
 #include "fastq/bulk.hpp"
 #include "fastq/json.hpp"
@@ -868,6 +870,62 @@ bool set_custom_state(Session& session, const std::string& id, const std::string
   const SqlParam params[] = {d == Dialect::kPostgres ? id : to_hex_id(id), json};
   const auto rows = session.run(sql::statement(d, "set_custom_state"), params);
   return d == Dialect::kPostgres ? count_cell(rows) > 0 : !rows.empty();
+}
+
+bool write_attempt_log(Session& session, const std::string& id,
+                       std::optional<std::int64_t> lease_token, const std::string& text) {
+  if (!is_uuid_text(id)) return false;
+  const Dialect d = session.dialect();
+  // Repaired, never cut: a JSON text cut short is no longer one (task_errors bounds it).
+  const std::string stored = storable_text(text, std::numeric_limits<std::size_t>::max());
+  const SqlParam params[] = {
+      d == Dialect::kPostgres ? id : to_hex_id(id),
+      lease_token ? SqlParam{*lease_token} : SqlParam{},
+      stored,
+  };
+  return !session.run(sql::statement(d, "write_attempt_log"), params).empty();
+}
+
+Micros record_schedule_run(Session& session, const std::string& name, const std::string& job_id,
+                           std::optional<Micros> at) {
+  if (!is_uuid_text(job_id)) {
+    throw std::invalid_argument("record_schedule_run: job id is not a UUID");
+  }
+  const Dialect d = session.dialect();
+  const std::string& slot_sql = sql::statement(d, "run_now_slot");
+  if (d == Dialect::kPostgres) {
+    std::vector<SqlParam> params{name, SqlParam{}, job_id, SqlParam{}};  // $2 NULL: now()
+    if (at) params[1] = std::int64_t{*at};
+    for (std::int64_t k = 0; k < kRunNowSlotTries; ++k) {
+      params[3] = k;
+      const auto rows = session.run(slot_sql, params);
+      if (rows.empty()) continue;  // taken: the next microsecond
+      const SqlParam ran[] = {name, job_id};
+      session.run(sql::statement(d, "fire_ran"), ran);
+      const SqlCell& slot = rows.at(0).at(0);
+      return slot ? std::atoll(slot->c_str()) : 0;
+    }
+  } else {
+    const Micros now = now_micros();
+    const Micros first = at.value_or(now);
+    const std::string hex = to_hex_id(job_id);
+    for (Micros k = 0; k < kRunNowSlotTries; ++k) {
+      const SqlParam params[] = {name, format_utc(first + k), hex, format_utc(now)};
+      if (session.run(slot_sql, params).empty()) continue;
+      const SqlParam ran[] = {name, format_utc(first), hex};
+      session.run(sql::statement(d, "fire_ran"), ran);
+      return first + k;
+    }
+  }
+  throw std::runtime_error("record_schedule_run: schedule '" + name + "' has no free slot within " +
+                           std::to_string(kRunNowSlotTries) + " microseconds of the run's");
+}
+
+void set_schedule_outcome(Session& session, const std::string& name,
+                          const std::string& outcome) {
+  const Dialect d = session.dialect();
+  const SqlParam params[] = {name, storable_chars(outcome, 64)};
+  session.run(sql::statement(d, "fire_outcome"), params);
 }
 
 std::size_t purge_queued(Session& session, std::span<const std::string> queues) {

@@ -112,6 +112,11 @@ class Broker(abc.ABC):
         steps. How many."""
         raise NotImplementedError(f"the {self.name} broker keeps no job table")
 
+    def write_attempt_log(self, job_id: str, lease_token: int | None, text: str) -> bool:
+        """Write the attempt log (JSON text) of the running job, fenced by the lease token
+        of the attempt writing it (None: it has none). Whether it was written."""
+        raise NotImplementedError(f"the {self.name} broker keeps no job table")
+
 
 def from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)

@@ -171,6 +171,33 @@ void record_finished(Session& session, const FinishedJob& job);
 // Whether the job exists.
 bool set_custom_state(Session& session, const std::string& id, const std::string& json);
 
+// The attempt log (a JSON text, fastq_django's task_errors) of job `id` while it runs,
+// fenced by the lease token of the attempt writing it (nullopt: the job was claimed
+// without one): a job no longer running, or rescued and claimed again under another
+// token, is left as it is. The text is made storable (no NUL, valid UTF-8; never cut,
+// which would break the JSON). Whether a row was written; false for an id that is not a
+// UUID.
+bool write_attempt_log(Session& session, const std::string& id,
+                       std::optional<std::int64_t> lease_token, const std::string& text);
+
+// A run of schedule `name` made on demand ("Run now": the admin, fastq_schedules --run)
+// with job `job_id`, in the session's transaction: a slot row in fastq_schedule_run (as a
+// fired slot has, so retention keeps the job and max_instances counts it) and the
+// schedule's last run, job and outcome ("queued"), as the scheduler records a fire. The
+// slot is `at` (nullopt: now, the transaction's on PostgreSQL, the core's clock on
+// SQLite); a slot already taken (the scheduler fired that very microsecond, or another
+// Run now did) moves to the next free microsecond, so the run is always recorded. Returns
+// the slot. std::invalid_argument for a job id that is not a UUID; std::runtime_error
+// when no slot is free within kRunNowSlotTries microseconds.
+inline constexpr int kRunNowSlotTries = 64;
+Micros record_schedule_run(Session& session, const std::string& name, const std::string& job_id,
+                           std::optional<Micros> at = std::nullopt);
+
+// Sets schedule `name`'s last outcome (what the Schedules page shows), cut to the column's
+// 64 characters (on a character boundary, an ellipsis last) and made storable.
+void set_schedule_outcome(Session& session, const std::string& name,
+                          const std::string& outcome);
+
 // Deletes the queued jobs of `queues` (empty: every queue) that are not workflow steps,
 // in the session's transaction. Returns how many.
 std::size_t purge_queued(Session& session, std::span<const std::string> queues);

@@ -40,18 +40,6 @@ VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text,
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
--- name: enqueue_job_keyless
--- enqueue_job for a job without a unique key (most `.delay()` calls): nothing can
--- conflict, so no arbiter index to infer and no id to send back, which is a sixth of an
--- unprepared call's server time. The same parameters; $10 is NULL.
-INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
-  max_attempts, expires_at, cancel_requested, unique_key, worker, error_type, error,
-  traceback, created_at, envelope, time_limit, soft_time_limit, rate_key, group_label)
-VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text,
-  COALESCE(to_timestamp($7::bigint / 1e6), now()), 0, $8::int,
-  to_timestamp($9::bigint / 1e6), false, $10::text, '', '', '', '', now(), $14::int,
-  $11::float8, $12::float8, $13::text, $15::text)
-
 -- name: unique_holders
 -- The queued-or-running job holding each of the unique keys in $1 (a text array).
 SELECT unique_key, id FROM fastq_active

@@ -472,10 +472,6 @@ std::vector<std::string> insert_jobs(Session& session, std::span<const NewJob> j
           std::int64_t{kEnvelopeVersion},
           opt_text(x.group_label),
       };
-      if (x.unique_key.empty()) {
-        session.run(sql::statement(Dialect::kPostgres, "enqueue_job_keyless"), params);
-        return {x.id};
-      }
       return pg_ids(session.run(sql::statement(Dialect::kPostgres, "enqueue_job"), params));
     }
     const SqlParam params[] = {jobs_json(jobs), std::int64_t{kEnvelopeVersion}};

@@ -653,6 +653,13 @@ SELECT fastq_q.{key}, (SELECT 1 FROM fastq_active fastq_j
 FROM ({query}) AS fastq_q WHERE fastq_q.{key} > {after}
 ORDER BY fastq_q.{key} LIMIT {limit}
 
+-- name: async_commit
+-- A worker's claim connection (JobStore::commit_claims_async): its claims, hand-backs
+-- and rate tokens commit without waiting for the WAL flush. Visibility is unchanged; a
+-- server crash can lose the last fraction of a second of them, and a lost claim leaves
+-- its job queued, to run again (the first run's outcome is fenced off).
+SET synchronous_commit = off
+
 -- name: session_setup
 -- Run on every new connection: workers write UTC; the session zone only affects how
 -- timestamps print.

@@ -847,3 +847,46 @@ TEST_P(JobStoreConformance, InterruptCountsTheCutOffRunAndRefundsUpToTheBound) {
 
 }  // namespace
 }  // namespace fastq
+
+namespace fastq {
+namespace {
+
+// A worker's claim connection commits without waiting for the WAL flush
+// (JobStore::commit_claims_async); every other connection keeps durable commits, and the
+// claim connection keeps its setting after a reconnect.
+TEST(PostgresDriver, OnlyTheClaimConnectionCommitsAsyncAndKeepsItAfterAReconnect) {
+  std::unique_ptr<Driver> d;
+  FASTQ_OPEN_DRIVER("postgres", d);
+  const KeysetQuery setting{"SELECT current_setting('synchronous_commit') AS k", {}, "k", ""};
+  const KeysetQuery pid{"SELECT pg_backend_pid()::bigint AS k", {}, "k", ""};
+  const auto text = [](Driver& drv, const KeysetQuery& q) {
+    const auto keys = keyset_source(drv).select_keys(q, std::nullopt, 1);
+    return keys.empty() ? std::string("-") : std::get<std::string>(keys.front());
+  };
+  EXPECT_EQ(text(*d, setting), "on");
+  d->commit_claims_async();
+  EXPECT_EQ(text(*d, setting), "off");
+  auto other = d->connect_another();
+  EXPECT_EQ(text(*other, setting), "on") << "a sibling connection keeps durable commits";
+
+  // The server ends the claim connection; the driver reconnects and sets it again.
+  const auto keys = keyset_source(*d).select_keys(pid, std::nullopt, 1);
+  ASSERT_EQ(keys.size(), 1u);
+  const auto backend = std::get<std::int64_t>(keys.front());
+  testing::probe_text("postgres", "",
+                      "SELECT pg_terminate_backend(" + std::to_string(backend) + ")");
+  for (int i = 0; i < 50; ++i) {  // the first call after the kill fails (transient)
+    try {
+      EXPECT_EQ(text(*d, setting), "off");
+      break;
+    } catch (const DriverError& e) {
+      EXPECT_TRUE(e.transient()) << e.what();
+    }
+  }
+  EXPECT_NE(std::get<std::int64_t>(keyset_source(*d).select_keys(pid, std::nullopt, 1).front()),
+            backend);
+  EXPECT_EQ(text(*d, setting), "off");
+}
+
+}  // namespace
+}  // namespace fastq

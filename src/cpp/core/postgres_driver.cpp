@@ -99,6 +99,12 @@ class Connection {
 
   PGconn* raw() { return conn_; }
 
+  // synchronous_commit off for this session, now and after every reconnect.
+  void commit_async() {
+    async_commit_ = true;
+    exec_simple(pg_sql("async_commit").c_str());  // reconnects first if need be
+  }
+
   // Reconnects if the connection was lost; throws a transient error if that fails.
   void ensure() {
     if (PQstatus(conn_) == CONNECTION_OK) return;
@@ -181,6 +187,7 @@ class Connection {
     PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
     // Workers write UTC; the session zone only affects how timestamps print.
     Result r(PQexec(conn_, pg_sql("session_setup").c_str()));
+    if (async_commit_) Result a(PQexec(conn_, pg_sql("async_commit").c_str()));
   }
   void check(PGresult* r, ExecStatusType want, const std::string& what) {
     if (PQresultStatus(r) == want) return;
@@ -196,6 +203,7 @@ class Connection {
   std::string conninfo_;
   PGconn* conn_ = nullptr;
   std::set<std::string> prepared_;
+  bool async_commit_ = false;
 };
 
 // The text parameters $1..$14 of beat_worker and stop_worker.
@@ -267,6 +275,14 @@ class PostgresDriver final : public Driver, public KeysetSource {
     // Otherwise the one enqueue operation (session.hpp), as on a connection Django lends.
     conn_.ensure();
     return enqueue_jobs(*pg_session(conn_.raw()), jobs);
+  }
+
+  void commit_claims_async() override {
+    try {
+      conn_.commit_async();
+    } catch (const DriverError&) {
+      // Unreachable now: the setting is made at the reconnect (the flag is set).
+    }
   }
 
   std::vector<ClaimedJob> claim(const ClaimRequest& req) override {

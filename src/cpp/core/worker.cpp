@@ -187,6 +187,9 @@ struct Worker::Impl {
       wait_signals();
     }
     completer.connect(claim_db->connect_another());
+    // Claims need not wait for the WAL flush: a claim a server crash undoes only runs the
+    // job again, and the outcome's durable commit flushes the claim before it.
+    claim_db->commit_claims_async();
     producer.listen();
 
     auto guard = asio::make_work_guard(done_io);

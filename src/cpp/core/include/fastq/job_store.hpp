@@ -67,6 +67,15 @@ class JobStore {
 
   virtual std::vector<std::string> enqueue(std::span<const NewJob> jobs) = 0;
   virtual std::vector<ClaimedJob> claim(const ClaimRequest& request) = 0;
+  // From now on this connection's commits do not wait for the database to make them
+  // durable (PostgreSQL: synchronous_commit off for the session, kept across reconnects;
+  // no-op elsewhere). The worker asks it of its claim connection only, whose writes may
+  // be lost to a server crash without losing a job: a claim comes undone (the job is
+  // queued again and its first run's outcome fenced off), a hand-back or deferral too
+  // (the lease runs out and the rescuer returns the job), a rate token is spent again.
+  // Outcomes, starts, enqueues and schedule fires keep durable commits; a durable commit
+  // also makes every earlier asynchronous one durable (the log is written in order).
+  virtual void commit_claims_async() {}
   // Called after claim() failed for a non-transient reason: tries each of the rows that
   // claim would take on its own (rolled back), and ends every row no claim can take as
   // dead (fastq.InvalidJob, with `why` and the row's values), its columns brought within

@@ -781,6 +781,27 @@ TEST_P(JobStoreConformance, RescueOfAStartedLeaseIsCharged) {
   EXPECT_EQ(rec->attempts, 2);
 }
 
+// The rescue statement's "give up?" is is_last_attempt (types.hpp), the answer the
+// supervisor and Python's retry policy give: attempt by attempt, on both sides of the bound.
+TEST_P(JobStoreConformance, RescueGivesUpExactlyWhereIsLastAttemptSays) {
+  for (const int max_attempts : {1, 3}) {
+    auto j = job("t");
+    j.max_attempts = max_attempts;
+    db->enqueue(std::span(&j, 1));
+    for (int attempt = 1; attempt <= max_attempts; ++attempt) {
+      const auto got = claim_expiring(*db, j.id);
+      ASSERT_EQ(got.attempts, attempt);
+      const StartMark m = mark(got);
+      ASSERT_EQ(db->mark_started(std::span(&m, 1)), 1u);
+      EXPECT_EQ(db->rescue_expired(), 1u);
+      EXPECT_EQ(db->get(j.id)->state,
+                is_last_attempt(attempt, max_attempts) ? "dead" : "queued")
+          << "attempt " << attempt << " of " << max_attempts;
+    }
+  }
+  static_assert(!is_last_attempt(0, 1) && is_last_attempt(1, 1) && !is_last_attempt(2, 3));
+}
+
 TEST_P(JobStoreConformance, UnstartedRescuesAreRefundedOnlyUpToTheBound) {
   auto j = job("t");
   j.max_attempts = 1;

@@ -274,6 +274,9 @@ void bind_driver(py::module_& m) {
       "Pokes every worker socket in `dir` (nonblocking, removes dead workers' sockets); "
       "how many were poked.");
   m.def("new_job_id", &new_job_id, "A fresh UUIDv7 in canonical text form.");
+  m.def("is_last_attempt", &is_last_attempt, py::arg("attempts"), py::arg("max_attempts"),
+        "Whether the attempt that just ended (counted in `attempts`) was the job's last: "
+        "fastq's one answer to \"retry or give up?\" (fastq/types.hpp).");
   m.attr("ENVELOPE_VERSION") = kEnvelopeVersion;
 }
 

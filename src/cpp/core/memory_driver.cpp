@@ -446,7 +446,7 @@ class MemoryDriver final : public Driver {
         if (refund) {
           if (r.attempts > 0) r.attempts -= 1;
           r.state = state::kQueued;
-        } else if (r.attempts >= r.max_attempts) {
+        } else if (is_last_attempt(r.attempts, r.max_attempts)) {
           r.state = state::kDead;
           it->second.finished_at = now_micros();
           r.error_type = kInterruptedType;
@@ -524,7 +524,7 @@ class MemoryDriver final : public Driver {
             r.rec.state = state::kQueued;
             if (r.rec.attempts > 0) r.rec.attempts -= 1;
             r.rec.interrupted += 1;
-          } else if (r.rec.attempts >= r.rec.max_attempts) {
+          } else if (is_last_attempt(r.rec.attempts, r.rec.max_attempts)) {
             r.rec.state = state::kDead;
             r.finished_at = now_micros();
             r.rec.error_type = kWorkerLostType;

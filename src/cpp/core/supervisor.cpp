@@ -226,7 +226,7 @@ struct Supervisor::Impl {
         out.id = id;
         out.lease_token = slot.lease_token;
         out.started_at = slot.started_at;
-        const bool last = slot.attempts >= slot.max_attempts;
+        const bool last = is_last_attempt(slot.attempts, slot.max_attempts);
         out.outcome = last ? Outcome::kDead : Outcome::kRetry;
         out.retry_at = now_micros();
         if (timeout) {

@@ -1,6 +1,7 @@
 """The retry policy: whether an attempt that raised ends the job or asks for another,
-and the retry outcome's fields (when, and the error of this attempt). The one place
-that decides "was this the last attempt?" for an attempt that ran."""
+and the retry outcome's fields (when, and the error of this attempt). "Was this the
+last attempt?" is the core's answer (``_core.is_last_attempt``), the one the supervisor
+and the rescue give for attempts that Python never saw end."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import fastq.task as _task
-from fastq import signals
+from fastq import _core, signals
 
 if TYPE_CHECKING:
     from fastq.runtime import JobContext
@@ -23,8 +24,9 @@ def ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseExc
     """The exception an attempt that raised ``exc`` ends with: a filled-in :class:`Retry`
     while attempts remain and the task asks for one, else the final error."""
     attempt, max_attempts = job.attempt, job.max_attempts
+    last = _core.is_last_attempt(attempt, max_attempts)  # the core's one answer
     if isinstance(exc, _task.Retry):
-        if attempt >= max_attempts:
+        if last:
             final = exc.exc or _task.MaxRetriesExceededError(
                 f"{task.name}: retry requested with no attempts left ({attempt} of {max_attempts})"
             )
@@ -36,7 +38,7 @@ def ending(task: Task[Any, Any], job: JobContext, exc: BaseException) -> BaseExc
         _fill_retry(task, exc, attempt, exc.exc or exc)
         _send_retried(task, job, exc)
         return exc
-    if task.autoretry_for and isinstance(exc, task.autoretry_for) and attempt < max_attempts:
+    if task.autoretry_for and isinstance(exc, task.autoretry_for) and not last:
         retry = _task.Retry(exc=exc)
         retry.__cause__ = exc
         _fill_retry(task, retry, attempt, exc)

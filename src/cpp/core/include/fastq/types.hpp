@@ -66,6 +66,17 @@ inline constexpr int kMaxUnspentHandbacks = 3;
 inline constexpr int kAttemptsCeiling = 1'000'000'000;
 inline constexpr double kMaxTimeLimitSeconds = 1e9;
 
+// Whether the attempt that just ended (it failed, asked for a retry, was cut off, or its
+// worker was lost) was the job's last: `attempts` counts it. The one answer to "retry or
+// give up?": Python's retry policy asks it through the binding (_core.is_last_attempt,
+// fastq.retry), the supervisor when it settles a dead child's jobs, the memory store when
+// it rescues or interrupts; the rescue and interrupt statements (src/sql/*.sql) apply it
+// to rows as `attempts >= max_attempts`, and the driver conformance suite holds them to it
+// on both sides of the bound (JobStoreConformance.RescueGivesUpExactlyWhereIsLastAttemptSays).
+constexpr bool is_last_attempt(int attempts, int max_attempts) {
+  return attempts >= max_attempts;
+}
+
 // A job to insert. `args` must be a JSON array and `kwargs` a JSON object (text).
 struct NewJob {
   std::string id;  // canonical UUID text (8-4-4-4-12, lower case)

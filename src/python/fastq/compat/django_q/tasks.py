@@ -81,7 +81,7 @@ def call(func: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, 
     try:
         value = fn(*args, **kwargs)
     except Exception as exc:
-        last = job is None or job.attempt >= job.max_attempts
+        last = job is None or _core.is_last_attempt(job.attempt, job.max_attempts)
         ack = options.get("ack_failure", Conf.ACK_FAILURES)
         if not last and not ack:
             # Django-Q2 runs an unacknowledged failure again after Q_CLUSTER['retry'].

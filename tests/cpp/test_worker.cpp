@@ -57,6 +57,13 @@ WorkerConfig config() {
 class WorkerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { FASTQ_OPEN_DRIVER(GetParam(), db); }
+  // Enqueues `n` jobs of task "ok"; returns them.
+  std::vector<NewJob> enqueue_ok(int n) {
+    std::vector<NewJob> jobs;
+    for (int i = 0; i < n; ++i) jobs.push_back(job("ok"));
+    db->enqueue(jobs);
+    return jobs;
+  }
   std::unique_ptr<Driver> db;
 };
 
@@ -203,9 +210,7 @@ class AsyncRunner : public TaskRunner {
 };
 
 TEST_P(WorkerTest, AsyncJobsRunManyAtOnceOnOneExecutor) {
-  std::vector<NewJob> jobs;
-  for (int i = 0; i < 40; ++i) jobs.push_back(job("ok"));
-  db->enqueue(jobs);
+  const auto jobs = enqueue_ok(40);
   auto probe = db->connect_another();
   AsyncRunner runner;
   auto cfg = config();
@@ -220,9 +225,7 @@ TEST_P(WorkerTest, AsyncJobsRunManyAtOnceOnOneExecutor) {
 }
 
 TEST_P(WorkerTest, MaxJobsRetiresTheWorkerAndTheTrackerSeesEveryJob) {
-  std::vector<NewJob> jobs;
-  for (int i = 0; i < 50; ++i) jobs.push_back(job("ok"));
-  db->enqueue(jobs);
+  const auto jobs = enqueue_ok(50);
   auto probe = db->connect_another();
   RecordingRunner runner;
   CountingTracker tracker;
@@ -453,9 +456,7 @@ TEST(WorkerOutageTest, OutcomesHeldThroughAnOutageAreWrittenNotRescued) {
 }
 
 TEST_P(WorkerTest, StopReleasesUnstartedJobs) {
-  std::vector<NewJob> jobs;
-  for (int i = 0; i < 200; ++i) jobs.push_back(job("ok"));
-  db->enqueue(jobs);
+  const auto jobs = enqueue_ok(200);
   auto probe = db->connect_another();
   RecordingRunner runner;
   runner.sleep_for = 20ms;
@@ -509,9 +510,7 @@ class RaisingRunner : public TaskRunner {
 };
 
 TEST_P(WorkerTest, NothingStartsOnceTheSupervisorsStopWordIsUp) {
-  std::vector<NewJob> jobs;
-  for (int i = 0; i < 50; ++i) jobs.push_back(job("ok"));
-  db->enqueue(jobs);
+  const auto jobs = enqueue_ok(50);
   auto probe = db->connect_another();
   StopWordTracker tracker;
   RaisingRunner runner(tracker);

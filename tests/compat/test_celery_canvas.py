@@ -66,7 +66,83 @@ def test_a_step_waiting_for_its_parent_is_pending():
     r = chain(tasks.add.s(1, 2), tasks.add.s(3)).apply_async()
     step = Job.objects.get(pk=r.id)
     assert step.state == "waiting"
+    assert isinstance(r, AsyncResult)
+    assert r.state == r.status == states.PENDING
     assert AsyncResult(r.id).state == states.PENDING
+    assert r.parent.state == states.PENDING and r.parent.parent is None
+    with pytest.raises(TimeoutError):
+        r.get(timeout=0.05)
+
+
+def test_canvas_results_speak_celery(worker):
+    """What a canvas of Celery tasks returns is Celery's: its states, its parent links
+    (a chain's last result, then each part before it; a chord's body, then its header),
+    its GroupResult."""
+    c = chain(tasks.add.s(1, 2), tasks.add.s(10), tasks.add.s(100)).apply_async()
+    piped = (tasks.add.s(2, 2) | tasks.add.s(4)).delay()
+    g = group(tasks.add.s(i, i) for i in range(3)).apply_async()
+    ch = chord([tasks.add.s(i, 1) for i in range(3)])(tasks.tsum.s())
+    lone = tasks.add.s(20, 22).apply_async()
+
+    assert isinstance(c, AsyncResult) and isinstance(piped, AsyncResult)
+    assert c.get(timeout=120) == 113
+    assert c.state == states.SUCCESS and c.successful() and c.ready()
+    assert c.name == "compatapp.tasks.add"
+    assert c.parent.get(timeout=30) == 13 and c.parent.state == states.SUCCESS
+    assert c.parent.parent.get(timeout=30) == 3 and c.parent.parent.parent is None
+    assert piped.get(timeout=120) == 8 and piped.parent.result == 4
+
+    assert isinstance(g, GroupResult)
+    assert all(isinstance(r, AsyncResult) for r in g.results)
+    assert g.get(timeout=120) == [0, 2, 4] and g.join(timeout=30) == [0, 2, 4]
+    assert g.successful() and not g.waiting() and g.completed_count() == 3
+    assert [r.state for r in g] == [states.SUCCESS] * 3 and len(g) == 3
+    seen = {}
+    g.get(timeout=30, callback=lambda i, v: seen.__setitem__(i, v))
+    assert seen == {g[0].id: 0, g[1].id: 2, g[2].id: 4}
+    restored = GroupResult.restore(g.id)
+    assert isinstance(restored, GroupResult) and restored == g
+    assert all(isinstance(r, AsyncResult) for r in restored)
+    assert GroupResult.restore("00000000-0000-0000-0000-000000000000") is None
+
+    assert isinstance(ch, AsyncResult)
+    assert ch.get(timeout=120) == 1 + 2 + 3 and ch.state == states.SUCCESS
+    assert isinstance(ch.parent, GroupResult) and ch.parent.get(timeout=30) == [1, 2, 3]
+
+    assert isinstance(lone, AsyncResult) and lone.get(timeout=120) == 42
+    assert lone.state == states.SUCCESS and lone.parent is None
+
+    # A group inside a chain has the part before it as its parent.
+    mixed = chain(tasks.add.s(1, 1), group(tasks.add.s(10), tasks.add.s(20))).apply_async()
+    assert isinstance(mixed, GroupResult)
+    assert mixed.get(timeout=120) == [12, 22] and mixed.parent.get(timeout=30) == 2
+
+
+def test_a_chain_raises_the_exception_of_the_part_that_failed(worker):
+    """As Celery's get(follow_parents=True): the part that failed raises its own
+    exception, not the revocation of the steps it cancelled."""
+    from fastq.compat.celery.exceptions import TaskRevokedError
+
+    r = chain(tasks.boom.s(), tasks.add.s(1), tasks.add.s(2)).apply_async()
+    with pytest.raises(ValueError, match="boom"):
+        r.get(timeout=120)
+    assert r.parent.parent.state == states.FAILURE
+    assert r.parent.state == states.REVOKED
+    assert r.state == states.REVOKED and r.ready() and not r.successful()
+    # Without following the parents (or without propagating), the step's own outcome.
+    with pytest.raises(TaskRevokedError):
+        r.get(timeout=30, follow_parents=False)
+    assert isinstance(r.get(timeout=30, propagate=False), TaskRevokedError)
+
+    # A chord whose header failed: the header's exception, from the body's result.
+    ch = chord([tasks.add.s(1, 1), tasks.boom.si()])(tasks.tsum.s())
+    with pytest.raises(ValueError, match="boom"):
+        ch.get(timeout=120)
+    assert ch.parent.failed() and not ch.parent.successful()
+    values = ch.parent.get(timeout=30, propagate=False)
+    assert values[0] == 2 and isinstance(values[1], ValueError)
+    with pytest.raises(ValueError, match="boom"):
+        ch.parent.get(timeout=30)
 
 
 def test_map_starmap_and_chunks_as_celery_defines_them(worker):

@@ -330,6 +330,7 @@ class _Plan:
         self.edges: list[tuple[str, str, int]] = []
         self.records: list[tuple[str, str, str, str, list[str]]] = []
         self.broker: Broker | None = None
+        self.results: dict[str, Any] = {}  # each step's result, as its task makes it
 
     def step(
         self,
@@ -387,6 +388,7 @@ class _Plan:
             group_label=_group_label(opts.get("group_label")),
         )
         self.jobs.append(job)
+        self.results[job.id] = task._result_for(job.id)
         for position, parent in enumerate(parents):
             self.edges.append((parent, job.id, position))
         return job.id
@@ -403,11 +405,12 @@ class _Plan:
     ) -> _Built:
         if isinstance(node, Signature):
             sid = self.step(node, parents, parents_group, args, kwargs, on_failure)
-            built = _Built([sid], False, [sid], AsyncResult(sid))
+            built = _Built([sid], False, [sid], self.results[sid])
         elif isinstance(node, chain):
             outs, is_group, steps = parents, parents_group, []
             part: _Built | None = None
             for i, t in enumerate(node.tasks):
+                previous = part
                 part = self.build(
                     t,
                     outs,
@@ -416,6 +419,8 @@ class _Plan:
                     kwargs if i == 0 else {},
                     on_failure if i == 0 else ON_FAILURE_CANCEL,
                 )
+                if previous is not None:
+                    _link(part.result, previous.result)
                 outs, is_group = part.outputs, part.is_group
                 steps += part.steps
             assert part is not None
@@ -431,7 +436,7 @@ class _Plan:
                 steps += part.steps
                 children.append(part.result)
             self.records.append((gid, self.root_id, "group", _name(node), outs))
-            built = _Built(outs, True, steps, GroupResult(gid, children, root_id=self.root_id))
+            built = _Built(outs, True, steps, _group_result(gid, children, self.root_id))
         elif isinstance(node, chord):
             if node.body is None:
                 raise ValueError("chord() needs a body: chord(header, body) or chord(header)(body)")
@@ -445,6 +450,7 @@ class _Plan:
                 ON_FAILURE_RUN if node.allow_failures else ON_FAILURE_CANCEL,
             )
             result = body.result
+            _link(result, head.result)
             if isinstance(result, AsyncResult) and not isinstance(result, WorkflowResult):
                 result = WorkflowResult(result.id, self.root_id, broker=None)
             built = _Built(body.outputs, body.is_group, head.steps + body.steps, result)
@@ -508,7 +514,11 @@ class _Plan:
                 rate_key=j.rate_key,
             )
             (job_id,) = broker.enqueue([plain])
-            return AsyncResult(job_id, broker)
+            result = root.result if getattr(root.result, "id", None) == job_id else None
+            if result is None:
+                result = AsyncResult(job_id, broker)
+            _bind(result, broker)
+            return result
         broker = get_broker()
         broker.enqueue_workflow(self.jobs, self.edges, self.records)
         _bind(root.result, broker)
@@ -529,6 +539,25 @@ def _name(c: Canvas) -> str:
     names = [s.name.rsplit(".", 1)[-1] for s in c._steps()]
     text = ", ".join(dict.fromkeys(names))
     return text if len(text) <= 255 else text[:252] + "..."
+
+
+def _link(result: Any, parent: Any) -> None:
+    """A front end's results that follow their parents (Celery's ``result.parent``, fastq's
+    compat results: a ``link_parent`` method) learn the part before them in a chain, or
+    a chord's header. fastq's own results know their workflow instead."""
+    link = getattr(result, "link_parent", None)
+    if link is not None:
+        link(parent)
+
+
+def _group_result(gid: str, children: list[Any], root_id: str) -> Any:
+    """A group's result: the front end's own group result when every member's result
+    comes from that front end (a ``group_result`` class method on each), else fastq's
+    :class:`GroupResult`."""
+    makers = {getattr(type(c), "group_result", None) for c in children}
+    if len(makers) == 1 and None not in makers:
+        return makers.pop()(gid, children, root_id)
+    return GroupResult(gid, children, root_id=root_id)
 
 
 def _bind(result: Any, broker: Broker) -> None:

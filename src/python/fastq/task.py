@@ -180,6 +180,12 @@ class Task(Generic[P, R]):
 
         return Signature(self, args, kwargs, options, immutable)
 
+    def _result_for(self, job_id: str) -> Any:
+        """What a canvas (fastq.canvas) returns for a step of this task: fastq's
+        :class:`AsyncResult`. A front end with results of its own overrides it
+        (fastq.compat.celery: Celery's states, parent links and group results)."""
+        return AsyncResult(job_id)
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Enqueue a call with these arguments; returns its :class:`AsyncResult`."""
         return self.apply_async(args=args, kwargs=kwargs)

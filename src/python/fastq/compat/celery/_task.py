@@ -545,6 +545,10 @@ class Task(fastq.Task):  # type: ignore[type-arg]
 
         return chunks(self, it, n)
 
+    def _result_for(self, job_id: str) -> AsyncResult:
+        """A canvas step of this task returns Celery's AsyncResult (fastq.canvas)."""
+        return AsyncResult(job_id, task_name=self.name, app=self.app)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, task_name=self.name, app=self.app)
 

@@ -190,10 +190,15 @@ class chunks(Signature):
     ) -> Any:
         """Enqueue the parts as a group; returns its ``GroupResult`` (``get()``: a list of
         lists). Empty ``it``: an empty list of results, nothing enqueued."""
+        from fastq.compat.celery.result import GroupResult
+
         parts = self.group()
         if not parts.tasks:
-            return fastq.GroupResult(fastq._core.new_job_id(), [])
-        return parts.apply_async((), {}, **{k: v for k, v in opts.items() if k not in _IGNORED})
+            return GroupResult(fastq._core.new_job_id(), [])
+        sent = parts.apply_async((), {}, **{k: v for k, v in opts.items() if k not in _IGNORED})
+        return GroupResult(
+            sent.id, [_result(r, STARMAP) for r in sent.children], root_id=sent.root_id
+        )
 
     def __call__(self, *args: Any, **options: Any) -> Any:
         return self.apply_async(**options)

@@ -72,6 +72,9 @@ def test_a_step_waiting_for_its_parent_is_pending():
     assert r.parent.state == states.PENDING and r.parent.parent is None
     with pytest.raises(TimeoutError):
         r.get(timeout=0.05)
+    # No group by these ids: None, whatever the text.
+    for bad in ["nope\x00", "x" * 100_000, "\ud800", "", "-1", r.id]:
+        assert GroupResult.restore(bad) is None
 
 
 def test_canvas_results_speak_celery(worker):

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "fastq/json.hpp"
+#include "fastq/json_dom.hpp"
 #include "fastq/rate.hpp"
 #include "fastq/time.hpp"
 
@@ -103,6 +104,49 @@ TEST(EnvelopeTest, RejectsWhatMustNotRunWithItsReason) {
   EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.PayloadTooLarge");
   j.args = "[1,";
   EXPECT_STREQ(check_envelope(j, registered, 100)->type, "fastq.InvalidPayload");
+}
+
+TEST(EnvelopeTest, ThePayloadItPassedIsHandedToTheRunnerOnce) {
+  const std::unordered_set<std::string> registered{"app.tasks.ok"};
+  ClaimedJob j;
+  j.id = "0190f8a0-0000-7000-8000-000000000001";
+  j.task = "app.tasks.ok";
+  j.args = R"([1,"x",{"deep":[true,null]}])";
+  j.kwargs = R"({"a":2,"b":"\u00e9"})";
+  ASSERT_FALSE(check_envelope(j, registered, 1000));
+  auto parsed = take_parsed_payload(j);
+  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(parsed->args.is_array());
+  EXPECT_EQ(parsed->args.get_array().size(), 3u);
+  EXPECT_EQ(int64_t(parsed->args.at(0)), 1);
+  EXPECT_EQ(std::string_view(parsed->args.at(1)), "x");
+  EXPECT_EQ(int64_t(parsed->kwargs["a"]), 2);
+  EXPECT_EQ(std::string_view(parsed->kwargs["b"]), "\xc3\xa9");
+  EXPECT_FALSE(take_parsed_payload(j)) << "handed over once";
+
+  // Another object with the same fields, or the same object with another id: not it.
+  ASSERT_FALSE(check_envelope(j, registered, 1000));
+  ClaimedJob copy = j;
+  EXPECT_FALSE(take_parsed_payload(copy));
+  ClaimedJob other = j;
+  other.id = "0190f8a0-0000-7000-8000-000000000002";
+  ASSERT_FALSE(check_envelope(other, registered, 1000));
+  other.id = j.id;
+  EXPECT_FALSE(take_parsed_payload(other));
+  EXPECT_FALSE(take_parsed_payload(j)) << "a later check supersedes an earlier one";
+
+  // A later check that refuses its job, before or after parsing, leaves nothing.
+  ASSERT_FALSE(check_envelope(j, registered, 1000));
+  other.id = "0190f8a0-0000-7000-8000-000000000003";
+  other.task = "app.tasks.nope";
+  ASSERT_TRUE(check_envelope(other, registered, 1000));
+  EXPECT_FALSE(take_parsed_payload(j));
+  ASSERT_FALSE(check_envelope(j, registered, 1000));
+  other.task = "app.tasks.ok";
+  other.kwargs = "{\"a\":";
+  ASSERT_TRUE(check_envelope(other, registered, 1000));
+  EXPECT_FALSE(take_parsed_payload(j));
+  EXPECT_FALSE(take_parsed_payload(other));
 }
 
 TEST(RowBoundsTest, ARowOutsideTheTablesBoundsIsInvalid) {

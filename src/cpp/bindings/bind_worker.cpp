@@ -10,6 +10,7 @@
 
 #include "common.hpp"
 #include "json_encode.hpp"
+#include "fastq/json_dom.hpp"
 #include "fastq/supervisor.hpp"
 #include "fastq/worker.hpp"
 
@@ -97,8 +98,7 @@ class PyRunner final : public TaskRunner {
 
   void run(const ClaimedJob& job, Completion& out) override {
     try {
-      py::object args = decode(parser_, job.args);
-      py::object kwargs = decode(parser_, job.kwargs);
+      auto [args, kwargs] = payload(job);
       py::object result =
           execute_(job.task, args, kwargs, job.id, job.attempts, job.max_attempts,
                    job.lease_token, job.soft_time_limit);
@@ -115,8 +115,7 @@ class PyRunner final : public TaskRunner {
     auto shared = std::make_shared<Done>(std::move(done));
     try {
       if (execute_async_.is_none()) throw std::logic_error("no event loop for async tasks");
-      py::object args = decode(parser_, job.args);
-      py::object kwargs = decode(parser_, job.kwargs);
+      auto [args, kwargs] = payload(job);
       py::cpp_function report([this, shared](bool ok, py::object value) {
         Completion c;
         if (ok) {
@@ -141,6 +140,15 @@ class PyRunner final : public TaskRunner {
   }
 
  private:
+  // The job's args and kwargs as Python objects, from the documents the envelope check
+  // parsed just before on this thread (the payload is parsed once), else parsed here.
+  static std::pair<py::object, py::object> payload(const ClaimedJob& job) {
+    if (auto parsed = take_parsed_payload(job)) {
+      return {to_python(parsed->args), to_python(parsed->kwargs)};
+    }
+    return {decode(parser_, job.args), decode(parser_, job.kwargs)};
+  }
+
   void fill_result(const py::object& result, Completion& out) {
     // The encoder of the arguments (json_encode.hpp): what it refuses there, a result
     // may not carry either.

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "fastq/json_dom.hpp"
+
 #include <cctype>
 
 namespace fastq {
@@ -50,25 +52,62 @@ simdjson::dom::parser& thread_parser() {
   thread_local simdjson::dom::parser parser;
   return parser;
 }
-}  // namespace
 
-std::optional<std::string> validate_payload(std::string_view args, std::string_view kwargs,
-                                            std::size_t max_bytes) {
+// What check_envelope parsed last on this thread, for take_parsed_payload: a parser for
+// each half (the elements point into them), and the job they belong to until taken.
+struct LastPayload {
+  simdjson::dom::parser args_parser;
+  simdjson::dom::parser kwargs_parser;
+  simdjson::dom::element args;
+  simdjson::dom::element kwargs;
+  const ClaimedJob* job = nullptr;  // nullptr: nothing to hand over
+  std::string id;                   // the job's id (assigned: no allocation once grown)
+  const char* args_data = nullptr;
+  const char* kwargs_data = nullptr;
+};
+
+LastPayload& last_payload() {
+  thread_local LastPayload last;
+  return last;
+}
+
+std::optional<std::string> parse_payload(std::string_view args, std::string_view kwargs,
+                                         std::size_t max_bytes, simdjson::dom::parser& ap,
+                                         simdjson::dom::parser& kp,
+                                         simdjson::dom::element& args_doc,
+                                         simdjson::dom::element& kwargs_doc) {
   if (args.size() + kwargs.size() > max_bytes) {
     return "payload of " + std::to_string(args.size() + kwargs.size()) +
            " bytes exceeds the limit of " + std::to_string(max_bytes) + " bytes";
   }
-  auto& parser = thread_parser();
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(args.data(), args.size()).get(doc)) {
+  if (auto err = ap.parse(args.data(), args.size()).get(args_doc)) {
     return std::string("args is not valid JSON: ") + simdjson::error_message(err);
   }
-  if (!doc.is_array()) return "args must be a JSON array";
-  if (auto err = parser.parse(kwargs.data(), kwargs.size()).get(doc)) {
+  if (!args_doc.is_array()) return "args must be a JSON array";
+  if (auto err = kp.parse(kwargs.data(), kwargs.size()).get(kwargs_doc)) {
     return std::string("kwargs is not valid JSON: ") + simdjson::error_message(err);
   }
-  if (!doc.is_object()) return "kwargs must be a JSON object";
+  if (!kwargs_doc.is_object()) return "kwargs must be a JSON object";
   return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> validate_payload(std::string_view args, std::string_view kwargs,
+                                            std::size_t max_bytes) {
+  auto& parser = thread_parser();
+  simdjson::dom::element a, k;
+  // One parser for both halves: nothing is kept, so the args document may go.
+  return parse_payload(args, kwargs, max_bytes, parser, parser, a, k);
+}
+
+std::optional<ParsedPayload> take_parsed_payload(const ClaimedJob& job) {
+  auto& last = last_payload();
+  if (last.job != &job || last.id != job.id || last.args_data != job.args.data() ||
+      last.kwargs_data != job.kwargs.data()) {
+    return std::nullopt;
+  }
+  last.job = nullptr;
+  return ParsedPayload{last.args, last.kwargs};
 }
 
 bool is_uuid_text(std::string_view id) {
@@ -114,6 +153,8 @@ std::optional<Rejection> check_row_bounds(const ClaimedJob& job) {
 std::optional<Rejection> check_envelope(const ClaimedJob& job,
                                         const std::unordered_set<std::string>& registered,
                                         std::size_t max_bytes) {
+  auto& last = last_payload();
+  last.job = nullptr;  // whatever the verdict, what an earlier check kept is stale now
   if (job.envelope != kEnvelopeVersion) {
     return Rejection{kUnknownEnvelopeType,
                      "envelope version " + std::to_string(job.envelope) +
@@ -135,9 +176,15 @@ std::optional<Rejection> check_envelope(const ClaimedJob& job,
                      "payload of " + std::to_string(size) + " bytes exceeds the limit of " +
                          std::to_string(max_bytes) + " bytes (FASTQ['MAX_PAYLOAD_BYTES'])"};
   }
-  if (auto err = validate_payload(job.args, job.kwargs, max_bytes)) {
+  if (auto err = parse_payload(job.args, job.kwargs, max_bytes, last.args_parser,
+                               last.kwargs_parser, last.args, last.kwargs)) {
     return Rejection{kInvalidPayloadType, std::move(*err)};
   }
+  // Kept for the runner (take_parsed_payload): the payload is parsed once.
+  last.job = &job;
+  last.id.assign(job.id);
+  last.args_data = job.args.data();
+  last.kwargs_data = job.kwargs.data();
   return std::nullopt;
 }
 

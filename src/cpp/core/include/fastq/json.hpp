@@ -46,7 +46,8 @@ bool is_uuid_text(std::string_view id);
 
 // The envelope decoder's verdict on a claimed job, before any task code (or import) is
 // involved: the envelope version, the task name, the payload size, and that args/kwargs
-// are a JSON array/object. std::nullopt: the job may run.
+// are a JSON array/object. std::nullopt: the job may run, and the parsed payload waits
+// for the runner on this thread (take_parsed_payload, json_dom.hpp).
 std::optional<Rejection> check_envelope(const ClaimedJob& job,
                                         const std::unordered_set<std::string>& registered,
                                         std::size_t max_bytes);

@@ -508,27 +508,6 @@ class ResultSet:
         for r in self.results:
             r.forget()
 
-    def get(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 0.5,
-        callback: Any = None,
-        no_ack: bool = True,
-        on_message: Any = None,
-        disable_sync_subtasks: bool = True,
-        on_interval: Any = None,
-        **_: Any,
-    ) -> list[Any]:
-        """Every member's value, in order (``join``)."""
-        return self.join(
-            timeout=timeout,
-            propagate=propagate,
-            interval=interval,
-            callback=callback,
-            on_interval=on_interval,
-        )
-
     def join(
         self,
         timeout: float | None = None,
@@ -564,6 +543,8 @@ class ResultSet:
             else:
                 out.append(value)
         return out
+
+    get = join
 
     def link_parent(self, parent: Any) -> None:
         """As :meth:`AsyncResult.link_parent`, for a group inside a chain."""

@@ -2,9 +2,9 @@
 
 #include <simdjson.h>
 
-#include "fastq/json_dom.hpp"
-
 #include <cctype>
+
+#include "fastq/json_dom.hpp"
 
 namespace fastq {
 

@@ -40,6 +40,18 @@ VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text,
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id
 
+-- name: enqueue_plain_job
+-- One new job with nothing optional set (no unique key, start time, expiry, time limits,
+-- rate key or group label): what most `.delay()` calls are. enqueue_job's row from 8
+-- parameters instead of 15, without its conversions, conflict clause and RETURNING: an
+-- unprepared run is parsed and planned in about three quarters of enqueue_job's time.
+-- $1 id (canonical text: the caller's id is the row's), $2 task, $3 queue, $4 priority,
+-- $5 args, $6 kwargs, $7 max_attempts, $8 the envelope version.
+INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
+  max_attempts, cancel_requested, worker, error_type, error, traceback, created_at, envelope)
+VALUES ($1::uuid, $2::text, $3::text, $4::int, 'queued', $5::text, $6::text, now(), 0,
+  $7::int, false, '', '', '', '', now(), $8::int)
+
 -- name: unique_holders
 -- The queued-or-running job holding each of the unique keys in $1 (a text array).
 SELECT unique_key, id FROM fastq_active

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "fastq/session.hpp"
@@ -133,7 +134,15 @@ TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
   full.rate_key = "acct:1";
   full.unique_key = "k:alone";
   full.group_label = "g:1";
-  for (const auto& model : {job("t.bare"), full}) {
+  // One optional field set is enough to leave the plain statement (PostgreSQL's
+  // enqueue_plain_job) for enqueue_job.
+  auto one_set = job("t.one");
+  one_set.priority = 7;
+  one_set.max_attempts = 2;
+  one_set.group_label = "g:one";
+  auto upper = job("t.upper");  // an id in capitals
+  for (auto& c : upper.id) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const auto& model : {job("t.bare"), full, one_set}) {
     auto alone = model;
     auto batched = model;
     batched.id = job("t").id;
@@ -174,6 +183,11 @@ TEST_P(Operations, AJobAloneIsStoredAsInABatch) {
       EXPECT_TRUE(a.ends_with("|g:1")) << a;
     }
   }
+  // The caller's id comes back as the caller wrote it; the row holds it canonically.
+  EXPECT_EQ(enqueue_jobs(*session_, std::span(&upper, 1)), std::vector<std::string>{upper.id});
+  std::string lower = upper.id;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  EXPECT_EQ(count("id = '" + (GetParam() == "sqlite" ? to_hex_id(lower) : lower) + "'"), 1);
 }
 
 TEST_P(Operations, UniqueKeysYieldTheHolderInsideOneTransaction) {

